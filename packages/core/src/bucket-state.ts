@@ -1,0 +1,171 @@
+import type { Checksum } from './checksum';
+import type { MittsyncError } from './errors';
+import type { Mitt } from './mitt';
+import type { Entry, Op } from './model';
+import type { DeliverMsg, FlushedMsg } from './protocol';
+import type { BucketMeta } from './storage';
+
+/** Where a bucket's sync stands, as shown to users. */
+export type Phase = 'idle' | 'joining' | 'resuming' | 'flushing' | 'ready';
+
+/** What `whenReady` resolves with: the bucket is complete up to `checkpoint`. */
+export interface ReadyInfo {
+  bucket: string;
+  checkpoint: number;
+  /** Writers whose every write before the join began is included (state flush). */
+  covered: string[];
+  /** Writers the flush could not wait for, and why. */
+  missed: FlushedMsg['missed'];
+  /**
+   * `done` when a state flush completed (joins), `timeout` when its result never came,
+   * `none` for a resume (which does not flush).
+   */
+  flush: 'done' | 'timeout' | 'none';
+}
+
+/** A snapshot of one bucket's sync state. */
+export interface BucketStatus {
+  bucket: string;
+  phase: Phase;
+  /** True once a catch-up completed (persisted; survives restarts). */
+  ready: boolean;
+  checkpoint: number;
+  epoch: string | null;
+  /** Local ops not yet acknowledged by the relay. */
+  pending: number;
+  /** Catch-up download progress. */
+  progress: { pages: number; entries: number; ranges: number; rangesDone: number };
+  /** Live ops held in the mitt. */
+  mitt: { ops: number; bytes: number };
+  /** Checksum checks against the relay that passed. */
+  verified: number;
+  lastError: { code: string; message: string } | null;
+}
+
+interface Waiter {
+  resolve(): void;
+  reject(err: MittsyncError): void;
+}
+
+/** One key range of a catch-up download. */
+export interface RangeCursor {
+  after: string | undefined;
+  until: string | undefined;
+  done: boolean;
+  inflight: boolean;
+}
+
+/** Progress of one catch-up (join or resume) on one subscription. */
+export interface CatchUp {
+  subId: number;
+  since: number;
+  from: number;
+  epoch: string;
+  /**
+   * True while storage holds nothing of this bucket but `kept` (a join after reset, no spill
+   * yet): downloaded pages are then merged without reading storage.
+   */
+  fresh: boolean;
+  /** Stored entries of keys with pending local writes (fresh joins only). */
+  kept: Map<string, Entry>;
+  ranges: RangeCursor[];
+  pages: number;
+  entries: number;
+  /** Greatest seq among downloaded entries (the copy is fuzzy: some may be newer than `from`). */
+  dlMaxSeq: number;
+  flushId: string | undefined;
+  flushed: FlushedMsg | undefined;
+  flushTimer: unknown;
+  flushTimedOut: boolean;
+  downloadDone: boolean;
+  finishing: boolean;
+}
+
+/** Everything the replica tracks about one bucket in memory. */
+export interface BucketState {
+  name: string;
+  meta: BucketMeta;
+  /** Unacknowledged local ops, contiguous originSeqs, oldest first. */
+  outbox: Op[];
+  sentUpTo: number;
+  ackedUpTo: number;
+  canPush: boolean;
+  ackTimer: unknown;
+  waiters: Map<number, Waiter>;
+  phase: Phase;
+  /** Bumped on every (re)subscription; async work of an older one is discarded. */
+  subId: number;
+  subTimer: unknown;
+  subscribedOk: boolean;
+  mitt: Mitt | null;
+  /** Frames that arrived before `subscribed` (the stream may overtake it). */
+  early: (DeliverMsg | FlushedMsg)[];
+  catchUp: CatchUp | null;
+  gapTimer: unknown;
+  /** Checkpoint the current subscription resumes from (0 = join). */
+  subSince: number;
+  /** Greatest relay seq of our own acknowledged ops. */
+  localAheadSeq: number;
+  /** Greatest seq downloaded by the last catch-up (checksums compare only past it). */
+  dlMaxSeqCheck: number;
+  /** Relay checksum at a known seq (subscription start or end of a delivered frame). */
+  sumAt: { seq: number; sum: Checksum } | null;
+  /** Seq the relay reported as head in the last pong. */
+  probedHead: number;
+  verified: number;
+  lastError: { code: string; message: string } | null;
+  readyWaiters: ((info: ReadyInfo) => void)[];
+  lastReady: ReadyInfo | null;
+}
+
+export function newBucketState(meta: BucketMeta, outbox: Op[]): BucketState {
+  const acked = outbox.length > 0 ? (outbox[0] as Op).originSeq - 1 : meta.nextOriginSeq - 1;
+  return {
+    name: meta.bucket,
+    meta,
+    outbox,
+    sentUpTo: acked,
+    ackedUpTo: acked,
+    canPush: false,
+    ackTimer: undefined,
+    waiters: new Map(),
+    phase: 'idle',
+    subId: 0,
+    subTimer: undefined,
+    subscribedOk: false,
+    mitt: null,
+    early: [],
+    catchUp: null,
+    gapTimer: undefined,
+    subSince: 0,
+    localAheadSeq: 0,
+    dlMaxSeqCheck: 0,
+    sumAt: null,
+    probedHead: 0,
+    verified: 0,
+    lastError: null,
+    readyWaiters: [],
+    lastReady: null,
+  };
+}
+
+export function bucketStatus(b: BucketState): BucketStatus {
+  const cu = b.catchUp;
+  return {
+    bucket: b.name,
+    phase: b.phase,
+    ready: b.meta.ready,
+    checkpoint: b.meta.checkpoint,
+    epoch: b.meta.epoch,
+    pending: b.outbox.length,
+    progress: {
+      pages: cu?.pages ?? 0,
+      entries: cu?.entries ?? 0,
+      ranges: cu?.ranges.length ?? 0,
+      rangesDone: cu?.ranges.filter((r) => r.done).length ?? 0,
+    },
+    mitt: { ops: b.mitt?.heldCount ?? 0, bytes: b.mitt?.bytes ?? 0 },
+    verified: b.verified,
+    lastError: b.lastError,
+  };
+}

@@ -1,0 +1,72 @@
+/**
+ * Every failure Mittsync reports carries one of these codes. The same strings travel on the
+ * wire in `error` frames, so a client can branch on `err.code` wherever the error came from.
+ */
+export const ERROR_CODES = [
+  'BAD_FRAME',
+  'BAD_MESSAGE',
+  'PROTOCOL_VERSION',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'TOKEN_EXPIRED',
+  'FRAME_TOO_LARGE',
+  'TOO_MANY_OPS',
+  'KEY_TOO_LARGE',
+  'VALUE_TOO_LARGE',
+  'BAD_HLC',
+  'CLOCK_DRIFT',
+  'RATE_LIMITED',
+  'TOO_MANY_BUCKETS',
+  'SLOW_CONSUMER',
+  'NOT_SUBSCRIBED',
+  'ORIGIN_MISMATCH',
+  'CHECKSUM_MISMATCH',
+  'STORAGE_QUOTA',
+  'STORAGE_LOST',
+  'STORAGE_UNAVAILABLE',
+  'TIMEOUT',
+  'CLOSED',
+  'INTERNAL',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+const codeSet: ReadonlySet<string> = new Set(ERROR_CODES);
+
+/** True when `code` is one of the documented {@link ErrorCode}s. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && codeSet.has(code);
+}
+
+/**
+ * The one error class of Mittsync.
+ *
+ * @example
+ * ```ts
+ * try { await bucket.put('k', v, { ack: 'relay' }); }
+ * catch (e) { if (e instanceof MittsyncError && e.code === 'CLOCK_DRIFT') fixClock(); }
+ * ```
+ */
+export class MittsyncError extends Error {
+  override readonly name = 'MittsyncError';
+  readonly code: ErrorCode;
+  /** Extra machine-readable detail (bucket, limit, observed value...). */
+  readonly detail: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown; detail?: Record<string, unknown> },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.detail = options?.detail;
+  }
+}
+
+/** Wraps anything thrown into a MittsyncError, keeping the original as `cause`. */
+export function toMittsyncError(err: unknown, fallback: ErrorCode = 'INTERNAL'): MittsyncError {
+  if (err instanceof MittsyncError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new MittsyncError(fallback, message, { cause: err });
+}

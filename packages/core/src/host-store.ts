@@ -1,0 +1,173 @@
+import type { Checksum } from './checksum';
+import type { Hlc } from './hlc';
+import type { Entry } from './model';
+
+/** Durable state of one bucket on the relay, besides its entries. */
+export interface HostMeta {
+  /** Identity of this bucket's log; a new one means replicas must re-join. */
+  epoch: string;
+  /** Highest seq assigned. */
+  head: number;
+  /** Tombstones with seq <= horizon have been purged; resumes from before it must reset. */
+  horizon: number;
+  /** Greatest HLC among purged tombstones ('' if none): older writes to absent keys lose to it. */
+  purgedHlc: Hlc;
+  /** Checksum of the live entries at `head`. */
+  sum: Checksum;
+}
+
+/**
+ * The synchronous storage a {@link BucketHost} runs on. The relay implements it over SQLite
+ * (better-sqlite3 on Node, `ctx.storage.sql` in a Durable Object); {@link MemoryHostStore}
+ * serves tests and the simulator. Everything inside `transaction` commits or rolls back as one.
+ */
+export interface HostStore {
+  loadMeta(): HostMeta | undefined;
+  saveMeta(meta: HostMeta): void;
+  transaction<T>(fn: () => T): T;
+  getEntry(key: string): Entry | undefined;
+  putEntry(entry: Entry): void;
+  /** Reception counter: highest originSeq accepted from `origin` (0 if none). */
+  getReceived(origin: string): number;
+  setReceived(origin: string, originSeq: number): void;
+  /** Entries with `seq > since` and `after < key <= until`, in key order, at most `limit`. */
+  scan(since: number, after: string | undefined, until: string | undefined, limit: number): Entry[];
+  /** Up to `parts - 1` keys splitting the bucket into ranges of similar size. */
+  splitKeys(parts: number): string[];
+  /** Number of entries (tombstones included). */
+  count(): number;
+  /**
+   * Deletes tombstones with `seq <= upTo` and `hlc < olderThan`; returns how many and their
+   * greatest HLC ('' if none).
+   */
+  purgeTombstones(upTo: number, olderThan: Hlc): { purged: number; maxHlc: Hlc };
+}
+
+/** An in-memory {@link HostStore}; transactions roll back by undo log. */
+export class MemoryHostStore implements HostStore {
+  private meta: HostMeta | undefined;
+  private readonly entries = new Map<string, Entry>();
+  private readonly received = new Map<string, number>();
+  private sorted: string[] | null = null;
+  private undo: (() => void)[] | null = null;
+
+  loadMeta(): HostMeta | undefined {
+    return this.meta === undefined ? undefined : { ...this.meta, sum: { ...this.meta.sum } };
+  }
+
+  saveMeta(meta: HostMeta): void {
+    const prev = this.meta;
+    this.undo?.push(() => {
+      this.meta = prev;
+    });
+    this.meta = { ...meta, sum: { ...meta.sum } };
+  }
+
+  transaction<T>(fn: () => T): T {
+    if (this.undo !== null) return fn();
+    this.undo = [];
+    try {
+      const out = fn();
+      this.undo = null;
+      return out;
+    } catch (e) {
+      const log = this.undo ?? [];
+      this.undo = null;
+      for (let i = log.length - 1; i >= 0; i--) log[i]?.();
+      throw e;
+    }
+  }
+
+  getEntry(key: string): Entry | undefined {
+    return this.entries.get(key);
+  }
+
+  putEntry(entry: Entry): void {
+    const prev = this.entries.get(entry.key);
+    if (prev === undefined) this.sorted = null;
+    this.undo?.push(() => {
+      if (prev === undefined) {
+        this.entries.delete(entry.key);
+        this.sorted = null;
+      } else this.entries.set(entry.key, prev);
+    });
+    this.entries.set(entry.key, entry);
+  }
+
+  getReceived(origin: string): number {
+    return this.received.get(origin) ?? 0;
+  }
+
+  setReceived(origin: string, originSeq: number): void {
+    const prev = this.received.get(origin);
+    this.undo?.push(() => {
+      if (prev === undefined) this.received.delete(origin);
+      else this.received.set(origin, prev);
+    });
+    this.received.set(origin, originSeq);
+  }
+
+  private sortedKeys(): string[] {
+    if (this.sorted === null) this.sorted = [...this.entries.keys()].sort();
+    return this.sorted;
+  }
+
+  scan(since: number, after: string | undefined, until: string | undefined, limit: number): Entry[] {
+    const keys = this.sortedKeys();
+    let i = after === undefined ? 0 : upperBound(keys, after);
+    const out: Entry[] = [];
+    for (; i < keys.length && out.length < limit; i++) {
+      const k = keys[i] as string;
+      if (until !== undefined && k > until) break;
+      const e = this.entries.get(k);
+      if (e !== undefined && e.seq > since) out.push(e);
+    }
+    return out;
+  }
+
+  splitKeys(parts: number): string[] {
+    const keys = this.sortedKeys();
+    const out: string[] = [];
+    for (let p = 1; p < parts; p++) {
+      const k = keys[Math.floor((keys.length * p) / parts) - 1];
+      if (k !== undefined && k !== out[out.length - 1]) out.push(k);
+    }
+    return out;
+  }
+
+  count(): number {
+    return this.entries.size;
+  }
+
+  purgeTombstones(upTo: number, olderThan: Hlc): { purged: number; maxHlc: Hlc } {
+    let purged = 0;
+    let maxHlc = '';
+    for (const [k, e] of this.entries) {
+      if (e.deleted && e.seq <= upTo && e.hlc < olderThan) {
+        this.entries.delete(k);
+        this.undo?.push(() => this.entries.set(k, e));
+        purged++;
+        if (e.hlc > maxHlc) maxHlc = e.hlc;
+      }
+    }
+    if (purged > 0) this.sorted = null;
+    return { purged, maxHlc };
+  }
+
+  /** Every entry, for tests and the simulator. */
+  allEntries(): Entry[] {
+    return [...this.entries.values()];
+  }
+}
+
+/** Index of the first element greater than `key` in a sorted array. */
+export function upperBound(sorted: readonly string[], key: string): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((sorted[mid] as string) <= key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}

@@ -1,0 +1,411 @@
+import { type Checksum, checksumReplace, emptyChecksum } from './checksum';
+import { type Env, randomId } from './env';
+import { MittsyncError, toMittsyncError } from './errors';
+import { hlcNode, hlcWall } from './hlc';
+import type { HostMeta, HostStore } from './host-store';
+import { type Entry, type Op, opToEntry, type SeqOp } from './model';
+import type {
+  AckMsg,
+  FlushedMsg,
+  MarkerReplyMsg,
+  PageMsg,
+  PageReqMsg,
+  PushMsg,
+  ServerMessage,
+  SubMsg,
+  WireLimits,
+} from './protocol';
+import { DEFAULT_LIMITS } from './validate';
+
+/** One replica's connection to one bucket, as the host sees it. */
+export interface HostConnection {
+  /** Unique per connection (a socket), stable while it lives. */
+  readonly id: string;
+  /** The authenticated replicaId (token subject). */
+  readonly replicaId: string;
+  /** Whether the token allows writing this bucket (only writers take part in state flushes). */
+  readonly canWrite: boolean;
+  send(msg: ServerMessage): void;
+  /** Bytes or frames queued towards the client; past `maxBacklog` it is dropped as slow. */
+  backlog?(): number;
+}
+
+export interface BucketHostOptions {
+  bucket: string;
+  store: HostStore;
+  env: Env;
+  limits?: WireLimits;
+  /** How long a state flush waits for writers' counters before giving up on them. */
+  flushTimeoutMs?: number;
+  /** Tombstones are kept for at least this many seqs after their write... */
+  tombstoneRetainOps?: number;
+  /**
+   * ...and at least this long (by their HLC). A write older than a purged tombstone to a key
+   * the relay no longer holds is taken as deleted, so this also bounds how old an offline
+   * write may be and still create a key. Default 30 days.
+   */
+  tombstoneRetainMs?: number;
+  /** Outbound backlog (as reported by `HostConnection.backlog`) past which a subscriber is dropped. */
+  maxBacklog?: number;
+  /** Number of key ranges to suggest for parallel downloads of large buckets. */
+  downloadParts?: number;
+  /** Buckets with at least this many entries get split points for parallel downloads. */
+  splitMinEntries?: number;
+  /** Observes every committed batch (metrics). */
+  onCommit?: (info: { ops: number; applied: number; ms: number }) => void;
+}
+
+interface PendingFlush {
+  id: string;
+  joiner: HostConnection;
+  /** Writer connection id -> its replicaId and reported counter (undefined until it replies). */
+  waiting: Map<string, { replicaId: string; target: number | undefined }>;
+  covered: string[];
+  missed: FlushedMsg['missed'];
+  timer: unknown;
+}
+
+/**
+ * The single-threaded primary of one bucket: assigns seqs, dedupes pushes by
+ * (origin, originSeq), applies LWW, commits before acking, fans out, serves pages, keeps the
+ * tombstone horizon and coordinates state flushes. Runtime-agnostic: the relay on Node, the
+ * relay in a Durable Object and the simulator all drive this class.
+ */
+export class BucketHost {
+  readonly bucket: string;
+  private readonly store: HostStore;
+  private readonly env: Env;
+  private readonly limits: WireLimits;
+  private readonly flushTimeoutMs: number;
+  private readonly retain: number;
+  private readonly retainMs: number;
+  private readonly maxBacklog: number;
+  private readonly parts: number;
+  private readonly splitMin: number;
+  private readonly onCommit: BucketHostOptions['onCommit'];
+  private meta: HostMeta;
+  private readonly subscribers = new Map<string, HostConnection>();
+  private readonly flushes = new Map<string, PendingFlush>();
+
+  constructor(opts: BucketHostOptions) {
+    this.bucket = opts.bucket;
+    this.store = opts.store;
+    this.env = opts.env;
+    this.limits = opts.limits ?? DEFAULT_LIMITS;
+    this.flushTimeoutMs = opts.flushTimeoutMs ?? 5_000;
+    this.retain = opts.tombstoneRetainOps ?? 100_000;
+    this.retainMs = opts.tombstoneRetainMs ?? 30 * 24 * 3600 * 1000;
+    this.maxBacklog = opts.maxBacklog ?? Number.POSITIVE_INFINITY;
+    this.parts = opts.downloadParts ?? 4;
+    this.splitMin = opts.splitMinEntries ?? 20_000;
+    this.onCommit = opts.onCommit;
+    const loaded = this.store.loadMeta();
+    if (loaded === undefined) {
+      this.meta = {
+        epoch: randomId(this.env.random, 12),
+        head: 0,
+        horizon: 0,
+        purgedHlc: '',
+        sum: emptyChecksum(),
+      };
+      this.store.transaction(() => this.store.saveMeta(this.meta));
+    } else this.meta = loaded;
+  }
+
+  /** Current epoch, head seq and checksum (for tests, metrics and health). */
+  get state(): Readonly<HostMeta> {
+    return this.meta;
+  }
+
+  get subscriberCount(): number {
+    return this.subscribers.size;
+  }
+
+  /**
+   * Registers a live subscriber and starts its catch-up, in one step: every op committed
+   * after this call reaches the connection, so nothing falls between stream and download.
+   */
+  subscribe(conn: HostConnection, msg: SubMsg): void {
+    const m = this.meta;
+    if (msg.since > 0) {
+      const reason =
+        msg.epoch !== m.epoch
+          ? 'epoch'
+          : msg.since < m.horizon
+            ? 'horizon'
+            : msg.since > m.head
+              ? 'ahead'
+              : undefined;
+      if (reason !== undefined) {
+        conn.send({ type: 'reset', bucket: this.bucket, subId: msg.subId, epoch: m.epoch, reason });
+        return;
+      }
+    }
+    this.subscribers.set(conn.id, conn);
+    const splits =
+      msg.since === 0 && this.store.count() >= this.splitMin ? this.store.splitKeys(this.parts) : [];
+    const flushId = msg.flush ? randomId(this.env.random, 10) : undefined;
+    conn.send({
+      type: 'subscribed',
+      bucket: this.bucket,
+      subId: msg.subId,
+      epoch: m.epoch,
+      from: m.head + 1,
+      received: this.store.getReceived(conn.replicaId),
+      sum: { ...m.sum },
+      splits,
+      ...(flushId === undefined ? {} : { flushId }),
+    });
+    if (flushId !== undefined) this.startFlush(conn, flushId);
+  }
+
+  /** Forgets a connection: on unsub or disconnect. Flushes waiting on it give up on it. */
+  unsubscribe(conn: HostConnection): void {
+    this.subscribers.delete(conn.id);
+    for (const f of [...this.flushes.values()]) {
+      if (f.joiner.id === conn.id) {
+        this.env.clearTimeout(f.timer);
+        this.flushes.delete(f.id);
+        continue;
+      }
+      const w = f.waiting.get(conn.id);
+      if (w !== undefined) {
+        f.waiting.delete(conn.id);
+        f.missed.push({ replicaId: w.replicaId, reason: 'disconnected' });
+        this.maybeFinishFlush(f);
+      }
+    }
+  }
+
+  isSubscribed(conn: HostConnection): boolean {
+    return this.subscribers.has(conn.id);
+  }
+
+  /**
+   * Accepts a frame of ops from `replicaId`, commits the new ones in one transaction and only
+   * then acks and fans them out. Returns the ack (also sent to `conn` when given).
+   */
+  push(replicaId: string, msg: PushMsg, conn?: HostConnection): AckMsg {
+    const started = this.env.now();
+    const now = started;
+    let high = this.store.getReceived(replicaId);
+    const accepted: SeqOp[] = [];
+    const rejected: NonNullable<AckMsg['rejected']> = [];
+    let gap = false;
+    const before = this.meta;
+    const meta: HostMeta = { ...before, sum: { ...before.sum } };
+    try {
+      this.store.transaction(() => {
+        for (const op of msg.ops) {
+          if (op.origin !== replicaId) {
+            throw new MittsyncError(
+              'ORIGIN_MISMATCH',
+              `op origin ${op.origin} is not the connection's replica ${replicaId}`,
+            );
+          }
+          if (op.originSeq <= high) continue; // duplicate: already received
+          if (op.originSeq !== high + 1) {
+            gap = true;
+            break;
+          }
+          high = op.originSeq;
+          const problem = this.checkOp(op, now);
+          if (problem !== undefined) {
+            rejected.push({ originSeq: op.originSeq, code: problem.code, message: problem.message });
+            continue;
+          }
+          const applied = this.applyOp(op, meta);
+          if (applied !== undefined) accepted.push(applied);
+        }
+        if (high !== this.store.getReceived(replicaId)) this.store.setReceived(replicaId, high);
+        if (accepted.length > 0) this.maybePurge(meta);
+        if (accepted.length > 0 || meta.horizon !== before.horizon) this.store.saveMeta(meta);
+      });
+    } catch (e) {
+      const err = toMittsyncError(e);
+      const ack: AckMsg = { type: 'ack', bucket: this.bucket, upTo: this.store.getReceived(replicaId) };
+      conn?.send({ type: 'error', code: err.code, message: err.message, bucket: this.bucket });
+      if (err.code === 'ORIGIN_MISMATCH') return ack;
+      throw err;
+    }
+    this.meta = meta;
+    this.onCommit?.({ ops: msg.ops.length, applied: accepted.length, ms: this.env.now() - started });
+    const ack: AckMsg = { type: 'ack', bucket: this.bucket, upTo: high, seq: meta.head };
+    if (rejected.length > 0) ack.rejected = rejected;
+    if (gap) ack.gap = true;
+    conn?.send(ack);
+    if (accepted.length > 0) this.fanOut(accepted);
+    this.progressFlushes(replicaId, high);
+    return ack;
+  }
+
+  /** Why an op cannot be applied (consumed, counted and rejected), or undefined. */
+  private checkOp(op: Op, now: number): MittsyncError | undefined {
+    if (hlcNode(op.hlc) !== op.origin) {
+      return new MittsyncError('BAD_HLC', 'op.hlc must carry the origin replicaId as its node');
+    }
+    const ahead = hlcWall(op.hlc) - now;
+    if (ahead > this.limits.maxDriftMs) {
+      return new MittsyncError(
+        'CLOCK_DRIFT',
+        `op timestamp is ${ahead} ms ahead of the relay clock (limit ${this.limits.maxDriftMs} ms); fix the device clock`,
+      );
+    }
+    return undefined;
+  }
+
+  /** LWW-applies one op inside the open transaction; returns it with its seq if it changed state. */
+  private applyOp(op: Op, meta: HostMeta): SeqOp | undefined {
+    const cur = this.store.getEntry(op.key);
+    let eff: Op = op;
+    if (cur !== undefined) {
+      if (op.hlc > cur.hlc) {
+        // wins: applied below
+      } else if (op.kind === 'set' && cur.deleted && op.hlc < cur.hlc) {
+        // A set that loses to a tombstone: its writer holds the value locally and may never
+        // see that tombstone (it may be purged before the writer resumes). Announce the
+        // tombstone again under a fresh seq so the writer, and everyone, converges on it.
+        const seq = ++meta.head;
+        this.store.putEntry({ ...cur, seq });
+        return { origin: hlcNode(cur.hlc), originSeq: 0, key: cur.key, kind: 'del', hlc: cur.hlc, seq };
+      } else {
+        return undefined; // loses to a live value (its writer will receive it) or is the same write
+      }
+    } else if (op.hlc <= meta.purgedHlc) {
+      // The key may have been deleted by a tombstone we purged: the write must not resurrect
+      // it. Record a tombstone at the purged horizon so every replica converges on "absent".
+      eff = { origin: hlcNode(meta.purgedHlc), originSeq: 0, key: op.key, kind: 'del', hlc: meta.purgedHlc };
+    }
+    const seq = ++meta.head;
+    const entry = opToEntry(eff, seq);
+    checksumReplace(meta.sum, op.key, cur, entry);
+    this.store.putEntry(entry);
+    const out: SeqOp = { ...eff, seq };
+    return out;
+  }
+
+  private maybePurge(meta: HostMeta): void {
+    if (meta.head - meta.horizon < 2 * this.retain) return;
+    const upTo = meta.head - this.retain;
+    // An HLC prefix: every HLC with a smaller wall time sorts below it.
+    const wall = Math.max(0, Math.floor(this.env.now() - this.retainMs));
+    const { maxHlc } = this.store.purgeTombstones(upTo, wall.toString(16).padStart(12, '0'));
+    meta.horizon = upTo;
+    if (maxHlc > meta.purgedHlc) meta.purgedHlc = maxHlc;
+  }
+
+  private fanOut(ops: SeqOp[]): void {
+    const msg: ServerMessage = { type: 'deliver', bucket: this.bucket, ops, sum: { ...this.meta.sum } };
+    for (const conn of [...this.subscribers.values()]) {
+      if ((conn.backlog?.() ?? 0) > this.maxBacklog) {
+        this.unsubscribe(conn);
+        conn.send({ type: 'resync', bucket: this.bucket, reason: 'SLOW_CONSUMER' });
+        continue;
+      }
+      conn.send(msg);
+    }
+  }
+
+  /** Serves one page of a catch-up download (over the socket or HTTP). */
+  page(req: PageReqMsg): PageMsg | ServerMessage {
+    if (req.since > 0 && req.since < this.meta.horizon) {
+      // Tombstones the caller needs were purged during its download: it must start over.
+      return { type: 'reset', bucket: this.bucket, subId: -1, epoch: this.meta.epoch, reason: 'horizon' };
+    }
+    const limit = Math.min(req.limit, 10_000);
+    const entries = this.store.scan(req.since, req.after, req.until, limit);
+    const last = entries[entries.length - 1];
+    return {
+      type: 'page',
+      bucket: this.bucket,
+      reqId: req.reqId,
+      entries,
+      next: entries.length === limit && last !== undefined && last.key !== req.until ? last.key : null,
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // State flush
+  // -------------------------------------------------------------------------------------------
+
+  private startFlush(joiner: HostConnection, id: string): void {
+    const f: PendingFlush = { id, joiner, waiting: new Map(), covered: [], missed: [], timer: undefined };
+    for (const c of this.subscribers.values()) {
+      if (c.id === joiner.id || !c.canWrite) continue;
+      f.waiting.set(c.id, { replicaId: c.replicaId, target: undefined });
+    }
+    this.flushes.set(id, f);
+    if (f.waiting.size === 0) {
+      this.finishFlush(f);
+      return;
+    }
+    f.timer = this.env.setTimeout(() => this.timeoutFlush(id), this.flushTimeoutMs);
+    for (const cid of f.waiting.keys()) {
+      this.subscribers.get(cid)?.send({ type: 'marker', bucket: this.bucket, flushId: id });
+    }
+  }
+
+  /** A writer reports its transmission counter for a flush. */
+  markerReply(conn: HostConnection, msg: MarkerReplyMsg): void {
+    const f = this.flushes.get(msg.flushId);
+    const w = f?.waiting.get(conn.id);
+    if (f === undefined || w === undefined) return; // late or unknown: harmless
+    w.target = msg.sent;
+    this.progressFlushes(conn.replicaId, this.store.getReceived(conn.replicaId));
+  }
+
+  private progressFlushes(replicaId: string, received: number): void {
+    for (const f of [...this.flushes.values()]) {
+      for (const [cid, w] of f.waiting) {
+        if (w.replicaId === replicaId && w.target !== undefined && received >= w.target) {
+          f.waiting.delete(cid);
+          f.covered.push(replicaId);
+        }
+      }
+      this.maybeFinishFlush(f);
+    }
+  }
+
+  private maybeFinishFlush(f: PendingFlush): void {
+    if (f.waiting.size === 0 && this.flushes.has(f.id)) this.finishFlush(f);
+  }
+
+  private timeoutFlush(id: string): void {
+    const f = this.flushes.get(id);
+    if (f === undefined) return;
+    for (const w of f.waiting.values()) f.missed.push({ replicaId: w.replicaId, reason: 'timeout' });
+    f.waiting.clear();
+    this.finishFlush(f);
+  }
+
+  private finishFlush(f: PendingFlush): void {
+    this.env.clearTimeout(f.timer);
+    this.flushes.delete(f.id);
+    f.joiner.send({
+      type: 'flushed',
+      bucket: this.bucket,
+      flushId: f.id,
+      seq: this.meta.head,
+      covered: f.covered,
+      missed: f.missed,
+    });
+  }
+
+  /** Everything the host holds, for tests and the simulator (MemoryHostStore only). */
+  checksum(): Checksum {
+    return { ...this.meta.sum };
+  }
+}
+
+/** Entries of a store in key order (test helper over `scan`). */
+export function allHostEntries(store: HostStore): Entry[] {
+  const out: Entry[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const page = store.scan(0, after, undefined, 10_000);
+    out.push(...page);
+    const last = page[page.length - 1];
+    if (page.length < 10_000 || last === undefined) return out;
+    after = last.key;
+  }
+}

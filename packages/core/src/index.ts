@@ -1,0 +1,73 @@
+/**
+ * @mittsync/core: the runtime-agnostic replication core.
+ *
+ * @example
+ * ```ts
+ * import { Replica, MemoryReplicaStorage } from '@mittsync/core';
+ * const replica = await Replica.open({ storage: new MemoryReplicaStorage(), transport });
+ * await replica.put('todos', 't1', { title: 'milk' });
+ * ```
+ */
+
+export type { BucketStatus, Phase, ReadyInfo } from './bucket-state';
+export type { Checksum } from './checksum';
+export {
+  checksumAdd,
+  checksumEquals,
+  checksumOf,
+  checksumRemove,
+  checksumReplace,
+  emptyChecksum,
+} from './checksum';
+export type { WireFormat } from './codec';
+export { decodeFrame, encodeFrame } from './codec';
+export type { Env } from './env';
+export { backoffDelay, randomId, systemEnv } from './env';
+export type { ErrorCode } from './errors';
+export { ERROR_CODES, isErrorCode, MittsyncError, toMittsyncError } from './errors';
+export type { Hlc } from './hlc';
+export {
+  checkDrift,
+  compareHlc,
+  decodeHlc,
+  encodeHlc,
+  HlcClock,
+  hlcNode,
+  hlcWall,
+  isHlc,
+  isReplicaId,
+} from './hlc';
+export type { BucketHostOptions, HostConnection } from './host';
+export { allHostEntries, BucketHost } from './host';
+export type { HostMeta, HostStore } from './host-store';
+export { MemoryHostStore, upperBound } from './host-store';
+export { MemoryReplicaStorage } from './memory-storage';
+export type { MittBounds } from './mitt';
+export { DEFAULT_MITT_BOUNDS, Mitt } from './mitt';
+export type { Entry, Op, SeqOp, Value } from './model';
+export { approxBytes, mergeEntry, opBytes, opToEntry, wins } from './model';
+export type * from './protocol';
+export { CLOSE_CODES, PROTOCOL_VERSION } from './protocol';
+export type {
+  AckLevel,
+  ChangeListener,
+  ChangeSource,
+  ConnectionState,
+  PageFetcher,
+  ReplicaOptions,
+  ReplicaStatus,
+  Write,
+} from './replica';
+export { Replica } from './replica';
+export type { SqlDriver, SqlValue } from './sql';
+export type { BucketMeta, ReplicaStorage, ScanQuery, StorageBatch, StoredIdentity } from './storage';
+export type { Transport, TransportHandlers } from './transport';
+export {
+  DEFAULT_LIMITS,
+  isBucketName,
+  measureValue,
+  utf8Length,
+  validateClientMessage,
+  validateOp,
+  validateServerMessage,
+} from './validate';

@@ -1,0 +1,244 @@
+import type { Checksum } from './checksum';
+import type { ErrorCode } from './errors';
+import type { Entry, Op, SeqOp } from './model';
+
+/** Bumped on any incompatible change to the messages below. Sent in `hello` and `welcome`. */
+export const PROTOCOL_VERSION = 1;
+
+// ---------------------------------------------------------------------------------------------
+// Replica -> relay
+// ---------------------------------------------------------------------------------------------
+
+/** First frame on a connection. Nothing else is handled before the relay answers `welcome`. */
+export interface HelloMsg {
+  type: 'hello';
+  /** Protocol version the client speaks; must equal the relay's {@link PROTOCOL_VERSION}. */
+  v: number;
+  /** The client's replicaId; must match the token's subject. */
+  replicaId: string;
+  /** Bearer token (JWT) when not sent in the upgrade request. */
+  token?: string;
+}
+
+/**
+ * Subscribe to a bucket and start a catch-up. The relay registers the live subscription and
+ * answers `subscribed` in one step, so no op can fall between the stream and the download.
+ */
+export interface SubMsg {
+  type: 'sub';
+  bucket: string;
+  /** Checkpoint to resume from; 0 joins from scratch. */
+  since: number;
+  /** Epoch the checkpoint belongs to; a mismatch makes the relay answer `reset`. */
+  epoch?: string;
+  /** Ask for a state flush of the bucket's connected writers (joins do). */
+  flush: boolean;
+  /** Chosen by the client, echoed in `subscribed`/`reset` so stale answers can be told apart. */
+  subId: number;
+}
+
+/** Stop receiving a bucket's live ops. */
+export interface UnsubMsg {
+  type: 'unsub';
+  bucket: string;
+}
+
+/** Local ops of the connection's replica, in `originSeq` order, starting at any unacked one. */
+export interface PushMsg {
+  type: 'push';
+  bucket: string;
+  ops: Op[];
+}
+
+/** Request one page of entries with `seq > since` and `after < key <= until`, in key order. */
+export interface PageReqMsg {
+  type: 'pageReq';
+  bucket: string;
+  /** Correlates the answering `page`. */
+  reqId: number;
+  since: number;
+  /** Exclusive lower key bound (keyset pagination cursor); absent = from the first key. */
+  after?: string;
+  /** Inclusive upper key bound; absent = to the last key. */
+  until?: string;
+  limit: number;
+}
+
+/** A writer's answer to `marker`: every op up to `sent` has been pushed. */
+export interface MarkerReplyMsg {
+  type: 'markerReply';
+  bucket: string;
+  flushId: string;
+  /** The writer's transmission counter: the highest originSeq it has issued for the bucket. */
+  sent: number;
+}
+
+/** Liveness probe; the relay answers `pong` with the head seq of every bucket this socket subscribes. */
+export interface PingMsg {
+  type: 'ping';
+  id: number;
+}
+
+export type ClientMessage = HelloMsg | SubMsg | UnsubMsg | PushMsg | PageReqMsg | MarkerReplyMsg | PingMsg;
+
+// ---------------------------------------------------------------------------------------------
+// Relay -> replica
+// ---------------------------------------------------------------------------------------------
+
+/** Limits the relay enforces, announced so clients can size their frames. */
+export interface WireLimits {
+  maxFrameBytes: number;
+  maxOpsPerFrame: number;
+  maxKeyBytes: number;
+  maxValueBytes: number;
+  maxDriftMs: number;
+  maxBucketsPerSocket: number;
+}
+
+export interface WelcomeMsg {
+  type: 'welcome';
+  v: number;
+  /** The relay's wall clock (ms) when it sent this, for clock-skew diagnostics. */
+  relayTime: number;
+  limits: WireLimits;
+}
+
+/** The subscription is live: every op with `seq >= from` will be delivered, in order. */
+export interface SubscribedMsg {
+  type: 'subscribed';
+  bucket: string;
+  /** Echo of `sub.subId`. */
+  subId: number;
+  /** Identity of the bucket's log; changes when the bucket is reset or restored. */
+  epoch: string;
+  /** First seq the live stream will carry (the relay's head + 1 at registration). */
+  from: number;
+  /** The relay's reception counter for this replica: highest originSeq it accepted. */
+  received: number;
+  /** Checksum of the bucket at seq `from - 1`. */
+  sum: Checksum;
+  /** Key split points for parallel range downloads (may be empty). */
+  splits: string[];
+  /** Present when a state flush was started for this subscription. */
+  flushId?: string;
+}
+
+/** The checkpoint cannot be resumed (epoch changed, or older than the tombstone horizon). */
+export interface ResetMsg {
+  type: 'reset';
+  bucket: string;
+  /** Echo of `sub.subId`, or -1 when the reset answers a page request. */
+  subId: number;
+  epoch: string;
+  reason: 'epoch' | 'horizon' | 'ahead';
+}
+
+/** Live ops, in seq order, with the bucket checksum after the last of them. */
+export interface DeliverMsg {
+  type: 'deliver';
+  bucket: string;
+  ops: SeqOp[];
+  sum: Checksum;
+}
+
+export interface PageMsg {
+  type: 'page';
+  bucket: string;
+  reqId: number;
+  entries: Entry[];
+  /** Cursor for the next page of this range, or null when the range is done. */
+  next: string | null;
+}
+
+/** Cumulative acknowledgement: every op of this replica up to `upTo` is committed. */
+export interface AckMsg {
+  type: 'ack';
+  bucket: string;
+  upTo: number;
+  /** The bucket's head seq after the commit: every op of this batch that changed state has a seq <= this. */
+  seq?: number;
+  /** Ops consumed but not applied, with the reason (the write's promise rejects with it). */
+  rejected?: { originSeq: number; code: ErrorCode; message: string }[];
+  /** True when the frame skipped an originSeq: the sender must resend from `upTo + 1`. */
+  gap?: boolean;
+}
+
+/** State flush: push everything you have not sent, then answer `markerReply`. */
+export interface MarkerMsg {
+  type: 'marker';
+  bucket: string;
+  flushId: string;
+}
+
+/** The state flush for a subscription is complete. */
+export interface FlushedMsg {
+  type: 'flushed';
+  bucket: string;
+  flushId: string;
+  /** Every covered writer's op up to its reported counter has a seq <= this. */
+  seq: number;
+  /** Writers whose reported writes are all included. */
+  covered: string[];
+  /** Writers that disconnected or timed out before their counters matched. */
+  missed: { replicaId: string; reason: 'disconnected' | 'timeout' }[];
+}
+
+/** The relay dropped this subscription (slow consumer, eviction): resume from the checkpoint. */
+export interface ResyncMsg {
+  type: 'resync';
+  bucket: string;
+  reason: ErrorCode;
+}
+
+/**
+ * Answer to `ping`: each subscribed bucket's head seq. A replica whose checkpoint stays below
+ * a reported head has lost the tail of its stream (a gap no later seq reveals) and resumes.
+ */
+export interface PongMsg {
+  type: 'pong';
+  id: number;
+  heads: Record<string, number>;
+}
+
+export interface ErrorMsg {
+  type: 'error';
+  code: ErrorCode;
+  message: string;
+  bucket?: string;
+  reqId?: number;
+}
+
+export type ServerMessage =
+  | WelcomeMsg
+  | SubscribedMsg
+  | ResetMsg
+  | DeliverMsg
+  | PageMsg
+  | AckMsg
+  | MarkerMsg
+  | FlushedMsg
+  | ResyncMsg
+  | PongMsg
+  | ErrorMsg;
+
+/** WebSocket close codes the relay uses (4000-4999 are application codes). */
+export const CLOSE_CODES = {
+  /** Normal close. */
+  NORMAL: 1000,
+  /** Relay restarting: reconnect with backoff. */
+  RESTARTING: 1012,
+  /** Relay overloaded: reconnect later with backoff. */
+  TRY_AGAIN_LATER: 1013,
+  /** The first frame was not a valid hello, or the protocol version differs. */
+  PROTOCOL: 4000,
+  /** Missing or invalid token. */
+  UNAUTHENTICATED: 4001,
+  /** The token expired while connected: fetch a new one and reconnect. */
+  TOKEN_EXPIRED: 4002,
+  /** Too many frames, ops or connections. */
+  RATE_LIMITED: 4008,
+  /** A frame exceeded the size limit. */
+  FRAME_TOO_LARGE: 4009,
+  /** The client did not read fast enough; reconnect and resume. */
+  SLOW_CONSUMER: 4010,
+} as const;

@@ -1,0 +1,1101 @@
+import {
+  type BucketState,
+  type BucketStatus,
+  bucketStatus,
+  type CatchUp,
+  newBucketState,
+  type ReadyInfo,
+} from './bucket-state';
+import { checksumEquals, checksumReplace, emptyChecksum } from './checksum';
+import { backoffDelay, type Env, randomId, systemEnv } from './env';
+import { MittsyncError, toMittsyncError } from './errors';
+import { HlcClock } from './hlc';
+import { DEFAULT_MITT_BOUNDS, Mitt, type MittBounds } from './mitt';
+import { type Entry, type Op, opToEntry, type SeqOp, type Value, wins } from './model';
+import {
+  type AckMsg,
+  type ClientMessage,
+  type DeliverMsg,
+  type FlushedMsg,
+  type PageMsg,
+  type PageReqMsg,
+  PROTOCOL_VERSION,
+  type ResetMsg,
+  type ServerMessage,
+  type SubscribedMsg,
+  type WireLimits,
+} from './protocol';
+import type { BucketMeta, ReplicaStorage, ScanQuery } from './storage';
+import type { Transport } from './transport';
+import { DEFAULT_LIMITS, isBucketName, measureValue, utf8Length } from './validate';
+
+/** Fetches one catch-up page some other way than the socket (HTTP, tests). */
+export type PageFetcher = (req: PageReqMsg) => Promise<PageMsg | ResetMsg>;
+
+export interface ReplicaOptions {
+  storage: ReplicaStorage;
+  transport: Transport;
+  /** Clock, timers and randomness (the simulator injects virtual ones). */
+  env?: Env;
+  /** replicaId for a fresh store (default: random). Ignored when the store has an identity. */
+  replicaId?: string;
+  mitt?: Partial<MittBounds>;
+  /** Entries per catch-up page. */
+  pageSize?: number;
+  /** Key ranges downloaded in parallel during a join. */
+  parallelRanges?: number;
+  /** Ops per push frame. */
+  pushBatch?: number;
+  /** Unacknowledged ops in flight before waiting for acks. */
+  pushWindow?: number;
+  /** Re-send unacknowledged ops after this long without an ack. */
+  ackTimeoutMs?: number;
+  /** Resume when a seq gap in the live stream persists this long. */
+  gapTimeoutMs?: number;
+  /** Re-request a page, a subscription or a flush result after this long. */
+  requestTimeoutMs?: number;
+  /** Liveness probe interval (also detects a lost stream tail). */
+  pingIntervalMs?: number;
+  /** Reconnect backoff base and cap (full jitter). */
+  backoff?: { baseMs: number; capMs: number };
+  /** Fetch catch-up pages over another channel (e.g. HTTP); default: the socket. */
+  fetchPage?: PageFetcher;
+  /** Connect on open (default true). */
+  autoConnect?: boolean;
+}
+
+export type AckLevel = 'local' | 'relay';
+
+/** One write of a {@link Replica.transact} batch. */
+export type Write = { key: string; value: Value } | { key: string; delete: true };
+
+/** Who changed entries: this replica's own writes or the relay's stream and downloads. */
+export type ChangeSource = 'local' | 'remote';
+export type ChangeListener = (bucket: string, entries: readonly Entry[], source: ChangeSource) => void;
+
+export type ConnectionState = 'connecting' | 'open' | 'closed';
+
+export interface ReplicaStatus {
+  replicaId: string;
+  connection: ConnectionState;
+  buckets: BucketStatus[];
+  persistent: boolean;
+}
+
+interface PendingPage {
+  bucket: string;
+  subId: number;
+  resolve(msg: PageMsg | ResetMsg): void;
+  reject(err: MittsyncError): void;
+  timer: unknown;
+}
+
+/**
+ * A replica of some buckets: local reads and writes at storage speed, synced with a relay in
+ * the background. Runtime-agnostic: the browser worker hosts one on IndexedDB, a Node process
+ * on memory storage, the simulator many at once.
+ *
+ * @example
+ * ```ts
+ * const replica = await Replica.open({ storage: new MemoryReplicaStorage(), transport });
+ * await replica.openBucket('todos');
+ * await replica.put('todos', 't1', { title: 'milk' }, { ack: 'relay' });
+ * await replica.whenReady('todos');
+ * ```
+ */
+export class Replica {
+  readonly replicaId: string;
+  private readonly storage: ReplicaStorage;
+  private readonly transport: Transport;
+  private readonly env: Env;
+  private readonly clock: HlcClock;
+  private readonly bounds: MittBounds;
+  private readonly pageSize: number;
+  private readonly parallel: number;
+  private readonly pushBatch: number;
+  private readonly pushWindow: number;
+  private readonly ackTimeoutMs: number;
+  private readonly gapTimeoutMs: number;
+  private readonly requestTimeoutMs: number;
+  private readonly pingIntervalMs: number;
+  private readonly backoff: { baseMs: number; capMs: number };
+  private readonly fetchPageOverride: PageFetcher | undefined;
+  private readonly buckets = new Map<string, BucketState>();
+  private readonly opening = new Map<string, Promise<BucketState>>();
+  private readonly changeListeners = new Set<ChangeListener>();
+  private readonly statusListeners = new Set<(s: ReplicaStatus) => void>();
+  private readonly readyListeners = new Set<(info: ReadyInfo) => void>();
+  private readonly pages = new Map<number, PendingPage>();
+  private limits: WireLimits = DEFAULT_LIMITS;
+  private connection: ConnectionState = 'closed';
+  private welcomed = false;
+  private attempt = 0;
+  private reconnectTimer: unknown;
+  private pingTimer: unknown;
+  private pingId = 0;
+  /** Pings sent without an answer yet. */
+  private unansweredPings = 0;
+  private nextReqId = 1;
+  private nextSubId = 1;
+  private closed = false;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  private constructor(opts: ReplicaOptions, replicaId: string, clock: HlcClock, env: Env) {
+    this.replicaId = replicaId;
+    this.storage = opts.storage;
+    this.transport = opts.transport;
+    this.env = env;
+    this.clock = clock;
+    this.bounds = { ...DEFAULT_MITT_BOUNDS, ...opts.mitt };
+    this.pageSize = opts.pageSize ?? 2000;
+    this.parallel = opts.parallelRanges ?? 4;
+    this.pushBatch = opts.pushBatch ?? 500;
+    this.pushWindow = opts.pushWindow ?? 10_000;
+    this.ackTimeoutMs = opts.ackTimeoutMs ?? 5_000;
+    this.gapTimeoutMs = opts.gapTimeoutMs ?? 1_000;
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 15_000;
+    this.pingIntervalMs = opts.pingIntervalMs ?? 15_000;
+    this.backoff = opts.backoff ?? { baseMs: 250, capMs: 30_000 };
+    this.fetchPageOverride = opts.fetchPage;
+  }
+
+  /**
+   * Opens a replica on `storage`: restores its identity and clock floor (or creates them),
+   * loads every known bucket with its outbox, and connects unless `autoConnect` is false.
+   */
+  static async open(opts: ReplicaOptions): Promise<Replica> {
+    const env = opts.env ?? systemEnv();
+    let identity = await opts.storage.open();
+    if (identity === null) {
+      identity = { replicaId: opts.replicaId ?? `r${randomId(env.random, 15)}`, clock: null };
+      await opts.storage.saveIdentity(identity);
+    }
+    const clock = new HlcClock(identity.replicaId, env.now, identity.clock ?? undefined);
+    const replica = new Replica(opts, identity.replicaId, clock, env);
+    for (const meta of await opts.storage.listBuckets()) {
+      const outbox = await opts.storage.loadOutbox(meta.bucket);
+      replica.buckets.set(meta.bucket, newBucketState(meta, outbox));
+    }
+    if (opts.autoConnect !== false) replica.connect();
+    return replica;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Local API
+  // -------------------------------------------------------------------------------------------
+
+  /** Starts syncing `bucket` (idempotent). Writes open their bucket implicitly. */
+  async openBucket(bucket: string): Promise<void> {
+    await this.bucketState(bucket);
+  }
+
+  private bucketState(bucket: string): Promise<BucketState> {
+    const existing = this.buckets.get(bucket);
+    if (existing !== undefined) return Promise.resolve(existing);
+    if (!isBucketName(bucket)) {
+      return Promise.reject(new MittsyncError('BAD_MESSAGE', `bad bucket name ${JSON.stringify(bucket)}`));
+    }
+    let p = this.opening.get(bucket);
+    if (p === undefined) {
+      p = this.serial(async () => {
+        const loaded = await this.storage.loadBucket(bucket);
+        const meta: BucketMeta = loaded ?? {
+          bucket,
+          epoch: null,
+          checkpoint: 0,
+          ready: false,
+          nextOriginSeq: 1,
+          sum: emptyChecksum(),
+        };
+        if (loaded === undefined) await this.storage.commit({ bucket, meta });
+        const b = newBucketState(meta, await this.storage.loadOutbox(bucket));
+        this.buckets.set(bucket, b);
+        this.opening.delete(bucket);
+        if (this.welcomed) this.subscribe(b);
+        return b;
+      });
+      this.opening.set(bucket, p);
+    }
+    return p;
+  }
+
+  /** Sets `key` to `value`. Resolves once stored locally, or acknowledged by the relay with `ack: 'relay'`. */
+  async put(bucket: string, key: string, value: Value, opts?: { ack?: AckLevel }): Promise<Op> {
+    const [op] = await this.transact(bucket, [{ key, value }], opts);
+    return op as Op;
+  }
+
+  /** Deletes `key` (writes a tombstone). */
+  async del(bucket: string, key: string, opts?: { ack?: AckLevel }): Promise<Op> {
+    const [op] = await this.transact(bucket, [{ key, delete: true }], opts);
+    return op as Op;
+  }
+
+  /**
+   * Applies several writes atomically: one storage transaction, consecutive originSeqs.
+   * Resolves with the ops written (their `hlc` is the version each write got).
+   */
+  async transact(
+    bucket: string,
+    writes: readonly Write[],
+    opts?: { ack?: AckLevel },
+  ): Promise<readonly Op[]> {
+    if (this.closed) throw new MittsyncError('CLOSED', 'replica is closed');
+    const prepared = writes.map((w) => this.checkWrite(w));
+    const b = await this.bucketState(bucket);
+    const ops = await this.serial(async () => {
+      const current = await this.storage.getEntries(
+        bucket,
+        prepared.map((w) => w.key),
+      );
+      const meta = { ...b.meta, sum: { ...b.meta.sum } };
+      const latest = new Map<string, Entry | undefined>();
+      const ops: Op[] = [];
+      const puts: Entry[] = [];
+      prepared.forEach((w, i) => {
+        const op: Op =
+          'delete' in w
+            ? {
+                origin: this.replicaId,
+                originSeq: meta.nextOriginSeq++,
+                key: w.key,
+                kind: 'del',
+                hlc: this.clock.tick(),
+              }
+            : {
+                origin: this.replicaId,
+                originSeq: meta.nextOriginSeq++,
+                key: w.key,
+                kind: 'set',
+                value: w.value,
+                hlc: this.clock.tick(),
+              };
+        const entry = opToEntry(op, 0);
+        checksumReplace(meta.sum, w.key, latest.has(w.key) ? latest.get(w.key) : current[i], entry);
+        latest.set(w.key, entry);
+        ops.push(op);
+        puts.push(entry);
+      });
+      await this.storage.commit({ bucket, puts, outboxAdd: ops, meta, clock: this.clock.last() });
+      b.meta = meta;
+      b.outbox.push(...ops);
+      const cu = b.catchUp;
+      if (cu?.fresh) for (const e of puts) cu.kept.set(e.key, e);
+      this.emitChange(bucket, puts, 'local');
+      this.pump(b);
+      this.emitStatus();
+      return ops;
+    });
+    if (opts?.ack === 'relay') await Promise.all(ops.map((op) => this.relayAck(b, op.originSeq)));
+    return ops;
+  }
+
+  private checkWrite(w: Write): Write {
+    if (typeof w.key !== 'string' || w.key.length === 0)
+      throw new MittsyncError('BAD_MESSAGE', 'key must be a non-empty string');
+    if (utf8Length(w.key) > this.limits.maxKeyBytes) {
+      throw new MittsyncError('KEY_TOO_LARGE', `key is longer than ${this.limits.maxKeyBytes} bytes`);
+    }
+    if ('delete' in w) return { key: w.key, delete: true };
+    const size = measureValue(w.value);
+    if (size > this.limits.maxValueBytes) {
+      throw new MittsyncError(
+        'VALUE_TOO_LARGE',
+        `value of ${size} bytes exceeds ${this.limits.maxValueBytes}`,
+      );
+    }
+    // Copy so later mutation by the caller cannot change what was stored and pushed.
+    return { key: w.key, value: copyValue(w.value) };
+  }
+
+  private relayAck(b: BucketState, originSeq: number): Promise<void> {
+    if (originSeq <= b.ackedUpTo) return Promise.resolve();
+    return new Promise((resolve, reject) => b.waiters.set(originSeq, { resolve, reject }));
+  }
+
+  /** The live entry at `key`, or undefined (absent or deleted). */
+  async get(bucket: string, key: string): Promise<Entry | undefined> {
+    const [e] = await this.storage.getEntries(bucket, [key]);
+    return e === undefined || e.deleted ? undefined : e;
+  }
+
+  /** Live entries at `keys`, in order. */
+  async getMany(bucket: string, keys: readonly string[]): Promise<(Entry | undefined)[]> {
+    const out = await this.storage.getEntries(bucket, keys);
+    return out.map((e) => (e === undefined || e.deleted ? undefined : e));
+  }
+
+  /** Live entries by prefix or range, in key order. */
+  scan(bucket: string, query: ScanQuery): Promise<Entry[]> {
+    return this.storage.scan(bucket, query);
+  }
+
+  /** Resolves when `bucket` has completed a catch-up on the current connection (or already had). */
+  async whenReady(bucket: string): Promise<ReadyInfo> {
+    const b = await this.bucketState(bucket);
+    if (b.phase === 'ready' && b.lastReady !== null) return b.lastReady;
+    return new Promise((resolve) => b.readyWaiters.push(resolve));
+  }
+
+  /** Listens to every change of stored entries; returns the unsubscribe function. */
+  onChange(listener: ChangeListener): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  /** Called each time a bucket completes a catch-up (join or resume). */
+  onReady(listener: (info: ReadyInfo) => void): () => void {
+    this.readyListeners.add(listener);
+    return () => this.readyListeners.delete(listener);
+  }
+
+  /** Listens to status changes (connection, phases, progress, pending, errors). */
+  onStatus(listener: (s: ReplicaStatus) => void): () => void {
+    this.statusListeners.add(listener);
+    return () => this.statusListeners.delete(listener);
+  }
+
+  status(): ReplicaStatus;
+  status(bucket: string): BucketStatus | undefined;
+  status(bucket?: string): ReplicaStatus | BucketStatus | undefined {
+    if (bucket !== undefined) {
+      const b = this.buckets.get(bucket);
+      return b === undefined ? undefined : bucketStatus(b);
+    }
+    return {
+      replicaId: this.replicaId,
+      connection: this.connection,
+      buckets: [...this.buckets.values()].map(bucketStatus),
+      persistent: this.storage.persistent,
+    };
+  }
+
+  /** Stops syncing, waits for queued storage work, closes storage. Pending writes stay in the outbox. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.env.clearTimeout(this.reconnectTimer);
+    this.env.clearTimeout(this.pingTimer);
+    for (const b of this.buckets.values()) this.clearBucketTimers(b);
+    this.failPages(new MittsyncError('CLOSED', 'replica closed'));
+    this.transport.close();
+    await this.tail.catch(() => undefined);
+    for (const b of this.buckets.values()) {
+      for (const w of b.waiters.values())
+        w.reject(new MittsyncError('CLOSED', 'replica closed before the relay acknowledged'));
+      b.waiters.clear();
+    }
+    await this.storage.close();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Plumbing
+  // -------------------------------------------------------------------------------------------
+
+  /** Runs storage work one task at a time, in submission order. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(fn, fn);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private emitChange(bucket: string, entries: readonly Entry[], source: 'local' | 'remote'): void {
+    if (entries.length === 0) return;
+    for (const l of this.changeListeners) l(bucket, entries, source);
+  }
+
+  private emitStatus(): void {
+    if (this.statusListeners.size === 0) return;
+    const s = this.status();
+    for (const l of this.statusListeners) l(s);
+  }
+
+  private fail(b: BucketState, err: MittsyncError): void {
+    b.lastError = { code: err.code, message: err.message };
+    this.emitStatus();
+  }
+
+  private send(msg: ClientMessage): void {
+    if (this.connection === 'open') this.transport.send(msg);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Connection
+  // -------------------------------------------------------------------------------------------
+
+  /** Connects (or reconnects) to the relay; called by `open` unless `autoConnect` is false. */
+  connect(): void {
+    if (this.closed || this.connection !== 'closed') return;
+    this.connection = 'connecting';
+    this.emitStatus();
+    let live = true;
+    this.transport.connect({
+      open: () => {
+        if (!live) return;
+        this.connection = 'open';
+        this.send({ type: 'hello', v: PROTOCOL_VERSION, replicaId: this.replicaId });
+        this.armPing();
+      },
+      message: (msg) => {
+        if (live) this.onMessage(msg);
+      },
+      close: () => {
+        if (!live) return;
+        live = false;
+        this.onDisconnect();
+      },
+    });
+  }
+
+  /** Drops the connection now; with `reconnect: false` it stays down until `connect()`. */
+  disconnect(opts?: { reconnect?: boolean }): void {
+    if (opts?.reconnect === false) {
+      this.env.clearTimeout(this.reconnectTimer);
+      this.attempt = -1;
+    }
+    this.transport.close();
+  }
+
+  private onDisconnect(): void {
+    this.connection = 'closed';
+    this.welcomed = false;
+    this.unansweredPings = 0;
+    this.env.clearTimeout(this.pingTimer);
+    this.failPages(new MittsyncError('CLOSED', 'connection closed'));
+    for (const b of this.buckets.values()) {
+      this.clearBucketTimers(b);
+      b.canPush = false;
+      b.sentUpTo = b.ackedUpTo;
+      b.mitt = null;
+      b.catchUp = null;
+      b.subscribedOk = false;
+      b.subId = this.nextSubId++;
+      b.phase = 'idle';
+    }
+    this.emitStatus();
+    if (this.closed) return;
+    if (this.attempt < 0) {
+      this.attempt = 0;
+      return;
+    }
+    const delay = backoffDelay(this.attempt++, this.env.random, this.backoff.baseMs, this.backoff.capMs);
+    this.reconnectTimer = this.env.setTimeout(() => this.connect(), delay);
+  }
+
+  private armPing(): void {
+    this.env.clearTimeout(this.pingTimer);
+    this.pingTimer = this.env.setTimeout(() => this.ping(), this.pingIntervalMs);
+  }
+
+  private ping(): void {
+    if (this.connection !== 'open') return;
+    if (this.unansweredPings >= 2) {
+      // No answer for two whole intervals: the socket is dead without having said so.
+      this.transport.close();
+      return;
+    }
+    for (const b of this.buckets.values()) {
+      // A head reported last time that we still haven't reached: the stream's tail was lost.
+      if (b.mitt !== null && b.mitt.upTo < b.probedHead) this.subscribe(b);
+    }
+    this.unansweredPings++;
+    this.send({ type: 'ping', id: ++this.pingId });
+    this.armPing();
+  }
+
+  private failPages(err: MittsyncError): void {
+    for (const [id, p] of this.pages) {
+      this.env.clearTimeout(p.timer);
+      p.reject(err);
+      this.pages.delete(id);
+    }
+  }
+
+  private clearBucketTimers(b: BucketState): void {
+    this.env.clearTimeout(b.ackTimer);
+    this.env.clearTimeout(b.gapTimer);
+    this.env.clearTimeout(b.subTimer);
+    if (b.catchUp !== null) this.env.clearTimeout(b.catchUp.flushTimer);
+    b.ackTimer = b.gapTimer = b.subTimer = undefined;
+  }
+
+  private onMessage(msg: ServerMessage): void {
+    if (msg.type === 'welcome') {
+      if (msg.v !== PROTOCOL_VERSION) {
+        this.transport.close();
+        return;
+      }
+      this.limits = msg.limits;
+      this.welcomed = true;
+      this.attempt = 0;
+      for (const b of this.buckets.values()) this.subscribe(b);
+      this.emitStatus();
+      return;
+    }
+    if (msg.type === 'pong') {
+      this.unansweredPings = 0;
+      for (const [name, head] of Object.entries(msg.heads)) {
+        const b = this.buckets.get(name);
+        if (b !== undefined) b.probedHead = head;
+      }
+      return;
+    }
+    if (msg.type === 'error') {
+      const b = msg.bucket === undefined ? undefined : this.buckets.get(msg.bucket);
+      const err = new MittsyncError(msg.code, msg.message);
+      if (msg.reqId !== undefined) {
+        const p = this.pages.get(msg.reqId);
+        if (p !== undefined) {
+          this.pages.delete(msg.reqId);
+          this.env.clearTimeout(p.timer);
+          p.reject(err);
+        }
+      }
+      if (b !== undefined) this.fail(b, err);
+      return;
+    }
+    if (msg.type === 'page') {
+      this.settlePage(msg.reqId, msg);
+      return;
+    }
+    const b = this.buckets.get(msg.bucket);
+    if (b === undefined) return;
+    switch (msg.type) {
+      case 'subscribed':
+        this.onSubscribed(b, msg);
+        return;
+      case 'reset':
+        if (msg.subId === b.subId || msg.subId === -1) this.onReset(b);
+        return;
+      case 'deliver':
+        this.onDeliver(b, msg);
+        return;
+      case 'ack':
+        this.onAck(b, msg);
+        return;
+      case 'marker':
+        void this.serial(async () => {
+          this.pump(b);
+          this.send({
+            type: 'markerReply',
+            bucket: b.name,
+            flushId: msg.flushId,
+            sent: b.meta.nextOriginSeq - 1,
+          });
+        });
+        return;
+      case 'flushed':
+        this.onFlushed(b, msg);
+        return;
+      case 'resync':
+        this.subscribe(b);
+        return;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Catch-up
+  // -------------------------------------------------------------------------------------------
+
+  /** (Re)subscribes a bucket: a resume from the checkpoint when ready, else a join. */
+  private subscribe(b: BucketState): void {
+    if (!this.welcomed) return;
+    this.clearBucketTimers(b);
+    b.subId = this.nextSubId++;
+    b.subscribedOk = false;
+    b.mitt = null;
+    b.early = [];
+    b.catchUp = null;
+    b.canPush = false;
+    b.sentUpTo = b.ackedUpTo;
+    const since = b.meta.ready ? b.meta.checkpoint : 0;
+    b.subSince = since;
+    b.phase = since > 0 ? 'resuming' : 'joining';
+    const subId = b.subId;
+    this.send({
+      type: 'sub',
+      bucket: b.name,
+      since,
+      flush: since === 0,
+      subId,
+      ...(b.meta.epoch === null ? {} : { epoch: b.meta.epoch }),
+    });
+    b.subTimer = this.env.setTimeout(() => {
+      if (b.subId === subId && !b.subscribedOk) this.subscribe(b);
+    }, this.requestTimeoutMs);
+    this.emitStatus();
+  }
+
+  private onSubscribed(b: BucketState, msg: SubscribedMsg): void {
+    if (msg.subId !== b.subId || b.subscribedOk) return; // stale or duplicated answer
+    b.subscribedOk = true;
+    this.env.clearTimeout(b.subTimer);
+    const since = b.subSince;
+    b.mitt = new Mitt(msg.from, this.bounds);
+    b.sumAt = { seq: msg.from - 1, sum: msg.sum };
+    const early = b.early;
+    b.early = [];
+    const keys = [undefined, ...msg.splits];
+    const parts = since === 0 ? keys.length : 1;
+    const cu: CatchUp = {
+      subId: msg.subId,
+      since,
+      from: msg.from,
+      epoch: msg.epoch,
+      fresh: since === 0,
+      kept: new Map(),
+      ranges: Array.from({ length: parts }, (_, i) => ({
+        after: keys[i],
+        until: since === 0 ? msg.splits[i] : undefined,
+        done: false,
+        inflight: false,
+      })),
+      pages: 0,
+      entries: 0,
+      dlMaxSeq: 0,
+      flushId: msg.flushId,
+      flushed: undefined,
+      flushTimer: undefined,
+      flushTimedOut: false,
+      downloadDone: false,
+      finishing: false,
+    };
+    b.catchUp = cu;
+    for (const m of early) {
+      if (m.type === 'deliver') this.onDeliver(b, m);
+      else this.onFlushed(b, m);
+    }
+    if (cu.flushId !== undefined) {
+      cu.flushTimer = this.env.setTimeout(() => {
+        // The flush result never came (lost, or the relay gave up silently): report it.
+        if (b.catchUp === cu && cu.flushed === undefined) {
+          cu.flushTimedOut = true;
+          cu.flushed = {
+            type: 'flushed',
+            bucket: b.name,
+            flushId: cu.flushId ?? '',
+            seq: 0,
+            covered: [],
+            missed: [{ replicaId: '*', reason: 'timeout' }],
+          };
+          this.tryFinish(b, cu);
+        }
+      }, this.requestTimeoutMs);
+    }
+    void this.serial(async () => {
+      if (b.catchUp !== cu) return;
+      // Ops already committed by the relay (their ack was lost) count as acknowledged.
+      if (msg.received > b.ackedUpTo) await this.acknowledge(b, msg.received, undefined);
+      await this.reconcileOutbox(b, msg.received);
+      if (since === 0) {
+        // A join starts from nothing but our own unacknowledged writes.
+        const keep = [...new Set(b.outbox.map((op) => op.key))];
+        const meta: BucketMeta = {
+          ...b.meta,
+          epoch: null,
+          checkpoint: 0,
+          ready: false,
+          sum: emptyChecksum(),
+        };
+        const keptEntries = (await this.storage.getEntries(b.name, keep)).filter(
+          (e): e is Entry => e !== undefined,
+        );
+        for (const e of keptEntries) {
+          cu.kept.set(e.key, e);
+          checksumReplace(meta.sum, e.key, undefined, e);
+        }
+        await this.storage.resetBucket(b.name, keep, meta);
+        b.meta = meta;
+      }
+      if (b.catchUp !== cu) return;
+      b.canPush = true;
+      this.pump(b);
+      this.pumpRanges(b, cu);
+    });
+    this.emitStatus();
+  }
+
+  /**
+   * Makes the outbox fit the relay's reception counter: if the relay has fewer of our ops than
+   * we think (restored from an older backup), renumber what we still hold to follow on.
+   */
+  private async reconcileOutbox(b: BucketState, received: number): Promise<void> {
+    const first = b.outbox[0];
+    if (first !== undefined && first.originSeq > received + 1) {
+      const renumbered = b.outbox.map((op, i) => ({ ...op, originSeq: received + 1 + i }));
+      const meta = { ...b.meta, nextOriginSeq: received + 1 + renumbered.length };
+      await this.storage.commit({ bucket: b.name, outboxReplace: renumbered, meta });
+      b.outbox = renumbered;
+      b.meta = meta;
+      b.ackedUpTo = b.sentUpTo = received;
+    } else if (first === undefined && b.meta.nextOriginSeq <= received) {
+      const meta = { ...b.meta, nextOriginSeq: received + 1 };
+      await this.storage.commit({ bucket: b.name, meta });
+      b.meta = meta;
+      b.ackedUpTo = b.sentUpTo = received;
+    }
+  }
+
+  /** Keeps up to `parallelRanges` page requests in flight, one per key range. */
+  private pumpRanges(b: BucketState, cu: CatchUp): void {
+    let inflight = cu.ranges.filter((r) => r.inflight).length;
+    for (const r of cu.ranges) {
+      if (inflight >= this.parallel) return;
+      if (r.done || r.inflight) continue;
+      this.requestRange(b, cu, r);
+      inflight++;
+    }
+  }
+
+  private requestRange(b: BucketState, cu: CatchUp, r: CatchUp['ranges'][number]): void {
+    if (r.done || r.inflight || b.catchUp !== cu) return;
+    r.inflight = true;
+    const req: PageReqMsg = {
+      type: 'pageReq',
+      bucket: b.name,
+      reqId: this.nextReqId++,
+      since: cu.since,
+      limit: this.pageSize,
+      ...(r.after === undefined ? {} : { after: r.after }),
+      ...(r.until === undefined ? {} : { until: r.until }),
+    };
+    this.fetchPage(b, req).then(
+      (res) => {
+        r.inflight = false;
+        if (b.catchUp !== cu) return;
+        if (res.type === 'reset') {
+          this.onReset(b);
+          return;
+        }
+        void this.serial(async () => {
+          if (b.catchUp !== cu) return;
+          await this.mergePage(b, cu, res.entries);
+          cu.pages++;
+          cu.entries += res.entries.length;
+          if (res.next === null) r.done = true;
+          else r.after = res.next;
+          this.emitStatus();
+          if (cu.ranges.every((x) => x.done)) {
+            cu.downloadDone = true;
+            this.tryFinish(b, cu);
+          } else this.pumpRanges(b, cu);
+        });
+      },
+      () => {
+        r.inflight = false;
+        // Timed out or the connection dropped: retry while this catch-up is still current.
+        if (b.catchUp === cu && this.connection === 'open') this.pumpRanges(b, cu);
+      },
+    );
+  }
+
+  private fetchPage(b: BucketState, req: PageReqMsg): Promise<PageMsg | ResetMsg> {
+    if (this.fetchPageOverride !== undefined) return this.fetchPageOverride(req);
+    return new Promise((resolve, reject) => {
+      const timer = this.env.setTimeout(() => {
+        this.pages.delete(req.reqId);
+        reject(new MittsyncError('TIMEOUT', `page ${req.reqId} timed out`));
+      }, this.requestTimeoutMs);
+      this.pages.set(req.reqId, { bucket: b.name, subId: b.subId, resolve, reject, timer });
+      this.send(req);
+    });
+  }
+
+  private settlePage(reqId: number, msg: PageMsg): void {
+    const p = this.pages.get(reqId);
+    if (p === undefined) return; // late answer to a retried request
+    this.pages.delete(reqId);
+    this.env.clearTimeout(p.timer);
+    p.resolve(msg);
+  }
+
+  /** Merges downloaded entries: never over a newer version held in the mitt or stored. */
+  private async mergePage(b: BucketState, cu: CatchUp, entries: readonly Entry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const mitt = b.mitt;
+    const fresh = cu.fresh;
+    const keys = entries.map((e) => e.key);
+    const stored = fresh ? undefined : await this.storage.getEntries(b.name, keys);
+    const meta = { ...b.meta, sum: { ...b.meta.sum } };
+    const puts: Entry[] = [];
+    let maxHlc = '';
+    entries.forEach((e, i) => {
+      if (e.seq > cu.dlMaxSeq) cu.dlMaxSeq = e.seq;
+      if (e.hlc > maxHlc) maxHlc = e.hlc;
+      const held = mitt?.newest(e.key);
+      if (held !== undefined && held >= e.hlc) return;
+      const cur = fresh ? cu.kept.get(e.key) : stored?.[i];
+      if (!wins(e.hlc, cur?.hlc)) return;
+      checksumReplace(meta.sum, e.key, cur, e);
+      if (fresh && cur !== undefined) cu.kept.set(e.key, e);
+      puts.push(e);
+    });
+    if (maxHlc !== '') this.clock.observe(maxHlc);
+    await this.storage.commit({ bucket: b.name, puts, meta, clock: this.clock.last() });
+    b.meta = meta;
+    this.emitChange(b.name, puts, 'remote');
+  }
+
+  private onFlushed(b: BucketState, msg: FlushedMsg): void {
+    const cu = b.catchUp;
+    if (cu === null && !b.subscribedOk && b.early.length < this.bounds.maxAhead) {
+      b.early.push(msg); // overtook `subscribed`
+      return;
+    }
+    if (cu === null || cu.flushId !== msg.flushId || cu.flushed !== undefined) return;
+    cu.flushed = msg;
+    this.env.clearTimeout(cu.flushTimer);
+    this.tryFinish(b, cu);
+  }
+
+  /** Flips the bucket to ready once download, flush and stream all cover the cut. */
+  private tryFinish(b: BucketState, cu: CatchUp): void {
+    const mitt = b.mitt;
+    if (b.catchUp !== cu || mitt === null || cu.finishing || !cu.downloadDone) return;
+    if (cu.flushId !== undefined && cu.flushed === undefined) {
+      b.phase = 'flushing';
+      this.emitStatus();
+      return;
+    }
+    const target = Math.max(cu.from - 1, cu.flushed?.seq ?? 0);
+    if (mitt.upTo < target) return; // more of the stream to come (or a gap to resolve)
+    cu.finishing = true;
+    void this.serial(async () => {
+      if (b.catchUp !== cu) return;
+      const upTo = mitt.upTo;
+      await this.applyLive(b, mitt.spill(), { checkpoint: upTo, ready: true, epoch: cu.epoch });
+      if (b.catchUp !== cu) return;
+      b.catchUp = null;
+      b.phase = 'ready';
+      const info: ReadyInfo = {
+        bucket: b.name,
+        checkpoint: upTo,
+        covered: cu.flushed?.covered ?? [],
+        missed: cu.flushed?.missed ?? [],
+        flush: cu.flushed === undefined ? 'none' : cu.flushTimedOut ? 'timeout' : 'done',
+      };
+      b.lastReady = info;
+      b.dlMaxSeqCheck = cu.dlMaxSeq;
+      this.verify(b);
+      for (const w of b.readyWaiters.splice(0)) w(info);
+      for (const l of this.readyListeners) l(info);
+      this.emitStatus();
+    });
+  }
+
+  private onReset(b: BucketState): void {
+    b.meta = { ...b.meta, ready: false, checkpoint: 0 };
+    this.subscribe(b);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Live stream
+  // -------------------------------------------------------------------------------------------
+
+  private onDeliver(b: BucketState, msg: DeliverMsg): void {
+    const mitt = b.mitt;
+    if (mitt === null || !b.subscribedOk) {
+      // The stream can overtake the `subscribed` answer: keep those ops for the mitt (bounded;
+      // past the bound they are dropped and gap detection recovers them).
+      if (b.early.length < this.bounds.maxAhead) b.early.push(msg);
+      return;
+    }
+    let fresh = 0;
+    for (const op of msg.ops) if (mitt.add(op, true)) fresh++;
+    const last = msg.ops[msg.ops.length - 1];
+    if (last !== undefined && (b.sumAt === null || last.seq > b.sumAt.seq))
+      b.sumAt = { seq: last.seq, sum: msg.sum };
+    if (mitt.gapOverflow) {
+      this.subscribe(b);
+      return;
+    }
+    if (mitt.hasGap) {
+      if (b.gapTimer === undefined) {
+        b.gapTimer = this.env.setTimeout(() => {
+          b.gapTimer = undefined;
+          if (b.mitt === mitt && mitt.hasGap) this.subscribe(b);
+        }, this.gapTimeoutMs);
+      }
+    } else if (b.gapTimer !== undefined) {
+      this.env.clearTimeout(b.gapTimer);
+      b.gapTimer = undefined;
+    }
+    if (fresh === 0) return;
+    const cu = b.catchUp;
+    if (cu !== null) {
+      if (mitt.isOverBound()) {
+        // Spill: apply held ops to storage now (LWW makes the order irrelevant); the
+        // download then merges against storage instead of the mitt.
+        cu.fresh = false;
+        const subId = b.subId;
+        void this.serial(async () => {
+          if (b.subId === subId) await this.applyLive(b, mitt.spill(), undefined);
+        });
+      }
+      this.tryFinish(b, cu);
+      return;
+    }
+    const subId = b.subId;
+    void this.serial(async () => {
+      if (b.subId !== subId || b.mitt !== mitt || mitt.heldCount === 0) return;
+      const upTo = mitt.upTo;
+      await this.applyLive(b, mitt.spill(), { checkpoint: upTo });
+      this.verify(b);
+    });
+  }
+
+  /** LWW-applies live ops to storage, with an optional meta change in the same commit. */
+  private async applyLive(
+    b: BucketState,
+    ops: readonly SeqOp[],
+    patch: Partial<BucketMeta> | undefined,
+  ): Promise<void> {
+    const newest = new Map<string, SeqOp>();
+    for (const op of ops) {
+      const cur = newest.get(op.key);
+      if (cur === undefined || op.hlc > cur.hlc) newest.set(op.key, op);
+    }
+    const keys = [...newest.keys()];
+    const stored = keys.length === 0 ? [] : await this.storage.getEntries(b.name, keys);
+    const meta: BucketMeta = { ...b.meta, ...patch, sum: { ...b.meta.sum } };
+    const puts: Entry[] = [];
+    let maxHlc = '';
+    keys.forEach((k, i) => {
+      const op = newest.get(k) as SeqOp;
+      if (op.hlc > maxHlc) maxHlc = op.hlc;
+      const cur = stored[i];
+      if (!wins(op.hlc, cur?.hlc)) return;
+      const e = opToEntry(op, op.seq);
+      checksumReplace(meta.sum, k, cur, e);
+      puts.push(e);
+    });
+    if (maxHlc !== '') this.clock.observe(maxHlc);
+    await this.storage.commit({ bucket: b.name, puts, meta, clock: this.clock.last() });
+    b.meta = meta;
+    this.emitChange(b.name, puts, 'remote');
+  }
+
+  /**
+   * Compares the stored checksum with the relay's when the stored state must equal the
+   * relay's at the checkpoint: nothing of ours pending, no op past a gap applied, no
+   * downloaded entry newer than the checkpoint. A mismatch means divergence: re-join.
+   */
+  private verify(b: BucketState): void {
+    const c = b.meta.checkpoint;
+    const at = b.sumAt;
+    if (at === null || at.seq !== c || b.phase !== 'ready' || b.outbox.length > 0) return;
+    if (
+      b.mitt === null ||
+      b.mitt.hasGap ||
+      b.mitt.heldCount > 0 ||
+      c < b.localAheadSeq ||
+      c < b.dlMaxSeqCheck
+    )
+      return;
+    if (checksumEquals(at.sum, b.meta.sum)) {
+      b.verified++;
+      return;
+    }
+    this.fail(
+      b,
+      new MittsyncError(
+        'CHECKSUM_MISMATCH',
+        `bucket ${b.name} differs from the relay at seq ${c}; re-joining`,
+      ),
+    );
+    this.onReset(b);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Outbox
+  // -------------------------------------------------------------------------------------------
+
+  /** Sends unsent outbox ops, in order, within the window. */
+  private pump(b: BucketState): void {
+    if (!b.canPush || this.connection !== 'open') return;
+    const first = b.outbox[0];
+    if (first === undefined) return;
+    const max = Math.min(this.pushBatch, this.limits.maxOpsPerFrame);
+    while (b.sentUpTo - b.ackedUpTo < this.pushWindow) {
+      const start = b.sentUpTo + 1 - first.originSeq;
+      if (start >= b.outbox.length) break;
+      const ops = b.outbox.slice(Math.max(0, start), Math.max(0, start) + max);
+      if (ops.length === 0) break;
+      this.send({ type: 'push', bucket: b.name, ops });
+      b.sentUpTo = (ops[ops.length - 1] as Op).originSeq;
+    }
+    if (b.ackTimer === undefined && b.sentUpTo > b.ackedUpTo) {
+      const acked = b.ackedUpTo;
+      b.ackTimer = this.env.setTimeout(() => {
+        b.ackTimer = undefined;
+        if (b.ackedUpTo === acked && b.sentUpTo > acked) {
+          // No progress: the frame or its ack was lost. Go back and resend.
+          b.sentUpTo = b.ackedUpTo;
+        }
+        this.pump(b);
+      }, this.ackTimeoutMs);
+    }
+  }
+
+  private onAck(b: BucketState, msg: AckMsg): void {
+    if (msg.seq !== undefined && msg.seq > b.localAheadSeq) b.localAheadSeq = msg.seq;
+    const rejected = new Map((msg.rejected ?? []).map((r) => [r.originSeq, r]));
+    if (msg.upTo > b.ackedUpTo) {
+      void this.serial(() => this.acknowledge(b, msg.upTo, rejected));
+    }
+    if (msg.gap) b.sentUpTo = Math.max(b.ackedUpTo, msg.upTo);
+    if (b.sentUpTo < msg.upTo) b.sentUpTo = msg.upTo;
+    if (rejected.size > 0) {
+      // The relay refused some of our writes; our stored state has them, the relay's not.
+      // Re-join to take the relay's state (pending writes are kept).
+      this.onReset(b);
+      return;
+    }
+    this.pump(b);
+  }
+
+  /** Drops acknowledged ops from the outbox (memory, then storage) and settles their waiters. */
+  private async acknowledge(
+    b: BucketState,
+    upTo: number,
+    rejected: Map<number, { code: string; message: string }> | undefined,
+  ): Promise<void> {
+    if (upTo <= b.ackedUpTo) return;
+    b.ackedUpTo = upTo;
+    if (b.sentUpTo < upTo) b.sentUpTo = upTo;
+    let n = 0;
+    while (n < b.outbox.length && (b.outbox[n] as Op).originSeq <= upTo) n++;
+    b.outbox.splice(0, n);
+    this.env.clearTimeout(b.ackTimer);
+    b.ackTimer = undefined;
+    for (const [seq, w] of b.waiters) {
+      if (seq > upTo) continue;
+      b.waiters.delete(seq);
+      const r = rejected?.get(seq);
+      if (r === undefined) w.resolve();
+      else w.reject(new MittsyncError(r.code as MittsyncError['code'], r.message));
+    }
+    if (rejected !== undefined && rejected.size > 0) {
+      const first = rejected.values().next().value;
+      if (first !== undefined)
+        this.fail(b, new MittsyncError(first.code as MittsyncError['code'], first.message));
+    }
+    try {
+      await this.storage.commit({ bucket: b.name, outboxAckUpTo: upTo });
+    } catch (e) {
+      // Harmless: the ops stay stored and are re-pushed after a restart; the relay dedupes.
+      this.fail(b, toMittsyncError(e, 'STORAGE_UNAVAILABLE'));
+    }
+    this.pump(b);
+    this.emitStatus();
+  }
+}
+
+/** Deep copy of a JSON value. */
+function copyValue(v: Value): Value {
+  if (typeof v !== 'object' || v === null) return v;
+  if (Array.isArray(v)) return v.map(copyValue);
+  const out: { [k: string]: Value } = {};
+  for (const k in v) out[k] = copyValue(v[k] as Value);
+  return out;
+}

@@ -1,0 +1,16 @@
+/**
+ * The one synchronous SQL interface the relay's storage runs on: better-sqlite3 on Node and
+ * `ctx.storage.sql` in a Durable Object both fit it. Parameters are always bound, never
+ * spliced into the SQL text.
+ */
+export interface SqlDriver {
+  /** Runs one statement; returns result rows (empty for statements without results). */
+  exec<Row extends Record<string, unknown> = Record<string, unknown>>(
+    sql: string,
+    ...params: SqlValue[]
+  ): Row[];
+  /** Runs `fn` in one transaction: commits when it returns, rolls back when it throws. */
+  transaction<T>(fn: () => T): T;
+}
+
+export type SqlValue = null | number | bigint | string | Uint8Array;
