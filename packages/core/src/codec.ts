@@ -2,19 +2,64 @@ import { Packr } from 'msgpackr';
 import { MittsyncError } from './errors';
 
 /**
- * The wire codec: MessagePack (msgpackr) with records, so the field names of repeated
- * structures (ops, entries) are written once per frame instead of once per op. Each frame is
- * self-contained (`sequential`), so frames can be decoded independently, in any order.
- * JSON is available as a debug format.
+ * The wire codec: MessagePack (msgpackr) in plain, self-contained frames: every frame
+ * decodes on its own, whoever sent it and whatever was lost before it. (msgpackr's record
+ * extension would shrink frames further, but its structures live across frames, which breaks
+ * as soon as one frame is dropped or two senders share a decoder.) The bulk of any frame is
+ * its ops or entries, so those travel as positional tuples instead of keyed maps: that is
+ * where records would have saved bytes. JSON is available as a debug format.
  */
-const packr = new Packr({ useRecords: true, sequential: true, mapsAsObjects: true, moreTypes: false });
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 
 export type WireFormat = 'msgpack' | 'json';
 
+type Obj = Record<string, unknown>;
+
+// Op: [origin, originSeq, key, kind (0 set, 1 del), hlc, value, seq?]
+function opToTuple(o: Obj): unknown[] {
+  const t = [o.origin, o.originSeq, o.key, o.kind === 'del' ? 1 : 0, o.hlc, o.kind === 'del' ? null : o.value];
+  if (o.seq !== undefined) t.push(o.seq);
+  return t;
+}
+
+function tupleToOp(t: unknown): unknown {
+  if (!Array.isArray(t)) return t; // left for the validator to reject
+  const o: Obj = { origin: t[0], originSeq: t[1], key: t[2], kind: t[3] === 1 ? 'del' : t[3] === 0 ? 'set' : t[3], hlc: t[4] };
+  if (t[3] !== 1) o.value = t[5];
+  if (t.length > 6) o.seq = t[6];
+  return o;
+}
+
+// Entry: [key, hlc, seq, deleted (0/1), value]
+function entryToTuple(e: Obj): unknown[] {
+  return e.deleted ? [e.key, e.hlc, e.seq, 1] : [e.key, e.hlc, e.seq, 0, e.value];
+}
+
+function tupleToEntry(t: unknown): unknown {
+  if (!Array.isArray(t)) return t;
+  return t[3] === 1 ? { key: t[0], hlc: t[1], seq: t[2], deleted: true } : { key: t[0], hlc: t[1], seq: t[2], value: t[4] };
+}
+
+function compact(msg: unknown): unknown {
+  const m = msg as Obj;
+  if ((m.type === 'deliver' || m.type === 'push') && Array.isArray(m.ops)) return { ...m, ops: m.ops.map(opToTuple) };
+  if (m.type === 'page' && Array.isArray(m.entries)) return { ...m, entries: m.entries.map(entryToTuple) };
+  return msg;
+}
+
+function expand(msg: unknown): unknown {
+  if (typeof msg !== 'object' || msg === null) return msg;
+  const m = msg as Obj;
+  if ((m.type === 'deliver' || m.type === 'push') && Array.isArray(m.ops)) m.ops = m.ops.map(tupleToOp);
+  else if (m.type === 'page' && Array.isArray(m.entries)) m.entries = m.entries.map(tupleToEntry);
+  return m;
+}
+
 /** Encodes a message into one frame. */
 export function encodeFrame(msg: unknown, format: WireFormat = 'msgpack'): Uint8Array {
-  if (format === 'json') return new TextEncoder().encode(JSON.stringify(msg));
-  return packr.pack(msg);
+  const wire = compact(msg);
+  if (format === 'json') return new TextEncoder().encode(JSON.stringify(wire));
+  return packr.pack(wire);
 }
 
 /**
@@ -22,10 +67,11 @@ export function encodeFrame(msg: unknown, format: WireFormat = 'msgpack'): Uint8
  * still validates the message's shape).
  */
 export function decodeFrame(bytes: Uint8Array, format: WireFormat = 'msgpack'): unknown {
+  let raw: unknown;
   try {
-    if (format === 'json') return JSON.parse(new TextDecoder().decode(bytes));
-    return packr.unpack(bytes);
+    raw = format === 'json' ? JSON.parse(new TextDecoder().decode(bytes)) : packr.unpack(bytes);
   } catch (cause) {
     throw new MittsyncError('BAD_FRAME', 'frame could not be decoded', { cause });
   }
+  return expand(raw);
 }

@@ -71,3 +71,5 @@ export {
   validateOp,
   validateServerMessage,
 } from './validate';
+export { WebSocketTransport } from './ws-transport';
+export type { WebSocketFactory, WebSocketLike, WebSocketTransportOptions } from './ws-transport';

@@ -43,6 +43,8 @@ export class SimRelay {
   readonly limits: WireLimits = { ...DEFAULT_LIMITS, maxDriftMs: 60_000 };
   /** Protocol violations seen (a correct replica never sends a frame that fails validation). */
   readonly invalidFrames: string[] = [];
+  /** Tests' hook to drop or duplicate chosen frames ('in' = to the relay, 'out' = to a replica). */
+  filter: ((dir: 'in' | 'out', msg: ClientMessage | ServerMessage) => 'pass' | 'drop' | 'dup') | undefined;
 
   constructor(
     private readonly sched: Scheduler,
@@ -119,11 +121,17 @@ export class SimRelay {
 
   /** Client -> relay. */
   fromClient(link: Link, msg: ClientMessage): void {
+    const verdict = this.filter?.('in', msg) ?? 'pass';
+    if (verdict === 'drop') return;
     this.transmit(link, () => this.handle(link, msg));
+    if (verdict === 'dup') this.transmit(link, () => this.handle(link, msg));
   }
 
   private toClient(link: Link, msg: ServerMessage): void {
+    const verdict = this.filter?.('out', msg) ?? 'pass';
+    if (verdict === 'drop') return;
     this.transmit(link, () => link.handlers.message(validateServerMessage(msg)));
+    if (verdict === 'dup') this.transmit(link, () => link.handlers.message(validateServerMessage(msg)));
   }
 
   /** Breaks a link: both ends learn it (the client after a delay). */

@@ -1,0 +1,68 @@
+import { writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import type { Metric } from './metric';
+import { coreMetrics } from './metrics/core';
+
+/**
+ * `npm run bench -- [--quick] [--only a,b] [--json FILE]`: runs each metric in turn and prints
+ * `<name> <value> <unit>` per line; `--json` also writes them with machine and version info.
+ */
+async function loadMetrics(): Promise<Metric[]> {
+  const all = [...coreMetrics];
+  // Metrics of other packages are optional modules: a package that is not built yet is skipped.
+  for (const mod of ['./metrics/relay', './metrics/peer']) {
+    try {
+      const m = (await import(mod)) as Record<string, Metric[]>;
+      for (const list of Object.values(m)) if (Array.isArray(list)) all.push(...list);
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw e;
+    }
+  }
+  return all;
+}
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const onlyArg = args[args.indexOf('--only') + 1];
+const only = args.includes('--only') && onlyArg ? new Set(onlyArg.split(',')) : undefined;
+const jsonFile = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
+
+const metrics = (await loadMetrics()).filter((m) => only === undefined || only.has(m.name));
+if (only !== undefined) {
+  const known = new Set(metrics.map((m) => m.name));
+  const unknown = [...only].filter((n) => !known.has(n));
+  if (unknown.length > 0) {
+    console.error(`unknown metric(s): ${unknown.join(', ')}`);
+    process.exit(2);
+  }
+}
+const results: { name: string; value: number; unit: string; description: string; target?: Metric['target'] }[] = [];
+let failed = false;
+for (const m of metrics) {
+  try {
+    const value = await m.run({ quick });
+    results.push({ name: m.name, value, unit: m.unit, description: m.description, ...(m.target ? { target: m.target } : {}) });
+    console.log(`${m.name} ${value} ${m.unit}`);
+  } catch (e) {
+    failed = true;
+    console.error(`${m.name} FAILED: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  }
+}
+if (jsonFile !== undefined) {
+  const cpu = cpus();
+  writeFileSync(
+    jsonFile,
+    `${JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        quick,
+        machine: { cpus: cpu.length, cpuModel: cpu[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), platform: process.platform },
+        versions: { node: process.version, mittsync: '0.1.0' },
+        results,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,12 @@
+/** One published number: measured by `run`, never typed in. */
+export interface Metric {
+  /** snake_case name printed as the first column, e.g. `core_apply_ops_s`. */
+  name: string;
+  /** Unit printed after the value, e.g. `ops/s`, `ms`, `MB`. */
+  unit: string;
+  /** What is measured and how, including what `--quick` changes. */
+  description: string;
+  /** Target from the issue, for the report (a floor for throughputs, a ceiling for latencies). */
+  target?: { value: number; better: 'higher' | 'lower' };
+  run(ctx: { quick: boolean }): Promise<number>;
+}
