@@ -113,6 +113,8 @@ export interface BucketState {
   /** Seq the relay reported as head in the last pong. */
   probedHead: number;
   verified: number;
+  /** Consecutive failed sync tasks (backs off the resumes that follow). */
+  storageFailures: number;
   lastError: { code: string; message: string } | null;
   readyWaiters: ((info: ReadyInfo) => void)[];
   lastReady: ReadyInfo | null;
@@ -143,6 +145,7 @@ export function newBucketState(meta: BucketMeta, outbox: Op[]): BucketState {
     sumAt: null,
     probedHead: 0,
     verified: 0,
+    storageFailures: 0,
     lastError: null,
     readyWaiters: [],
     lastReady: null,

@@ -17,14 +17,27 @@ type Obj = Record<string, unknown>;
 
 // Op: [origin, originSeq, key, kind (0 set, 1 del), hlc, value, seq?]
 function opToTuple(o: Obj): unknown[] {
-  const t = [o.origin, o.originSeq, o.key, o.kind === 'del' ? 1 : 0, o.hlc, o.kind === 'del' ? null : o.value];
+  const t = [
+    o.origin,
+    o.originSeq,
+    o.key,
+    o.kind === 'del' ? 1 : 0,
+    o.hlc,
+    o.kind === 'del' ? null : o.value,
+  ];
   if (o.seq !== undefined) t.push(o.seq);
   return t;
 }
 
 function tupleToOp(t: unknown): unknown {
   if (!Array.isArray(t)) return t; // left for the validator to reject
-  const o: Obj = { origin: t[0], originSeq: t[1], key: t[2], kind: t[3] === 1 ? 'del' : t[3] === 0 ? 'set' : t[3], hlc: t[4] };
+  const o: Obj = {
+    origin: t[0],
+    originSeq: t[1],
+    key: t[2],
+    kind: t[3] === 1 ? 'del' : t[3] === 0 ? 'set' : t[3],
+    hlc: t[4],
+  };
   if (t[3] !== 1) o.value = t[5];
   if (t.length > 6) o.seq = t[6];
   return o;
@@ -37,12 +50,15 @@ function entryToTuple(e: Obj): unknown[] {
 
 function tupleToEntry(t: unknown): unknown {
   if (!Array.isArray(t)) return t;
-  return t[3] === 1 ? { key: t[0], hlc: t[1], seq: t[2], deleted: true } : { key: t[0], hlc: t[1], seq: t[2], value: t[4] };
+  return t[3] === 1
+    ? { key: t[0], hlc: t[1], seq: t[2], deleted: true }
+    : { key: t[0], hlc: t[1], seq: t[2], value: t[4] };
 }
 
 function compact(msg: unknown): unknown {
   const m = msg as Obj;
-  if ((m.type === 'deliver' || m.type === 'push') && Array.isArray(m.ops)) return { ...m, ops: m.ops.map(opToTuple) };
+  if ((m.type === 'deliver' || m.type === 'push') && Array.isArray(m.ops))
+    return { ...m, ops: m.ops.map(opToTuple) };
   if (m.type === 'page' && Array.isArray(m.entries)) return { ...m, entries: m.entries.map(entryToTuple) };
   return msg;
 }

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MittsyncError } from './errors';
-import { HlcClock, checkDrift, decodeHlc, encodeHlc, isHlc } from './hlc';
+import { checkDrift, decodeHlc, encodeHlc, HlcClock, isHlc } from './hlc';
 
 describe('HLC', () => {
   it('serializes compactly and sorts like the clock order', () => {
@@ -89,7 +89,9 @@ describe('HLC', () => {
 
   it('scenario 22: a timestamp an hour ahead is rejected as CLOCK_DRIFT', () => {
     const ahead = encodeHlc(1_000_000 + 3_600_000, 0, 'rA');
-    expect(() => checkDrift(ahead, 1_000_000, 60_000)).toThrowError(expect.objectContaining({ code: 'CLOCK_DRIFT' }));
+    expect(() => checkDrift(ahead, 1_000_000, 60_000)).toThrowError(
+      expect.objectContaining({ code: 'CLOCK_DRIFT' }),
+    );
     expect(() => checkDrift(encodeHlc(1_030_000, 0, 'rA'), 1_000_000, 60_000)).not.toThrow();
   });
 });

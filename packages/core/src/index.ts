@@ -71,5 +71,5 @@ export {
   validateOp,
   validateServerMessage,
 } from './validate';
-export { WebSocketTransport } from './ws-transport';
 export type { WebSocketFactory, WebSocketLike, WebSocketTransportOptions } from './ws-transport';
+export { WebSocketTransport } from './ws-transport';

@@ -21,9 +21,11 @@ const fold = (es: Entry[]) => es.reduce<Entry | undefined>((acc, e) => mergeEntr
 
 describe('LWW merge', () => {
   it('is commutative', () => {
-    fc.assert(fc.property(arbEntry, arbEntry, (a, b) => {
+    fc.assert(
+      fc.property(arbEntry, arbEntry, (a, b) => {
         expect(mergeEntry(a, b)).toEqual(mergeEntry(b, a));
-      }));
+      }),
+    );
   });
 
   it('is associative', () => {
@@ -35,22 +37,28 @@ describe('LWW merge', () => {
   });
 
   it('is idempotent', () => {
-    fc.assert(fc.property(arbEntry, (a) => {
+    fc.assert(
+      fc.property(arbEntry, (a) => {
         expect(mergeEntry(a, a)).toEqual(a);
-      }));
+      }),
+    );
   });
 
   it('scenario 8: ops reordered within and across senders give the same final state', () => {
     fc.assert(
-      fc.property(fc.array(arbEntry, { minLength: 1, maxLength: 30 }), fc.infiniteStream(fc.nat()), (es, rnd) => {
-        const shuffled = [...es];
-        const it = rnd[Symbol.iterator]();
-        for (let i = shuffled.length - 1; i > 0; i--) {
-          const j = (it.next().value as number) % (i + 1);
-          [shuffled[i], shuffled[j]] = [shuffled[j] as Entry, shuffled[i] as Entry];
-        }
-        expect(fold(shuffled)).toEqual(fold(es));
-      }),
+      fc.property(
+        fc.array(arbEntry, { minLength: 1, maxLength: 30 }),
+        fc.infiniteStream(fc.nat()),
+        (es, rnd) => {
+          const shuffled = [...es];
+          const it = rnd[Symbol.iterator]();
+          for (let i = shuffled.length - 1; i > 0; i--) {
+            const j = (it.next().value as number) % (i + 1);
+            [shuffled[i], shuffled[j]] = [shuffled[j] as Entry, shuffled[i] as Entry];
+          }
+          expect(fold(shuffled)).toEqual(fold(es));
+        },
+      ),
     );
   });
 

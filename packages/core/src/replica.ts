@@ -205,6 +205,7 @@ export class Replica {
           checkpoint: 0,
           ready: false,
           nextOriginSeq: 1,
+          counterEpoch: null,
           sum: emptyChecksum(),
         };
         if (loaded === undefined) await this.storage.commit({ bucket, meta });
@@ -215,6 +216,8 @@ export class Replica {
         return b;
       });
       this.opening.set(bucket, p);
+      // A failed open (storage trouble) must not stick: the next call tries again.
+      p.catch(() => this.opening.delete(bucket));
     }
     return p;
   }
@@ -391,6 +394,25 @@ export class Replica {
   // -------------------------------------------------------------------------------------------
   // Plumbing
   // -------------------------------------------------------------------------------------------
+
+  /**
+   * Runs sync work on the serial queue. If it fails (storage full, lost, broken), whatever it
+   * took off the stream is not applied: report the error and resume from the last durable
+   * checkpoint after a backoff, so the checkpoint never runs ahead of the data.
+   */
+  private syncTask(b: BucketState, fn: () => Promise<void>): void {
+    const subId = b.subId;
+    this.serial(fn).catch((e: unknown) => {
+      const err = toMittsyncError(e, 'STORAGE_UNAVAILABLE');
+      this.fail(b, err);
+      b.storageFailures++;
+      const delay = backoffDelay(b.storageFailures, this.env.random, this.backoff.baseMs, this.backoff.capMs);
+      this.env.setTimeout(() => {
+        if (b.subId === subId && !this.closed) this.subscribe(b);
+      }, delay);
+      b.mitt = null; // stop taking live ops until the resume
+    });
+  }
 
   /** Runs storage work one task at a time, in submission order. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -682,11 +704,10 @@ export class Replica {
         }
       }, this.requestTimeoutMs);
     }
-    void this.serial(async () => {
+    this.syncTask(b, async () => {
       if (b.catchUp !== cu) return;
       // Ops already committed by the relay (their ack was lost) count as acknowledged.
-      if (msg.received > b.ackedUpTo) await this.acknowledge(b, msg.received, undefined);
-      await this.reconcileOutbox(b, msg.received);
+      await this.reconcileOutbox(b, msg.epoch, msg.received);
       if (since === 0) {
         // A join starts from nothing but our own unacknowledged writes.
         const keep = [...new Set(b.outbox.map((op) => op.key))];
@@ -716,24 +737,45 @@ export class Replica {
   }
 
   /**
-   * Makes the outbox fit the relay's reception counter: if the relay has fewer of our ops than
-   * we think (restored from an older backup), renumber what we still hold to follow on.
+   * Makes the outbox fit the relay's reception counter. Within one epoch the counter never
+   * goes down, so a lower `received` is just a stale answer (it overtook newer acks) and only
+   * a higher one acknowledges ops whose ack was lost. A new epoch (relay reset or restored
+   * from an older backup) is authoritative: ops it lacks are renumbered to follow its counter,
+   * since pushing them with their old numbers would leave a gap it can never fill.
    */
-  private async reconcileOutbox(b: BucketState, received: number): Promise<void> {
-    const first = b.outbox[0];
-    if (first !== undefined && first.originSeq > received + 1) {
-      const renumbered = b.outbox.map((op, i) => ({ ...op, originSeq: received + 1 + i }));
-      const meta = { ...b.meta, nextOriginSeq: received + 1 + renumbered.length };
-      await this.storage.commit({ bucket: b.name, outboxReplace: renumbered, meta });
-      b.outbox = renumbered;
-      b.meta = meta;
-      b.ackedUpTo = b.sentUpTo = received;
-    } else if (first === undefined && b.meta.nextOriginSeq <= received) {
-      const meta = { ...b.meta, nextOriginSeq: received + 1 };
-      await this.storage.commit({ bucket: b.name, meta });
-      b.meta = meta;
-      b.ackedUpTo = b.sentUpTo = received;
+  private async reconcileOutbox(b: BucketState, epoch: string, received: number): Promise<void> {
+    const known = b.meta.counterEpoch;
+    if (known === null || known === epoch) {
+      if (received > b.ackedUpTo) await this.acknowledge(b, received, undefined);
+      if (received >= b.meta.nextOriginSeq) {
+        // The relay has more of our ops than we remember issuing (our storage went back in
+        // time): continue after its counter so no number is used twice.
+        await this.renumber(b, received);
+      } else if (known === null) {
+        const meta = { ...b.meta, counterEpoch: epoch };
+        await this.storage.commit({ bucket: b.name, meta });
+        b.meta = meta;
+      }
+      return;
     }
+    // A new epoch: whatever it holds of ours up to `received` is committed there.
+    const upTo = Math.min(received, b.outbox[b.outbox.length - 1]?.originSeq ?? b.ackedUpTo);
+    if (upTo > b.ackedUpTo) await this.acknowledge(b, upTo, undefined);
+    await this.renumber(b, received, epoch);
+  }
+
+  /** Renumbers the outbox to follow `received` (and records the epoch the numbers belong to). */
+  private async renumber(b: BucketState, received: number, epoch?: string): Promise<void> {
+    const renumbered = b.outbox.map((op, i) => ({ ...op, originSeq: received + 1 + i }));
+    const meta: BucketMeta = {
+      ...b.meta,
+      nextOriginSeq: received + 1 + renumbered.length,
+      ...(epoch === undefined ? {} : { counterEpoch: epoch }),
+    };
+    await this.storage.commit({ bucket: b.name, outboxReplace: renumbered, meta });
+    b.outbox = renumbered;
+    b.meta = meta;
+    b.ackedUpTo = b.sentUpTo = received;
   }
 
   /** Keeps up to `parallelRanges` page requests in flight, one per key range. */
@@ -767,7 +809,7 @@ export class Replica {
           this.onReset(b);
           return;
         }
-        void this.serial(async () => {
+        this.syncTask(b, async () => {
           if (b.catchUp !== cu) return;
           await this.mergePage(b, cu, res.entries);
           cu.pages++;
@@ -860,7 +902,7 @@ export class Replica {
     const target = Math.max(cu.from - 1, cu.flushed?.seq ?? 0);
     if (mitt.upTo < target) return; // more of the stream to come (or a gap to resolve)
     cu.finishing = true;
-    void this.serial(async () => {
+    this.syncTask(b, async () => {
       if (b.catchUp !== cu) return;
       const upTo = mitt.upTo;
       await this.applyLive(b, mitt.spill(), { checkpoint: upTo, ready: true, epoch: cu.epoch });
@@ -875,6 +917,7 @@ export class Replica {
         flush: cu.flushed === undefined ? 'none' : cu.flushTimedOut ? 'timeout' : 'done',
       };
       b.lastReady = info;
+      b.storageFailures = 0;
       b.dlMaxSeqCheck = cu.dlMaxSeq;
       this.verify(b);
       for (const w of b.readyWaiters.splice(0)) w(info);
@@ -928,7 +971,7 @@ export class Replica {
         // download then merges against storage instead of the mitt.
         cu.fresh = false;
         const subId = b.subId;
-        void this.serial(async () => {
+        this.syncTask(b, async () => {
           if (b.subId === subId) await this.applyLive(b, mitt.spill(), undefined);
         });
       }
@@ -936,7 +979,7 @@ export class Replica {
       return;
     }
     const subId = b.subId;
-    void this.serial(async () => {
+    this.syncTask(b, async () => {
       if (b.subId !== subId || b.mitt !== mitt || mitt.heldCount === 0) return;
       const upTo = mitt.upTo;
       await this.applyLive(b, mitt.spill(), { checkpoint: upTo });

@@ -13,6 +13,8 @@ export interface BucketMeta {
   ready: boolean;
   /** The next originSeq this replica will give a local op in this bucket. */
   nextOriginSeq: number;
+  /** Relay epoch our originSeqs are counted in (null before the first subscription). */
+  counterEpoch: string | null;
   /** Checksum of the bucket's live entries as stored. */
   sum: Checksum;
 }

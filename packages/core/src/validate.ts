@@ -13,7 +13,7 @@ export const DEFAULT_LIMITS: WireLimits = {
   maxBucketsPerSocket: 64,
 };
 
-const BUCKET_RE = /^[A-Za-z0-9_.:/-]{1,128}$/;
+const BUCKET_RE = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$/;
 const MAX_VALUE_DEPTH = 32;
 
 function bad(message: string): never {
@@ -28,9 +28,12 @@ function isCount(x: unknown): x is number {
   return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
 }
 
-/** True for a usable bucket name: 1-128 chars of `[A-Za-z0-9_.:/-]`. */
+/**
+ * True for a usable bucket name: 1-128 chars of `[A-Za-z0-9_.:/-]`, starting with a letter
+ * or digit and never containing `..` (names may end up in file paths and URLs).
+ */
 export function isBucketName(x: unknown): x is string {
-  return typeof x === 'string' && BUCKET_RE.test(x);
+  return typeof x === 'string' && BUCKET_RE.test(x) && !x.includes('..');
 }
 
 /** UTF-8 byte length of a string, without allocating. */
@@ -112,7 +115,8 @@ export function validateOp(x: unknown, limits: WireLimits): Op {
 }
 
 function checkBucket(x: unknown): asserts x is string {
-  if (!isBucketName(x)) bad('bucket must be 1-128 chars of [A-Za-z0-9_.:/-]');
+  if (!isBucketName(x))
+    bad('bucket must be 1-128 chars of [A-Za-z0-9_.:/-], starting with a letter or digit, without ".."');
 }
 
 /** Validates a frame from a replica. Throws a typed MittsyncError on anything malformed. */

@@ -1,4 +1,4 @@
-import { type WireFormat, decodeFrame, encodeFrame } from './codec';
+import { decodeFrame, encodeFrame, type WireFormat } from './codec';
 import { MittsyncError } from './errors';
 import type { ClientMessage } from './protocol';
 import type { Transport, TransportHandlers } from './transport';
@@ -89,10 +89,13 @@ export class WebSocketTransport implements Transport {
           try {
             if (data === undefined) throw new MittsyncError('BAD_FRAME', 'unsupported frame type');
             const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
-            const msg = validateServerMessage(decodeFrame(bytes, typeof data === 'string' ? 'json' : this.format));
+            const msg = validateServerMessage(
+              decodeFrame(bytes, typeof data === 'string' ? 'json' : this.format),
+            );
             handlers.message(msg);
           } catch (e) {
-            const err = e instanceof MittsyncError ? e : new MittsyncError('BAD_FRAME', String(e), { cause: e });
+            const err =
+              e instanceof MittsyncError ? e : new MittsyncError('BAD_FRAME', String(e), { cause: e });
             this.opts.onProtocolError?.(err);
           }
         };

@@ -44,7 +44,13 @@ export class SimRelay {
   /** Protocol violations seen (a correct replica never sends a frame that fails validation). */
   readonly invalidFrames: string[] = [];
   /** Tests' hook to drop or duplicate chosen frames ('in' = to the relay, 'out' = to a replica). */
-  filter: ((dir: 'in' | 'out', msg: ClientMessage | ServerMessage) => 'pass' | 'drop' | 'dup') | undefined;
+  filter:
+    | ((
+        dir: 'in' | 'out',
+        msg: ClientMessage | ServerMessage,
+        replicaId: string | null,
+      ) => 'pass' | 'drop' | 'dup')
+    | undefined;
 
   constructor(
     private readonly sched: Scheduler,
@@ -121,14 +127,14 @@ export class SimRelay {
 
   /** Client -> relay. */
   fromClient(link: Link, msg: ClientMessage): void {
-    const verdict = this.filter?.('in', msg) ?? 'pass';
+    const verdict = this.filter?.('in', msg, link.replicaId) ?? 'pass';
     if (verdict === 'drop') return;
     this.transmit(link, () => this.handle(link, msg));
     if (verdict === 'dup') this.transmit(link, () => this.handle(link, msg));
   }
 
   private toClient(link: Link, msg: ServerMessage): void {
-    const verdict = this.filter?.('out', msg) ?? 'pass';
+    const verdict = this.filter?.('out', msg, link.replicaId) ?? 'pass';
     if (verdict === 'drop') return;
     this.transmit(link, () => link.handlers.message(validateServerMessage(msg)));
     if (verdict === 'dup') this.transmit(link, () => link.handlers.message(validateServerMessage(msg)));

@@ -243,7 +243,15 @@ export async function runSeed(
         }
       }
     });
-    for (const b of n.buckets) void replica.openBucket(b);
+    const openAll = (attempt: number): void => {
+      for (const b of n.buckets) {
+        replica.openBucket(b).catch(() => {
+          // Storage trouble while opening: try again shortly, like an app would.
+          if (attempt < 20) sched.setTimeout(() => alive() && openAll(attempt + 1), 50);
+        });
+      }
+    };
+    openAll(0);
   };
 
   /**
@@ -319,6 +327,7 @@ export async function runSeed(
       else if (roll < 0.9)
         n.skew -= between(0, 5_000); // the wall clock jumps backwards
       else if (roll < 0.905) relay.restart(between(10, 300));
+      else if (roll < 0.92) n.memory.failNextCommits = between(1, 3); // storage trouble
     }, at);
   }
   await sched.runUntil(chaosMs, settle);

@@ -2,7 +2,7 @@ import type { Env } from '../env';
 import { MemoryReplicaStorage } from '../memory-storage';
 import { Replica, type ReplicaOptions } from '../replica';
 import { SimRelay, SimTransport } from '../sim/network';
-import { Scheduler, prng } from '../sim/scheduler';
+import { prng, Scheduler } from '../sim/scheduler';
 
 /** One replica in a {@link Harness}: its storage outlives restarts. */
 export interface HarnessReplica {
@@ -26,7 +26,12 @@ export class Harness {
 
   constructor(
     settle: () => Promise<void>,
-    hostOptions: Partial<{ flushTimeoutMs: number; tombstoneRetainOps: number; tombstoneRetainMs: number; splitMinEntries: number }> = {},
+    hostOptions: Partial<{
+      flushTimeoutMs: number;
+      tombstoneRetainOps: number;
+      tombstoneRetainMs: number;
+      splitMinEntries: number;
+    }> = {},
   ) {
     this.settleFn = settle;
     const env: Env = {
@@ -54,7 +59,11 @@ export class Harness {
     const sent: HarnessReplica['sent'] = [];
     const send = transport.send.bind(transport);
     transport.send = (m) => {
-      sent.push({ type: m.type, ...('bucket' in m ? { bucket: m.bucket } : {}), ...('since' in m ? { since: m.since } : {}) });
+      sent.push({
+        type: m.type,
+        ...('bucket' in m ? { bucket: m.bucket } : {}),
+        ...('since' in m ? { since: m.since } : {}),
+      });
       send(m);
     };
     const skew = opts.skewMs ?? (() => 0);

@@ -14,7 +14,16 @@ export interface StorageSetup {
 const H = (n: number, node = 'rA') => `${n.toString(16).padStart(12, '0')}0000${node}`;
 
 function meta(bucket: string, patch: Partial<BucketMeta> = {}): BucketMeta {
-  return { bucket, epoch: null, checkpoint: 0, ready: false, nextOriginSeq: 1, sum: emptyChecksum(), ...patch };
+  return {
+    bucket,
+    epoch: null,
+    checkpoint: 0,
+    ready: false,
+    nextOriginSeq: 1,
+    counterEpoch: null,
+    sum: emptyChecksum(),
+    ...patch,
+  };
 }
 
 function entry(key: string, n: number, value: unknown = { n }, seq = n): Entry {
@@ -55,7 +64,11 @@ export function runReplicaStorageTests(name: string, setup: StorageSetup): void 
         meta: meta('b', { nextOriginSeq: 3 }),
         clock: H(2),
       });
-      expect(await s.getEntries('b', ['k2', 'missing', 'k1'])).toEqual([entry('k2', 2), undefined, entry('k1', 1)]);
+      expect(await s.getEntries('b', ['k2', 'missing', 'k1'])).toEqual([
+        entry('k2', 2),
+        undefined,
+        entry('k1', 1),
+      ]);
       expect((await s.loadOutbox('b')).map((o) => o.originSeq)).toEqual([1, 2]);
       expect((await s.loadBucket('b'))?.nextOriginSeq).toBe(3);
       expect((await s.open())?.clock).toBe(H(2));
@@ -102,7 +115,11 @@ export function runReplicaStorageTests(name: string, setup: StorageSetup): void 
       const keys = ['a/1', 'a/2', 'a/3', 'b/1', 'b/2', 'c'];
       await s.commit({ bucket: 'b', puts: keys.map((k, i) => entry(k, i + 1)).reverse(), meta: meta('b') });
       expect((await s.scan('b', { prefix: 'a/' })).map((e) => e.key)).toEqual(['a/1', 'a/2', 'a/3']);
-      expect((await s.scan('b', { start: 'a/2', end: 'b/2' })).map((e) => e.key)).toEqual(['a/2', 'a/3', 'b/1']);
+      expect((await s.scan('b', { start: 'a/2', end: 'b/2' })).map((e) => e.key)).toEqual([
+        'a/2',
+        'a/3',
+        'b/1',
+      ]);
       expect((await s.scan('b', { limit: 2 })).map((e) => e.key)).toEqual(['a/1', 'a/2']);
       expect((await s.scan('b', { prefix: 'b/', limit: 1 })).map((e) => e.key)).toEqual(['b/1']);
       await s.close();
@@ -124,7 +141,11 @@ export function runReplicaStorageTests(name: string, setup: StorageSetup): void 
     it('resets a bucket keeping only the named keys, atomically with its meta', async () => {
       const s = await setup.create();
       await s.open();
-      await s.commit({ bucket: 'b', puts: [entry('k1', 1), entry('k2', 2), entry('k3', 3)], meta: meta('b', { ready: true }) });
+      await s.commit({
+        bucket: 'b',
+        puts: [entry('k1', 1), entry('k2', 2), entry('k3', 3)],
+        meta: meta('b', { ready: true }),
+      });
       await s.resetBucket('b', ['k2'], meta('b', { ready: false, checkpoint: 0, nextOriginSeq: 9 }));
       expect((await s.scan('b', {})).map((e) => e.key)).toEqual(['k2']);
       expect(await s.loadBucket('b')).toMatchObject({ ready: false, nextOriginSeq: 9 });
@@ -156,7 +177,13 @@ export function runReplicaStorageTests(name: string, setup: StorageSetup): void 
         const s = await setup.create();
         await s.open();
         await s.saveIdentity({ replicaId: 'rA', clock: null });
-        await s.commit({ bucket: 'b', puts: [entry('k', 5)], outboxAdd: [op('k', 1)], meta: meta('b', { checkpoint: 5, ready: true }), clock: H(5) });
+        await s.commit({
+          bucket: 'b',
+          puts: [entry('k', 5)],
+          outboxAdd: [op('k', 1)],
+          meta: meta('b', { checkpoint: 5, ready: true }),
+          clock: H(5),
+        });
         await s.close();
         const t = await reopen(s);
         expect(await t.open()).toEqual({ replicaId: 'rA', clock: H(5) });

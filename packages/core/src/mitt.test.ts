@@ -1,0 +1,93 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { encodeHlc } from './hlc';
+import { Mitt } from './mitt';
+import type { SeqOp } from './model';
+
+const op = (seq: number, key = `k${seq}`, wall = seq): SeqOp => ({
+  origin: 'rA',
+  originSeq: seq,
+  key,
+  kind: 'set',
+  value: seq,
+  hlc: encodeHlc(wall, 0, 'rA'),
+  seq,
+});
+
+describe('Mitt', () => {
+  it('scenario 7: a duplicated op is taken once', () => {
+    const m = new Mitt(1);
+    expect(m.add(op(1), true)).toBe(true);
+    expect(m.add(op(1), true)).toBe(false);
+    expect(m.heldCount).toBe(1);
+    expect(m.received).toBe(1);
+  });
+
+  it('drops ops from before the subscription point (covered by the download)', () => {
+    const m = new Mitt(10);
+    expect(m.add(op(9), true)).toBe(false);
+    expect(m.upTo).toBe(9);
+  });
+
+  it('scenario 6: detects a dropped op as a gap and never skips it', () => {
+    const m = new Mitt(1);
+    m.add(op(1), true);
+    m.add(op(3), true);
+    expect(m.hasGap).toBe(true);
+    expect(m.upTo).toBe(1);
+    m.add(op(2), true);
+    expect(m.hasGap).toBe(false);
+    expect(m.upTo).toBe(3);
+  });
+
+  it('tracks the contiguous point whatever the arrival order (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.shuffledSubarray(
+          [...Array(40).keys()].map((i) => i + 1),
+          { minLength: 0, maxLength: 40 },
+        ),
+        (seqs) => {
+          const m = new Mitt(1);
+          for (const s of seqs) m.add(op(s), true);
+          const got = new Set(seqs);
+          let expected = 0;
+          while (got.has(expected + 1)) expected++;
+          expect(m.upTo).toBe(expected);
+        },
+      ),
+    );
+  });
+
+  it('scenario 20: reports when it is over its bound, and spilling empties it', () => {
+    const m = new Mitt(1, { maxOps: 3, maxBytes: 1 << 20, maxAhead: 100 });
+    for (let i = 1; i <= 4; i++) m.add(op(i), true);
+    expect(m.isOverBound()).toBe(true);
+    const spilled = m.spill();
+    expect(spilled.map((o) => o.seq)).toEqual([1, 2, 3, 4]);
+    expect(m.heldCount).toBe(0);
+    expect(m.bytes).toBe(0);
+    expect(m.upTo).toBe(4);
+    expect(m.add(op(3), true)).toBe(false); // still knows what it received
+  });
+
+  it('bounds by bytes as well as by count', () => {
+    const m = new Mitt(1, { maxOps: 1000, maxBytes: 500, maxAhead: 100 });
+    m.add({ ...op(1), value: 'x'.repeat(600) }, true);
+    expect(m.isOverBound()).toBe(true);
+  });
+
+  it('treats a gap that outgrows its bound as a lost stream', () => {
+    const m = new Mitt(1, { maxOps: 1000, maxBytes: 1 << 20, maxAhead: 3 });
+    for (let i = 3; i <= 7; i++) m.add(op(i), true);
+    expect(m.gapOverflow).toBe(true);
+  });
+
+  it('scenario 16: remembers the newest held version per key, so older downloads lose', () => {
+    const m = new Mitt(1);
+    m.add(op(1, 'k', 50), true);
+    m.add(op(2, 'k', 40), true);
+    expect(m.newest('k')).toBe(encodeHlc(50, 0, 'rA'));
+    expect(m.newest('other')).toBeUndefined();
+  });
+});

@@ -1,0 +1,249 @@
+import { describe, expect, it } from 'vitest';
+import type { Entry } from './model';
+import { Harness } from './testing/harness';
+
+const settle = () => new Promise<void>((r) => setImmediate(r));
+const live = (entries: Iterable<Entry>) =>
+  [...entries]
+    .filter((e) => !e.deleted)
+    .map((e) => [e.key, e.value])
+    .sort();
+
+describe('Replica', () => {
+  it('writes locally, pushes, and converges with another replica through the relay', async () => {
+    const h = new Harness(settle);
+    const a = await h.open('rA');
+    const b = await h.open('rB');
+    await a.replica.openBucket('b');
+    await b.replica.openBucket('b');
+    await h.run(100);
+    const acked = a.replica.put('b', 'k', { n: 1 }, { ack: 'relay' });
+    await h.run(100);
+    await acked;
+    expect((await b.replica.get('b', 'k'))?.value).toEqual({ n: 1 });
+    expect(b.replica.status('b')).toMatchObject({ phase: 'ready', pending: 0 });
+  });
+
+  it('scenario 15: subscribes before it downloads', async () => {
+    const h = new Harness(settle);
+    const a = await h.open('rA');
+    await a.replica.openBucket('b');
+    await h.run(100);
+    const kinds = a.sent.filter((m) => m.bucket === 'b').map((m) => m.type);
+    expect(kinds.indexOf('sub')).toBeGreaterThanOrEqual(0);
+    expect(kinds.indexOf('sub')).toBeLessThan(kinds.indexOf('pageReq'));
+  });
+
+  it('scenarios 16/17: while joining, live ops newer than the download win and live tombstones delete', async () => {
+    const h = new Harness(settle, { splitMinEntries: 1 });
+    const w = await h.open('rW');
+    for (let i = 0; i < 40; i++) await w.replica.put('b', `k${String(i).padStart(2, '0')}`, { v: 'old' });
+    await h.run(200);
+    // The joiner pages slowly (2 entries a page) while the writer overwrites and deletes.
+    const j = await h.open('rJ', { pageSize: 2, parallelRanges: 1 });
+    await j.replica.openBucket('b');
+    for (let i = 0; i < 40; i += 4) {
+      await w.replica.put('b', `k${String(i).padStart(2, '0')}`, { v: 'new' });
+      await w.replica.del('b', `k${String(i + 1).padStart(2, '0')}`);
+      await h.run(5);
+    }
+    const ready = j.replica.whenReady('b');
+    await h.run(2_000);
+    const info = await ready;
+    expect(info.flush).toBe('done');
+    expect(info.covered).toContain('rW');
+    expect(live(j.storage.peek('b').values())).toEqual(live(w.storage.peek('b').values()));
+    expect(j.storage.peek('b').get('k01')?.deleted).toBe(true);
+    expect(j.storage.peek('b').get('k00')?.value).toEqual({ v: 'new' });
+  });
+
+  it('scenario 6: a dropped op on the live stream is found as a gap and recovered by a resume', async () => {
+    const h = new Harness(settle);
+    const w = await h.open('rW');
+    const r = await h.open('rR');
+    await r.replica.openBucket('b');
+    await w.replica.openBucket('b');
+    await h.run(100);
+    let dropped = false;
+    h.relay.filter = (dir, m, to) => {
+      if (
+        dir === 'out' &&
+        to === 'rR' &&
+        m.type === 'deliver' &&
+        m.ops.some((o) => o.key === 'k2') &&
+        !dropped
+      ) {
+        dropped = true;
+        return 'drop';
+      }
+      return 'pass';
+    };
+    for (let i = 1; i <= 4; i++) {
+      await w.replica.put('b', `k${i}`, i);
+      await h.run(20);
+    }
+    await h.run(1_000);
+    expect(dropped).toBe(true);
+    expect(r.sent.filter((m) => m.type === 'sub' && (m.since ?? 0) > 0).length).toBeGreaterThan(0);
+    expect(live(r.storage.peek('b').values())).toEqual(live(w.storage.peek('b').values()));
+    expect(r.replica.status('b')?.checkpoint).toBe(h.relay.hosts.get('b')?.state.head);
+  });
+
+  it('scenario 7: a duplicated live op is applied once', async () => {
+    const h = new Harness(settle);
+    const w = await h.open('rW');
+    const r = await h.open('rR');
+    await r.replica.openBucket('b');
+    await h.run(100);
+    h.relay.filter = (dir, m) => (dir === 'out' && m.type === 'deliver' ? 'dup' : 'pass');
+    const changes: string[] = [];
+    r.replica.onChange((_b, es, source) => source === 'remote' && changes.push(...es.map((e) => e.key)));
+    await w.replica.put('b', 'once', 1);
+    await h.run(300);
+    expect(changes).toEqual(['once']);
+  });
+
+  it('scenario 9: a lost push ack makes the replica re-push; the relay dedupes', async () => {
+    const h = new Harness(settle);
+    const w = await h.open('rW');
+    await w.replica.openBucket('b');
+    await h.run(100);
+    let drops = 0;
+    h.relay.filter = (dir, m) => (dir === 'out' && m.type === 'ack' && drops++ === 0 ? 'drop' : 'pass');
+    const acked = w.replica.put('b', 'k', 1, { ack: 'relay' });
+    await h.run(1_000);
+    await acked;
+    expect(w.sent.filter((m) => m.type === 'push').length).toBeGreaterThan(1);
+    expect(h.relay.hosts.get('b')?.state.head).toBe(1);
+  });
+
+  it('scenario 13: the checkpoint only advances together with the data it covers', async () => {
+    const h = new Harness(settle);
+    const w = await h.open('rW');
+    const r = await h.open('rR');
+    await r.replica.openBucket('b');
+    await h.run(100);
+    const before = r.storage.peekMeta('b').meta?.checkpoint;
+    r.storage.failNextCommits = 1; // the commit carrying the next op fails
+    await w.replica.put('b', 'k', 1);
+    await h.run(50);
+    const meta = r.storage.peekMeta('b').meta;
+    if (r.storage.peek('b').get('k') === undefined) expect(meta?.checkpoint).toBe(before);
+    await h.run(2_000); // the gap probe resumes and recovers it
+    expect(r.storage.peek('b').get('k')?.value).toBe(1);
+    expect(r.storage.peekMeta('b').meta?.checkpoint).toBe(h.relay.hosts.get('b')?.state.head);
+  });
+
+  it('scenario 18: a download cut off leaves the bucket not ready; the join completes after reconnecting', async () => {
+    const h = new Harness(settle);
+    const w = await h.open('rW');
+    for (let i = 0; i < 30; i++) await w.replica.put('b', `k${i}`, i);
+    await h.run(200);
+    const j = await h.open('rJ', { pageSize: 3, parallelRanges: 1 });
+    let pages = 0;
+    h.relay.filter = (dir, m) => {
+      if (dir === 'out' && m.type === 'page' && ++pages === 3) {
+        j.transport.cut();
+        return 'drop';
+      }
+      return 'pass';
+    };
+    await j.replica.openBucket('b');
+    await h.run(20);
+    expect(j.replica.status('b')?.ready).toBe(false);
+    expect(j.storage.peekMeta('b').meta?.ready).toBe(false);
+    await h.run(3_000);
+    expect(j.replica.status('b')).toMatchObject({ phase: 'ready', ready: true });
+    expect(live(j.storage.peek('b').values())).toHaveLength(30);
+  });
+
+  it('scenario 19: a resume point already compacted gets a reset; the re-join keeps unacknowledged writes', async () => {
+    const h = new Harness(settle, { tombstoneRetainOps: 2, tombstoneRetainMs: 0 });
+    const w = await h.open('rW');
+    const r = await h.open('rR');
+    await w.replica.put('b', 'first', 1);
+    await r.replica.openBucket('b');
+    await h.run(100);
+    expect(r.replica.status('b')?.checkpoint).toBeGreaterThan(0);
+    r.replica.disconnect({ reconnect: false });
+    await h.run(10);
+    for (let i = 0; i < 10; i++) {
+      await w.replica.put('b', `t${i}`, i);
+      await w.replica.del('b', `t${i}`);
+    }
+    await h.run(200);
+    await r.replica.put('b', 'mine', 'offline write');
+    r.replica.connect();
+    await h.run(2_000);
+    const subs = r.sent.filter((m) => m.type === 'sub');
+    expect(subs.map((m) => m.since)).toEqual([0, 1, 0]); // join, resume refused (reset), re-join
+    expect(h.relay.stores.get('b')?.getEntry('mine')?.value).toBe('offline write');
+    expect(live(r.storage.peek('b').values())).toEqual(live(w.storage.peek('b').values()));
+  });
+
+  it('scenario 20: a mitt over its bound spills to storage while joining, and the join stays correct', async () => {
+    const h = new Harness(settle);
+    const w = await h.open('rW');
+    for (let i = 0; i < 50; i++) await w.replica.put('b', `k${i}`, 0);
+    await h.run(200);
+    const j = await h.open('rJ', {
+      pageSize: 2,
+      parallelRanges: 1,
+      mitt: { maxOps: 5, maxBytes: 1 << 20, maxAhead: 100 },
+    });
+    let maxHeld = 0;
+    j.replica.onStatus((s) => {
+      for (const b of s.buckets) maxHeld = Math.max(maxHeld, b.mitt.ops);
+    });
+    await j.replica.openBucket('b');
+    for (let round = 1; round <= 5; round++) {
+      for (let i = 0; i < 50; i += 5) await w.replica.put('b', `k${i}`, round);
+      await h.run(10);
+    }
+    await h.run(3_000);
+    expect(maxHeld).toBeLessThanOrEqual(15);
+    expect(j.replica.status('b')?.phase).toBe('ready');
+    expect(live(j.storage.peek('b').values())).toEqual(live(w.storage.peek('b').values()));
+  });
+
+  it('scenario 22: a write from a clock an hour ahead is rejected with CLOCK_DRIFT and undone locally', async () => {
+    const h = new Harness(settle);
+    const fast = await h.open('rF', { skewMs: () => 3_600_000 });
+    await fast.replica.openBucket('b');
+    await h.run(100);
+    const attempt = fast.replica.put('b', 'k', 'from the future', { ack: 'relay' });
+    const outcome = attempt.then(
+      () => 'resolved',
+      (e: { code?: string }) => e.code,
+    );
+    await h.run(1_000);
+    expect(await outcome).toBe('CLOCK_DRIFT');
+    expect(h.relay.stores.get('b')?.getEntry('k')).toBeUndefined();
+    expect(fast.replica.status('b')?.lastError?.code).toBe('CLOCK_DRIFT');
+    await h.run(1_000);
+    expect(await fast.replica.get('b', 'k')).toBeUndefined();
+  });
+
+  it('scenario 23: after the clock jumps backwards, a new write still wins over the previous one', async () => {
+    const h = new Harness(settle);
+    let skew = 0;
+    const a = await h.open('rA', { skewMs: () => skew });
+    await a.replica.put('b', 'k', 'first');
+    skew = -3_600_000;
+    await a.replica.put('b', 'k', 'second');
+    expect((await a.replica.get('b', 'k'))?.value).toBe('second');
+  });
+
+  it('keeps a write and its outbox entry together, and pushes it after a restart (acked local)', async () => {
+    const h = new Harness(settle);
+    const a = await h.open('rA', { autoConnect: false });
+    await a.replica.put('b', 'k', 'saved');
+    expect(a.storage.peekMeta('b').outbox.map((o) => o.key)).toEqual(['k']);
+    expect(a.storage.peek('b').get('k')?.value).toBe('saved');
+    await a.replica.close();
+    const again = await h.open('rA', { storage: a.storage });
+    await h.run(500);
+    expect(h.relay.stores.get('b')?.getEntry('k')?.value).toBe('saved');
+    expect(again.replica.status('b')?.pending).toBe(0);
+  });
+});
