@@ -36,12 +36,24 @@ if (only !== undefined) {
     process.exit(2);
   }
 }
-const results: { name: string; value: number; unit: string; description: string; target?: Metric['target'] }[] = [];
+const results: {
+  name: string;
+  value: number;
+  unit: string;
+  description: string;
+  target?: Metric['target'];
+}[] = [];
 let failed = false;
 for (const m of metrics) {
   try {
     const value = await m.run({ quick });
-    results.push({ name: m.name, value, unit: m.unit, description: m.description, ...(m.target ? { target: m.target } : {}) });
+    results.push({
+      name: m.name,
+      value,
+      unit: m.unit,
+      description: m.description,
+      ...(m.target ? { target: m.target } : {}),
+    });
     console.log(`${m.name} ${value} ${m.unit}`);
   } catch (e) {
     failed = true;
@@ -56,7 +68,12 @@ if (jsonFile !== undefined) {
       {
         date: new Date().toISOString(),
         quick,
-        machine: { cpus: cpu.length, cpuModel: cpu[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), platform: process.platform },
+        machine: {
+          cpus: cpu.length,
+          cpuModel: cpu[0]?.model,
+          memoryGiB: Math.round(totalmem() / 2 ** 30),
+          platform: process.platform,
+        },
         versions: { node: process.version, mittsync: '0.1.0' },
         results,
       },

@@ -41,7 +41,9 @@ function setup(opts: { retainOps?: number; retainMs?: number } = {}) {
     host,
     store,
     conn,
-    fireTimers: () => timers.splice(0).forEach((f) => f()),
+    fireTimers: () => {
+      for (const f of timers.splice(0)) f();
+    },
     advance: (ms: number) => (now += ms),
   };
 }

@@ -1,11 +1,11 @@
 import {
   type Checksum,
-  checksumReplace,
   type ClientMessage,
+  checksumReplace,
+  DEFAULT_LIMITS,
   emptyChecksum,
   MemoryReplicaStorage,
   PROTOCOL_VERSION,
-  DEFAULT_LIMITS,
   Replica,
   type SeqOp,
   type ServerMessage,
@@ -27,11 +27,23 @@ class LoopbackRelay implements Transport {
   }
   send(msg: ClientMessage): void {
     const reply = (m: ServerMessage) => queueMicrotask(() => this.h?.message(m));
-    if (msg.type === 'hello') reply({ type: 'welcome', v: PROTOCOL_VERSION, relayTime: Date.now(), limits: DEFAULT_LIMITS });
+    if (msg.type === 'hello')
+      reply({ type: 'welcome', v: PROTOCOL_VERSION, relayTime: Date.now(), limits: DEFAULT_LIMITS });
     else if (msg.type === 'sub') {
-      reply({ type: 'subscribed', bucket: msg.bucket, subId: msg.subId, epoch: 'e', from: 1, received: 0, sum: emptyChecksum(), splits: [], flushId: 'f' });
+      reply({
+        type: 'subscribed',
+        bucket: msg.bucket,
+        subId: msg.subId,
+        epoch: 'e',
+        from: 1,
+        received: 0,
+        sum: emptyChecksum(),
+        splits: [],
+        flushId: 'f',
+      });
       reply({ type: 'flushed', bucket: msg.bucket, flushId: 'f', seq: 0, covered: [], missed: [] });
-    } else if (msg.type === 'pageReq') reply({ type: 'page', bucket: msg.bucket, reqId: msg.reqId, entries: [], next: null });
+    } else if (msg.type === 'pageReq')
+      reply({ type: 'page', bucket: msg.bucket, reqId: msg.reqId, entries: [], next: null });
   }
   close(): void {}
   deliver(m: ServerMessage): void {
@@ -51,7 +63,11 @@ async function applyOpsPerSecond(quick: boolean): Promise<number> {
   const total = quick ? 500_000 : 2_000_000;
   const batch = 1_000;
   const relay = new LoopbackRelay();
-  const replica = await Replica.open({ storage: new MemoryReplicaStorage(), transport: relay, replicaId: 'rbench' });
+  const replica = await Replica.open({
+    storage: new MemoryReplicaStorage(),
+    transport: relay,
+    replicaId: 'rbench',
+  });
   await replica.openBucket('bench');
   await replica.whenReady('bench');
   const base = Date.now();
@@ -68,13 +84,22 @@ async function applyOpsPerSecond(quick: boolean): Promise<number> {
       const prev = model.get(key);
       checksumReplace(sum, key, prev === undefined ? undefined : { hlc: prev }, { hlc });
       model.set(key, hlc);
-      ops.push({ origin: 'rW', originSeq: j + 1, key, kind: 'set', value: { n: j, s: 'payload-of-forty-bytes-0123456789abcdef' }, hlc, seq: j + 1 });
+      ops.push({
+        origin: 'rW',
+        originSeq: j + 1,
+        key,
+        kind: 'set',
+        value: { n: j, s: 'payload-of-forty-bytes-0123456789abcdef' },
+        hlc,
+        seq: j + 1,
+      });
     }
     frames.push({ ops, sum: { ...sum } });
   }
   const waitFor = (seq: number) =>
     new Promise<void>((resolve) => {
-      const check = () => ((replica.status('bench')?.checkpoint ?? 0) >= seq ? resolve() : setTimeout(check, 1));
+      const check = () =>
+        (replica.status('bench')?.checkpoint ?? 0) >= seq ? resolve() : setTimeout(check, 1);
       check();
     });
   const warm = 50;
@@ -86,8 +111,10 @@ async function applyOpsPerSecond(quick: boolean): Promise<number> {
   const secs = (performance.now() - started) / 1000;
   const status = replica.status('bench');
   await replica.close();
-  if (status?.lastError) throw new Error(`replica reported ${status.lastError.code}: ${status.lastError.message}`);
-  if ((status?.verified ?? 0) === 0) throw new Error('the replica never verified its checksum against the frames');
+  if (status?.lastError)
+    throw new Error(`replica reported ${status.lastError.code}: ${status.lastError.message}`);
+  if ((status?.verified ?? 0) === 0)
+    throw new Error('the replica never verified its checksum against the frames');
   return Math.round((total - warm * batch) / secs);
 }
 

@@ -1,0 +1,318 @@
+import {
+  decodeFrame,
+  type ErrorCode,
+  type ErrorMsg,
+  encodeFrame,
+  isReplicaId,
+  MittsyncError,
+  type PageReqMsg,
+  type PushMsg,
+  randomId,
+  type ServerMessage,
+  toMittsyncError,
+  validateClientMessage,
+} from '@mittsync/core';
+import { type Context, Hono } from 'hono';
+import { compress } from 'hono/compress';
+import { cors } from 'hono/cors';
+import { bearerToken, type Principal, signToken } from './auth';
+import { TokenBucket, WindowCounter } from './limits';
+import type { Relay } from './relay';
+import type { RelaySocket, SocketHandler } from './session';
+
+/**
+ * The runtime's WebSocket upgrade: called once the request is authorized, it upgrades and
+ * wires the socket to `accept`'s handler. Node uses `ws`; a Durable Object accepts a
+ * hibernatable socket itself.
+ */
+export type UpgradeWebSocket = (
+  c: Context,
+  accept: (socket: RelaySocket) => SocketHandler,
+) => Response | Promise<Response>;
+
+export interface RelayAppOptions {
+  relay: Relay;
+  /** Performs WebSocket upgrades; without it `/v1/sync` answers 426. */
+  upgradeWebSocket?: UpgradeWebSocket;
+  /** The client's address, for per-address rate limits (runtime-specific). */
+  clientAddress?: (c: Context) => string | undefined;
+  /**
+   * Dev mode: serve `GET /v1/dev/token?sub=` issuing tokens with read/write `*`, signed with
+   * this secret. Never enable it unless asked for.
+   */
+  devSecret?: string | Uint8Array;
+  /**
+   * Origins allowed to call the HTTP API from a browser (CORS), or `*`. Default none: the API
+   * is then same-origin only (WebSockets are not subject to CORS; tokens, not cookies,
+   * authenticate them, so cross-site sockets gain nothing).
+   */
+  corsOrigins?: string[] | '*';
+}
+
+/** Where the versioned routes live. */
+export const API_PREFIX = '/v1';
+
+/** The HTTP status an error code is answered with. */
+export function httpStatus(code: ErrorCode): number {
+  switch (code) {
+    case 'UNAUTHENTICATED':
+    case 'TOKEN_EXPIRED':
+      return 401;
+    case 'FORBIDDEN':
+    case 'ORIGIN_MISMATCH':
+      return 403;
+    case 'FRAME_TOO_LARGE':
+      return 413;
+    case 'RATE_LIMITED':
+      return 429;
+    case 'STORAGE_UNAVAILABLE':
+    case 'CLOSED':
+      return 503;
+    case 'INTERNAL':
+      return 500;
+    default:
+      return 400;
+  }
+}
+
+const MSGPACK = 'application/x-msgpack';
+const COUNT_RE = /^\d{1,15}$/;
+
+function wantsJson(c: Context): boolean {
+  return /application\/json/i.test(c.req.header('accept') ?? '');
+}
+
+function reply(c: Context, msg: ServerMessage, status = 200): Response {
+  if (wantsJson(c)) return c.json(msg, status as 200);
+  return c.body(encodeFrame(msg) as Uint8Array<ArrayBuffer>, status as 200, { 'content-type': MSGPACK });
+}
+
+function count(v: string | undefined, name: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (!COUNT_RE.test(v))
+    throw new MittsyncError('BAD_MESSAGE', `query parameter ${name} must be a non-negative integer`);
+  return Number(v);
+}
+
+/** Reads a request body, refusing it as soon as it exceeds `cap` bytes. */
+async function readCapped(req: Request, cap: number): Promise<Uint8Array> {
+  const declared = Number(req.headers.get('content-length') ?? Number.NaN);
+  const tooLarge = () => new MittsyncError('FRAME_TOO_LARGE', `request body exceeds ${cap} bytes`);
+  if (declared > cap) throw tooLarge();
+  if (req.body === null) return new Uint8Array(0);
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > cap) {
+      await reader.cancel().catch(() => undefined);
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const ch of chunks) {
+    out.set(ch, at);
+    at += ch.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Builds the relay's Hono app: one app for every runtime, with thin runtime entries around it.
+ *
+ * Routes: `GET /v1/sync` (WebSocket), `GET /v1/buckets/:bucket/pages`,
+ * `POST /v1/buckets/:bucket/ops`, `GET /healthz`, `GET /metrics`, and in dev mode
+ * `GET /v1/dev/token`.
+ *
+ * @example
+ * ```ts
+ * const relay = new Relay({ stores: sqlStores(new SqliteDriver('./data/relay.db')), auth });
+ * const app = createRelayApp({ relay, upgradeWebSocket });
+ * ```
+ */
+export function createRelayApp(opts: RelayAppOptions): Hono {
+  const { relay } = opts;
+  const limits = relay.limits;
+  const app = new Hono();
+  const upgrades = new WindowCounter(limits.connectionsPerAddressPerMinute);
+  const requests = new WindowCounter(limits.httpRequestsPerAddressPerMinute);
+  let opBuckets = new Map<string, TokenBucket>();
+  let opBucketsMinute = 0;
+  const address = (c: Context) => opts.clientAddress?.(c) ?? 'unknown';
+
+  const fail = (c: Context, e: unknown): Response => {
+    const err = toMittsyncError(e);
+    relay.metrics.reject(err.code);
+    if (err.code === 'INTERNAL')
+      relay.log('error', 'request failed', { path: c.req.path, message: err.message });
+    const msg: ErrorMsg = { type: 'error', code: err.code, message: err.message };
+    return reply(c, msg, httpStatus(err.code));
+  };
+
+  const principal = async (c: Context): Promise<Principal> => {
+    const token = bearerToken(c.req.header('authorization')) ?? c.req.query('token');
+    if (token === undefined)
+      throw new MittsyncError('UNAUTHENTICATED', 'no token: send Authorization: Bearer <jwt>');
+    return relay.auth.verify(token);
+  };
+
+  /** Counts an API request against its address; refuses new work while shutting down. */
+  const admit = (c: Context): void => {
+    relay.metrics.httpRequests++;
+    if (relay.closed) throw new MittsyncError('CLOSED', 'relay is shutting down; retry shortly');
+    if (!requests.hit(address(c), relay.env.now())) {
+      throw new MittsyncError('RATE_LIMITED', 'too many requests from this address; retry in a minute');
+    }
+  };
+
+  const chargeOps = (c: Context, n: number): void => {
+    const now = relay.env.now();
+    const minute = Math.floor(now / 60_000);
+    if (minute !== opBucketsMinute) {
+      opBucketsMinute = minute;
+      opBuckets = new Map();
+    }
+    const addr = address(c);
+    let tb = opBuckets.get(addr);
+    if (tb === undefined) {
+      tb = new TokenBucket(limits.opsPerConnectionPerSecond, now);
+      opBuckets.set(addr, tb);
+    }
+    if (!tb.take(n, now))
+      throw new MittsyncError('RATE_LIMITED', 'too many ops from this address; retry later');
+  };
+
+  if (opts.corsOrigins !== undefined) {
+    const origin = opts.corsOrigins === '*' ? '*' : opts.corsOrigins;
+    app.use(
+      `${API_PREFIX}/*`,
+      cors({ origin, allowHeaders: ['authorization', 'content-type'], maxAge: 600 }),
+    );
+  }
+
+  app.get('/healthz', (c) =>
+    c.json(
+      { ok: !relay.closed, connections: relay.connectionCount, residentBuckets: relay.residentCount },
+      relay.closed ? 503 : 200,
+    ),
+  );
+
+  app.get('/metrics', (c) =>
+    c.text(relay.metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }),
+  );
+
+  app.get(`${API_PREFIX}/sync`, async (c) => {
+    try {
+      if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') {
+        throw new MittsyncError('BAD_MESSAGE', 'this endpoint expects a WebSocket upgrade');
+      }
+      if (relay.closed) throw new MittsyncError('CLOSED', 'relay is shutting down; retry shortly');
+      const addr = address(c);
+      if (!upgrades.hit(addr, relay.env.now())) {
+        throw new MittsyncError('RATE_LIMITED', 'too many connections from this address; retry in a minute');
+      }
+      const token = bearerToken(c.req.header('authorization')) ?? c.req.query('token');
+      // Without a token here, hello.token must carry one: nothing is handled before it verifies.
+      const who = token === undefined ? undefined : await relay.auth.verify(token);
+      if (opts.upgradeWebSocket === undefined) {
+        return c.json(
+          { type: 'error', code: 'BAD_MESSAGE', message: 'WebSockets are not available here' },
+          426,
+        );
+      }
+      return await opts.upgradeWebSocket(c, (socket) =>
+        relay.accept(socket, { address: addr, ...(who === undefined ? {} : { principal: who }) }),
+      );
+    } catch (e) {
+      return fail(c, e);
+    }
+  });
+
+  app.use(
+    `${API_PREFIX}/buckets/:bucket/pages`,
+    compress({ contentTypeFilter: (t) => t.startsWith(MSGPACK) || t.startsWith('application/json') }),
+  );
+
+  app.get(`${API_PREFIX}/buckets/:bucket/pages`, async (c) => {
+    try {
+      admit(c);
+      const who = await principal(c);
+      const q = c.req.query();
+      const raw: Record<string, unknown> = {
+        type: 'pageReq',
+        bucket: c.req.param('bucket'),
+        reqId: count(q.reqId, 'reqId', 0),
+        since: count(q.since, 'since', 0),
+        limit: Math.min(count(q.limit, 'limit', 1000), limits.maxPageEntries),
+      };
+      if (q.after !== undefined) raw.after = q.after;
+      if (q.until !== undefined) raw.until = q.until;
+      const req = validateClientMessage(raw, limits) as PageReqMsg;
+      if (q.epoch !== undefined && q.epoch.length > 64)
+        throw new MittsyncError('BAD_MESSAGE', 'epoch is too long');
+      if (!who.canRead(req.bucket)) {
+        throw new MittsyncError('FORBIDDEN', `token does not allow read access to bucket ${req.bucket}`);
+      }
+      chargeOps(c, 1);
+      return reply(c, relay.page(req.bucket, req, q.epoch));
+    } catch (e) {
+      return fail(c, e);
+    }
+  });
+
+  app.post(`${API_PREFIX}/buckets/:bucket/ops`, async (c) => {
+    try {
+      admit(c);
+      const who = await principal(c);
+      const bucket = c.req.param('bucket');
+      if (!who.canWrite(bucket))
+        throw new MittsyncError('FORBIDDEN', `token does not allow write access to bucket ${bucket}`);
+      const body = await readCapped(c.req.raw, limits.maxFrameBytes);
+      const json = /application\/json/i.test(c.req.header('content-type') ?? '');
+      const decoded = decodeFrame(body, json ? 'json' : 'msgpack');
+      if (typeof decoded !== 'object' || decoded === null || Array.isArray(decoded)) {
+        throw new MittsyncError('BAD_MESSAGE', 'body must be a push message { ops: [...] }');
+      }
+      const raw = { type: 'push', bucket, ...(decoded as Record<string, unknown>) };
+      if (raw.bucket !== bucket || raw.type !== 'push') {
+        throw new MittsyncError('BAD_MESSAGE', 'body type/bucket must match the route (push to this bucket)');
+      }
+      const msg = validateClientMessage(raw, limits) as PushMsg;
+      const foreign = msg.ops.find((op) => op.origin !== who.replicaId);
+      if (foreign !== undefined) {
+        throw new MittsyncError(
+          'ORIGIN_MISMATCH',
+          `op origin ${foreign.origin} is not the token subject ${who.replicaId}`,
+        );
+      }
+      chargeOps(c, msg.ops.length);
+      const ack = await relay.push(bucket, who.replicaId, msg);
+      return reply(c, ack);
+    } catch (e) {
+      return fail(c, e);
+    }
+  });
+
+  const devSecret = opts.devSecret;
+  if (devSecret !== undefined) {
+    app.get(`${API_PREFIX}/dev/token`, async (c) => {
+      const sub = c.req.query('sub') ?? `dev-${randomId(relay.env.random, 10)}`;
+      if (!isReplicaId(sub))
+        return fail(c, new MittsyncError('BAD_MESSAGE', 'sub must be 1-64 chars of [A-Za-z0-9_-]'));
+      const ttlS = 24 * 3600;
+      const token = await signToken(devSecret, { sub, read: ['*'], write: ['*'], ttlS });
+      return c.json({ token, sub, expiresAt: Date.now() + ttlS * 1000, dev: true });
+    });
+  }
+
+  app.notFound((c) =>
+    c.json({ type: 'error', code: 'BAD_MESSAGE', message: `no route ${c.req.method} ${c.req.path}` }, 404),
+  );
+  app.onError((e, c) => fail(c, e));
+  return app;
+}

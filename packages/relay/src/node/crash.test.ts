@@ -1,0 +1,168 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Replica } from '@mittsync/core';
+import { afterAll, expect, it } from 'vitest';
+import { signToken } from '../auth';
+import {
+  eventually,
+  liveState,
+  openReplica,
+  type RelayUnderTest,
+  rawClient,
+  relayEntries,
+  sleep,
+} from '../testing/harness';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const bin = join(here, '..', '..', 'bin', 'mittsync.mjs');
+const secret = 'crash-test-secret-crash-test-secret';
+const KILLS = Number(process.env.CRASH_KILLS ?? 20);
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() =>
+        typeof addr === 'object' && addr !== null ? resolve(addr.port) : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
+/** Starts the real CLI (the package's bin) as a child process and waits until it listens. */
+function spawnRelay(port: number, dir: string): Promise<ChildProcess> {
+  const child = spawn(
+    process.execPath,
+    [bin, 'relay', '--port', String(port), '--data', dir, '--limit', 'connectionsPerAddressPerMinute=100000'],
+    { env: { ...process.env, MITTSYNC_SECRET: secret }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('listening on')) {
+        child.stdout?.off('data', onData);
+        resolve(child);
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.once('exit', (code, signal) =>
+      reject(new Error(`relay exited (${code ?? signal}) before listening:\n${out}`)),
+    );
+  });
+}
+
+function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  }
+  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'mittsync-crash-'));
+let child: ChildProcess | undefined;
+afterAll(() => {
+  child?.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+it(`loses no acked op when the relay is SIGKILLed ${KILLS} times under load`, async () => {
+  const port = await freePort();
+  child = await spawnRelay(port, dir);
+  const relay: RelayUnderTest = {
+    url: `ws://127.0.0.1:${port}/v1/sync`,
+    httpUrl: `http://127.0.0.1:${port}`,
+    makeToken: (c) => signToken(secret, c),
+    close: async () => undefined,
+  };
+  const bucket = 'crash';
+  const writers = await Promise.all(
+    [0, 1, 2].map((i) => openReplica(relay, { sub: `writer${i}`, ackTimeoutMs: 1000 })),
+  );
+  const reader = await openReplica(relay, { sub: 'reader', ackTimeoutMs: 1000 });
+  await reader.openBucket(bucket);
+
+  const written = new Set<string>();
+  const acked = new Set<string>();
+  let running = true;
+  const loops = writers.map(async (w, i) => {
+    for (let n = 0; running; n++) {
+      const keys = [0, 1, 2, 3].map((j) => `w${i}-${n}-${j}`);
+      for (const k of keys) written.add(k);
+      // Fire and keep going: acks arrive whenever the relay is up and has committed.
+      w.transact(
+        bucket,
+        keys.map((key) => ({ key, value: n })),
+        { ack: 'relay' },
+      ).then(
+        () => {
+          for (const k of keys) acked.add(k);
+        },
+        () => undefined,
+      );
+      // Now and then delete an older key so tombstones go through crashes too.
+      if (n % 10 === 5) void w.del(bucket, `w${i}-${n - 5}-0`).catch(() => undefined);
+      await sleep(10);
+    }
+  });
+
+  for (let k = 0; k < KILLS; k++) {
+    await sleep(250 + Math.random() * 900);
+    child.kill('SIGKILL');
+    expect((await exited(child)).signal).toBe('SIGKILL');
+    child = await spawnRelay(port, dir);
+  }
+  await sleep(500);
+  running = false;
+  await Promise.all(loops);
+
+  const token = await signToken(secret, { sub: 'auditor', read: ['*'] });
+  const all = [...writers, reader];
+  let why = '';
+  await eventually(
+    'every replica has pushed everything and equals the relay',
+    async () => {
+      const want = liveState(await relayEntries(relay, bucket, token));
+      for (const r of all) {
+        const s = r.status(bucket);
+        if (s === undefined || s.pending > 0 || s.phase !== 'ready') {
+          why = `${r.replicaId}: ${r.status().connection} ${JSON.stringify(s)}`;
+          return false;
+        }
+        const have = liveState(await r.scan(bucket, {}));
+        if (JSON.stringify(have) !== JSON.stringify(want)) {
+          const w = new Set(want);
+          const h = new Set(have);
+          why = `${r.replicaId} differs: missing ${want.filter((x) => !h.has(x)).slice(0, 5)} extra ${have.filter((x) => !w.has(x)).slice(0, 5)} (${have.length} vs ${want.length})`;
+          return false;
+        }
+      }
+      return true;
+    },
+    60_000,
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}: ${why}`);
+  });
+  const onRelay = new Map((await relayEntries(relay, bucket, token)).map((e) => [e.key, e]));
+  // Every op acked at relay level is on the relay (deleted keys as tombstones).
+  expect(acked.size).toBeGreaterThan(100);
+  const lost = [...acked].filter((k) => !onRelay.has(k));
+  expect(lost).toEqual([]);
+  // And since the writers lived on, their outboxes delivered every write, acked or not.
+  expect([...written].filter((k) => !onRelay.has(k))).toEqual([]);
+
+  // Graceful shutdown: sockets are closed with 1012 and the process exits cleanly.
+  const watcher = await rawClient(relay, 'watcher');
+  child.kill('SIGTERM');
+  expect((await watcher.closed).code).toBe(1012);
+  expect(await exited(child)).toEqual({ code: 0, signal: null });
+  await Promise.all(all.map((r: Replica) => r.close()));
+}, 170_000);

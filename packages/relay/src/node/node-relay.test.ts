@@ -1,0 +1,36 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { signToken } from '../auth';
+import { runRelayConformanceTests } from '../testing/conformance';
+import { type NodeRelay, startNodeRelay } from './server';
+
+const secret = 'conformance-secret-conformance-secret';
+
+runRelayConformanceTests(async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mittsync-relay-'));
+  const start = (port: number) =>
+    startNodeRelay({ port, host: '127.0.0.1', data: dir, auth: { secret }, tombstoneRetainOps: 100 });
+  let relay: NodeRelay = await start(0);
+  const port = relay.port;
+  return {
+    url: relay.url,
+    httpUrl: relay.httpUrl,
+    tombstoneRetainOps: 100,
+    makeToken: ({ sub, read, write, ttlS }) =>
+      signToken(secret, {
+        sub,
+        ...(read === undefined ? {} : { read }),
+        ...(write === undefined ? {} : { write }),
+        ...(ttlS === undefined ? {} : { ttlS }),
+      }),
+    restart: async () => {
+      await relay.close();
+      relay = await start(port);
+    },
+    close: async () => {
+      await relay.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+});

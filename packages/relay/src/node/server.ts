@@ -1,0 +1,231 @@
+import { randomBytes } from 'node:crypto';
+import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join, relative } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { createAdaptorServer } from '@hono/node-server';
+import { serveStatic } from '@hono/node-server/serve-static';
+import { type Env, MittsyncError } from '@mittsync/core';
+import type { Context } from 'hono';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { API_PREFIX, createRelayApp, type UpgradeWebSocket } from '../app';
+import { type AuthOptions, createAuthenticator } from '../auth';
+import type { RelayLimits } from '../limits';
+import { Relay, type RelayLog, sqlStores } from '../relay';
+import { SqliteDriver } from './sqlite-driver';
+
+export interface NodeRelayOptions {
+  /** TCP port (0 picks a free one). Default 8787. */
+  port?: number;
+  /** Interface to listen on. Default `127.0.0.1`; use `0.0.0.0` to accept remote clients. */
+  host?: string;
+  /** Data directory (the database is `<data>/relay.db`), or `:memory:`. Default `./.mittsync`. */
+  data?: string;
+  /** Token verification. Required unless `dev` is set. */
+  auth?: AuthOptions;
+  /**
+   * Dev mode: a random secret (or `auth.secret` when given) and a token endpoint handing out
+   * read/write `*` tokens to anyone. For the demo only.
+   */
+  dev?: boolean;
+  limits?: Partial<RelayLimits>;
+  /** Serve the files of this directory at `/` (a built web app). */
+  staticDir?: string;
+  /** Origins allowed to call the HTTP API from browsers; dev mode allows `*`. */
+  corsOrigins?: string[] | '*';
+  maxResidentBuckets?: number;
+  flushTimeoutMs?: number;
+  tombstoneRetainOps?: number;
+  tombstoneRetainMs?: number;
+  /** `synchronous` pragma; FULL unless you accept losing acked ops on power loss. */
+  synchronous?: 'FULL' | 'NORMAL';
+  env?: Env;
+  log?: RelayLog;
+}
+
+/** A running Node relay. */
+export interface NodeRelay {
+  relay: Relay;
+  server: Server;
+  port: number;
+  /** `ws://host:port/v1/sync` */
+  url: string;
+  /** `http://host:port` */
+  httpUrl: string;
+  /** The dev-mode signing secret (dev mode only). */
+  devSecret?: string;
+  /** Graceful shutdown: commit what is queued, close sockets with 1012, close the database. */
+  close(): Promise<void>;
+}
+
+interface UpgradeEnv {
+  incoming: IncomingMessage;
+  upgrade?: { req: IncomingMessage; socket: Duplex; head: Buffer; done: boolean };
+}
+
+function requestFrom(req: IncomingMessage): Request {
+  const headers = new Headers();
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (typeof v === 'string') headers.set(k, v);
+    else if (Array.isArray(v)) for (const x of v) headers.append(k, x);
+  }
+  return new Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, {
+    method: req.method ?? 'GET',
+    headers,
+  });
+}
+
+/** Writes a plain HTTP response on a socket whose upgrade was refused. */
+async function refuse(socket: Duplex, res: Response): Promise<void> {
+  const body = Buffer.from(await res.arrayBuffer());
+  let head = `HTTP/1.1 ${res.status} ${STATUS_CODES[res.status] ?? ''}\r\n`;
+  res.headers.forEach((v, k) => {
+    if (k !== 'content-length' && k !== 'connection') head += `${k}: ${v}\r\n`;
+  });
+  head += `content-length: ${body.length}\r\nconnection: close\r\n\r\n`;
+  if (socket.writable) socket.end(Buffer.concat([Buffer.from(head), body]));
+  else socket.destroy();
+}
+
+/**
+ * Starts the relay on Node: better-sqlite3 storage, @hono/node-server for HTTP, `ws` for
+ * WebSockets.
+ *
+ * @example
+ * ```ts
+ * const relay = await startNodeRelay({ port: 8787, data: './.mittsync', auth: { secret } });
+ * // ... later
+ * await relay.close();
+ * ```
+ */
+export async function startNodeRelay(opts: NodeRelayOptions = {}): Promise<NodeRelay> {
+  const log = opts.log ?? (() => undefined);
+  let auth = opts.auth;
+  let devSecret: string | undefined;
+  if (opts.dev) {
+    devSecret = typeof auth?.secret === 'string' ? auth.secret : randomBytes(32).toString('hex');
+    auth = { ...auth, secret: devSecret };
+    log(
+      'warn',
+      'DEV MODE: anyone can get a read/write token for every bucket from /v1/dev/token. Never use in production.',
+    );
+  }
+  if (auth === undefined) {
+    throw new MittsyncError('UNAUTHENTICATED', 'no auth configured: pass a secret, a JWKS, or dev mode');
+  }
+  const data = opts.data ?? './.mittsync';
+  const driver = new SqliteDriver(data === ':memory:' ? ':memory:' : join(data, 'relay.db'), {
+    ...(opts.synchronous === undefined ? {} : { synchronous: opts.synchronous }),
+  });
+  const relay = new Relay({
+    stores: sqlStores(driver),
+    auth: createAuthenticator(auth),
+    ...(opts.limits === undefined ? {} : { limits: opts.limits }),
+    ...(opts.env === undefined ? {} : { env: opts.env }),
+    ...(opts.maxResidentBuckets === undefined ? {} : { maxResidentBuckets: opts.maxResidentBuckets }),
+    ...(opts.flushTimeoutMs === undefined ? {} : { flushTimeoutMs: opts.flushTimeoutMs }),
+    ...(opts.tombstoneRetainOps === undefined ? {} : { tombstoneRetainOps: opts.tombstoneRetainOps }),
+    ...(opts.tombstoneRetainMs === undefined ? {} : { tombstoneRetainMs: opts.tombstoneRetainMs }),
+    log,
+  });
+
+  // ws closes frames past maxPayload itself (1009); between maxFrameBytes and that the relay
+  // answers FRAME_TOO_LARGE with close code 4009.
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: 2 * relay.limits.maxFrameBytes,
+    perMessageDeflate: false,
+  });
+  const sockets = new Set<WebSocket>();
+
+  const upgradeWebSocket: UpgradeWebSocket = (c, accept) => {
+    const u = (c.env as UpgradeEnv).upgrade;
+    if (u === undefined) throw new MittsyncError('BAD_MESSAGE', 'not an upgrade request');
+    u.done = true;
+    wss.handleUpgrade(u.req, u.socket, u.head, (ws) => {
+      sockets.add(ws);
+      const handler = accept({
+        send: (frame) => ws.send(frame),
+        close: (code, reason) => ws.close(code, reason),
+        get bufferedAmount() {
+          return ws.bufferedAmount;
+        },
+      });
+      ws.on('message', (d, isBinary) => {
+        const bytes = Array.isArray(d) ? Buffer.concat(d) : d instanceof ArrayBuffer ? new Uint8Array(d) : d;
+        handler.message(bytes, !isBinary);
+      });
+      ws.on('error', (err: Error & { code?: string }) => {
+        if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') relay.metrics.reject('FRAME_TOO_LARGE');
+      });
+      ws.on('close', () => {
+        sockets.delete(ws);
+        handler.close();
+      });
+    });
+    return new Response(null, { status: 200 });
+  };
+
+  const app = createRelayApp({
+    relay,
+    upgradeWebSocket,
+    clientAddress: (c: Context) => (c.env as UpgradeEnv | undefined)?.incoming?.socket?.remoteAddress,
+    ...(devSecret === undefined ? {} : { devSecret }),
+    ...(opts.corsOrigins !== undefined
+      ? { corsOrigins: opts.corsOrigins }
+      : opts.dev
+        ? { corsOrigins: '*' as const }
+        : {}),
+  });
+  if (opts.staticDir !== undefined) {
+    const root = relative(process.cwd(), opts.staticDir) || '.';
+    app.use('/*', serveStatic({ root }));
+    // Client-side routes of a single-page app fall back to its index.
+    const index = serveStatic({ path: join(root, 'index.html') });
+    app.get('/*', (c, next) => (c.req.path.startsWith(`${API_PREFIX}/`) ? next() : index(c, next)));
+  }
+
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    const env: UpgradeEnv = { incoming: req, upgrade: { req, socket, head, done: false } };
+    Promise.resolve(app.fetch(requestFrom(req), env))
+      .then((res) => (env.upgrade?.done ? undefined : refuse(socket, res)))
+      .catch(() => socket.destroy());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 8787, opts.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const httpUrl = `http://${host}:${addr.port}`;
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      relay.close();
+      server.close();
+      // Give clients a moment to answer the 1012 close frames, then cut whoever is left.
+      const deadline = Date.now() + 1000;
+      while (sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      for (const ws of sockets) ws.terminate();
+      wss.close();
+      server.closeAllConnections();
+    })();
+    return closing;
+  };
+
+  return {
+    relay,
+    server,
+    port: addr.port,
+    url: `${httpUrl.replace(/^http/, 'ws')}/v1/sync`,
+    httpUrl,
+    ...(devSecret === undefined ? {} : { devSecret }),
+    close,
+  };
+}

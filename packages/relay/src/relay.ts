@@ -1,0 +1,386 @@
+import {
+  type AckMsg,
+  BucketHost,
+  type Env,
+  encodeFrame,
+  type HostConnection,
+  type HostStore,
+  MittsyncError,
+  type PageMsg,
+  type PageReqMsg,
+  type PushMsg,
+  type ResetMsg,
+  type ServerMessage,
+  type SqlDriver,
+  systemEnv,
+  toMittsyncError,
+  type WireFormat,
+} from '@mittsync/core';
+import type { Authenticator, Principal } from './auth';
+import { type RelayLimits, resolveLimits, wireLimits } from './limits';
+import { RelayMetrics } from './metrics';
+import { type RelaySocket, Session, type SocketHandler } from './session';
+import { SqlHostStore } from './sql-host-store';
+
+/** Where bucket hosts keep their state, and the transaction a group commit runs in. */
+export interface HostStoreProvider {
+  /** The store of one bucket (called when its host becomes resident). */
+  open(bucket: string): HostStore;
+  /** Runs `fn` in one transaction covering every store of this provider; nested calls must nest. */
+  transaction<T>(fn: () => T): T;
+  close?(): void;
+}
+
+/** A {@link HostStoreProvider} over one SQL database holding every bucket. */
+export function sqlStores(sql: SqlDriver & { close?(): void }): HostStoreProvider {
+  return {
+    open: (bucket) => new SqlHostStore(sql, bucket),
+    transaction: (fn) => sql.transaction(fn),
+    close: () => sql.close?.(),
+  };
+}
+
+export type LogLevel = 'info' | 'warn' | 'error';
+export type RelayLog = (level: LogLevel, message: string, detail?: Record<string, unknown>) => void;
+
+export interface RelayOptions {
+  stores: HostStoreProvider;
+  auth: Authenticator;
+  limits?: Partial<RelayLimits>;
+  env?: Env;
+  /** Bucket hosts kept in memory; idle ones past this are evicted, least recently used first. */
+  maxResidentBuckets?: number;
+  /** How long a state flush waits for writers before reporting them `missed`. */
+  flushTimeoutMs?: number;
+  /** Tombstones are kept for at least this many seqs; resumes from before get `reset`. */
+  tombstoneRetainOps?: number;
+  /** ...and at least this long by their HLC (default 30 days, see `BucketHostOptions`). */
+  tombstoneRetainMs?: number;
+  log?: RelayLog;
+  /** Runs the group commit after the current batch of I/O (default `setImmediate`). */
+  schedule?: (fn: () => void) => void;
+}
+
+interface PushJob {
+  bucket: string;
+  replicaId: string;
+  msg: PushMsg;
+  conn: HostConnection | undefined;
+  resolve?: (ack: AckMsg) => void;
+  reject?: (err: MittsyncError) => void;
+}
+
+type Outgoing =
+  | { session: Session; frame: Uint8Array | string; msg: ServerMessage }
+  | { session: Session; close: number; reason: string };
+
+const now = (): number => globalThis.performance?.now() ?? Date.now();
+
+function defaultSchedule(): (fn: () => void) => void {
+  const g = globalThis as { setImmediate?: (fn: () => void) => unknown };
+  if (typeof g.setImmediate === 'function') return (fn) => void g.setImmediate?.(fn);
+  return (fn) => void setTimeout(fn, 0);
+}
+
+/**
+ * The runtime-agnostic relay engine: resident bucket hosts (an LRU), group commit, sessions,
+ * limits and metrics. {@link createRelayApp} puts HTTP and WebSocket routes in front of it;
+ * runtime entries supply the storage and the socket upgrade.
+ */
+export class Relay {
+  readonly limits: RelayLimits;
+  readonly metrics = new RelayMetrics();
+  readonly auth: Authenticator;
+  readonly env: Env;
+  readonly log: RelayLog;
+  private readonly stores: HostStoreProvider;
+  private readonly maxResident: number;
+  private readonly hostOpts: {
+    flushTimeoutMs?: number;
+    tombstoneRetainOps?: number;
+    tombstoneRetainMs?: number;
+  };
+  private readonly schedule: (fn: () => void) => void;
+  private readonly resident = new Map<string, BucketHost>();
+  private readonly sessions = new Set<Session>();
+  private queue: PushJob[] = [];
+  private scheduled = false;
+  private deferred: Outgoing[] | null = null;
+  private nextSession = 1;
+  private lastMsg: ServerMessage | undefined;
+  private lastFrames: { msgpack?: Uint8Array; json?: string } = {};
+  private closedFlag = false;
+
+  constructor(opts: RelayOptions) {
+    this.stores = opts.stores;
+    this.auth = opts.auth;
+    this.limits = resolveLimits(opts.limits);
+    this.env = opts.env ?? systemEnv();
+    this.log = opts.log ?? (() => undefined);
+    this.maxResident = opts.maxResidentBuckets ?? 1000;
+    this.hostOpts = {
+      ...(opts.flushTimeoutMs === undefined ? {} : { flushTimeoutMs: opts.flushTimeoutMs }),
+      ...(opts.tombstoneRetainOps === undefined ? {} : { tombstoneRetainOps: opts.tombstoneRetainOps }),
+      ...(opts.tombstoneRetainMs === undefined ? {} : { tombstoneRetainMs: opts.tombstoneRetainMs }),
+    };
+    this.schedule = opts.schedule ?? defaultSchedule();
+    this.metrics.gauges = {
+      connections: () => this.sessions.size,
+      residentBuckets: () => this.resident.size,
+      commitQueueDepth: () => this.queue.length,
+      outboundQueueBytes: () => {
+        let n = 0;
+        for (const s of this.sessions) n += s.socket.bufferedAmount;
+        return n;
+      },
+      maxOutboundQueueBytes: () => {
+        let n = 0;
+        for (const s of this.sessions) n = Math.max(n, s.socket.bufferedAmount);
+        return n;
+      },
+    };
+  }
+
+  /** True once {@link close} started: no new connections or requests. */
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  get connectionCount(): number {
+    return this.sessions.size;
+  }
+
+  get residentCount(): number {
+    return this.resident.size;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Hosts
+  // -------------------------------------------------------------------------------------------
+
+  /** The host of `bucket`, made resident if needed (and marked most recently used). */
+  host(bucket: string): BucketHost {
+    const h = this.resident.get(bucket);
+    if (h !== undefined) {
+      this.resident.delete(bucket);
+      this.resident.set(bucket, h);
+      return h;
+    }
+    const host = new BucketHost({
+      bucket,
+      store: this.stores.open(bucket),
+      env: this.env,
+      limits: wireLimits(this.limits),
+      maxBacklog: this.limits.maxOutboundBytes,
+      ...this.hostOpts,
+      onCommit: ({ applied }) => {
+        this.metrics.opsApplied += applied;
+      },
+    });
+    this.resident.set(bucket, host);
+    // Never the host being handed out: its caller is about to subscribe to or push through it.
+    if (this.deferred === null) this.evict(bucket);
+    return host;
+  }
+
+  /** The host of `bucket` if resident, without loading it. */
+  peek(bucket: string): BucketHost | undefined {
+    return this.resident.get(bucket);
+  }
+
+  /**
+   * Drops idle hosts (no subscribers) past the resident bound, least recently used first. A
+   * host is only dropped when nothing references it, so a bucket never has two live hosts.
+   */
+  private evict(keep?: string): void {
+    let excess = this.resident.size - this.maxResident;
+    if (excess <= 0) return;
+    for (const [name, h] of this.resident) {
+      if (excess <= 0) break;
+      if (h.subscriberCount > 0 || name === keep) continue;
+      this.resident.delete(name);
+      excess--;
+    }
+  }
+
+  /** Serves one page of `bucket`; a `reset` when `epoch` is given and differs. */
+  page(bucket: string, req: PageReqMsg, epoch?: string): PageMsg | ResetMsg {
+    const host = this.host(bucket);
+    if (epoch !== undefined && epoch !== host.state.epoch) {
+      return { type: 'reset', bucket, subId: -1, epoch: host.state.epoch, reason: 'epoch' };
+    }
+    return host.page({ ...req, limit: Math.min(req.limit, this.limits.maxPageEntries) }) as
+      | PageMsg
+      | ResetMsg;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Group commit
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * Queues a push for the next group commit: every push that arrives in the same turn of the
+   * event loop, from any socket and bucket, commits in one transaction; acks, deliveries and
+   * flush results go out only after that commit. Resolves with the ack.
+   */
+  push(bucket: string, replicaId: string, msg: PushMsg, conn?: HostConnection): Promise<AckMsg> {
+    return new Promise((resolve, reject) => this.enqueue({ bucket, replicaId, msg, conn, resolve, reject }));
+  }
+
+  /** Like {@link push} without a promise: the ack goes to `conn`. */
+  enqueue(job: PushJob): void {
+    if (this.closedFlag) {
+      job.reject?.(new MittsyncError('CLOSED', 'relay is shutting down'));
+      return;
+    }
+    this.metrics.opsIn += job.msg.ops.length;
+    this.queue.push(job);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      this.schedule(() => this.commitQueued());
+    }
+  }
+
+  /** Commits every queued push now (also used at shutdown). */
+  commitQueued(): void {
+    this.scheduled = false;
+    const jobs = this.queue;
+    if (jobs.length === 0) return;
+    this.queue = [];
+    const deferred: Outgoing[] = [];
+    this.deferred = deferred;
+    const results: (AckMsg | MittsyncError)[] = new Array(jobs.length);
+    const started = now();
+    let failure: unknown;
+    try {
+      this.stores.transaction(() => {
+        jobs.forEach((job, i) => {
+          try {
+            results[i] = this.host(job.bucket).push(job.replicaId, job.msg, job.conn);
+          } catch (e) {
+            // This push rolled back to its savepoint; the others still commit.
+            results[i] = toMittsyncError(e);
+          }
+        });
+      });
+    } catch (e) {
+      failure = e;
+    }
+    this.metrics.commit(now() - started);
+    this.deferred = null;
+    if (failure !== undefined) {
+      this.commitFailed(jobs, failure);
+      return;
+    }
+    for (const out of deferred) this.flushOutgoing(out);
+    jobs.forEach((job, i) => {
+      const r = results[i];
+      if (r instanceof MittsyncError) {
+        this.log('error', 'push failed', { bucket: job.bucket, code: r.code, message: r.message });
+        job.reject?.(r);
+      } else if (r !== undefined) job.resolve?.(r);
+    });
+    this.evict();
+  }
+
+  /**
+   * The whole batch rolled back (disk full, I/O error): nothing was acked or delivered. The
+   * hosts' in-memory heads ran ahead of storage, so reload them from storage and make their
+   * subscribers resume; the writers re-push from their outboxes.
+   */
+  private commitFailed(jobs: PushJob[], cause: unknown): void {
+    const err = new MittsyncError('STORAGE_UNAVAILABLE', 'the relay could not commit; retry later', {
+      cause,
+    });
+    this.log('error', 'group commit failed', { message: toMittsyncError(cause).message });
+    const buckets = new Set(jobs.map((j) => j.bucket));
+    for (const b of buckets) {
+      this.resident.delete(b);
+      for (const s of this.sessions) s.dropBucket(b, 'STORAGE_UNAVAILABLE');
+    }
+    for (const job of jobs) {
+      job.conn?.send({ type: 'error', code: err.code, message: err.message, bucket: job.bucket });
+      job.reject?.(err);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Sessions and outbound frames
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * Accepts an upgraded socket. `principal` is set when the upgrade request carried a valid
+   * token; otherwise `hello.token` must.
+   */
+  accept(socket: RelaySocket, info: { address: string; principal?: Principal }): SocketHandler {
+    const session = new Session(this, socket, `s${this.nextSession++}`, info.principal);
+    if (this.closedFlag) {
+      socket.close(1012, 'relay restarting');
+      return { message: () => undefined, close: () => undefined };
+    }
+    this.sessions.add(session);
+    this.metrics.connectionsOpened++;
+    return session;
+  }
+
+  /** @internal Called by a session when it ends. */
+  forget(session: Session): void {
+    this.sessions.delete(session);
+  }
+
+  /** Encodes once per message: a delivery fanned out to many sockets shares its frame. */
+  private encode(msg: ServerMessage, format: WireFormat): Uint8Array | string {
+    if (msg !== this.lastMsg) {
+      this.lastMsg = msg;
+      this.lastFrames = {};
+    }
+    if (format === 'json') {
+      this.lastFrames.json ??= new TextDecoder().decode(encodeFrame(msg, 'json'));
+      return this.lastFrames.json;
+    }
+    this.lastFrames.msgpack ??= encodeFrame(msg);
+    return this.lastFrames.msgpack;
+  }
+
+  /** @internal Sends a message to a session's socket, after the open commit if there is one. */
+  sendTo(session: Session, msg: ServerMessage, format: WireFormat): void {
+    const frame = this.encode(msg, format);
+    if (this.deferred !== null) this.deferred.push({ session, frame, msg });
+    else this.flushOutgoing({ session, frame, msg });
+  }
+
+  /** @internal Closes a session's socket, after the open commit if there is one. */
+  closeSocket(session: Session, code: number, reason: string): void {
+    if (this.deferred !== null) this.deferred.push({ session, close: code, reason });
+    else this.flushOutgoing({ session, close: code, reason });
+  }
+
+  private flushOutgoing(out: Outgoing): void {
+    if ('close' in out) {
+      out.session.socket.close(out.close, out.reason);
+      return;
+    }
+    if (!out.session.writable) return;
+    const m = this.metrics;
+    m.framesOut++;
+    const msg = out.msg;
+    if (msg.type === 'deliver') m.opsOut += msg.ops.length;
+    else if (msg.type === 'error') m.reject(msg.code);
+    else if (msg.type === 'ack' && msg.rejected !== undefined) for (const r of msg.rejected) m.reject(r.code);
+    out.session.socket.send(out.frame);
+    if (out.session.socket.bufferedAmount > 2 * this.limits.maxOutboundBytes) out.session.slowConsumer();
+  }
+
+  /**
+   * Graceful shutdown: refuse new work, commit what is queued (its acks go out), then close
+   * every socket with 1012 so clients reconnect with backoff, and close storage.
+   */
+  close(): void {
+    if (this.closedFlag) return;
+    this.commitQueued();
+    this.closedFlag = true;
+    for (const s of [...this.sessions]) s.shutdown(1012, 'relay restarting');
+    this.resident.clear();
+    this.stores.close?.();
+  }
+}

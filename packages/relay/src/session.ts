@@ -1,0 +1,424 @@
+import {
+  CLOSE_CODES,
+  type ClientMessage,
+  decodeFrame,
+  type ErrorCode,
+  type HelloMsg,
+  type HostConnection,
+  isBucketName,
+  PROTOCOL_VERSION,
+  type ServerMessage,
+  toMittsyncError,
+  validateClientMessage,
+  type WireFormat,
+} from '@mittsync/core';
+import type { Principal } from './auth';
+import { TokenBucket, wireLimits } from './limits';
+import type { Relay } from './relay';
+
+/** What the relay needs of an accepted WebSocket, whatever the runtime. */
+export interface RelaySocket {
+  /** Sends one frame: bytes as a binary frame, a string as a text frame. */
+  send(frame: Uint8Array | string): void;
+  close(code: number, reason: string): void;
+  /** Bytes queued towards the client and not yet written (0 where the runtime cannot tell). */
+  readonly bufferedAmount: number;
+}
+
+/** What the runtime reports to the relay about an accepted socket. */
+export interface SocketHandler {
+  message(data: Uint8Array, isText: boolean): void;
+  /** The socket closed (either side). */
+  close(): void;
+}
+
+/** Longest timer the platform can arm (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** One socket's connection to one bucket, as its host sees it. */
+class RelayConn implements HostConnection {
+  readonly id: string;
+  subscribed = false;
+
+  constructor(
+    private readonly session: Session,
+    readonly bucket: string,
+    readonly replicaId: string,
+    readonly canWrite: boolean,
+  ) {
+    this.id = `${session.id}/${bucket}`;
+  }
+
+  send(msg: ServerMessage): void {
+    this.session.send(msg);
+  }
+
+  backlog(): number {
+    return this.session.socket.bufferedAmount;
+  }
+}
+
+function bucketOf(raw: unknown): string | undefined {
+  const b = (raw as { bucket?: unknown } | null)?.bucket;
+  return isBucketName(b) ? b : undefined;
+}
+
+function reqIdOf(raw: unknown): number | undefined {
+  const r = (raw as { type?: unknown; reqId?: unknown } | null)?.reqId;
+  return typeof r === 'number' && Number.isSafeInteger(r) && r >= 0 ? r : undefined;
+}
+
+/**
+ * One WebSocket connection: handshake and token, then routing of every frame to the bucket
+ * hosts with authorization, limits and rate limiting on each one. Runtime-agnostic: runtimes
+ * feed it frames through {@link SocketHandler}.
+ */
+export class Session implements SocketHandler {
+  private phase: 'hello' | 'authing' | 'open' | 'closed' = 'hello';
+  private format: WireFormat = 'msgpack';
+  private readonly conns = new Map<string, RelayConn>();
+  private held: [Uint8Array, boolean][] = [];
+  private readonly rate: TokenBucket;
+  private timer: unknown;
+
+  constructor(
+    private readonly relay: Relay,
+    readonly socket: RelaySocket,
+    readonly id: string,
+    private principal: Principal | undefined,
+  ) {
+    this.rate = new TokenBucket(relay.limits.opsPerConnectionPerSecond, relay.env.now());
+    this.timer = relay.env.setTimeout(
+      () => this.fatal('BAD_MESSAGE', 'no hello received in time', CLOSE_CODES.PROTOCOL),
+      relay.limits.helloTimeoutMs,
+    );
+  }
+
+  /** False once the session is closing: nothing more is written to it. */
+  get writable(): boolean {
+    return this.phase !== 'closed';
+  }
+
+  message(data: Uint8Array, isText: boolean): void {
+    if (this.phase === 'closed') return;
+    const relay = this.relay;
+    relay.metrics.framesIn++;
+    if (data.byteLength > relay.limits.maxFrameBytes) {
+      this.fatal(
+        'FRAME_TOO_LARGE',
+        `frame of ${data.byteLength} bytes exceeds ${relay.limits.maxFrameBytes}`,
+        CLOSE_CODES.FRAME_TOO_LARGE,
+      );
+      return;
+    }
+    if (!this.charge(1)) return;
+    if (this.phase === 'hello') this.hello(data, isText);
+    else if (this.phase === 'authing') {
+      if (this.held.length >= relay.limits.maxFramesBeforeWelcome) {
+        this.fatal('RATE_LIMITED', 'too many frames before welcome', CLOSE_CODES.RATE_LIMITED);
+      } else this.held.push([data, isText]);
+    } else this.handle(data, isText);
+  }
+
+  /** Takes `n` from the rate allowance; refuses the frame (or closes an abuser) when out. */
+  private charge(n: number, bucket?: string): boolean {
+    if (this.rate.take(n, this.relay.env.now())) return true;
+    if (this.rate.abusive) {
+      this.fatal('RATE_LIMITED', 'sustained traffic over the rate limit', CLOSE_CODES.RATE_LIMITED);
+    } else {
+      this.error(
+        'RATE_LIMITED',
+        `over ${this.relay.limits.opsPerConnectionPerSecond} ops per second; frame dropped, retry later`,
+        bucket,
+      );
+    }
+    return false;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Handshake
+  // -------------------------------------------------------------------------------------------
+
+  private hello(data: Uint8Array, isText: boolean): void {
+    this.format = isText ? 'json' : 'msgpack';
+    let msg: ClientMessage;
+    try {
+      msg = validateClientMessage(decodeFrame(data, this.format), this.relay.limits);
+    } catch (e) {
+      const err = toMittsyncError(e, 'BAD_FRAME');
+      this.fatal(err.code, `first frame must be a valid hello: ${err.message}`, CLOSE_CODES.PROTOCOL);
+      return;
+    }
+    if (msg.type !== 'hello') {
+      this.fatal('BAD_MESSAGE', `first frame must be hello, got ${msg.type}`, CLOSE_CODES.PROTOCOL);
+      return;
+    }
+    if (msg.v !== PROTOCOL_VERSION) {
+      this.fatal(
+        'PROTOCOL_VERSION',
+        `relay speaks protocol ${PROTOCOL_VERSION}, client ${msg.v}: update the client`,
+        CLOSE_CODES.PROTOCOL,
+      );
+      return;
+    }
+    if (this.principal !== undefined) {
+      this.welcome(msg);
+      return;
+    }
+    if (msg.token === undefined) {
+      this.fatal(
+        'UNAUTHENTICATED',
+        'no token: send it in the upgrade request or in hello.token',
+        CLOSE_CODES.UNAUTHENTICATED,
+      );
+      return;
+    }
+    this.phase = 'authing';
+    this.relay.auth.verify(msg.token).then(
+      (p) => {
+        if (this.phase !== 'authing') return;
+        this.principal = p;
+        this.welcome(msg);
+      },
+      (e: unknown) => {
+        const err = toMittsyncError(e, 'UNAUTHENTICATED');
+        const code = err.code === 'TOKEN_EXPIRED' ? CLOSE_CODES.TOKEN_EXPIRED : CLOSE_CODES.UNAUTHENTICATED;
+        this.fatal(err.code, err.message, code);
+      },
+    );
+  }
+
+  private welcome(hello: HelloMsg): void {
+    const p = this.principal as Principal;
+    const env = this.relay.env;
+    if (hello.replicaId !== p.replicaId) {
+      this.fatal(
+        'UNAUTHENTICATED',
+        `hello.replicaId ${hello.replicaId} is not the token subject ${p.replicaId}`,
+        CLOSE_CODES.UNAUTHENTICATED,
+      );
+      return;
+    }
+    if (p.expiresAt <= env.now()) {
+      this.fatal('TOKEN_EXPIRED', 'token expired: fetch a new one and reconnect', CLOSE_CODES.TOKEN_EXPIRED);
+      return;
+    }
+    this.phase = 'open';
+    env.clearTimeout(this.timer);
+    this.armExpiry();
+    this.send({
+      type: 'welcome',
+      v: PROTOCOL_VERSION,
+      relayTime: env.now(),
+      limits: wireLimits(this.relay.limits),
+    });
+    const held = this.held;
+    this.held = [];
+    for (const [data, isText] of held) {
+      if (this.phase !== 'open') break;
+      this.handle(data, isText);
+    }
+  }
+
+  private armExpiry(): void {
+    const p = this.principal as Principal;
+    const env = this.relay.env;
+    const left = p.expiresAt - env.now();
+    this.timer = env.setTimeout(
+      () => {
+        if (this.phase !== 'open') return;
+        if (p.expiresAt <= env.now()) {
+          this.fatal(
+            'TOKEN_EXPIRED',
+            'token expired: fetch a new one and reconnect',
+            CLOSE_CODES.TOKEN_EXPIRED,
+          );
+        } else this.armExpiry();
+      },
+      Math.min(Math.max(left, 0) + 1, MAX_TIMER_MS),
+    );
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Frames
+  // -------------------------------------------------------------------------------------------
+
+  private handle(data: Uint8Array, isText: boolean): void {
+    const p = this.principal as Principal;
+    if (p.expiresAt <= this.relay.env.now()) {
+      this.fatal('TOKEN_EXPIRED', 'token expired: fetch a new one and reconnect', CLOSE_CODES.TOKEN_EXPIRED);
+      return;
+    }
+    let raw: unknown;
+    try {
+      raw = decodeFrame(data, isText ? 'json' : 'msgpack');
+    } catch (e) {
+      const err = toMittsyncError(e, 'BAD_FRAME');
+      this.error(err.code, err.message);
+      return;
+    }
+    let msg: ClientMessage;
+    try {
+      msg = validateClientMessage(raw, this.relay.limits);
+    } catch (e) {
+      const err = toMittsyncError(e, 'BAD_MESSAGE');
+      this.error(err.code, err.message, bucketOf(raw), reqIdOf(raw));
+      return;
+    }
+    switch (msg.type) {
+      case 'hello':
+        this.error('BAD_MESSAGE', 'hello was already received');
+        return;
+      case 'ping': {
+        const heads: Record<string, number> = {};
+        for (const c of this.conns.values()) {
+          const h = this.relay.peek(c.bucket);
+          if (h?.isSubscribed(c)) heads[c.bucket] = h.state.head;
+        }
+        this.send({ type: 'pong', id: msg.id, heads });
+        return;
+      }
+      case 'sub': {
+        if (!p.canRead(msg.bucket)) {
+          this.forbidden(msg.bucket, 'read');
+          return;
+        }
+        const conn = this.conn(msg.bucket);
+        if (conn === undefined) return;
+        const host = this.relay.host(msg.bucket);
+        host.subscribe(conn, msg);
+        conn.subscribed = host.isSubscribed(conn);
+        return;
+      }
+      case 'unsub': {
+        const conn = this.conns.get(msg.bucket);
+        if (conn === undefined) return;
+        this.relay.peek(msg.bucket)?.unsubscribe(conn);
+        this.conns.delete(msg.bucket);
+        return;
+      }
+      case 'push': {
+        // Authorized per frame and per bucket: a socket's other scopes never leak into this one.
+        if (!p.canWrite(msg.bucket)) {
+          this.forbidden(msg.bucket, 'write');
+          return;
+        }
+        if (msg.ops.length > 1 && !this.charge(msg.ops.length - 1, msg.bucket)) return;
+        const conn = this.conn(msg.bucket);
+        if (conn === undefined) return;
+        this.relay.enqueue({ bucket: msg.bucket, replicaId: p.replicaId, msg, conn });
+        return;
+      }
+      case 'pageReq': {
+        if (!p.canRead(msg.bucket)) {
+          this.forbidden(msg.bucket, 'read', msg.reqId);
+          return;
+        }
+        if (this.conn(msg.bucket, msg.reqId) === undefined) return;
+        this.send(this.relay.page(msg.bucket, msg));
+        return;
+      }
+      case 'markerReply': {
+        const conn = this.conns.get(msg.bucket);
+        const host = this.relay.peek(msg.bucket);
+        if (conn === undefined || host === undefined || !host.isSubscribed(conn)) {
+          this.error('NOT_SUBSCRIBED', `not subscribed to ${msg.bucket}`, msg.bucket);
+          return;
+        }
+        host.markerReply(conn, msg);
+        return;
+      }
+    }
+  }
+
+  /** This socket's connection to `bucket`, within the buckets-per-socket limit. */
+  private conn(bucket: string, reqId?: number): RelayConn | undefined {
+    let c = this.conns.get(bucket);
+    if (c !== undefined) return c;
+    const max = this.relay.limits.maxBucketsPerSocket;
+    if (this.conns.size >= max) {
+      this.error(
+        'TOO_MANY_BUCKETS',
+        `a socket may use at most ${max} buckets; unsub one first`,
+        bucket,
+        reqId,
+      );
+      return undefined;
+    }
+    const p = this.principal as Principal;
+    c = new RelayConn(this, bucket, p.replicaId, p.canWrite(bucket));
+    this.conns.set(bucket, c);
+    return c;
+  }
+
+  private forbidden(bucket: string, what: 'read' | 'write', reqId?: number): void {
+    this.error('FORBIDDEN', `token does not allow ${what} access to bucket ${bucket}`, bucket, reqId);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Output and teardown
+  // -------------------------------------------------------------------------------------------
+
+  /** Sends a message in this socket's wire format (after the open group commit, if any). */
+  send(msg: ServerMessage): void {
+    if (this.phase !== 'closed') this.relay.sendTo(this, msg, this.format);
+  }
+
+  private error(code: ErrorCode, message: string, bucket?: string, reqId?: number): void {
+    this.send({
+      type: 'error',
+      code,
+      message,
+      ...(bucket === undefined ? {} : { bucket }),
+      ...(reqId === undefined ? {} : { reqId }),
+    });
+  }
+
+  /** Sends an error frame, then closes the socket with `closeCode`. */
+  private fatal(code: ErrorCode, message: string, closeCode: number): void {
+    if (this.phase === 'closed') return;
+    this.error(code, message);
+    this.end(closeCode, message);
+  }
+
+  /** @internal The outbound queue is past its hard bound: close without queueing more. */
+  slowConsumer(): void {
+    if (this.phase === 'closed') return;
+    this.relay.metrics.reject('SLOW_CONSUMER');
+    this.end(CLOSE_CODES.SLOW_CONSUMER, 'outbound queue over its limit: reconnect and resume');
+  }
+
+  /** @internal Storage trouble made the bucket's host reload: resume it. */
+  dropBucket(bucket: string, reason: ErrorCode): void {
+    const conn = this.conns.get(bucket);
+    if (conn === undefined || !conn.subscribed) return;
+    conn.subscribed = false;
+    this.send({ type: 'resync', bucket, reason });
+  }
+
+  /** @internal Relay shutdown. */
+  shutdown(code: number, reason: string): void {
+    this.end(code, reason);
+  }
+
+  private end(code: number, reason: string): void {
+    this.teardown();
+    // Close reasons are limited to 123 bytes by the WebSocket protocol.
+    this.relay.closeSocket(this, code, reason.slice(0, 120));
+  }
+
+  /** The runtime reports the socket closed. */
+  close(): void {
+    this.teardown();
+  }
+
+  private teardown(): void {
+    if (this.phase === 'closed') return;
+    this.phase = 'closed';
+    this.relay.env.clearTimeout(this.timer);
+    this.held = [];
+    for (const c of this.conns.values()) this.relay.peek(c.bucket)?.unsubscribe(c);
+    this.conns.clear();
+    this.relay.forget(this);
+  }
+}

@@ -1,0 +1,160 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  allHostEntries,
+  BucketHost,
+  checksumOf,
+  type Env,
+  encodeHlc,
+  type HostStore,
+  MemoryHostStore,
+  type Op,
+  type PushMsg,
+} from '@mittsync/core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SqliteDriver } from './node/sqlite-driver';
+import { ensureSchema, SqlHostStore } from './sql-host-store';
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function tempDb(): string {
+  const d = mkdtempSync(join(tmpdir(), 'mittsync-store-'));
+  dirs.push(d);
+  return join(d, 'relay.db');
+}
+
+function seeded(seed: number): Env {
+  let s = seed;
+  const random = () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+  return { now: () => 1_700_000_000_000, setTimeout: () => 0, clearTimeout: () => undefined, random };
+}
+
+/** A deterministic workload of sets and deletes from three writers, some duplicated. */
+function workload(seed: number, n: number): PushMsg[] {
+  const env = seeded(seed);
+  const seqs = new Map<string, number>();
+  const frames: PushMsg[] = [];
+  for (let f = 0; f < n; f++) {
+    const origin = `w${Math.floor(env.random() * 3)}`;
+    const ops: Op[] = [];
+    for (let i = 0; i < 1 + Math.floor(env.random() * 20); i++) {
+      const originSeq = (seqs.get(origin) ?? 0) + 1;
+      seqs.set(origin, originSeq);
+      const key = `k${Math.floor(env.random() * 300)}`;
+      const hlc = encodeHlc(1_700_000_000_000 - Math.floor(env.random() * 10_000), originSeq, origin);
+      ops.push(
+        env.random() < 0.2
+          ? { origin, originSeq, key, kind: 'del', hlc }
+          : { origin, originSeq, key, kind: 'set', value: { f, i, s: 'é€😀' }, hlc },
+      );
+    }
+    frames.push({ type: 'push', bucket: 'b', ops });
+    if (env.random() < 0.1) frames.push({ type: 'push', bucket: 'b', ops }); // a re-push
+  }
+  return frames;
+}
+
+function run(store: HostStore, frames: PushMsg[], retain: number): BucketHost {
+  // Tombstones older than 5 s (the workload's clocks spread over 10 s) may be purged.
+  const host = new BucketHost({
+    bucket: 'b',
+    store,
+    env: seeded(1),
+    tombstoneRetainOps: retain,
+    tombstoneRetainMs: 5000,
+  });
+  for (const f of frames) host.push(f.ops[0]?.origin as string, f);
+  return host;
+}
+
+describe('SqlHostStore', () => {
+  it('behaves like the memory store under the same BucketHost workload (dedupe, LWW, purge)', () => {
+    const frames = workload(7, 400);
+    const mem = new MemoryHostStore();
+    const sql = new SqlHostStore(new SqliteDriver(':memory:'), 'b');
+    const a = run(mem, frames, 200);
+    const b = run(sql, frames, 200);
+    expect(b.state).toEqual(a.state);
+    expect(b.state.purgedHlc).not.toBe(''); // the workload purged tombstones
+    expect(allHostEntries(sql)).toEqual(allHostEntries(mem));
+    expect(checksumOf(allHostEntries(sql))).toEqual(b.state.sum);
+    for (const w of ['w0', 'w1', 'w2', 'nobody']) expect(sql.getReceived(w)).toBe(mem.getReceived(w));
+    expect(sql.count()).toBe(mem.count());
+    // Resumes: the seq-index plan and the key-order plan return the same pages.
+    for (const since of [0, 5, b.state.head - 30, b.state.head - 1, b.state.head]) {
+      for (const [after, until] of [
+        [undefined, undefined],
+        ['k1', 'k5'],
+        ['k2', undefined],
+      ] as const) {
+        expect(sql.scan(since, after, until, 50)).toEqual(mem.scan(since, after, until, 50));
+      }
+    }
+  });
+
+  it('splits a bucket into ranges of similar size that cover every key', () => {
+    const driver = new SqliteDriver(':memory:');
+    const store = new SqlHostStore(driver, 'split');
+    store.transaction(() => {
+      for (let i = 0; i < 1000; i++)
+        store.putEntry({ key: `key${String(i).padStart(4, '0')}`, hlc: 'h', seq: i + 1, value: i });
+    });
+    const splits = store.splitKeys(4);
+    expect(splits).toEqual(['key0249', 'key0499', 'key0749']);
+    expect(new SqlHostStore(driver, 'empty').splitKeys(4)).toEqual([]);
+  });
+
+  it('keeps buckets apart in one database and survives a reopen', () => {
+    const path = tempDb();
+    const d1 = new SqliteDriver(path);
+    const x = run(new SqlHostStore(d1, 'x'), workload(1, 50), 1000);
+    run(new SqlHostStore(d1, 'y'), workload(2, 50), 1000);
+    const before = allHostEntries(new SqlHostStore(d1, 'x'));
+    d1.close();
+    const d2 = new SqliteDriver(path);
+    const again = new BucketHost({ bucket: 'x', store: new SqlHostStore(d2, 'x'), env: seeded(9) });
+    expect(again.state).toEqual(x.state);
+    expect(allHostEntries(new SqlHostStore(d2, 'x'))).toEqual(before);
+    expect(allHostEntries(new SqlHostStore(d2, 'x'))).not.toEqual(allHostEntries(new SqlHostStore(d2, 'y')));
+    d2.close();
+  });
+
+  it('rolls a failed transaction back, and a failed nested one only to its savepoint', () => {
+    const store = new SqlHostStore(new SqliteDriver(':memory:'), 'b');
+    expect(() =>
+      store.transaction(() => {
+        store.putEntry({ key: 'a', hlc: 'h1', seq: 1, value: 1 });
+        throw new Error('boom');
+      }),
+    ).toThrow('boom');
+    expect(store.getEntry('a')).toBeUndefined();
+    store.transaction(() => {
+      store.putEntry({ key: 'b', hlc: 'h1', seq: 1, value: 1 });
+      expect(() =>
+        store.transaction(() => {
+          store.putEntry({ key: 'c', hlc: 'h1', seq: 2, value: 2 });
+          throw new Error('inner');
+        }),
+      ).toThrow('inner');
+    });
+    expect(store.getEntry('b')?.value).toBe(1);
+    expect(store.getEntry('c')).toBeUndefined();
+  });
+
+  it('refuses a database written by a newer schema, and a second relay on the same file', () => {
+    const path = tempDb();
+    const d = new SqliteDriver(path);
+    ensureSchema(d);
+    d.exec(`UPDATE meta SET value = '99' WHERE name = 'schema_version'`);
+    expect(() => new SqliteDriver(path)).toThrow(/another relay/);
+    d.close();
+    expect(() => new SqlHostStore(new SqliteDriver(path), 'b')).toThrow(/schema version 99/);
+  });
+});

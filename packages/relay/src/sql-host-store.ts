@@ -1,0 +1,290 @@
+import type { Entry, Hlc, HostMeta, HostStore, SqlDriver, Value } from '@mittsync/core';
+import { MittsyncError } from '@mittsync/core';
+import { Packr } from 'msgpackr';
+
+/**
+ * The relay's tables. One database holds every bucket (`b` is the bucket's row id), so a group
+ * commit spanning many buckets is one transaction and one fsync, the number of open files does
+ * not grow with the number of buckets, and bucket names never become file names. A Durable
+ * Object (one bucket per database) uses the same tables with a single `buckets` row.
+ */
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS buckets (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    epoch TEXT,
+    head INTEGER NOT NULL DEFAULT 0,
+    horizon INTEGER NOT NULL DEFAULT 0,
+    purged_hlc TEXT NOT NULL DEFAULT '',
+    sum_count INTEGER NOT NULL DEFAULT 0,
+    sum_a INTEGER NOT NULL DEFAULT 0,
+    sum_b INTEGER NOT NULL DEFAULT 0
+  )`,
+  `CREATE TABLE IF NOT EXISTS entries (
+    b INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    hlc TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    deleted INTEGER NOT NULL,
+    value BLOB,
+    PRIMARY KEY (b, key)
+  )`,
+  // Covers resumes ("changed since"), tombstone purges, and the key filter of ranged resumes.
+  `CREATE INDEX IF NOT EXISTS entries_by_seq ON entries (b, seq, key)`,
+  `CREATE TABLE IF NOT EXISTS received (
+    b INTEGER NOT NULL,
+    origin TEXT NOT NULL,
+    origin_seq INTEGER NOT NULL,
+    PRIMARY KEY (b, origin)
+  ) WITHOUT ROWID`,
+];
+
+/** Bumped when the tables change incompatibly; a newer database is refused, not misread. */
+export const SCHEMA_VERSION = 1;
+
+const prepared = new WeakSet<SqlDriver>();
+
+/** Creates the tables if needed (once per driver) and checks the schema version. */
+export function ensureSchema(sql: SqlDriver): void {
+  if (prepared.has(sql)) return;
+  sql.transaction(() => {
+    for (const stmt of SCHEMA) sql.exec(stmt);
+    const rows = sql.exec<{ value: string }>(`SELECT value FROM meta WHERE name = 'schema_version'`);
+    const found = rows[0] === undefined ? undefined : Number(rows[0].value);
+    if (found === undefined)
+      sql.exec(`INSERT INTO meta (name, value) VALUES ('schema_version', ?)`, String(SCHEMA_VERSION));
+    else if (found !== SCHEMA_VERSION) {
+      throw new MittsyncError(
+        'STORAGE_UNAVAILABLE',
+        `relay database has schema version ${found}; this relay understands ${SCHEMA_VERSION}`,
+      );
+    }
+  });
+  prepared.add(sql);
+}
+
+// Values are stored as MessagePack: smaller and faster than JSON text, and one codec with the wire.
+const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true });
+
+interface EntryRow extends Record<string, unknown> {
+  key: string;
+  hlc: string;
+  seq: number;
+  deleted: number;
+  value: Uint8Array | null;
+}
+
+interface BucketRow extends Record<string, unknown> {
+  id: number;
+  epoch: string | null;
+  head: number;
+  horizon: number;
+  purged_hlc: string;
+  sum_count: number;
+  sum_a: number;
+  sum_b: number;
+}
+
+function rowToEntry(r: EntryRow): Entry {
+  if (r.deleted) return { key: r.key, hlc: r.hlc, seq: r.seq, deleted: true };
+  return { key: r.key, hlc: r.hlc, seq: r.seq, value: packr.unpack(r.value as Uint8Array) as Value };
+}
+
+const COLS = 'key, hlc, seq, deleted, value';
+
+/**
+ * A {@link HostStore} over any {@link SqlDriver}: better-sqlite3 on Node, `ctx.storage.sql`
+ * in a Durable Object. Every statement binds its parameters; bucket names and keys never
+ * reach the SQL text.
+ *
+ * @example
+ * ```ts
+ * const host = new BucketHost({ bucket: 'todo:1', store: new SqlHostStore(driver, 'todo:1'), env });
+ * ```
+ */
+export class SqlHostStore implements HostStore {
+  private readonly b: number;
+  /** Head and entry count as of the last meta write, for cheap `count` and query planning. */
+  private head = 0;
+  private countCache: { head: number; count: number } | undefined;
+
+  constructor(
+    private readonly sql: SqlDriver,
+    readonly bucket: string,
+  ) {
+    ensureSchema(sql);
+    let rows = sql.exec<{ id: number }>('SELECT id FROM buckets WHERE name = ?', bucket);
+    if (rows[0] === undefined) {
+      sql.exec('INSERT INTO buckets (name) VALUES (?)', bucket);
+      rows = sql.exec<{ id: number }>('SELECT id FROM buckets WHERE name = ?', bucket);
+    }
+    const row = rows[0];
+    if (row === undefined)
+      throw new MittsyncError('STORAGE_UNAVAILABLE', `could not register bucket ${bucket}`);
+    this.b = row.id;
+  }
+
+  loadMeta(): HostMeta | undefined {
+    const r = this.sql.exec<BucketRow>('SELECT * FROM buckets WHERE id = ?', this.b)[0];
+    if (r === undefined || r.epoch === null) return undefined;
+    this.head = r.head;
+    return {
+      epoch: r.epoch,
+      head: r.head,
+      horizon: r.horizon,
+      purgedHlc: r.purged_hlc,
+      sum: { count: r.sum_count, a: r.sum_a, b: r.sum_b },
+    };
+  }
+
+  saveMeta(meta: HostMeta): void {
+    this.sql.exec(
+      'UPDATE buckets SET epoch = ?, head = ?, horizon = ?, purged_hlc = ?, sum_count = ?, sum_a = ?, sum_b = ? WHERE id = ?',
+      meta.epoch,
+      meta.head,
+      meta.horizon,
+      meta.purgedHlc,
+      meta.sum.count,
+      meta.sum.a,
+      meta.sum.b,
+      this.b,
+    );
+    this.head = meta.head;
+  }
+
+  transaction<T>(fn: () => T): T {
+    // Nested calls become savepoints (the relay wraps several pushes in one group commit).
+    try {
+      return this.sql.transaction(fn);
+    } catch (e) {
+      // Rolled back: forget what the failed writes told us about head and count.
+      this.countCache = undefined;
+      try {
+        this.head = this.loadMeta()?.head ?? 0;
+      } catch {
+        // The original error is the one worth reporting.
+      }
+      throw e;
+    }
+  }
+
+  getEntry(key: string): Entry | undefined {
+    const r = this.sql.exec<EntryRow>(`SELECT ${COLS} FROM entries WHERE b = ? AND key = ?`, this.b, key)[0];
+    return r === undefined ? undefined : rowToEntry(r);
+  }
+
+  putEntry(entry: Entry): void {
+    const value = entry.deleted ? null : (packr.pack(entry.value) as Uint8Array);
+    this.sql.exec(
+      `INSERT INTO entries (b, key, hlc, seq, deleted, value) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (b, key) DO UPDATE SET hlc = excluded.hlc, seq = excluded.seq, deleted = excluded.deleted, value = excluded.value`,
+      this.b,
+      entry.key,
+      entry.hlc,
+      entry.seq,
+      entry.deleted ? 1 : 0,
+      value,
+    );
+  }
+
+  getReceived(origin: string): number {
+    const r = this.sql.exec<{ origin_seq: number }>(
+      'SELECT origin_seq FROM received WHERE b = ? AND origin = ?',
+      this.b,
+      origin,
+    )[0];
+    return r?.origin_seq ?? 0;
+  }
+
+  setReceived(origin: string, originSeq: number): void {
+    this.sql.exec(
+      `INSERT INTO received (b, origin, origin_seq) VALUES (?, ?, ?)
+       ON CONFLICT (b, origin) DO UPDATE SET origin_seq = excluded.origin_seq`,
+      this.b,
+      origin,
+      originSeq,
+    );
+  }
+
+  scan(since: number, after: string | undefined, until: string | undefined, limit: number): Entry[] {
+    // A resume asks for the few entries changed since its checkpoint: walk the seq index and
+    // sort those, instead of the whole bucket in key order. Joins walk the key order.
+    const dirty = this.head - since;
+    const bySeq = since > 0 && dirty * 4 < this.count();
+    const from = bySeq ? 'entries INDEXED BY entries_by_seq' : 'entries';
+    const lo = after ?? '';
+    const rows =
+      until === undefined
+        ? this.sql.exec<EntryRow>(
+            `SELECT ${COLS} FROM ${from} WHERE b = ? AND seq > ? AND key > ? ORDER BY key LIMIT ?`,
+            this.b,
+            since,
+            lo,
+            limit,
+          )
+        : this.sql.exec<EntryRow>(
+            `SELECT ${COLS} FROM ${from} WHERE b = ? AND seq > ? AND key > ? AND key <= ? ORDER BY key LIMIT ?`,
+            this.b,
+            since,
+            lo,
+            until,
+            limit,
+          );
+    return rows.map(rowToEntry);
+  }
+
+  splitKeys(parts: number): string[] {
+    const n = this.count();
+    const out: string[] = [];
+    if (parts < 2 || n < parts) return out;
+    const step = Math.floor(n / parts);
+    // One pass over the (b, key) index: each split continues after the previous one.
+    let prev = '';
+    for (let p = 1; p < parts; p++) {
+      const r = this.sql.exec<{ key: string }>(
+        'SELECT key FROM entries WHERE b = ? AND key > ? ORDER BY key LIMIT 1 OFFSET ?',
+        this.b,
+        prev,
+        step - 1,
+      )[0];
+      if (r === undefined) break;
+      out.push(r.key);
+      prev = r.key;
+    }
+    return out;
+  }
+
+  /**
+   * Entries in the bucket, tombstones included. Exact for small buckets; for large ones a
+   * recent count is reused until the head moves by a tenth of it (only query planning and
+   * download splitting use it, and a full count walks an index).
+   */
+  count(): number {
+    const c = this.countCache;
+    if (
+      c !== undefined &&
+      (c.head === this.head || (c.count >= 10_000 && this.head - c.head <= c.count / 10))
+    ) {
+      return c.count;
+    }
+    const r = this.sql.exec<{ n: number }>('SELECT count(*) AS n FROM entries WHERE b = ?', this.b)[0];
+    const count = r?.n ?? 0;
+    this.countCache = { head: this.head, count };
+    return count;
+  }
+
+  purgeTombstones(upTo: number, olderThan: Hlc): { purged: number; maxHlc: Hlc } {
+    const where = 'WHERE b = ? AND seq <= ? AND deleted = 1 AND hlc < ?';
+    const r = this.sql.exec<{ n: number; h: string | null }>(
+      `SELECT count(*) AS n, max(hlc) AS h FROM entries ${where}`,
+      this.b,
+      upTo,
+      olderThan,
+    )[0];
+    const purged = r?.n ?? 0;
+    if (purged > 0) this.sql.exec(`DELETE FROM entries ${where}`, this.b, upTo, olderThan);
+    this.countCache = undefined;
+    return { purged, maxHlc: r?.h ?? '' };
+  }
+}

@@ -1,0 +1,35 @@
+import { afterAll, beforeAll, describe } from 'vitest';
+import { authTests } from './conformance-auth';
+import { protocolTests } from './conformance-protocol';
+import { replicaTests, restartTests } from './conformance-replica';
+import type { RelaySetup, RelayUnderTest } from './harness';
+
+/**
+ * The acceptance suite every relay runtime runs (Node on SQLite, workerd with Durable
+ * Objects): protocol round trips, join while writing, resume, reset, dedupe, the state flush,
+ * the auth matrix, limits and malformed frames. `setup` starts one relay for the whole suite;
+ * tests use buckets and replicaIds of their own, so they never see each other's data.
+ *
+ * @example
+ * ```ts
+ * runRelayConformanceTests(async () => {
+ *   const relay = await startNodeRelay({ port: 0, data: dir, auth: { secret } });
+ *   return { url: relay.url, httpUrl: relay.httpUrl, makeToken: (c) => signToken(secret, c), close: relay.close };
+ * });
+ * ```
+ */
+export function runRelayConformanceTests(setup: RelaySetup): void {
+  describe('relay conformance', () => {
+    const ctx = {} as { relay: RelayUnderTest };
+    beforeAll(async () => {
+      ctx.relay = await setup();
+    });
+    afterAll(async () => {
+      await ctx.relay?.close();
+    });
+    protocolTests(ctx);
+    authTests(ctx);
+    replicaTests(ctx);
+    restartTests(ctx);
+  });
+}

@@ -1,0 +1,147 @@
+import {
+  decodeFrame,
+  type Entry,
+  MemoryReplicaStorage,
+  type PageMsg,
+  Replica,
+  type ReplicaOptions,
+  type ServerMessage,
+} from '@mittsync/core';
+import { WebSocketTransport, type WebSocketTransportOptions } from '../node/ws-transport';
+import { RawClient } from './raw-client';
+
+/** What a token for a test should say. */
+export interface TokenRequest {
+  sub: string;
+  read?: string[];
+  write?: string[];
+  /** Lifetime in seconds (default one hour); negative for an already expired token. */
+  ttlS?: number;
+}
+
+/** A relay under test, as the conformance suite needs it. */
+export interface RelayUnderTest {
+  /** WebSocket sync endpoint, e.g. `ws://127.0.0.1:8787/v1/sync`. */
+  url: string;
+  /** HTTP base URL, e.g. `http://127.0.0.1:8787`. */
+  httpUrl: string;
+  /** Signs a token the relay accepts. */
+  makeToken(claims: TokenRequest): Promise<string>;
+  /** Restarts the relay on the same storage and address (durability tests run when given). */
+  restart?(): Promise<void>;
+  close(): Promise<void>;
+  /** The relay's tombstone retention, when small enough to test the horizon. */
+  tombstoneRetainOps?: number;
+}
+
+export type RelaySetup = () => Promise<RelayUnderTest>;
+
+let counter = 0;
+const runId = Math.random().toString(36).slice(2, 8);
+
+/** A bucket name (or replicaId) unique to this run, so tests never share state. */
+export function uniq(prefix: string): string {
+  return `${prefix}-${runId}-${++counter}`;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `check` until it returns true; fails with `what` after `timeoutMs`. */
+export async function eventually(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 15_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await sleep(20);
+  }
+}
+
+/** A raw client with read/write `*`, after the handshake. */
+export async function rawClient(
+  relay: RelayUnderTest,
+  sub = uniq('raw'),
+  scopes?: Partial<TokenRequest>,
+): Promise<RawClient> {
+  const token = await relay.makeToken({ sub, read: ['*'], write: ['*'], ...scopes });
+  return (await RawClient.open(relay.url, token, sub)).client;
+}
+
+/** A Replica on memory storage connected through the Node WebSocket transport. */
+export async function openReplica(
+  relay: RelayUnderTest,
+  opts: {
+    sub?: string;
+    read?: string[];
+    write?: string[];
+    transport?: Partial<WebSocketTransportOptions>;
+  } & Partial<Omit<ReplicaOptions, 'storage' | 'transport'>> = {},
+): Promise<Replica> {
+  const { sub: given, read, write, transport, ...rest } = opts;
+  const sub = given ?? uniq('r');
+  const transportOpts: WebSocketTransportOptions = {
+    url: relay.url,
+    getToken: () => relay.makeToken({ sub, read: read ?? ['*'], write: write ?? ['*'] }),
+    ...transport,
+  };
+  return Replica.open({
+    storage: new MemoryReplicaStorage(),
+    transport: new WebSocketTransport(transportOpts),
+    replicaId: sub,
+    backoff: { baseMs: 50, capMs: 500 },
+    ...rest,
+  });
+}
+
+/** GETs a JSON (or msgpack) answer from the relay's HTTP API. */
+export async function httpGet(
+  relay: RelayUnderTest,
+  path: string,
+  token?: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: ServerMessage; headers: Headers }> {
+  const res = await fetch(`${relay.httpUrl}${path}`, {
+    headers: { ...(token === undefined ? {} : { authorization: `Bearer ${token}` }), ...headers },
+  });
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  const json = (res.headers.get('content-type') ?? '').includes('json');
+  return {
+    status: res.status,
+    body: decodeFrame(bytes, json ? 'json' : 'msgpack') as ServerMessage,
+    headers: res.headers,
+  };
+}
+
+/** Every entry of a bucket on the relay (tombstones included), read page by page over HTTP. */
+export async function relayEntries(relay: RelayUnderTest, bucket: string, token: string): Promise<Entry[]> {
+  const out: Entry[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const q = new URLSearchParams({ limit: '5000' });
+    if (after !== undefined) q.set('after', after);
+    const { status, body } = await httpGet(
+      relay,
+      `/v1/buckets/${encodeURIComponent(bucket)}/pages?${q}`,
+      token,
+    );
+    if (status !== 200 || body.type !== 'page')
+      throw new Error(`page request failed: ${status} ${JSON.stringify(body)}`);
+    const page = body as PageMsg;
+    out.push(...page.entries);
+    if (page.next === null) return out;
+    after = page.next;
+  }
+}
+
+/** Live entries reduced to what must agree everywhere: key, version, value. */
+export function liveState(entries: readonly Entry[]): string[] {
+  return entries
+    .filter((e) => !e.deleted)
+    .map((e) => `${e.key}@${e.hlc}=${JSON.stringify(e.value)}`)
+    .sort();
+}
