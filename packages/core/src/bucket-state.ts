@@ -77,6 +77,8 @@ export interface CatchUp {
   flushed: FlushedMsg | undefined;
   flushTimer: unknown;
   flushTimedOut: boolean;
+  /** Page requests that failed in a row (backs off the retries). */
+  pageFailures: number;
   downloadDone: boolean;
   finishing: boolean;
 }

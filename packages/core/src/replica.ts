@@ -573,7 +573,10 @@ export class Replica {
           p.reject(err);
         }
       }
-      if (b !== undefined) this.fail(b, err);
+      if (b !== undefined) {
+        this.fail(b, err);
+        if (msg.reqId === undefined && REFUSED_PUSH.has(msg.code)) this.refusePushes(b, err);
+      }
       return;
     }
     if (msg.type === 'page') {
@@ -679,6 +682,7 @@ export class Replica {
       flushed: undefined,
       flushTimer: undefined,
       flushTimedOut: false,
+      pageFailures: 0,
       downloadDone: false,
       finishing: false,
     };
@@ -811,6 +815,7 @@ export class Replica {
         }
         this.syncTask(b, async () => {
           if (b.catchUp !== cu) return;
+          cu.pageFailures = 0;
           await this.mergePage(b, cu, res.entries);
           cu.pages++;
           cu.entries += res.entries.length;
@@ -825,8 +830,13 @@ export class Replica {
       },
       () => {
         r.inflight = false;
-        // Timed out or the connection dropped: retry while this catch-up is still current.
-        if (b.catchUp === cu && this.connection === 'open') this.pumpRanges(b, cu);
+        // Timed out, refused (rate limit) or the connection dropped: retry after a backoff
+        // while this catch-up is still current.
+        cu.pageFailures++;
+        const delay = backoffDelay(cu.pageFailures, this.env.random, this.backoff.baseMs, this.backoff.capMs);
+        this.env.setTimeout(() => {
+          if (b.catchUp === cu && this.connection === 'open') this.pumpRanges(b, cu);
+        }, delay);
       },
     );
   }
@@ -1080,6 +1090,23 @@ export class Replica {
     }
   }
 
+  /**
+   * The relay refused a push frame outright (no scope, over a limit): the ops in flight will
+   * never be acknowledged as they are. Settle their `relay` waiters with the error instead of
+   * leaving them hanging, and stop pushing this bucket until the next connection (they stay in
+   * the outbox: a new token or configuration may let them through).
+   */
+  private refusePushes(b: BucketState, err: MittsyncError): void {
+    for (const [seq, w] of b.waiters) {
+      if (seq > b.sentUpTo) continue;
+      b.waiters.delete(seq);
+      w.reject(err);
+    }
+    b.canPush = false;
+    this.env.clearTimeout(b.ackTimer);
+    b.ackTimer = undefined;
+  }
+
   private onAck(b: BucketState, msg: AckMsg): void {
     if (msg.seq !== undefined && msg.seq > b.localAheadSeq) b.localAheadSeq = msg.seq;
     const rejected = new Map((msg.rejected ?? []).map((r) => [r.originSeq, r]));
@@ -1133,6 +1160,17 @@ export class Replica {
     this.emitStatus();
   }
 }
+
+/** Error codes with which the relay refuses a whole push frame. */
+const REFUSED_PUSH: ReadonlySet<string> = new Set([
+  'FORBIDDEN',
+  'TOO_MANY_OPS',
+  'KEY_TOO_LARGE',
+  'VALUE_TOO_LARGE',
+  'FRAME_TOO_LARGE',
+  'ORIGIN_MISMATCH',
+  'BAD_MESSAGE',
+]);
 
 /** Deep copy of a JSON value. */
 function copyValue(v: Value): Value {

@@ -49,6 +49,21 @@ export function replicaTests(ctx: { relay: RelayUnderTest }): void {
       await Promise.all([a.close(), b.close()]);
     });
 
+    it('settles a relay-level write the relay refuses (no write scope) with FORBIDDEN instead of hanging', async () => {
+      const bucket = uniq('ro');
+      const reader = await openReplica(ctx.relay, { read: ['*'], write: [] });
+      await reader.openBucket(bucket);
+      await reader.whenReady(bucket);
+      const outcome = await reader.put(bucket, 'k', 1, { ack: 'relay' }).then(
+        () => 'acked',
+        (e: { code?: string }) => e.code,
+      );
+      expect(outcome).toBe('FORBIDDEN');
+      expect(reader.status(bucket)?.lastError?.code).toBe('FORBIDDEN');
+      expect(reader.status(bucket)?.pending).toBe(1); // kept: a token with write scope may push it later
+      await reader.close();
+    });
+
     it('joins while writers keep writing: ready includes every write made before the join began', async () => {
       const bucket = uniq('b');
       const writers = await Promise.all([openReplica(ctx.relay), openReplica(ctx.relay)]);
