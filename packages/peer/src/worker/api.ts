@@ -1,0 +1,114 @@
+import type { AckLevel, BucketStatus, ConnectionState, ReadyInfo, Value } from '@mittsync/core';
+
+/**
+ * The messages between a page and the worker hosting its replica. Calls are coarse (one per
+ * user operation, whole key lists at once); results that can be big travel as msgpack bytes,
+ * transferred rather than cloned. Shared by the page (types only) and the worker.
+ */
+
+/** How the worker should host the replica; every tab of one database must pass the same. */
+export interface HostConfig {
+  /** Relay base URL (`https://relay.example.com`) or its sync endpoint (`wss://.../v1/sync`). */
+  relay: string;
+  /** IndexedDB database name (and the name of the SharedWorker / locks). */
+  dbName: string;
+  /** `indexeddb` (default), or `memory`: keep nothing across reloads. */
+  storage: 'indexeddb' | 'memory';
+  /** A fixed token (when the page passed `token` rather than `getToken`). */
+  token?: string;
+  /** Replica tuning, passed to the core `Replica`. */
+  pageSize?: number;
+  parallelRanges?: number;
+  /** @internal Fault injection for tests: the Nth commit from now on (1-based) and `count` after it fail with a quota error. */
+  faults?: { quotaAtCommit: number; count: number };
+}
+
+/** What a query of a live query or a scan selects, in key order. */
+export type Query =
+  | { key: string }
+  | { keys: readonly string[] }
+  | { prefix: string; limit?: number }
+  | { start?: string; end?: string; limit?: number };
+
+/** One write of a transaction. */
+export type WriteSpec = { key: string; value: Value } | { key: string; delete: true };
+
+/** Status of the whole client, as pushed to every tab. */
+export interface ClientStatus {
+  replicaId: string;
+  /** Relay connection. */
+  connection: ConnectionState;
+  /** False in memory-only mode: nothing survives a reload. */
+  persistent: boolean;
+  /** Who hosts the replica: a SharedWorker, or this/another tab's worker (fallback). */
+  hosting: 'shared' | 'leader' | 'follower';
+  buckets: BucketStatus[];
+  /** The last storage-level problem (quota, database lost, no IndexedDB), if any. */
+  error: { code: string; message: string } | null;
+}
+
+/** What the page gets back from `attach`. */
+export interface AttachInfo {
+  status: ClientStatus;
+}
+
+/** Requests a tab sends to the host (one per user-level operation). */
+export type Request =
+  | { op: 'open'; bucket: string }
+  | { op: 'get'; bucket: string; keys: readonly string[] }
+  | { op: 'scan'; bucket: string; query: Query }
+  | { op: 'transact'; bucket: string; writes: readonly WriteSpec[]; ack: AckLevel }
+  | { op: 'watch'; bucket: string; watchId: number; query: Query }
+  | { op: 'unwatch'; watchId: number }
+  | { op: 'ready'; bucket: string }
+  | { op: 'status' }
+  | { op: 'debug' };
+
+/** Debug counters (tests and benchmarks). */
+export interface DebugInfo {
+  /** Peak `performance.memory.usedJSHeapSize` of the hosting worker since the last call (0 if unknown). */
+  peakHeap: number;
+  tabs: number;
+  watchers: number;
+}
+
+/** What each request resolves with. */
+export type ResultOf<R extends Request> = R extends { op: 'get' | 'scan' }
+  ? Uint8Array
+  : R extends { op: 'transact' }
+    ? string[]
+    : R extends { op: 'ready' }
+      ? ReadyInfo
+      : R extends { op: 'status' }
+        ? ClientStatus
+        : R extends { op: 'debug' }
+          ? DebugInfo
+          : null;
+
+/** Errors cross the worker boundary as data, so the page can rebuild a typed `MittsyncError`. */
+export type Outcome<T> =
+  | { ok: true; value: T }
+  | { ok: false; error: { code: string; message: string; detail?: Record<string, unknown> } };
+
+/** Events the host pushes to a tab, msgpack-encoded in batches. */
+export type HostEvent =
+  | { t: 'snap'; w: number; e: EntryTuple[] }
+  | { t: 'chg'; w: number; e: EntryTuple[]; s: 'local' | 'remote' }
+  | { t: 'status'; s: ClientStatus };
+
+/** An entry on the worker-page link: `[key, hlc, deleted (0/1), value?]`. */
+export type EntryTuple = [string, string, 0, Value] | [string, string, 1];
+
+/** The object a worker exposes (through comlink) on each tab's port. */
+export interface TabPort {
+  /** Attaches the tab: the host starts (or reuses) the replica and sends events on `events`. */
+  attach(
+    tabId: string,
+    config: HostConfig,
+    events: MessagePort,
+    getToken: ((replicaId: string) => Promise<string>) | null,
+  ): Promise<Outcome<AttachInfo>>;
+  request(tabId: string, req: Request): Promise<Outcome<unknown>>;
+  /** Detaches the tab (its live queries stop); the replica closes when no tab is left. */
+  detach(tabId: string): Promise<void>;
+}

@@ -1,0 +1,326 @@
+import {
+  type Entry,
+  MemoryReplicaStorage,
+  MittsyncError,
+  Replica,
+  type ReplicaStorage,
+  type ScanQuery,
+  toMittsyncError,
+  WebSocketTransport,
+} from '@mittsync/core';
+import type { AttachInfo, ClientStatus, DebugInfo, HostConfig, Query, Request } from './api';
+import { HostedStorage, seedRescued } from './hosted-storage';
+import { IdbReplicaStorage } from './idb-storage';
+import { toTuple, type EventSink, WatchHub } from './watchers';
+import { encodeFrame } from '@mittsync/core';
+
+/** Fetches a token for the replica (a page's `getToken`, called through comlink). */
+export type TokenSource = (replicaId: string) => Promise<string>;
+
+interface TabState {
+  getToken: TokenSource | null;
+  release: () => void;
+}
+
+/** Sync endpoint of a relay given by its base URL or by the endpoint itself. */
+export function syncUrl(relay: string): string {
+  const u = new URL(relay);
+  if (u.protocol === 'http:') u.protocol = 'ws:';
+  else if (u.protocol === 'https:') u.protocol = 'wss:';
+  if (u.pathname === '/' || u.pathname === '') u.pathname = '/v1/sync';
+  return u.toString();
+}
+
+function toScanQuery(q: Query): ScanQuery {
+  if ('prefix' in q) return { prefix: q.prefix, ...(q.limit === undefined ? {} : { limit: q.limit }) };
+  if ('start' in q || 'end' in q || 'limit' in q) {
+    const r = q as { start?: string; end?: string; limit?: number };
+    return {
+      ...(r.start === undefined ? {} : { start: r.start }),
+      ...(r.end === undefined ? {} : { end: r.end }),
+      ...(r.limit === undefined ? {} : { limit: r.limit }),
+    };
+  }
+  return {};
+}
+
+function indexedDbAvailable(): boolean {
+  return typeof (globalThis as { indexedDB?: unknown }).indexedDB !== 'undefined';
+}
+
+/**
+ * Hosts one {@link Replica} for every tab attached to this worker: opens it on IndexedDB when
+ * the first tab attaches and closes it when the last one leaves, routes requests and live
+ * queries, notices dead tabs (their Web Lock is released), and recovers from storage trouble:
+ * a database deleted underneath is rebuilt and re-joined without losing local writes, and a
+ * browser without IndexedDB gets a memory-only replica that says so in its status.
+ */
+export class ReplicaHost {
+  private replica: Replica | null = null;
+  private starting: Promise<Replica> | null = null;
+  private readonly tabs = new Map<string, TabState>();
+  private readonly buckets = new Set<string>();
+  private readonly hub: WatchHub;
+  private readonly resnapOnReady = new Set<string>();
+  private error: { code: string; message: string } | null = null;
+  private offStatus: (() => void)[] = [];
+  private peakHeap = 0;
+  private heapTimer: ReturnType<typeof setInterval> | undefined;
+  private lifecycle: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly config: HostConfig,
+    readonly hosting: ClientStatus['hosting'],
+  ) {
+    this.hub = new WatchHub((bucket, q) => this.read(bucket, q));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Tabs
+  // -------------------------------------------------------------------------------------------
+
+  async attach(tabId: string, sink: EventSink, getToken: TokenSource | null, release = () => {}): Promise<AttachInfo> {
+    this.tabs.set(tabId, { getToken, release });
+    this.hub.addTab(tabId, sink);
+    // The tab holds a lock named after itself for as long as it lives: when we are granted
+    // it, the tab is gone (closed, crashed, navigated away) and its live queries go too.
+    const locks = (globalThis as { navigator?: { locks?: LockManager } }).navigator?.locks;
+    void locks?.request(`mittsync-tab:${tabId}`, () => this.detach(tabId));
+    await this.ensure();
+    return { status: this.status() };
+  }
+
+  async detach(tabId: string): Promise<void> {
+    const tab = this.tabs.get(tabId);
+    if (tab === undefined) return;
+    this.tabs.delete(tabId);
+    this.hub.removeTab(tabId);
+    tab.release();
+    if (this.tabs.size === 0) await this.shutdown();
+  }
+
+  get tabCount(): number {
+    return this.tabs.size;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Replica lifecycle
+  // -------------------------------------------------------------------------------------------
+
+  private ensure(): Promise<Replica> {
+    if (this.replica !== null) return Promise.resolve(this.replica);
+    if (this.starting === null) {
+      const p = this.lifecycle.then(() => this.start());
+      this.starting = p;
+      this.lifecycle = p.catch(() => undefined);
+      p.then(
+        () => {
+          if (this.starting === p) this.starting = null;
+        },
+        () => {
+          if (this.starting === p) this.starting = null;
+        },
+      );
+    }
+    return this.starting;
+  }
+
+  private async token(replicaId: string): Promise<string> {
+    if (this.config.token !== undefined) return this.config.token;
+    let last: unknown = new MittsyncError('UNAUTHENTICATED', 'no tab can provide a token');
+    for (const tab of [...this.tabs.values()].reverse()) {
+      if (tab.getToken === null) continue;
+      try {
+        return await tab.getToken(replicaId);
+      } catch (e) {
+        last = e;
+      }
+    }
+    throw last;
+  }
+
+  private async openStorage(): Promise<ReplicaStorage> {
+    if (this.config.storage === 'memory') return new MemoryReplicaStorage();
+    if (!indexedDbAvailable()) {
+      this.error = {
+        code: 'STORAGE_UNAVAILABLE',
+        message: 'IndexedDB is not available here: data is kept in memory only and is lost on reload',
+      };
+      return new MemoryReplicaStorage();
+    }
+    const idb: IdbReplicaStorage = new IdbReplicaStorage({
+      name: this.config.dbName,
+      onLost: (err) => {
+        this.error = { code: err.code, message: err.message };
+        void this.rebuild(idb);
+      },
+    });
+    try {
+      await idb.open();
+      return idb;
+    } catch (e) {
+      const err = toMittsyncError(e, 'STORAGE_UNAVAILABLE');
+      this.error = {
+        code: 'STORAGE_UNAVAILABLE',
+        message: `IndexedDB could not be opened (${err.message}): data is kept in memory only and is lost on reload`,
+      };
+      return new MemoryReplicaStorage();
+    }
+  }
+
+  private async start(rescued?: Parameters<typeof seedRescued>[1]): Promise<Replica> {
+    const inner = await this.openStorage();
+    if (rescued !== undefined) await seedRescued(inner, rescued);
+    const storage = new HostedStorage(inner, {
+      onReset: (bucket, dropped) => {
+        if (dropped) this.resnapOnReady.add(bucket);
+      },
+      ...(this.config.faults === undefined ? {} : { faults: this.config.faults }),
+    });
+    const replica = await Replica.open({
+      storage,
+      transport: new WebSocketTransport({
+        url: syncUrl(this.config.relay),
+        token: () => this.token(replica.replicaId),
+      }),
+      ...(this.config.pageSize === undefined ? {} : { pageSize: this.config.pageSize }),
+      ...(this.config.parallelRanges === undefined ? {} : { parallelRanges: this.config.parallelRanges }),
+    });
+    this.offStatus = [
+      replica.onChange((bucket, entries, source) => this.hub.onChange(bucket, entries, source)),
+      replica.onStatus(() => this.hub.status(this.status())),
+      replica.onReady((info) => {
+        if (this.resnapOnReady.delete(info.bucket)) void this.hub.resnap(info.bucket).catch(() => undefined);
+      }),
+    ];
+    this.replica = replica;
+    for (const b of this.buckets) void replica.openBucket(b).catch(() => undefined);
+    return replica;
+  }
+
+  private async stop(): Promise<void> {
+    const r = this.replica;
+    this.replica = null;
+    for (const off of this.offStatus) off();
+    this.offStatus = [];
+    if (r !== null) await r.close();
+  }
+
+  private shutdown(): Promise<void> {
+    const p = this.lifecycle.then(() => this.stop());
+    this.lifecycle = p.catch(() => undefined);
+    return p;
+  }
+
+  /** The database went away underneath: re-join on a fresh one, keeping unacknowledged writes. */
+  private rebuild(lost: IdbReplicaStorage): Promise<Replica> {
+    const p = this.lifecycle.then(async () => {
+      const current = this.replica;
+      const rescued = lost.rescue() ?? undefined;
+      await this.stop().catch(() => undefined);
+      if (current === null || this.tabs.size === 0) return this.ensure();
+      const replica = await this.start(rescued);
+      this.hub.status(this.status());
+      await this.hub.resnap().catch(() => undefined);
+      return replica;
+    });
+    this.starting = p;
+    this.lifecycle = p.catch(() => undefined);
+    p.then(
+      () => {
+        if (this.starting === p) this.starting = null;
+      },
+      () => {
+        if (this.starting === p) this.starting = null;
+      },
+    );
+    return p;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Requests
+  // -------------------------------------------------------------------------------------------
+
+  private async read(bucket: string, q: Query): Promise<Entry[]> {
+    const r = await this.ensure();
+    if ('key' in q) return (await r.getMany(bucket, [q.key])).filter((e): e is Entry => e !== undefined);
+    if ('keys' in q) return (await r.getMany(bucket, q.keys)).filter((e): e is Entry => e !== undefined);
+    return r.scan(bucket, toScanQuery(q));
+  }
+
+  private async use(bucket: string): Promise<Replica> {
+    const r = await this.ensure();
+    if (!this.buckets.has(bucket)) {
+      await r.openBucket(bucket);
+      this.buckets.add(bucket);
+    }
+    return r;
+  }
+
+  /** Handles one request of one tab. */
+  async request(tabId: string, req: Request): Promise<unknown> {
+    switch (req.op) {
+      case 'open':
+        await this.use(req.bucket);
+        return null;
+      case 'get': {
+        const r = await this.use(req.bucket);
+        const found = await r.getMany(req.bucket, req.keys);
+        return encodeFrame(found.map((e) => (e === undefined ? null : toTuple(e)))).slice();
+      }
+      case 'scan': {
+        await this.use(req.bucket);
+        const entries = await this.read(req.bucket, req.query);
+        return encodeFrame(entries.map(toTuple)).slice();
+      }
+      case 'transact': {
+        const r = await this.use(req.bucket);
+        const ops = await r.transact(req.bucket, req.writes, { ack: req.ack });
+        return ops.map((op) => op.hlc);
+      }
+      case 'watch':
+        await this.use(req.bucket);
+        await this.hub.watch(tabId, req.watchId, req.bucket, req.query);
+        return null;
+      case 'unwatch':
+        this.hub.unwatch(tabId, req.watchId);
+        return null;
+      case 'ready': {
+        const r = await this.use(req.bucket);
+        return r.whenReady(req.bucket);
+      }
+      case 'status':
+        await this.ensure();
+        return this.status();
+      case 'debug':
+        return this.debug();
+    }
+  }
+
+  status(): ClientStatus {
+    const r = this.replica;
+    const s = r?.status();
+    return {
+      replicaId: s?.replicaId ?? '',
+      connection: s?.connection ?? 'closed',
+      persistent: s?.persistent ?? this.config.storage !== 'memory',
+      hosting: this.hosting,
+      buckets: s?.buckets ?? [],
+      error: this.error,
+    };
+  }
+
+  private debug(): DebugInfo {
+    const mem = (performance as unknown as { memory?: { usedJSHeapSize: number } }).memory;
+    const sample = () => {
+      const used = mem?.usedJSHeapSize ?? 0;
+      if (used > this.peakHeap) this.peakHeap = used;
+    };
+    sample();
+    const peak = this.peakHeap;
+    this.peakHeap = 0;
+    sample();
+    if (this.heapTimer === undefined && mem !== undefined) this.heapTimer = setInterval(sample, 50);
+    return { peakHeap: peak, tabs: this.tabs.size, watchers: this.hub.size };
+  }
+}
