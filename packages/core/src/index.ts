@@ -61,6 +61,7 @@ export type {
 export { Replica } from './replica';
 export type { SqlDriver, SqlValue } from './sql';
 export type { BucketMeta, ReplicaStorage, ScanQuery, StorageBatch, StoredIdentity } from './storage';
+export { newBucketMeta } from './storage';
 export type { Transport, TransportHandlers } from './transport';
 export {
   DEFAULT_LIMITS,

@@ -25,7 +25,7 @@ import {
   type SubscribedMsg,
   type WireLimits,
 } from './protocol';
-import type { BucketMeta, ReplicaStorage, ScanQuery } from './storage';
+import { type BucketMeta, newBucketMeta, type ReplicaStorage, type ScanQuery } from './storage';
 import type { Transport } from './transport';
 import { DEFAULT_LIMITS, isBucketName, measureValue, utf8Length } from './validate';
 
@@ -199,15 +199,7 @@ export class Replica {
     if (p === undefined) {
       p = this.serial(async () => {
         const loaded = await this.storage.loadBucket(bucket);
-        const meta: BucketMeta = loaded ?? {
-          bucket,
-          epoch: null,
-          checkpoint: 0,
-          ready: false,
-          nextOriginSeq: 1,
-          counterEpoch: null,
-          sum: emptyChecksum(),
-        };
+        const meta = loaded ?? newBucketMeta(bucket);
         if (loaded === undefined) await this.storage.commit({ bucket, meta });
         const b = newBucketState(meta, await this.storage.loadOutbox(bucket));
         this.buckets.set(bucket, b);

@@ -1,4 +1,5 @@
 import type { Checksum } from './checksum';
+import { emptyChecksum } from './checksum';
 import type { Hlc } from './hlc';
 import type { Entry, Op } from './model';
 
@@ -17,6 +18,19 @@ export interface BucketMeta {
   counterEpoch: string | null;
   /** Checksum of the bucket's live entries as stored. */
   sum: Checksum;
+}
+
+/** The meta of a bucket nothing is known about yet. */
+export function newBucketMeta(bucket: string): BucketMeta {
+  return {
+    bucket,
+    epoch: null,
+    checkpoint: 0,
+    ready: false,
+    nextOriginSeq: 1,
+    counterEpoch: null,
+    sum: emptyChecksum(),
+  };
 }
 
 /** One atomic write: entries, outbox changes and meta updates commit together or not at all. */

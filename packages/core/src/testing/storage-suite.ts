@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { emptyChecksum } from '../checksum';
 import type { Entry, Op } from '../model';
-import type { BucketMeta, ReplicaStorage } from '../storage';
+import { type BucketMeta, newBucketMeta, type ReplicaStorage } from '../storage';
 
 /** How a storage suite gets a store: `reopen` simulates a restart on the same data when the store persists. */
 export interface StorageSetup {
@@ -14,16 +13,7 @@ export interface StorageSetup {
 const H = (n: number, node = 'rA') => `${n.toString(16).padStart(12, '0')}0000${node}`;
 
 function meta(bucket: string, patch: Partial<BucketMeta> = {}): BucketMeta {
-  return {
-    bucket,
-    epoch: null,
-    checkpoint: 0,
-    ready: false,
-    nextOriginSeq: 1,
-    counterEpoch: null,
-    sum: emptyChecksum(),
-    ...patch,
-  };
+  return { ...newBucketMeta(bucket), ...patch };
 }
 
 function entry(key: string, n: number, value: unknown = { n }, seq = n): Entry {
