@@ -46,7 +46,8 @@ const results: {
 let failed = false;
 for (const m of metrics) {
   try {
-    const value = await m.run({ quick });
+    const raw = await m.run({ quick });
+    const value = Number.isInteger(raw) ? raw : Number(raw.toFixed(2));
     results.push({
       name: m.name,
       value,
