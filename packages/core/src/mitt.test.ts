@@ -1,8 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeHlc } from './hlc';
-import { Mitt } from './mitt';
+import { downloadedWins, Mitt } from './mitt';
 import type { SeqOp } from './model';
+import { type Entry, mergeEntry, opToEntry } from './model';
 
 const op = (seq: number, key = `k${seq}`, wall = seq): SeqOp => ({
   origin: 'rA',
@@ -89,5 +90,52 @@ describe('Mitt', () => {
     m.add(op(2, 'k', 40), true);
     expect(m.newest('k')).toBe(encodeHlc(50, 0, 'rA'));
     expect(m.newest('other')).toBeUndefined();
+  });
+});
+
+describe('download merge', () => {
+  const arbVersion = fc.record({
+    key: fc.constantFrom('a', 'b', 'c', 'd'),
+    wall: fc.integer({ min: 1, max: 50 }),
+    node: fc.constantFrom('rA', 'rB'),
+  });
+
+  it('never lets a downloaded entry overwrite a newer mitt entry, and ends in the LWW state (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(arbVersion, { maxLength: 20 }),
+        fc.array(arbVersion, { maxLength: 20 }),
+        (downloads, lives) => {
+          const mitt = new Mitt(1);
+          const liveOps = lives.map((v, i) => ({
+            ...op(i + 1, v.key, v.wall),
+            hlc: encodeHlc(v.wall, 1, v.node),
+          }));
+          for (const o of liveOps) mitt.add(o, true);
+          // Downloads: one entry per key (a page never repeats a key), as the relay had it.
+          const byKey = new Map<string, Entry>();
+          for (const v of downloads)
+            byKey.set(v.key, { key: v.key, hlc: encodeHlc(v.wall, 0, v.node), seq: 0, value: v.wall });
+          const stored = new Map<string, Entry>();
+          for (const e of byKey.values()) {
+            const held = mitt.newest(e.key);
+            if (downloadedWins(e, held, stored.get(e.key))) {
+              expect(held === undefined || e.hlc > held).toBe(true);
+              stored.set(e.key, e);
+            }
+          }
+          // Then the mitt is applied (LWW), as at the end of a catch-up.
+          for (const o of mitt.spill()) {
+            const e = opToEntry(o, o.seq);
+            const cur = stored.get(e.key);
+            if (cur === undefined || e.hlc > cur.hlc) stored.set(e.key, e);
+          }
+          const want = new Map<string, Entry | undefined>();
+          for (const e of [...byKey.values(), ...liveOps.map((o) => opToEntry(o, o.seq))])
+            want.set(e.key, mergeEntry(want.get(e.key), e));
+          for (const [k, e] of want) expect(stored.get(k)?.hlc).toBe(e?.hlc);
+        },
+      ),
+    );
   });
 });

@@ -1,5 +1,5 @@
 import type { Hlc } from './hlc';
-import { opBytes, type SeqOp } from './model';
+import { type Entry, opBytes, type SeqOp, wins } from './model';
 
 /** Bounds of a mitt; past either, the holder must spill (see {@link Mitt.isOverBound}). */
 export interface MittBounds {
@@ -109,4 +109,14 @@ export class Mitt {
     this.newestByKey.clear();
     return out;
   }
+}
+
+/**
+ * The merge rule of a catch-up download: a downloaded entry is applied only when it is newer
+ * than both the newest version the mitt holds for its key and what is stored. Held ops are
+ * applied after the download (or were spilled into storage), so nothing newer is overwritten.
+ */
+export function downloadedWins(downloaded: Entry, held: Hlc | undefined, stored: Entry | undefined): boolean {
+  if (held !== undefined && held >= downloaded.hlc) return false;
+  return wins(downloaded.hlc, stored?.hlc);
 }

@@ -10,7 +10,7 @@ import { checksumEquals, checksumReplace, emptyChecksum } from './checksum';
 import { backoffDelay, type Env, randomId, systemEnv } from './env';
 import { MittsyncError, toMittsyncError } from './errors';
 import { HlcClock } from './hlc';
-import { DEFAULT_MITT_BOUNDS, Mitt, type MittBounds } from './mitt';
+import { DEFAULT_MITT_BOUNDS, downloadedWins, Mitt, type MittBounds } from './mitt';
 import { type Entry, type Op, opToEntry, type SeqOp, type Value, wins } from './model';
 import {
   type AckMsg,
@@ -866,10 +866,8 @@ export class Replica {
     entries.forEach((e, i) => {
       if (e.seq > cu.dlMaxSeq) cu.dlMaxSeq = e.seq;
       if (e.hlc > maxHlc) maxHlc = e.hlc;
-      const held = mitt?.newest(e.key);
-      if (held !== undefined && held >= e.hlc) return;
       const cur = fresh ? cu.kept.get(e.key) : stored?.[i];
-      if (!wins(e.hlc, cur?.hlc)) return;
+      if (!downloadedWins(e, mitt?.newest(e.key), cur)) return;
       checksumReplace(meta.sum, e.key, cur, e);
       if (fresh && cur !== undefined) cu.kept.set(e.key, e);
       puts.push(e);
