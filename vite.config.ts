@@ -33,9 +33,16 @@ export default defineConfig({
         },
       },
       {
+        // Pre-bundled up front: a dependency discovered mid-run makes Vite reload the tests.
+        optimizeDeps: { include: ['comlink', 'idb', 'msgpackr'] },
         test: {
           name: 'peer-browser',
           include: ['packages/peer/src/**/*.browser.test.ts'],
+          // The real Node relay, started once per run; tests get its URL with inject('relayUrl').
+          globalSetup: ['packages/peer/src/testing/relay-setup.ts'],
+          testTimeout: 60_000,
+          // Browser tests share one origin (locks, SharedWorkers): run files one at a time.
+          fileParallelism: false,
           browser: {
             enabled: true,
             headless: true,

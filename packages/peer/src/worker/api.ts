@@ -19,8 +19,19 @@ export interface HostConfig {
   /** Replica tuning, passed to the core `Replica`. */
   pageSize?: number;
   parallelRanges?: number;
-  /** @internal Fault injection for tests: the Nth commit from now on (1-based) and `count` after it fail with a quota error. */
-  faults?: { quotaAtCommit: number; count: number };
+  /** @internal Fault injection for tests: see {@link QuotaFault}. */
+  faults?: QuotaFault;
+}
+
+/**
+ * @internal Simulated quota exhaustion (tests): of the commits writing at least `minPuts`
+ * entries (catch-up pages, not single local writes), the first `skip` pass and the next
+ * `times` fail with the error a real `QuotaExceededError` maps to.
+ */
+export interface QuotaFault {
+  minPuts: number;
+  skip: number;
+  times: number;
 }
 
 /** What a query of a live query or a scan selects, in key order. */
@@ -61,6 +72,7 @@ export type Request =
   | { op: 'watch'; bucket: string; watchId: number; query: Query }
   | { op: 'unwatch'; watchId: number }
   | { op: 'ready'; bucket: string }
+  | { op: 'online'; online: boolean }
   | { op: 'status' }
   | { op: 'debug' };
 
@@ -70,6 +82,8 @@ export interface DebugInfo {
   peakHeap: number;
   tabs: number;
   watchers: number;
+  /** IndexedDB store counters (null in memory mode). */
+  storage: Record<string, unknown> | null;
 }
 
 /** What each request resolves with. */
@@ -90,10 +104,28 @@ export type Outcome<T> =
   | { ok: true; value: T }
   | { ok: false; error: { code: string; message: string; detail?: Record<string, unknown> } };
 
+/**
+ * Entries of a live-query delivery, by column: all keys in one string (`kl` their lengths),
+ * all versions in another (`hl`), and each value as its own msgpack slice of `v` (value `i`
+ * is `v[o[i-1] ?? 0 .. o[i]]`, empty for a tombstone). Two long strings decode far faster
+ * than thousands of short ones, and a value is decoded only when the page looks at it, so
+ * receiving a big batch costs the main thread little.
+ */
+export interface EntryColumns {
+  k: string;
+  kl: number[];
+  h: string;
+  hl: number[];
+  /** 1 for a tombstone. */
+  x: number[];
+  v: Uint8Array;
+  o: number[];
+}
+
 /** Events the host pushes to a tab, msgpack-encoded in batches. */
 export type HostEvent =
-  | { t: 'snap'; w: number; e: EntryTuple[] }
-  | { t: 'chg'; w: number; e: EntryTuple[]; s: 'local' | 'remote' }
+  | { t: 'snap'; w: number; b: EntryColumns }
+  | { t: 'chg'; w: number; b: EntryColumns; s: 'local' | 'remote' }
   | { t: 'status'; s: ClientStatus };
 
 /** An entry on the worker-page link: `[key, hlc, deleted (0/1), value?]`. */

@@ -1,5 +1,6 @@
 import {
   type Entry,
+  encodeFrame,
   MemoryReplicaStorage,
   MittsyncError,
   Replica,
@@ -11,8 +12,10 @@ import {
 import type { AttachInfo, ClientStatus, DebugInfo, HostConfig, Query, Request } from './api';
 import { HostedStorage, seedRescued } from './hosted-storage';
 import { IdbReplicaStorage } from './idb-storage';
-import { toTuple, type EventSink, WatchHub } from './watchers';
-import { encodeFrame } from '@mittsync/core';
+import { PageDedupeTransport } from './page-dedupe';
+import { type EventSink, toTuple, WatchHub } from './watchers';
+
+const REQUEST_TIMEOUT_MS = 15_000;
 
 /** Fetches a token for the replica (a page's `getToken`, called through comlink). */
 export type TokenSource = (replicaId: string) => Promise<string>;
@@ -20,6 +23,7 @@ export type TokenSource = (replicaId: string) => Promise<string>;
 interface TabState {
   getToken: TokenSource | null;
   release: () => void;
+  remote: boolean;
 }
 
 /** Sync endpoint of a relay given by its base URL or by the endpoint itself. */
@@ -57,6 +61,7 @@ function indexedDbAvailable(): boolean {
  */
 export class ReplicaHost {
   private replica: Replica | null = null;
+  private storage: HostedStorage | null = null;
   private starting: Promise<Replica> | null = null;
   private readonly tabs = new Map<string, TabState>();
   private readonly buckets = new Set<string>();
@@ -67,6 +72,8 @@ export class ReplicaHost {
   private peakHeap = 0;
   private heapTimer: ReturnType<typeof setInterval> | undefined;
   private lifecycle: Promise<unknown> = Promise.resolve();
+  /** Kept offline on request (`setOnline(false)`), across replica restarts. */
+  private offline = false;
 
   constructor(
     readonly config: HostConfig,
@@ -79,15 +86,25 @@ export class ReplicaHost {
   // Tabs
   // -------------------------------------------------------------------------------------------
 
-  async attach(tabId: string, sink: EventSink, getToken: TokenSource | null, release = () => {}): Promise<AttachInfo> {
-    this.tabs.set(tabId, { getToken, release });
+  /**
+   * Attaches a tab: `sink` receives its events, `getToken` (if any) may be asked for tokens,
+   * `release` runs when it detaches; `remote` marks a follower tab served for another worker.
+   */
+  async attach(
+    tabId: string,
+    sink: EventSink,
+    getToken: TokenSource | null,
+    release = () => {},
+    remote = false,
+  ): Promise<AttachInfo> {
+    this.tabs.set(tabId, { getToken, release, remote });
     this.hub.addTab(tabId, sink);
     // The tab holds a lock named after itself for as long as it lives: when we are granted
     // it, the tab is gone (closed, crashed, navigated away) and its live queries go too.
     const locks = (globalThis as { navigator?: { locks?: LockManager } }).navigator?.locks;
     void locks?.request(`mittsync-tab:${tabId}`, () => this.detach(tabId));
     await this.ensure();
-    return { status: this.status() };
+    return { status: this.status(tabId) };
   }
 
   async detach(tabId: string): Promise<void> {
@@ -169,9 +186,19 @@ export class ReplicaHost {
   }
 
   private async start(rescued?: Parameters<typeof seedRescued>[1]): Promise<Replica> {
+    (globalThis as { __t?: number[] }).__t = [performance.now()];
     const inner = await this.openStorage();
+    (globalThis as { __t?: number[] }).__t?.push(performance.now());
     if (rescued !== undefined) await seedRescued(inner, rescued);
-    const storage = new HostedStorage(inner, {
+    const transport = new PageDedupeTransport(
+      new WebSocketTransport({
+        url: syncUrl(this.config.relay),
+        token: () => this.token(replica.replicaId),
+      }),
+      REQUEST_TIMEOUT_MS - 5_000,
+    );
+    const storage: HostedStorage = new HostedStorage(inner, {
+      onCommitted: () => transport.release(),
       onReset: (bucket, dropped) => {
         if (dropped) this.resnapOnReady.add(bucket);
       },
@@ -179,22 +206,24 @@ export class ReplicaHost {
     });
     const replica = await Replica.open({
       storage,
-      transport: new WebSocketTransport({
-        url: syncUrl(this.config.relay),
-        token: () => this.token(replica.replicaId),
-      }),
+      transport,
       ...(this.config.pageSize === undefined ? {} : { pageSize: this.config.pageSize }),
       ...(this.config.parallelRanges === undefined ? {} : { parallelRanges: this.config.parallelRanges }),
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
+      autoConnect: false,
     });
     this.offStatus = [
       replica.onChange((bucket, entries, source) => this.hub.onChange(bucket, entries, source)),
-      replica.onStatus(() => this.hub.status(this.status())),
+      replica.onStatus(() => this.hub.status((tab) => this.status(tab))),
       replica.onReady((info) => {
         if (this.resnapOnReady.delete(info.bucket)) void this.hub.resnap(info.bucket).catch(() => undefined);
       }),
     ];
     this.replica = replica;
+    (globalThis as { __t?: number[] }).__t?.push(performance.now());
+    this.storage = storage;
     for (const b of this.buckets) void replica.openBucket(b).catch(() => undefined);
+    if (!this.offline) replica.connect();
     return replica;
   }
 
@@ -204,6 +233,16 @@ export class ReplicaHost {
     for (const off of this.offStatus) off();
     this.offStatus = [];
     if (r !== null) await r.close();
+  }
+
+  /** Closes the replica now, whoever is still attached (the worker is about to go away). */
+  close(): Promise<void> {
+    for (const [tabId, tab] of this.tabs) {
+      this.hub.removeTab(tabId);
+      tab.release();
+    }
+    this.tabs.clear();
+    return this.shutdown();
   }
 
   private shutdown(): Promise<void> {
@@ -220,7 +259,7 @@ export class ReplicaHost {
       await this.stop().catch(() => undefined);
       if (current === null || this.tabs.size === 0) return this.ensure();
       const replica = await this.start(rescued);
-      this.hub.status(this.status());
+      this.hub.status((tab) => this.status(tab));
       await this.hub.resnap().catch(() => undefined);
       return replica;
     });
@@ -289,22 +328,30 @@ export class ReplicaHost {
         const r = await this.use(req.bucket);
         return r.whenReady(req.bucket);
       }
+      case 'online': {
+        const r = await this.ensure();
+        this.offline = !req.online;
+        if (req.online) r.connect();
+        else r.disconnect({ reconnect: false });
+        return null;
+      }
       case 'status':
         await this.ensure();
-        return this.status();
+        return this.status(tabId);
       case 'debug':
         return this.debug();
     }
   }
 
-  status(): ClientStatus {
+  /** The status as `tabId` sees it (a follower tab is told it is one). */
+  status(tabId?: string): ClientStatus {
     const r = this.replica;
     const s = r?.status();
     return {
       replicaId: s?.replicaId ?? '',
       connection: s?.connection ?? 'closed',
       persistent: s?.persistent ?? this.config.storage !== 'memory',
-      hosting: this.hosting,
+      hosting: tabId !== undefined && this.tabs.get(tabId)?.remote ? 'follower' : this.hosting,
       buckets: s?.buckets ?? [],
       error: this.error,
     };
@@ -321,6 +368,15 @@ export class ReplicaHost {
     this.peakHeap = 0;
     sample();
     if (this.heapTimer === undefined && mem !== undefined) this.heapTimer = setInterval(sample, 50);
-    return { peakHeap: peak, tabs: this.tabs.size, watchers: this.hub.size };
+    const inner = this.storage?.inner;
+    return {
+      peakHeap: peak,
+      tabs: this.tabs.size,
+      watchers: this.hub.size,
+      storage:
+        inner instanceof IdbReplicaStorage
+          ? { ...inner.stats, t: (globalThis as { __t?: number[] }).__t, now: performance.now() }
+          : null,
+    };
   }
 }

@@ -9,14 +9,17 @@ import {
   type StorageBatch,
   type StoredIdentity,
 } from '@mittsync/core';
+import type { QuotaFault } from './api';
 import { toStorageError } from './idb-errors';
 import type { RescuedState } from './idb-storage';
 
 export interface HostedStorageHooks {
+  /** A commit completed. */
+  onCommitted?(): void;
   /** A bucket was reset (start of a re-join); `dropped` when entries other than `keep` went away. */
   onReset?(bucket: string, dropped: boolean): void;
-  /** @internal Make commits number `quotaAtCommit`.. (1-based, counted from now) fail with a quota error. */
-  faults?: { quotaAtCommit: number; count: number };
+  /** @internal Simulated quota exhaustion (tests). */
+  faults?: QuotaFault;
 }
 
 /**
@@ -60,11 +63,14 @@ export class HostedStorage implements ReplicaStorage {
 
   async commit(batch: StorageBatch): Promise<void> {
     const f = this.hooks.faults;
-    this.commits++;
-    if (f !== undefined && this.commits >= f.quotaAtCommit && this.commits < f.quotaAtCommit + f.count) {
-      throw toStorageError(new DOMException('simulated quota exhaustion', 'QuotaExceededError'), 'commit');
+    if (f !== undefined && (batch.puts?.length ?? 0) >= f.minPuts) {
+      this.commits++;
+      if (this.commits > f.skip && this.commits <= f.skip + f.times)
+        throw toStorageError(new DOMException('simulated quota exhaustion', 'QuotaExceededError'), 'commit');
     }
-    return this.inner.commit(batch);
+    await this.inner.commit(batch);
+    const hook = this.hooks.onCommitted;
+    if (hook !== undefined) setTimeout(hook, 0);
   }
 
   async resetBucket(bucket: string, keep: readonly string[], meta: BucketMeta): Promise<void> {

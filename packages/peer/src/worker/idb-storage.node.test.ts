@@ -15,11 +15,12 @@ runReplicaStorageTests('IndexedDB (fake-indexeddb)', {
 describe('IdbReplicaStorage pages', () => {
   it('matches a plain map through random batches that split pages', async () => {
     const rand = prng(42);
-    const s = new IdbReplicaStorage({ name: `node-model-${n++}`, cachePages: 4 });
+    const s = new IdbReplicaStorage({ name: `node-model-${n++}`, cacheEntries: 1000 });
     await s.open();
     const model = new Map<string, Entry>();
-    for (let round = 0; round < 40; round++) {
-      const size = Math.floor(rand() * 1500) + 1;
+    for (let round = 0; round < 400; round++) {
+      // Mostly small batches (deltas, folds), now and then a bulk one (page merges, splits).
+      const size = round % 20 === 0 ? Math.floor(rand() * 3000) + 1 : Math.floor(rand() * 30) + 1;
       const puts: Entry[] = [];
       for (let i = 0; i < size; i++) {
         const key = `k${Math.floor(rand() * 20_000)
@@ -52,5 +53,5 @@ describe('IdbReplicaStorage pages', () => {
     expect(await t.scan('b', { includeDeleted: true })).toEqual(sorted);
     expect(await t.getEntries('b', probe)).toEqual(probe.map((k) => model.get(k)));
     await t.close();
-  });
+  }, 60_000);
 });

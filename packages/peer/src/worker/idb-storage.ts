@@ -1,41 +1,29 @@
-import {
-  type BucketMeta,
-  type Entry,
+import type {
+  BucketMeta,
+  Entry,
   MittsyncError,
-  type Op,
-  type ReplicaStorage,
-  type ScanQuery,
-  type StorageBatch,
-  type StoredIdentity,
+  Op,
+  ReplicaStorage,
+  ScanQuery,
+  StorageBatch,
+  StoredIdentity,
 } from '@mittsync/core';
-import { type DBSchema, type IDBPDatabase, type IDBPTransaction, openDB } from 'idb';
-import { isConnectionError, toStorageError } from './idb-errors';
+import { BucketIndex } from './bucket-index';
+import { type Db, IdbConnection, type RwTx, type StoreName } from './idb-connection';
 import { PageCache } from './page-cache';
+import { writeEntries } from './page-writer';
 import {
-  decodePage,
-  encodePage,
+  decodeTuple,
+  encodeTuple,
   findInPage,
   lowerBound,
   mergeSorted,
   type Page,
   type PageRecord,
   pageIndexOf,
+  type StoredTuple,
   splitPage,
 } from './pages';
-
-interface Schema extends DBSchema {
-  identity: { key: 'self'; value: StoredIdentity };
-  buckets: { key: string; value: BucketMeta };
-  pages: { key: [string, string]; value: PageRecord };
-  outbox: { key: [string, number]; value: Op };
-}
-
-type Db = IDBPDatabase<Schema>;
-type StoreName = 'identity' | 'buckets' | 'pages' | 'outbox';
-type RwTx = IDBPTransaction<Schema, StoreName[], 'readwrite'>;
-
-const VERSION = 1;
-const ALL: StoreName[] = ['identity', 'buckets', 'pages', 'outbox'];
 
 export interface IdbStorageOptions {
   /** Database name (default `mittsync`). One database holds every bucket of the replica. */
@@ -47,8 +35,8 @@ export interface IdbStorageOptions {
    * both are in one transaction). `strict`: every commit waits for the disk.
    */
   durability?: 'auto' | 'strict';
-  /** Decoded pages kept in memory (default 64, about 32k entries). */
-  cachePages?: number;
+  /** Entries of decoded pages kept in memory (default 131,072: some tens of MB). */
+  cacheEntries?: number;
   /** Called once when the database was deleted or evicted underneath (see {@link IdbReplicaStorage.lost}). */
   onLost?: (err: MittsyncError) => void;
   /** Hold a Web Lock on the database while open, so only one store writes it (default true where available). */
@@ -64,14 +52,6 @@ export interface RescuedState {
 const pageRange = (bucket: string) => IDBKeyRange.bound([bucket, ''], [bucket, []]);
 const outboxRange = (bucket: string, upTo = Number.POSITIVE_INFINITY) =>
   IDBKeyRange.bound([bucket, Number.NEGATIVE_INFINITY], [bucket, upTo]);
-
-interface LockManagerLike {
-  request(name: string, cb: () => Promise<void>): Promise<void>;
-}
-
-function lockManager(): LockManagerLike | undefined {
-  return (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator?.locks;
-}
 
 /**
  * A {@link ReplicaStorage} on IndexedDB (through idb): entries packed into key-range pages
@@ -90,123 +70,42 @@ export class IdbReplicaStorage implements ReplicaStorage {
   readonly persistent = true;
   readonly name: string;
   private readonly opts: IdbStorageOptions;
-  private db: Db | null = null;
-  private opening: Promise<Db> | null = null;
+  private readonly conn: IdbConnection;
   private identity: StoredIdentity | null = null;
-  private lostError: MittsyncError | null = null;
-  private releaseLock: (() => void) | null = null;
   private readonly cache: PageCache;
-  private readonly indexLoads = new Map<string, Promise<string[]>>();
+  private readonly indexes = new Map<string, BucketIndex>();
+  private readonly indexLoads = new Map<string, Promise<BucketIndex>>();
   private readonly metas = new Map<string, BucketMeta>();
   private readonly outboxes = new Map<string, Op[]>();
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /** Counters for benchmarks: commits, entries written, ms spent in commits. */
+  readonly stats = { commits: 0, entries: 0, commitMs: 0 };
 
   constructor(opts: IdbStorageOptions = {}) {
     this.opts = opts;
     this.name = opts.name ?? 'mittsync';
-    this.cache = new PageCache(opts.cachePages ?? 64);
+    this.cache = new PageCache(opts.cacheEntries ?? 131_072);
+    this.conn = new IdbConnection({
+      name: this.name,
+      exclusive: opts.exclusive !== false,
+      ...(opts.onLost === undefined ? {} : { onLost: opts.onLost }),
+      onDrop: () => {
+        this.cache.clear();
+        this.indexes.clear();
+        this.indexLoads.clear();
+      },
+      hasIdentity: () => this.identity !== null,
+    });
   }
 
   /** The error the store failed with for good (database deleted or evicted), if any. */
   get lost(): MittsyncError | null {
-    return this.lostError;
+    return this.conn.lost;
   }
 
-  // -----------------------------------------------------------------------------------------
-  // Connection
-  // -----------------------------------------------------------------------------------------
-
-  private async acquireLock(): Promise<void> {
-    const locks = lockManager();
-    if (this.releaseLock !== null || locks === undefined || this.opts.exclusive === false) return;
-    await new Promise<void>((granted) => {
-      void locks.request(`mittsync-db:${this.name}`, () => {
-        granted();
-        return new Promise<void>((release) => {
-          this.releaseLock = release;
-        });
-      });
-    });
-  }
-
-  private connect(): Promise<Db> {
-    if (this.db !== null) return Promise.resolve(this.db);
-    if (this.opening !== null) return this.opening;
-    const p = (async () => {
-      await this.acquireLock();
-      const db = await openDB<Schema>(this.name, VERSION, {
-        upgrade(db) {
-          db.createObjectStore('identity');
-          db.createObjectStore('buckets', { keyPath: 'bucket' });
-          db.createObjectStore('pages');
-          db.createObjectStore('outbox');
-        },
-        blocking: (_current, next) => {
-          // Someone deletes (next === null) or upgrades the database: let them, and stop.
-          db.close();
-          this.dropConnection(db);
-          if (next === null) this.markLost('the database was deleted by another script or tab');
-        },
-        terminated: () => this.dropConnection(db),
-      });
-      this.db = db;
-      return db;
-    })();
-    this.opening = p;
-    return p.finally(() => {
-      this.opening = null;
-    });
-  }
-
-  private dropConnection(db: Db): void {
-    if (this.db === db) this.db = null;
-    this.cache.clear();
-    this.indexLoads.clear();
-  }
-
-  private markLost(why: string): MittsyncError {
-    if (this.lostError === null) {
-      this.lostError = new MittsyncError(
-        'STORAGE_LOST',
-        `IndexedDB database ${this.name} is gone (${why}); the replica re-joins from the relay`,
-      );
-      this.opts.onLost?.(this.lostError);
-    }
-    return this.lostError;
-  }
-
-  /**
-   * Runs `fn` on the open database. After a lost connection it reopens once; a database that
-   * comes back without our identity was deleted or evicted: `STORAGE_LOST`.
-   */
-  private async run<T>(what: string, fn: (db: Db) => Promise<T>): Promise<T> {
-    if (this.closed) throw new MittsyncError('CLOSED', 'storage is closed');
-    if (this.lostError !== null) throw this.lostError;
-    let db: Db;
-    try {
-      db = await this.connect();
-      return await fn(db);
-    } catch (e) {
-      if (e instanceof MittsyncError) throw e;
-      if (!isConnectionError(e) && this.db !== null) throw toStorageError(e, what);
-    }
-    if (this.lostError !== null) throw this.lostError;
-    try {
-      this.db?.close();
-      this.db = null;
-      this.cache.clear();
-      db = await this.connect();
-      const found = await db.get('identity', 'self');
-      if (this.identity !== null && found === undefined) {
-        db.close();
-        this.db = null;
-        throw this.markLost('the browser evicted or cleared it');
-      }
-      return await fn(db);
-    } catch (e) {
-      throw toStorageError(e, what);
-    }
+  private run<T>(what: string, fn: (db: Db) => Promise<T>): Promise<T> {
+    return this.conn.run(what, fn);
   }
 
   /** Runs writes one at a time, in call order (the cache reflects each committed one). */
@@ -235,10 +134,7 @@ export class IdbReplicaStorage implements ReplicaStorage {
     if (this.closed) return;
     await this.queue;
     this.closed = true;
-    this.db?.close();
-    this.db = null;
-    this.releaseLock?.();
-    this.releaseLock = null;
+    this.conn.close();
   }
 
   // -----------------------------------------------------------------------------------------
@@ -247,7 +143,11 @@ export class IdbReplicaStorage implements ReplicaStorage {
 
   async listBuckets(): Promise<BucketMeta[]> {
     const all = await this.run('listBuckets', (db) => db.getAll('buckets'));
-    for (const m of all) this.metas.set(m.bucket, m);
+    for (const m of all) {
+      this.metas.set(m.bucket, m);
+      // Warm the page index now, while the replica is still starting: first queries need it.
+      void this.bucketIndex(m.bucket).catch(() => undefined);
+    }
     return all;
   }
 
@@ -263,18 +163,26 @@ export class IdbReplicaStorage implements ReplicaStorage {
     return ops;
   }
 
-  /** The sorted first keys of the bucket's pages (loaded once, then kept up to date). */
-  private pageIndex(bucket: string): Promise<string[]> {
-    const known = this.cache.index(bucket);
+  /** The bucket's page index and deltas (loaded once, then kept up to date by commits). */
+  private bucketIndex(bucket: string): Promise<BucketIndex> {
+    const known = this.indexes.get(bucket);
     if (known !== undefined) return Promise.resolve(known);
     let p = this.indexLoads.get(bucket);
     if (p === undefined) {
-      const version = this.cache.version(bucket);
-      p = this.run('pageIndex', async (db) => {
-        const keys = await db.getAllKeys('pages', pageRange(bucket));
-        const firsts = keys.map((k) => k[1]);
-        this.cache.setIndex(bucket, firsts, version);
-        return firsts;
+      p = this.run('load index', async (db) => {
+        const tx = db.transaction(['pages', 'deltas'], 'readonly');
+        const range = pageRange(bucket);
+        const [keys, deltas] = await Promise.all([
+          tx.objectStore('pages').getAllKeys(range),
+          tx.objectStore('deltas').getAll(range),
+        ]);
+        const index = new BucketIndex(
+          keys.map((k) => k[1]),
+          new Map(deltas.flat().map((t) => [t[0], decodeTuple(t)])),
+        );
+        // Commits load the index first and are serialized, so none can have changed it meanwhile.
+        this.indexes.set(bucket, index);
+        return index;
       });
       this.indexLoads.set(bucket, p);
       const clear = () => this.indexLoads.delete(bucket);
@@ -284,7 +192,11 @@ export class IdbReplicaStorage implements ReplicaStorage {
   }
 
   /** Loads pages by first key: cached ones from memory, the rest in one transaction. */
-  private async loadPages(bucket: string, firsts: readonly string[]): Promise<Map<string, Page>> {
+  private async loadPages(
+    bucket: string,
+    firsts: readonly string[],
+    order?: readonly string[],
+  ): Promise<Map<string, Page>> {
     const out = new Map<string, Page>();
     const missing: string[] = [];
     for (const f of firsts) {
@@ -295,59 +207,109 @@ export class IdbReplicaStorage implements ReplicaStorage {
     if (missing.length === 0) return out;
     const version = this.cache.version(bucket);
     const recs = await this.run('read', async (db) => {
-      const tx = db.transaction('pages', 'readonly');
-      return Promise.all(missing.map((f) => tx.store.get([bucket, f])));
+      const store = db.transaction('pages', 'readonly').store;
+      const runs = order === undefined ? missing.map((f) => [f]) : contiguousRuns(missing, order);
+      const loaded = await Promise.all(
+        runs.map(async (run): Promise<(PageRecord | undefined)[]> => {
+          if (run.length === 1) return [await store.get([bucket, run[0] as string])];
+          // Neighbouring pages in one request: much cheaper than one get each.
+          const range = IDBKeyRange.bound(
+            [bucket, run[0] as string],
+            [bucket, run[run.length - 1] as string],
+          );
+          const all = await store.getAll(range);
+          if (all.length === run.length) return all;
+          return Promise.all(run.map((f) => store.get([bucket, f])));
+        }),
+      );
+      const byFirst = new Map<string, PageRecord | undefined>();
+      runs.forEach((run, i) => {
+        run.forEach((f, j) => {
+          byFirst.set(f, loaded[i]?.[j]);
+        });
+      });
+      return missing.map((f) => byFirst.get(f));
     });
     missing.forEach((f, i) => {
       const rec = recs[i];
-      const page: Page = { first: f, entries: rec === undefined ? [] : decodePage(rec) };
+      const page: Page = { first: f, tuples: rec === undefined ? [] : rec.t };
       out.set(f, page);
       this.cache.offer(bucket, page, version);
     });
     return out;
   }
 
+  /**
+   * Loads pages and the index consistently: a commit that completes while pages load changes
+   * both, so the load is repeated (the index and the cache change together, synchronously).
+   */
+  private async snapshot(bucket: string, firstsOf: (index: BucketIndex) => string[]) {
+    for (let attempt = 0; ; attempt++) {
+      const version = this.cache.version(bucket);
+      const index = await this.bucketIndex(bucket);
+      const firsts = firstsOf(index);
+      const pages = await this.loadPages(bucket, firsts, index.firsts);
+      if (version === this.cache.version(bucket) || attempt >= 3) return { index, pages, firsts };
+    }
+  }
+
   async getEntries(bucket: string, keys: readonly string[]): Promise<(Entry | undefined)[]> {
     if (keys.length === 0) return [];
-    const firsts = await this.pageIndex(bucket);
-    if (firsts.length === 0) return keys.map(() => undefined);
-    const homes = keys.map((k) => firsts[Math.max(0, pageIndexOf(firsts, k))] as string);
-    const pages = await this.loadPages(bucket, [...new Set(homes)]);
-    return keys.map((k, i) => findInPage(pages.get(homes[i] as string) as Page, k));
+    const { index, pages } = await this.snapshot(bucket, (index) =>
+      index.firsts.length === 0
+        ? []
+        : [...new Set(keys.filter((k) => !index.deltas.has(k)).map((k) => index.home(k)))],
+    );
+    return keys.map((k) => {
+      const d = index.deltas.get(k);
+      if (d !== undefined) return d;
+      const page = pages.get(index.home(k));
+      const t = page === undefined ? undefined : findInPage(page, k);
+      return t === undefined ? undefined : decodeTuple(t);
+    });
   }
 
   async scan(bucket: string, q: ScanQuery): Promise<Entry[]> {
-    const firsts = await this.pageIndex(bucket);
     const limit = q.limit ?? Number.POSITIVE_INFINITY;
     const out: Entry[] = [];
-    if (firsts.length === 0 || limit <= 0) return out;
+    if (limit <= 0) return out;
     const start =
       q.prefix !== undefined && (q.start === undefined || q.prefix > q.start) ? q.prefix : q.start;
-    let i = start === undefined ? 0 : Math.max(0, pageIndexOf(firsts, start));
     // Pages arrive in chunks: small for a limited scan, bigger for a full one.
     let chunk = limit < 256 ? 1 : 16;
-    while (i < firsts.length) {
-      const want = firsts.slice(i, i + chunk);
-      const pages = await this.loadPages(bucket, want);
-      for (const f of want) {
-        const entries = (pages.get(f) as Page).entries;
-        let j = start === undefined ? 0 : lowerBound(entries, start);
-        for (; j < entries.length; j++) {
-          const e = entries[j] as Entry;
-          if (q.end !== undefined && e.key >= q.end) return out;
-          if (q.prefix !== undefined && !e.key.startsWith(q.prefix)) {
-            if (e.key > q.prefix) return out;
+    let from = start;
+    for (;;) {
+      const { index, pages, firsts } = await this.snapshot(bucket, (index) => {
+        const all = index.firsts;
+        const i = from === undefined ? 0 : Math.max(0, pageIndexOf(all, from));
+        return all.slice(i, i + chunk);
+      });
+      if (firsts.length === 0) return out;
+      for (const f of firsts) {
+        const own = index.deltasOf(f);
+        const stored = (pages.get(f) as Page).tuples;
+        const tuples = own.length === 0 ? stored : mergeSorted(stored, own.map(encodeTuple));
+        let j = from === undefined ? 0 : lowerBound(tuples, from);
+        for (; j < tuples.length; j++) {
+          const t = tuples[j] as StoredTuple;
+          const key = t[0];
+          if (q.end !== undefined && key >= q.end) return out;
+          if (q.prefix !== undefined && !key.startsWith(q.prefix)) {
+            if (key > q.prefix) return out;
             continue;
           }
-          if (e.deleted && !q.includeDeleted) continue;
-          out.push(e);
+          if (t[3] === 1 && !q.includeDeleted) continue;
+          out.push(decodeTuple(t));
           if (out.length >= limit) return out;
         }
       }
-      i += want.length;
+      // Continue after the last page of this chunk.
+      const last = firsts[firsts.length - 1] as string;
+      const next = index.firsts[pageIndexOf(index.firsts, last) + 1];
+      if (next === undefined) return out;
+      from = from === undefined || next > from ? next : from;
       chunk = Math.min(chunk * 2, 64);
     }
-    return out;
   }
 
   // -----------------------------------------------------------------------------------------
@@ -365,18 +327,29 @@ export class IdbReplicaStorage implements ReplicaStorage {
   }
 
   private async commitNow(batch: StorageBatch): Promise<void> {
+    const t0 = performance.now();
     const { bucket } = batch;
     // Sorted, one entry per key (the last put of a key wins).
     const byKey = new Map<string, Entry>();
     for (const e of batch.puts ?? []) byKey.set(e.key, e);
     const puts = [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    const firsts = puts.length > 0 ? await this.pageIndex(bucket) : undefined;
-    let written: Page[] = [];
-    let newFirsts: string[] | undefined;
+    const index = puts.length > 0 ? await this.bucketIndex(bucket) : undefined;
+    let plan: Awaited<ReturnType<typeof writeEntries>> | undefined;
     await this.run('commit', async (db) => {
-      const tx = db.transaction(ALL, 'readwrite', { durability: this.durability(batch) });
+      const tx = db.transaction(storesOf(batch, index !== undefined), 'readwrite', {
+        durability: this.durability(batch),
+      }) as unknown as RwTx;
       try {
-        if (firsts !== undefined) [written, newFirsts] = await this.writePages(tx, bucket, firsts, puts);
+        if (index !== undefined) {
+          plan = await writeEntries(
+            tx.objectStore('pages'),
+            tx.objectStore('deltas'),
+            bucket,
+            index,
+            this.cache,
+            puts,
+          );
+        }
         this.writeRest(tx, batch);
       } catch (e) {
         abortQuietly(tx);
@@ -384,58 +357,29 @@ export class IdbReplicaStorage implements ReplicaStorage {
       }
       await tx.done;
     });
-    // Committed: now (and only now) the memory views follow.
-    if (newFirsts !== undefined) this.cache.committed(bucket, written, newFirsts);
-    this.afterCommit(batch);
-  }
-
-  /** Merges sorted `puts` into the pages that hold their keys, splitting pages that grow too big. */
-  private async writePages(
-    tx: RwTx,
-    bucket: string,
-    firsts: readonly string[],
-    puts: readonly Entry[],
-  ): Promise<[Page[], string[]]> {
-    const store = tx.objectStore('pages');
-    // Group puts by home page ('' is the home of everything in an empty bucket).
-    const groups = new Map<string, Entry[]>();
-    for (const e of puts) {
-      const home = firsts.length === 0 ? '' : (firsts[Math.max(0, pageIndexOf(firsts, e.key))] as string);
-      let g = groups.get(home);
-      if (g === undefined) groups.set(home, (g = []));
-      g.push(e);
+    // Committed: now (and only now) the memory views follow, all in one synchronous step.
+    if (index !== undefined && plan !== undefined) {
+      index.apply(plan.firsts, plan.folded, plan.deltaPuts);
+      this.cache.committed(bucket, plan.written);
     }
-    const homes = [...groups.keys()];
-    const cached = homes.map((f) => this.cache.get(bucket, f));
-    const recs = await Promise.all(
-      homes.map((f, i) => (cached[i] !== undefined ? undefined : store.get([bucket, f]))),
-    );
-    const written: Page[] = [];
-    const added: string[] = [];
-    homes.forEach((f, i) => {
-      const old = cached[i]?.entries ?? (recs[i] === undefined ? [] : decodePage(recs[i] as PageRecord));
-      const pieces = splitPage(f, mergeSorted(old, groups.get(f) as Entry[]));
-      for (const p of pieces) {
-        void store.put(encodePage(p.entries), [bucket, p.first]).catch(() => undefined);
-        written.push(p);
-        if (p.first !== f) added.push(p.first);
-      }
-      if (firsts.length === 0 || !firsts.includes(f)) added.push(f);
-    });
-    const next = added.length === 0 ? (firsts as string[]) : [...new Set([...firsts, ...added])].sort();
-    return [written, next];
+    this.afterCommit(batch);
+    this.stats.commits++;
+    this.stats.entries += puts.length;
+    this.stats.commitMs += performance.now() - t0;
   }
 
   private writeRest(tx: RwTx, batch: StorageBatch): void {
     const { bucket } = batch;
     const quiet = (p: Promise<unknown>) => void p.catch(() => undefined);
-    const outbox = tx.objectStore('outbox');
-    if (batch.outboxReplace !== undefined) {
-      quiet(outbox.delete(outboxRange(bucket)));
-      for (const op of batch.outboxReplace) quiet(outbox.put(op, [bucket, op.originSeq]));
+    if (touchesOutbox(batch)) {
+      const outbox = tx.objectStore('outbox');
+      if (batch.outboxReplace !== undefined) {
+        quiet(outbox.delete(outboxRange(bucket)));
+        for (const op of batch.outboxReplace) quiet(outbox.put(op, [bucket, op.originSeq]));
+      }
+      if (batch.outboxAckUpTo !== undefined) quiet(outbox.delete(outboxRange(bucket, batch.outboxAckUpTo)));
+      for (const op of batch.outboxAdd ?? []) quiet(outbox.put(op, [bucket, op.originSeq]));
     }
-    if (batch.outboxAckUpTo !== undefined) quiet(outbox.delete(outboxRange(bucket, batch.outboxAckUpTo)));
-    for (const op of batch.outboxAdd ?? []) quiet(outbox.put(op, [bucket, op.originSeq]));
     if (batch.meta !== undefined) quiet(tx.objectStore('buckets').put(batch.meta));
     if (batch.clock !== undefined && this.identity !== null) {
       quiet(tx.objectStore('identity').put({ ...this.identity, clock: batch.clock }, 'self'));
@@ -462,22 +406,26 @@ export class IdbReplicaStorage implements ReplicaStorage {
     return this.serial(async () => {
       const kept = (await this.getEntries(bucket, keep)).filter((e): e is Entry => e !== undefined);
       kept.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-      const pages = kept.length === 0 ? [] : splitPage('', kept);
+      const pages = kept.length === 0 ? [] : splitPage('', kept.map(encodeTuple));
       await this.run('resetBucket', async (db) => {
-        const tx = db.transaction(['pages', 'buckets'], 'readwrite', { durability: 'relaxed' });
+        const tx = db.transaction(['pages', 'deltas', 'buckets'], 'readwrite', { durability: 'relaxed' });
         const quiet = (p: Promise<unknown>) => void p.catch(() => undefined);
         const store = tx.objectStore('pages');
         quiet(store.delete(pageRange(bucket)));
-        for (const p of pages) quiet(store.put(encodePage(p.entries), [bucket, p.first]));
+        quiet(tx.objectStore('deltas').delete(pageRange(bucket)));
+        for (const p of pages) quiet(store.put({ t: p.tuples as StoredTuple[] }, [bucket, p.first]));
         quiet(tx.objectStore('buckets').put(meta));
         await tx.done;
       });
       this.cache.dropBucket(bucket);
-      this.cache.committed(
+      this.indexes.set(
         bucket,
-        pages,
-        pages.map((p) => p.first),
+        new BucketIndex(
+          pages.map((p) => p.first),
+          new Map(),
+        ),
       );
+      this.cache.committed(bucket, pages);
       this.metas.set(bucket, meta);
     });
   }
@@ -497,6 +445,42 @@ export class IdbReplicaStorage implements ReplicaStorage {
       })),
     };
   }
+}
+
+function touchesOutbox(batch: StorageBatch): boolean {
+  return (
+    batch.outboxReplace !== undefined ||
+    batch.outboxAckUpTo !== undefined ||
+    (batch.outboxAdd?.length ?? 0) > 0
+  );
+}
+
+/**
+ * The stores a batch writes: a transaction locks only those, so reads of pages don't wait
+ * behind a commit that only moves meta or the outbox.
+ */
+function storesOf(batch: StorageBatch, entries: boolean): StoreName[] {
+  const stores: StoreName[] = [];
+  if (entries) stores.push('pages', 'deltas');
+  if (touchesOutbox(batch)) stores.push('outbox');
+  if (batch.meta !== undefined) stores.push('buckets');
+  if (batch.clock !== undefined) stores.push('identity');
+  return stores.length === 0 ? ['buckets'] : stores;
+}
+
+/** Splits `firsts` into runs of pages that are neighbours in `order` (the bucket's page index). */
+function contiguousRuns(firsts: readonly string[], order: readonly string[]): string[][] {
+  const sorted = [...firsts].sort();
+  const runs: string[][] = [];
+  let prev = -2;
+  for (const f of sorted) {
+    const at = pageIndexOf(order, f);
+    const last = runs[runs.length - 1];
+    if (last !== undefined && at === prev + 1 && order[at] === f) last.push(f);
+    else runs.push([f]);
+    prev = at;
+  }
+  return runs;
 }
 
 function abortQuietly(tx: RwTx): void {

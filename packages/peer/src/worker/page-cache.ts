@@ -1,17 +1,19 @@
 import type { Page } from './pages';
 
 /**
- * Decoded pages kept in memory (least recently used out first) plus each bucket's page index
- * (the sorted first keys of its pages). The store is the only writer of its database (it holds
+ * Decoded pages kept in memory (least recently used out first). The store is the only writer
+ * of its database (it holds
  * a Web Lock on it), so the cache is updated on every committed transaction and never goes
  * stale; reads that raced a commit don't insert what they read (see {@link PageCache.version}).
  */
 export class PageCache {
   private readonly pages = new Map<string, Page>();
-  private readonly indexes = new Map<string, string[]>();
   private readonly versions = new Map<string, number>();
 
-  constructor(private readonly maxPages: number) {}
+  private entries = 0;
+
+  /** Keeps at most `maxEntries` entries' worth of pages. */
+  constructor(private readonly maxEntries: number) {}
 
   private static id(bucket: string, first: string): string {
     return `${bucket}\u0000${first}`;
@@ -38,41 +40,39 @@ export class PageCache {
   }
 
   private set(bucket: string, page: Page): void {
-    if (this.maxPages <= 0) return;
+    if (this.maxEntries <= 0) return;
     const id = PageCache.id(bucket, page.first);
-    this.pages.delete(id);
+    this.drop(id);
     this.pages.set(id, page);
-    while (this.pages.size > this.maxPages) {
-      const oldest = this.pages.keys().next().value as string;
-      this.pages.delete(oldest);
+    this.entries += page.tuples.length;
+    while (this.entries > this.maxEntries && this.pages.size > 1) {
+      this.drop(this.pages.keys().next().value as string);
     }
   }
 
-  index(bucket: string): string[] | undefined {
-    return this.indexes.get(bucket);
+  private drop(id: string): void {
+    const old = this.pages.get(id);
+    if (old === undefined) return;
+    this.pages.delete(id);
+    this.entries -= old.tuples.length;
   }
 
-  setIndex(bucket: string, firsts: string[], version: number): void {
-    if (version === this.version(bucket)) this.indexes.set(bucket, firsts);
-  }
-
-  /** Records a committed change: `written` pages replace what was cached; `firsts` is the new index. */
-  committed(bucket: string, written: readonly Page[], firsts: string[]): void {
+  /** Records a committed change: `written` pages replace what was cached. */
+  committed(bucket: string, written: readonly Page[]): void {
     this.versions.set(bucket, this.version(bucket) + 1);
-    this.indexes.set(bucket, firsts);
     for (const p of written) this.set(bucket, p);
   }
 
   /** Forgets a bucket's pages (after a reset). */
   dropBucket(bucket: string): void {
     const prefix = `${bucket}\u0000`;
-    for (const id of [...this.pages.keys()]) if (id.startsWith(prefix)) this.pages.delete(id);
+    for (const id of [...this.pages.keys()]) if (id.startsWith(prefix)) this.drop(id);
   }
 
   /** Forgets everything (after the database went away). */
   clear(): void {
     this.pages.clear();
-    this.indexes.clear();
+    this.entries = 0;
     for (const b of this.versions.keys()) this.versions.set(b, this.version(b) + 1);
   }
 }

@@ -1,5 +1,6 @@
 import { type ChangeSource, type Entry, encodeFrame } from '@mittsync/core';
-import type { ClientStatus, EntryTuple, HostEvent, Query } from './api';
+import { Packr } from 'msgpackr';
+import type { ClientStatus, EntryColumns, EntryTuple, HostEvent, Query } from './api';
 
 /** Sends one encoded batch of events to a tab (transferring the bytes). */
 export type EventSink = (bytes: Uint8Array) => void;
@@ -14,12 +15,55 @@ interface Watcher {
   query: Query;
   match: (key: string) => boolean;
   /** Changes seen while the snapshot is being read (subscribe first, then read). */
-  held: { entries: EntryTuple[]; source: ChangeSource }[] | null;
+  held: { entries: Entry[]; source: ChangeSource }[] | null;
 }
+
+/** A queued event, entries still as objects (encoded at flush). */
+type Queued =
+  | { t: 'snap'; w: number; e: readonly Entry[] }
+  | { t: 'chg'; w: number; e: readonly Entry[]; s: ChangeSource }
+  | { t: 'status'; s: ClientStatus };
 
 interface Tab {
   sink: EventSink;
-  queue: HostEvent[];
+  queue: Queued[];
+}
+
+const valuePackr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
+
+/** Encodes entries by column (see {@link EntryColumns}). */
+export function toColumns(entries: readonly Entry[]): EntryColumns {
+  const n = entries.length;
+  const k: string[] = new Array(n);
+  const kl: number[] = new Array(n);
+  const h: string[] = new Array(n);
+  const hl: number[] = new Array(n);
+  const x: number[] = new Array(n);
+  const o: number[] = new Array(n);
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (let i = 0; i < n; i++) {
+    const e = entries[i] as Entry;
+    k[i] = e.key;
+    kl[i] = e.key.length;
+    h[i] = e.hlc;
+    hl[i] = e.hlc.length;
+    x[i] = e.deleted ? 1 : 0;
+    if (!e.deleted) {
+      // pack() returns a view into a buffer msgpackr reuses: copy it out now.
+      const bytes = valuePackr.pack(e.value ?? null).slice();
+      parts.push(bytes);
+      size += bytes.length;
+    }
+    o[i] = size;
+  }
+  const v = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    v.set(p, at);
+    at += p.length;
+  }
+  return { k: k.join(''), kl, h: h.join(''), hl, x, v, o };
 }
 
 export function toTuple(e: Entry): EntryTuple {
@@ -95,7 +139,7 @@ export class WatchHub {
     w.held = null;
     const key = `${w.tabId}/${w.id}`;
     if (this.watchers.get(key) !== w) return; // unwatched meanwhile
-    this.push(w.tabId, { t: 'snap', w: w.id, e: entries.filter((e) => !e.deleted).map(toTuple) });
+    this.push(w.tabId, { t: 'snap', w: w.id, e: entries.filter((e) => !e.deleted) });
     for (const h of held) this.push(w.tabId, { t: 'chg', w: w.id, e: h.entries, s: h.source });
   }
 
@@ -103,8 +147,8 @@ export class WatchHub {
   onChange(bucket: string, entries: readonly Entry[], source: ChangeSource): void {
     for (const w of this.watchers.values()) {
       if (w.bucket !== bucket) continue;
-      const hits: EntryTuple[] = [];
-      for (const e of entries) if (w.match(e.key)) hits.push(toTuple(e));
+      const hits: Entry[] = [];
+      for (const e of entries) if (w.match(e.key)) hits.push(e);
       if (hits.length === 0) continue;
       if (w.held !== null) w.held.push({ entries: hits, source });
       else this.push(w.tabId, { t: 'chg', w: w.id, e: hits, s: source });
@@ -112,11 +156,11 @@ export class WatchHub {
   }
 
   /** Queues a status event for every tab (only the newest of a batch is kept). */
-  status(s: ClientStatus): void {
-    for (const tabId of this.tabs.keys()) this.push(tabId, { t: 'status', s });
+  status(s: (tabId: string) => ClientStatus): void {
+    for (const tabId of this.tabs.keys()) this.push(tabId, { t: 'status', s: s(tabId) });
   }
 
-  private push(tabId: string, ev: HostEvent): void {
+  private push(tabId: string, ev: Queued): void {
     const tab = this.tabs.get(tabId);
     if (tab === undefined) return;
     if (ev.t === 'status') {
@@ -134,7 +178,13 @@ export class WatchHub {
     this.scheduled = false;
     for (const tab of this.tabs.values()) {
       if (tab.queue.length === 0) continue;
-      const events = tab.queue;
+      const events: HostEvent[] = tab.queue.map((ev) =>
+        ev.t === 'status'
+          ? ev
+          : ev.t === 'snap'
+            ? { t: 'snap', w: ev.w, b: toColumns(ev.e) }
+            : { t: 'chg', w: ev.w, b: toColumns(ev.e), s: ev.s },
+      );
       tab.queue = [];
       // A copy of exactly the encoded bytes: its buffer is ours to transfer.
       tab.sink(encodeFrame(events).slice());

@@ -1,0 +1,411 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MemoryReplicaStorage, Replica, type Value } from '@mittsync/core';
+import { WebSocketTransport } from '@mittsync/relay/node';
+import type { Browser, BrowserContext, CDPSession, Page } from 'playwright';
+import type { BenchApi } from '../../../../packages/peer/src/bench/bench-page';
+import type { Metric } from '../metric';
+
+/**
+ * Browser peer benchmarks, in headless Chromium against the real relay. Each run starts the
+ * relay CLI (child process, fresh data directory, dev tokens) serving a Vite-built page of
+ * `packages/peer/src/bench`; Node replicas seed and write over WebSockets; the page measures
+ * with `performance.now()`.
+ */
+
+const require = createRequire(import.meta.url);
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..', '..', '..');
+const relayBin = join(dirname(require.resolve('@mittsync/relay/package.json')), 'bin', 'mittsync.mjs');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface RunningRelay {
+  httpUrl: string;
+  wsUrl: string;
+  stop(): Promise<void>;
+}
+
+let built: Promise<string> | undefined;
+
+/** Builds the bench page (and its worker) once per process. */
+function buildPage(): Promise<string> {
+  built ??= (async () => {
+    const { build } = await import('vite');
+    const outDir = mkdtempSync(join(tmpdir(), 'mittsync-peer-page-'));
+    await build({
+      root: join(root, 'packages', 'peer', 'src', 'bench'),
+      logLevel: 'warn',
+      build: { outDir, emptyOutDir: true, target: 'es2022' },
+      worker: { format: 'es' },
+    });
+    return outDir;
+  })();
+  return built;
+}
+
+async function startRelay(staticDir: string): Promise<RunningRelay> {
+  const dir = mkdtempSync(join(tmpdir(), 'mittsync-peer-bench-'));
+  const limits = [
+    'connectionsPerAddressPerMinute=1000000',
+    'httpRequestsPerAddressPerMinute=1000000',
+    'opsPerConnectionPerSecond=10000000',
+  ];
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      relayBin,
+      'relay',
+      '--port',
+      '0',
+      '--data',
+      dir,
+      '--dev',
+      '--static',
+      staticDir,
+      ...limits.flatMap((l) => ['--limit', l]),
+    ],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  );
+  const httpUrl = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m?.[1] !== undefined) resolve(m[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`relay exited with ${code} before listening`)));
+  });
+  return {
+    httpUrl,
+    wsUrl: `${httpUrl.replace(/^http/, 'ws')}/v1/sync`,
+    stop: async () => {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A Node replica on the relay (memory storage), authenticated with a dev token. */
+async function nodeReplica(relay: RunningRelay, id: string): Promise<Replica> {
+  const getToken = async () => {
+    const res = await fetch(`${relay.httpUrl}/v1/dev/token?sub=${id}`);
+    return ((await res.json()) as { token: string }).token;
+  };
+  return Replica.open({
+    storage: new MemoryReplicaStorage(),
+    transport: new WebSocketTransport({ url: relay.wsUrl, getToken }),
+    replicaId: id,
+  });
+}
+
+const key = (i: number) => `k${String(i).padStart(7, '0')}`;
+/** About 100 bytes as JSON. */
+const value = (i: number, rev = 0): Value => ({
+  name: `item ${i}`,
+  qty: i % 1000,
+  rev,
+  note: 'n'.repeat(56),
+});
+
+/** Writes `n` keys with relay acks, in transactions of 5,000. */
+async function seed(relay: RunningRelay, bucket: string, n: number): Promise<void> {
+  const r = await nodeReplica(relay, 'seeder');
+  await r.openBucket(bucket);
+  for (let start = 0; start < n; start += 5000) {
+    const writes = [];
+    for (let i = start; i < Math.min(n, start + 5000); i++) writes.push({ key: key(i), value: value(i) });
+    await r.transact(bucket, writes, { ack: 'relay' });
+  }
+  await r.close();
+}
+
+/** Another replica writing `perSecond` ops/s to random existing keys until stopped. */
+async function backgroundWriter(relay: RunningRelay, bucket: string, n: number, perSecond: number) {
+  const r = await nodeReplica(relay, 'writer');
+  await r.openBucket(bucket);
+  let stop = false;
+  let rev = 0;
+  const loop = (async () => {
+    const every = 10;
+    const per = Math.max(1, Math.round((perSecond * every) / 1000));
+    let next = performance.now();
+    while (!stop) {
+      rev++;
+      const writes = Array.from({ length: per }, () => {
+        const i = Math.floor(Math.random() * n);
+        return { key: key(i), value: value(i, rev) };
+      });
+      await r.transact(bucket, writes);
+      next += every;
+      await sleep(Math.max(0, next - performance.now()));
+    }
+  })();
+  return async () => {
+    stop = true;
+    await loop;
+    await r.close();
+  };
+}
+
+async function launchOptions() {
+  const chromiumMod = join(root, 'scripts', 'chromium.mjs');
+  const { findChromium, CHROMIUM_ARGS } = (await import(chromiumMod)) as {
+    findChromium(): string | undefined;
+    CHROMIUM_ARGS: string[];
+  };
+  const executablePath = findChromium();
+  return {
+    headless: true,
+    ...(executablePath === undefined ? {} : { executablePath }),
+    args: [...CHROMIUM_ARGS, '--enable-precise-memory-info'],
+  };
+}
+
+async function launch(): Promise<Browser> {
+  const { chromium } = await import('playwright');
+  return chromium.launch(await launchOptions());
+}
+
+/** A browser on a profile directory, so IndexedDB survives closing it (a real cold start). */
+async function launchProfile(dir: string): Promise<BrowserContext> {
+  const { chromium } = await import('playwright');
+  return chromium.launchPersistentContext(dir, await launchOptions());
+}
+
+async function openPage(browser: Browser, relay: RunningRelay): Promise<Page> {
+  const page = await browser.newPage();
+  await page.goto(`${relay.httpUrl}/index.html`);
+  await page.waitForFunction(() => 'mittsyncBench' in globalThis);
+  return page;
+}
+
+/** Polls the JS heap of the page's SharedWorker through the browser's CDP session. */
+async function sampleWorkerHeap(browser: Browser): Promise<() => Promise<number>> {
+  const cdp: CDPSession = await browser.newBrowserCDPSession();
+  let targetId: string | undefined;
+  for (let i = 0; i < 200 && targetId === undefined; i++) {
+    const { targetInfos } = (await cdp.send('Target.getTargets')) as {
+      targetInfos: { targetId: string; type: string }[];
+    };
+    targetId = targetInfos.find((t) => t.type === 'shared_worker')?.targetId;
+    if (targetId === undefined) await sleep(10);
+  }
+  if (targetId === undefined) throw new Error('no SharedWorker target found');
+  const { sessionId } = (await cdp.send('Target.attachToTarget', { targetId, flatten: false })) as {
+    sessionId: string;
+  };
+  let id = 1;
+  const waiting = new Map<number, (used: number) => void>();
+  cdp.on('Target.receivedMessageFromTarget', (ev: { sessionId: string; message: string }) => {
+    if (ev.sessionId !== sessionId) return;
+    const msg = JSON.parse(ev.message) as { id?: number; result?: { usedSize: number } };
+    if (msg.id !== undefined) waiting.get(msg.id)?.(msg.result?.usedSize ?? 0);
+  });
+  const heap = () =>
+    new Promise<number>((resolve) => {
+      const n = id++;
+      waiting.set(n, resolve);
+      void cdp.send('Target.sendMessageToTarget', {
+        sessionId,
+        message: JSON.stringify({ id: n, method: 'Runtime.getHeapUsage' }),
+      });
+      setTimeout(() => resolve(0), 2000);
+    });
+  let peak = 0;
+  let stop = false;
+  const loop = (async () => {
+    while (!stop) {
+      peak = Math.max(peak, await heap());
+      await sleep(50);
+    }
+  })();
+  return async () => {
+    stop = true;
+    await loop;
+    await cdp.detach().catch(() => undefined);
+    return peak;
+  };
+}
+
+type PageApi = { mittsyncBench: BenchApi };
+
+interface JoinResult {
+  ms: number;
+  heapMb: number;
+}
+
+/** Joins an `n`-key bucket while another replica writes 500 ops/s; verifies a sample of keys. */
+async function joinBucket(n: number): Promise<JoinResult> {
+  const dist = await buildPage();
+  const relay = await startRelay(dist);
+  const browser = await launch();
+  try {
+    const bucket = 'join';
+    await seed(relay, bucket, n);
+    const stopWriter = await backgroundWriter(relay, bucket, n, 500);
+    const page = await openPage(browser, relay);
+    const joined = page.evaluate(
+      (b) => (globalThis as unknown as PageApi).mittsyncBench.join(b, 'bench-join'),
+      bucket,
+    );
+    const heap = await sampleWorkerHeap(browser);
+    const { ms } = await joined;
+    const peak = await heap();
+    await stopWriter();
+    const sample = Array.from({ length: 200 }, (_, i) => key(Math.floor((i * n) / 200)));
+    const got = await page.evaluate(
+      ([b, keys]) => (globalThis as unknown as PageApi).mittsyncBench.getMany(b as string, keys as string[]),
+      [bucket, sample] as const,
+    );
+    const missing = got.filter((v) => v === undefined).length;
+    if (missing > 0) throw new Error(`${missing} of ${sample.length} sampled keys missing after the join`);
+    await page.evaluate(() => (globalThis as unknown as PageApi).mittsyncBench.close());
+    return { ms: Math.round(ms), heapMb: Math.round(peak / 2 ** 20) };
+  } finally {
+    await browser.close();
+    await relay.stop();
+  }
+}
+
+let join1m: Promise<JoinResult> | undefined;
+const joinMillion = (quick: boolean) => {
+  join1m ??= joinBucket(quick ? 200_000 : 1_000_000);
+  return join1m;
+};
+
+/**
+ * A browser opens a stored 100k-key database and answers a first query: median of 5 starts,
+ * each in a freshly launched browser on the same profile (no worker or connection left over).
+ */
+async function coldStart(quick: boolean): Promise<number> {
+  const n = quick ? 20_000 : 100_000;
+  const dist = await buildPage();
+  const relay = await startRelay(dist);
+  const profile = mkdtempSync(join(tmpdir(), 'mittsync-profile-'));
+  try {
+    const bucket = 'cold';
+    await seed(relay, bucket, n);
+    const load = async (context: BrowserContext) => {
+      const page = context.pages()[0] ?? (await context.newPage());
+      await page.goto(`${relay.httpUrl}/index.html`);
+      await page.waitForFunction(() => 'mittsyncBench' in globalThis);
+      return page;
+    };
+    const first = await launchProfile(profile);
+    const page = await load(first);
+    await page.evaluate(
+      (b) => (globalThis as unknown as PageApi).mittsyncBench.join(b, 'bench-cold'),
+      bucket,
+    );
+    await page.evaluate(() => (globalThis as unknown as PageApi).mittsyncBench.close());
+    await first.close();
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const context = await launchProfile(profile);
+      try {
+        const p = await load(context);
+        p.on('console', (m) => console.error(m.text()));
+        const r = await p.evaluate(
+          (b) => (globalThis as unknown as PageApi).mittsyncBench.coldStart(b, 'bench-cold'),
+          bucket,
+        );
+        if (r.rows !== 50) throw new Error(`cold start answered ${r.rows} rows, expected 50`);
+        times.push(r.ms);
+        await p.evaluate(() => (globalThis as unknown as PageApi).mittsyncBench.close());
+      } finally {
+        await context.close();
+      }
+    }
+    times.sort((a, b) => a - b);
+    return Math.round((times[2] as number) * 10) / 10;
+  } finally {
+    await relay.stop();
+    rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+/** p99 main-thread time of a 1,000-change live-query delivery (200 batches, first 20 dropped). */
+async function liveQueryBatch(quick: boolean): Promise<number> {
+  const dist = await buildPage();
+  const relay = await startRelay(dist);
+  const browser = await launch();
+  try {
+    const page = await openPage(browser, relay);
+    const batches = quick ? 60 : 220;
+    // PEER_MATERIALIZE=1: the callback also reads every change (decoding all values).
+    const materialize = process.env.PEER_MATERIALIZE === '1';
+    const { samples } = await page.evaluate(
+      ([b, m]) =>
+        (globalThis as unknown as PageApi).mittsyncBench.liveQuery(
+          'live',
+          'bench-live',
+          b as number,
+          1000,
+          m as boolean,
+        ),
+      [batches, materialize] as const,
+    );
+    const kept = samples.slice(20).sort((a, b) => a - b);
+    if (kept.length === 0) throw new Error('no live-query batch was delivered');
+    const p99 = kept[Math.min(kept.length - 1, Math.floor(kept.length * 0.99))] as number;
+    if (process.env.PEER_DEBUG) {
+      const p50 = kept[Math.floor(kept.length / 2)] as number;
+      console.error(
+        `live_query_batch p50 ${p50.toFixed(2)} ms, max ${(kept[kept.length - 1] as number).toFixed(2)} ms`,
+      );
+    }
+    await page.evaluate(() => (globalThis as unknown as PageApi).mittsyncBench.close());
+    return Math.round(p99 * 100) / 100;
+  } finally {
+    await browser.close();
+    await relay.stop();
+  }
+}
+
+export const peerMetrics: Metric[] = [
+  {
+    name: 'join_100k_ms',
+    unit: 'ms',
+    description:
+      'Headless Chromium joins a 100,000-key bucket (~100-byte values) from the real relay while a Node replica writes 500 ops/s to it: ms from createClient until the bucket is ready (the ready flag is committed with the last data). --quick: 20,000 keys.',
+    target: { value: 1500, better: 'lower' },
+    run: async ({ quick }) => (await joinBucket(quick ? 20_000 : 100_000)).ms,
+  },
+  {
+    name: 'join_1m_ms',
+    unit: 'ms',
+    description: 'The same join at 1,000,000 keys (--quick: 200,000), with 500 ops/s written meanwhile.',
+    target: { value: 10_000, better: 'lower' },
+    run: async ({ quick }) => (await joinMillion(quick)).ms,
+  },
+  {
+    name: 'join_1m_heap_mb',
+    unit: 'MB',
+    description:
+      'Peak JS heap of the SharedWorker during the 1,000,000-key join (CDP Runtime.getHeapUsage every 50 ms). Data size: 1M x (~100 B value + 8 B key + 24 B version) ~ 130 MB, so the target 2x is ~260 MB. --quick: 200,000 keys.',
+    target: { value: 260, better: 'lower' },
+    run: async ({ quick }) => (await joinMillion(quick)).heapMb,
+  },
+  {
+    name: 'cold_start_100k_ms',
+    unit: 'ms',
+    description:
+      'A freshly launched browser (same profile) opens a database holding a 100,000-key bucket: ms from createClient (SharedWorker start, IndexedDB open) until a first 50-row scan is answered; median of 5 launches. --quick: 20,000 keys.',
+    target: { value: 300, better: 'lower' },
+    run: ({ quick }) => coldStart(quick),
+  },
+  {
+    name: 'live_query_batch_p99_ms',
+    unit: 'ms',
+    description:
+      'Main-thread time for a live query to receive a 1,000-change batch (transferred msgpack bytes: decode, apply, callback), p99 over 200 batches after 20 warm-up ones. --quick: 40 batches.',
+    target: { value: 1, better: 'lower' },
+    run: ({ quick }) => liveQueryBatch(quick),
+  },
+];

@@ -1,0 +1,79 @@
+import { decodeFrame, type Entry, MemoryReplicaStorage, type PageMsg, Replica } from '@mittsync/core';
+import { WebSocketTransport } from '@mittsync/relay/node';
+import { digestRows, type RowsDigest } from '../../apps/demo/src/rows-hash';
+import type { RelayProcess } from './relay-process';
+
+/** A dev token for `sub` from the relay's dev endpoint. */
+export async function devToken(relay: RelayProcess, sub: string): Promise<string> {
+  const res = await fetch(`${relay.httpUrl}/v1/dev/token?sub=${encodeURIComponent(sub)}`);
+  if (!res.ok) throw new Error(`dev token: HTTP ${res.status}`);
+  return ((await res.json()) as { token: string }).token;
+}
+
+/** Every live entry of `bucket` on the relay, read page by page over HTTP. */
+export async function relayEntries(relay: RelayProcess, bucket: string): Promise<Entry[]> {
+  const token = await devToken(relay, 'e2e-checker');
+  const out: Entry[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const q = new URLSearchParams({ limit: '10000' });
+    if (after !== undefined) q.set('after', after);
+    const res = await fetch(`${relay.httpUrl}/v1/buckets/${encodeURIComponent(bucket)}/pages?${q}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    const body = decodeFrame(new Uint8Array(await res.arrayBuffer())) as PageMsg | { type: string };
+    if (res.status !== 200 || body.type !== 'page') {
+      throw new Error(`page request failed: HTTP ${res.status} ${JSON.stringify(body)}`);
+    }
+    const page = body as PageMsg;
+    for (const e of page.entries) if (!e.deleted) out.push(e);
+    if (page.next === null) return out;
+    after = page.next;
+  }
+}
+
+/** Count and digest of the relay's copy of `bucket`, computed like the page's. */
+export async function relayDigest(relay: RelayProcess, bucket: string): Promise<RowsDigest> {
+  const entries = await relayEntries(relay, bucket);
+  return digestRows(entries.map((e) => [e.key, e.value] as const));
+}
+
+/** The relay's values of `keys` (undefined where absent or deleted). */
+export async function relayValues(relay: RelayProcess, bucket: string): Promise<Map<string, unknown>> {
+  const entries = await relayEntries(relay, bucket);
+  return new Map(entries.map((e) => [e.key, e.value]));
+}
+
+/**
+ * Writes `rows` rows into `bucket` from a Node replica (the core `Replica` over the relay's
+ * WebSocket), in large transactions, and resolves once the relay has committed them all.
+ * Rows are the demo's inventory items, `sku-000000` onwards, the same the demo's seed writes.
+ */
+export async function seedRelay(
+  relay: RelayProcess,
+  bucket: string,
+  rows: number,
+  item: (n: number) => unknown,
+): Promise<void> {
+  const sub = `e2e-seeder-${Math.random().toString(36).slice(2, 8)}`;
+  const replica = await Replica.open({
+    storage: new MemoryReplicaStorage(),
+    transport: new WebSocketTransport({ url: relay.syncUrl, getToken: () => devToken(relay, sub) }),
+    replicaId: sub,
+    pushBatch: 2000,
+  });
+  try {
+    const batch = 10_000;
+    const acks: Promise<unknown>[] = [];
+    for (let start = 0; start < rows; start += batch) {
+      const writes = [];
+      for (let n = start; n < Math.min(rows, start + batch); n++) {
+        writes.push({ key: `sku-${String(n).padStart(6, '0')}`, value: item(n) as never });
+      }
+      acks.push(replica.transact(bucket, writes, { ack: 'relay' }));
+    }
+    await Promise.all(acks);
+  } finally {
+    await replica.close();
+  }
+}

@@ -1,0 +1,166 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const ROOT = resolve(import.meta.dirname, '..', '..');
+export const DEMO_DIST = join(ROOT, 'apps', 'demo', 'dist');
+const BIN = join(ROOT, 'packages', 'relay', 'bin', 'mittsync.mjs');
+
+/** One fixed dev secret, so tokens stay valid across a restart (a real relay keeps its key). */
+const DEV_SECRET = 'e2e-dev-secret-0123456789abcdef0123456789abcdef';
+
+/** Limits raised past what a test's reconnect storms and bulk seeding need. */
+const LIMITS = [
+  'connectionsPerAddressPerMinute=100000',
+  'httpRequestsPerAddressPerMinute=1000000',
+  'opsPerConnectionPerSecond=10000000',
+];
+
+/** A free TCP port on the loopback interface. */
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => res(port));
+    });
+  });
+}
+
+/**
+ * The real relay as a child process (the CLI in dev mode, serving the built demo), on a
+ * fixed port and data directory so it can be SIGKILLed and started again where it was.
+ */
+export class RelayProcess {
+  private child: ChildProcess | null = null;
+  private log = '';
+  private starts = 0;
+
+  private constructor(
+    readonly port: number,
+    readonly dataDir: string,
+    private readonly extraArgs: string[],
+  ) {}
+
+  /**
+   * Starts a relay on a new data directory: empty, or a copy of `template` (a data directory
+   * a stopped relay left, e.g. the 100k-row bucket the global setup seeds once).
+   */
+  static async start(opts: { template?: string; args?: string[] } = {}): Promise<RelayProcess> {
+    const port = await freePort();
+    const dataDir = mkdtempSync(join(tmpdir(), 'mittsync-e2e-'));
+    if (opts.template !== undefined) cpSync(opts.template, dataDir, { recursive: true });
+    const relay = new RelayProcess(port, dataDir, opts.args ?? []);
+    await relay.launch();
+    return relay;
+  }
+
+  /** `http://127.0.0.1:<port>`: the demo and the HTTP API. */
+  get httpUrl(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** `ws://127.0.0.1:<port>/v1/sync` */
+  get syncUrl(): string {
+    return `ws://127.0.0.1:${this.port}/v1/sync`;
+  }
+
+  get running(): boolean {
+    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** The last lines the relay printed (attached to failing tests). */
+  get output(): string {
+    return this.log;
+  }
+
+  private async launch(): Promise<void> {
+    this.starts++;
+    const args = [
+      BIN,
+      'relay',
+      '--port',
+      String(this.port),
+      '--data',
+      this.dataDir,
+      '--dev',
+      '--static',
+      DEMO_DIST,
+      ...LIMITS.flatMap((l) => ['--limit', l]),
+      ...this.extraArgs,
+    ];
+    const child = spawn(process.execPath, args, {
+      cwd: ROOT,
+      env: { ...process.env, MITTSYNC_SECRET: DEV_SECRET },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    const note = (d: Buffer) => {
+      this.log = (this.log + d.toString()).slice(-20_000);
+    };
+    child.stderr?.on('data', note);
+    await new Promise<void>((res, rej) => {
+      let out = '';
+      const onData = (d: Buffer) => {
+        note(d);
+        out += d.toString();
+        if (out.includes('mittsync relay listening on')) {
+          child.stdout?.off('data', onData);
+          child.stdout?.on('data', note);
+          res();
+        }
+      };
+      child.stdout?.on('data', onData);
+      child.once('exit', (code, signal) =>
+        rej(
+          new Error(
+            `relay exited (${code ?? signal}) before listening (start #${this.starts}):\n${this.log}`,
+          ),
+        ),
+      );
+    });
+    this.log += `--- relay start #${this.starts} listening\n`;
+  }
+
+  /** Kills the relay at once (SIGKILL: no shutdown, no final commit). */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (child === null || !this.running) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+    this.log += '--- relay SIGKILLed\n';
+  }
+
+  /** Starts it again on the same port and data directory. */
+  async restart(): Promise<void> {
+    if (this.running) await this.kill();
+    await this.launch();
+  }
+
+  /** Graceful stop (SIGTERM: commits what is queued, closes sockets with 1012). */
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (child !== null && this.running) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    this.child = null;
+  }
+
+  removeData(): void {
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+
+  /** Stops it and removes its data. */
+  async dispose(): Promise<void> {
+    await this.stop();
+    this.removeData();
+  }
+}

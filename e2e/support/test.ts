@@ -1,0 +1,129 @@
+import { type BrowserContext, test as base, expect } from '@playwright/test';
+import { seedItem } from '../../apps/demo/src/inventory';
+import { Demo, type DemoParams, type RowsDigest } from './demo';
+import { FaultProxy } from './fault-proxy';
+import { relayDigest, seedRelay } from './relay-data';
+import { RelayProcess } from './relay-process';
+import { SEEDED, seededTemplate } from './seeded';
+
+export { expect, SEEDED };
+
+interface Options {
+  /**
+   * What the test's relay starts with: nothing, or the 100k-row bucket `SEEDED.bucket` (a
+   * copy of what the global setup seeded once; then `bucket` is that bucket).
+   */
+  relayData: 'empty' | 'seeded';
+}
+
+interface Fixtures {
+  /** The real relay (CLI, dev mode, serving the demo) on its own port and data directory. */
+  relay: RelayProcess;
+  /** A fault-injecting WebSocket proxy in front of `relay` (started on first use). */
+  faults: FaultProxy;
+  /** A new browser context: another device, with its own IndexedDB and workers. */
+  newDevice: (label: string) => Promise<BrowserContext>;
+  /** Opens a demo tab in `device` on the test's relay. */
+  openDemo: (device: BrowserContext, params: DemoParams, label?: string) => Promise<Demo>;
+  /** A bucket name unique to this test. */
+  bucket: string;
+}
+
+export const test = base.extend<Fixtures & Options>({
+  relayData: ['empty', { option: true }],
+  relay: async ({ relayData }, use, testInfo) => {
+    const relay = await RelayProcess.start(relayData === 'seeded' ? { template: seededTemplate() } : {});
+    try {
+      await use(relay);
+    } finally {
+      if (testInfo.status !== testInfo.expectedStatus) {
+        await testInfo.attach('relay.log', { body: relay.output, contentType: 'text/plain' });
+      }
+      await relay.dispose();
+    }
+  },
+  faults: async ({ relay }, use, testInfo) => {
+    const proxy = await FaultProxy.start(relay, 1 + testInfo.repeatEachIndex);
+    try {
+      await use(proxy);
+    } finally {
+      await testInfo.attach('proxy-stats.json', {
+        body: JSON.stringify(proxy.stats, null, 2),
+        contentType: 'application/json',
+      });
+      await proxy.close();
+    }
+  },
+  newDevice: async ({ browser }, use) => {
+    const contexts: BrowserContext[] = [];
+    await use(async () => {
+      const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+      contexts.push(ctx);
+      return ctx;
+    });
+    for (const ctx of contexts) await ctx.close().catch(() => undefined);
+  },
+  openDemo: async ({ relay }, use, testInfo) => {
+    const demos: Demo[] = [];
+    await use(async (device, params, label) => {
+      const demo = await Demo.open(device, relay.httpUrl, params, label);
+      demos.push(demo);
+      return demo;
+    });
+    if (testInfo.status !== testInfo.expectedStatus) {
+      for (const [i, d] of demos.entries()) {
+        await testInfo.attach(`console-${i}-${d.label.replace(/\W+/g, '-')}.txt`, {
+          body: d.console.join('\n'),
+          contentType: 'text/plain',
+        });
+      }
+    }
+  },
+  bucket: async ({ relayData }, use, testInfo) => {
+    await use(relayData === 'seeded' ? SEEDED.bucket : `e2e-${testInfo.testId.slice(0, 8)}`);
+  },
+});
+
+/** Seeds `rows` inventory rows into `bucket` from Node (fast: large batches, acked by the relay). */
+export function seed(relay: RelayProcess, bucket: string, rows: number): Promise<void> {
+  return seedRelay(relay, bucket, rows, (n) => seedItem(n, 'seeder'));
+}
+
+/** Waits until the tab's bucket has no unacknowledged local writes. */
+export async function drained(demo: Demo, timeout = 60_000): Promise<void> {
+  await expect
+    .poll(
+      async () => {
+        const s = await demo.bucketStatus();
+        return s === undefined ? 'no bucket' : `${s.phase}/${s.pending}`;
+      },
+      { timeout, message: `${demo.label}: outbox drained and ready` },
+    )
+    .toBe('ready/0');
+}
+
+/**
+ * Quiescence: every tab's outbox is empty, then every replica (a full scan) and every table
+ * (its live query) holds exactly what the relay holds. Returns the relay's digest.
+ */
+export async function expectConverged(
+  relay: RelayProcess,
+  bucket: string,
+  demos: Demo[],
+  timeout = 60_000,
+): Promise<RowsDigest> {
+  await Promise.all(demos.map((d) => drained(d, timeout)));
+  const want = await relayDigest(relay, bucket);
+  // Each page digests in its own renderer: in parallel.
+  await Promise.all(
+    demos.map(async (d) => {
+      await expect
+        .poll(() => d.digest(), { timeout, message: `${d.label}: replica equals the relay` })
+        .toEqual(want);
+      await expect
+        .poll(() => d.viewDigest(), { timeout, message: `${d.label}: table equals the relay` })
+        .toEqual(want);
+    }),
+  );
+  return want;
+}

@@ -1,0 +1,97 @@
+/**
+ * The page `apps/bench` loads in headless Chromium (built with Vite, served by the relay):
+ * each function runs one measurement with `performance.now()` inside the page.
+ */
+import { type Client, createClient } from '../client';
+import { devToken } from '../dev-token';
+
+const relay = location.origin;
+let current: Client | null = null;
+
+function open(name: string, sync?: { pageSize?: number; parallelRanges?: number }): Client {
+  current = createClient({ relay, getToken: devToken(relay), name, ...(sync ? { sync } : {}) });
+  return current;
+}
+
+const api = {
+  /** Joins `bucket` on a fresh database: ms from createClient until ready (and committed). */
+  async join(bucket: string, name: string, sync?: { pageSize?: number; parallelRanges?: number }) {
+    const t0 = performance.now();
+    const c = open(name, sync);
+    const log: string[] = [];
+    c.onStatus((s) => {
+      const b = s.buckets[0];
+      log.push(
+        `${Math.round(performance.now() - t0)} ${s.connection} ${b?.phase} p${b?.progress.pages} e${b?.progress.entries} m${b?.mitt.ops}`,
+      );
+    });
+    const info = await c.bucket(bucket).whenReady();
+    const ms = performance.now() - t0;
+    return { ms, checkpoint: info.checkpoint };
+  },
+
+  /** Reads `keys` through the current client (to verify a join). */
+  async getMany(bucket: string, keys: string[]) {
+    return (current as Client).bucket(bucket).getMany(keys);
+  },
+
+  /** Opens a stored database and answers a first query: ms from createClient to the answer. */
+  async coldStart(bucket: string, name: string) {
+    const t0 = performance.now();
+    const c = open(name);
+    void c.ready.then(() => console.log('ready at', Math.round(performance.now() - t0)));
+    const rows = await c.bucket(bucket).scan({ limit: 50 });
+    const ms = performance.now() - t0;
+    console.log('scan at', Math.round(ms), JSON.stringify(await c.debug()));
+    return { ms, rows: rows.length };
+  },
+
+  /**
+   * Main-thread time (message handler start to callback end) of each live-query delivery of
+   * `size` changes, over `batches` transactions of `size` writes.
+   */
+  async liveQuery(bucket: string, name: string, batches: number, size: number, materialize = false) {
+    const c = open(name);
+    const b = c.bucket<{ n: number; text: string }>(bucket);
+    const samples: number[] = [];
+    let full = false;
+    const hooked = c as unknown as { onEvents(buf: ArrayBuffer): void };
+    const orig = hooked.onEvents.bind(c);
+    hooked.onEvents = (buf) => {
+      full = false;
+      const t = performance.now();
+      orig(buf);
+      const dt = performance.now() - t;
+      if (full) samples.push(dt);
+    };
+    let delivered = 0;
+    let wake: (() => void) | null = null;
+    b.watch({ prefix: 'w/' }, (r) => {
+      if (materialize) void r.changes.length;
+      if (r.count >= size) {
+        full = true;
+        delivered++;
+        wake?.();
+      }
+    });
+    const text = 'x'.repeat(80);
+    for (let i = 0; i < batches; i++) {
+      const got = new Promise<void>((r) => {
+        wake = r;
+      });
+      await b.transact((tx) => {
+        for (let k = 0; k < size; k++) tx.put(`w/${String(k).padStart(5, '0')}`, { n: i, text });
+      });
+      await got;
+    }
+    return { samples, delivered };
+  },
+
+  async close() {
+    await current?.close();
+    current = null;
+  },
+};
+
+(globalThis as unknown as { mittsyncBench: typeof api }).mittsyncBench = api;
+export type BenchApi = typeof api;

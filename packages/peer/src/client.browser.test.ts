@@ -1,0 +1,235 @@
+import { describe, expect, it } from 'vitest';
+import type { LiveResult } from './live-query';
+import { client, uniq, until } from './testing/helpers';
+
+describe('client API against the real relay', () => {
+  it('reads its own writes: put, get, getMany, delete, scan, transact', async () => {
+    const c = client();
+    const b = c.bucket<{ n: number }>(uniq('b'));
+    await b.put('a/1', { n: 1 });
+    await b.put('a/2', { n: 2 });
+    await b.put('b/1', { n: 3 });
+    expect(await b.get('a/1')).toEqual({ n: 1 });
+    expect(await b.getMany(['a/2', 'zz', 'b/1'])).toEqual([{ n: 2 }, undefined, { n: 3 }]);
+    await b.delete('a/1');
+    expect(await b.get('a/1')).toBeUndefined();
+    expect(await b.scan({ prefix: 'a/' })).toEqual([{ key: 'a/2', value: { n: 2 } }]);
+    await b.transact((tx) => {
+      tx.put('c/1', { n: 10 });
+      tx.put('c/2', { n: 11 });
+      tx.delete('b/1');
+    });
+    expect((await b.scan({ start: 'b', end: 'd' })).map((r) => r.key)).toEqual(['c/1', 'c/2']);
+    expect((await b.scan({ limit: 2 })).map((r) => r.key)).toEqual(['a/2', 'c/1']);
+    await c.close();
+  });
+});
+
+describe('sync between clients', () => {
+  it('acknowledges at the relay and another replica joins with the write', async () => {
+    const bucket = uniq('b');
+    const a = client();
+    await a.bucket(bucket).put('k', 'from a', { ack: 'relay' });
+    const b = client();
+    const bb = b.bucket(bucket);
+    const info = await bb.whenReady();
+    expect(info.checkpoint).toBeGreaterThan(0);
+    expect(await bb.get('k')).toBe('from a');
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('converges two clients writing the same keys concurrently', async () => {
+    const bucket = uniq('b');
+    const a = client();
+    const b = client();
+    const ba = a.bucket<number>(bucket);
+    const bb = b.bucket<number>(bucket);
+    await Promise.all([ba.whenReady(), bb.whenReady()]);
+    const writes: Promise<void>[] = [];
+    for (let i = 0; i < 50; i++) {
+      writes.push(ba.put(`k${i % 10}`, i, { ack: 'relay' }));
+      writes.push(bb.put(`k${i % 10}`, 1000 + i, { ack: 'relay' }));
+      if (i % 7 === 0) writes.push(ba.delete(`k${i % 10}`, { ack: 'relay' }));
+    }
+    await Promise.all(writes);
+    await until(
+      async () => JSON.stringify(await ba.scan()) === JSON.stringify(await bb.scan()),
+      20_000,
+      'convergence',
+    );
+    expect((await ba.scan()).length).toBeGreaterThan(0);
+    await Promise.all([a.close(), b.close()]);
+  });
+});
+
+describe('live queries', () => {
+  it('delivers the initial result and then every change, local and remote', async () => {
+    const bucket = uniq('b');
+    const a = client();
+    const b = client();
+    const ba = a.bucket<number>(bucket);
+    const bb = b.bucket<number>(bucket);
+    await ba.put('p/1', 1);
+    await ba.put('q/1', 99);
+    const results: LiveResult<number>[] = [];
+    const stop = ba.watch({ prefix: 'p/' }, (r) => results.push(r));
+    await until(() => results.length > 0, 5000, 'initial result');
+    expect(results[0]?.initial).toBe(true);
+    expect(results[0]?.rows()).toEqual([{ key: 'p/1', value: 1 }]);
+    await ba.put('p/2', 2);
+    await ba.put('q/2', 2); // outside the query
+    await bb.put('p/3', 3, { ack: 'relay' });
+    await bb.delete('p/1', { ack: 'relay' });
+    const last = () => results[results.length - 1] as LiveResult<number>;
+    await until(() => last().size === 2 && last().get('p/3') === 3, 20_000, 'remote changes');
+    expect(last().rows()).toEqual([
+      { key: 'p/2', value: 2 },
+      { key: 'p/3', value: 3 },
+    ]);
+    const sources = results.flatMap((r) => r.changes.map((c) => `${c.source}:${c.key}`));
+    expect(sources).toContain('local:p/2');
+    expect(sources).toContain('remote:p/3');
+    expect(sources.some((s) => s.endsWith('q/2'))).toBe(false);
+    stop();
+    const seen = results.length;
+    await ba.put('p/4', 4);
+    await ba.get('p/4');
+    expect(results.length).toBe(seen);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('leaves no gap between the initial result and the stream while writes keep coming', async () => {
+    const c = client();
+    const b = c.bucket<number>(uniq('b'));
+    let stopWriting = false;
+    let written = 0;
+    const writer = (async () => {
+      while (!stopWriting) await b.put(`k${written % 50}`, written++);
+    })();
+    await until(() => written > 20, 5000, 'writes');
+    let latest: LiveResult<number> | undefined;
+    const stop = b.watch({ prefix: 'k' }, (r) => {
+      latest = r;
+    });
+    await until(() => written > 200, 10_000, 'more writes');
+    stopWriting = true;
+    await writer;
+    const expected = await b.scan({ prefix: 'k' });
+    await until(() => latest?.size === expected.length, 5000, 'live result');
+    expect(latest?.rows()).toEqual(expected);
+    stop();
+    await c.close();
+  });
+});
+
+describe('status and lifecycle', () => {
+  it('reports connection, catch-up, ready and pending writes', async () => {
+    const c = client();
+    const bucket = uniq('b');
+    const seen = new Set<string>();
+    c.onStatus((s) => {
+      seen.add(`connection:${s.connection}`);
+      for (const b of s.buckets) seen.add(`${b.bucket === bucket ? 'b' : 'other'}:${b.phase}`);
+    });
+    const b = c.bucket(bucket);
+    await b.whenReady();
+    await b.put('k', 1, { ack: 'relay' });
+    const s = await c.refreshStatus();
+    expect(s.connection).toBe('open');
+    expect(s.persistent).toBe(true);
+    expect(s.hosting).toBe('shared');
+    expect(s.replicaId).toMatch(/^r/);
+    expect(b.status()).toMatchObject({ phase: 'ready', ready: true, pending: 0, lastError: null });
+    expect(seen.has('connection:open')).toBe(true);
+    expect(seen.has('b:joining')).toBe(true);
+    expect(seen.has('b:ready')).toBe(true);
+    await c.close();
+  });
+
+  it('goes offline on request, keeps writes pending, and pushes them when back online', async () => {
+    const c = client();
+    const bucket = uniq('b');
+    const b = c.bucket<number>(bucket);
+    await b.whenReady();
+    await c.setOnline(false);
+    await until(() => c.status?.connection === 'closed', 5000, 'offline');
+    await b.put('k', 1);
+    expect(await b.get('k')).toBe(1);
+    expect((await c.refreshStatus()).buckets.find((x) => x.bucket === bucket)?.pending).toBe(1);
+    await c.setOnline(true);
+    await until(() => b.status()?.pending === 0 && c.status?.connection === 'open', 10_000, 'the push');
+    const other = client();
+    await other.bucket<number>(bucket).whenReady();
+    expect(await other.bucket<number>(bucket).get('k')).toBe(1);
+    await Promise.all([c.close(), other.close()]);
+  });
+
+  it('rejects calls after close with CLOSED', async () => {
+    const c = client();
+    const b = c.bucket('x');
+    await b.put('k', 1);
+    await c.close();
+    await expect(b.get('k')).rejects.toMatchObject({ code: 'CLOSED' });
+  });
+
+  it('runs memory-only when asked, and says it does not persist', async () => {
+    const c = client({ storage: 'memory' });
+    const b = c.bucket<number>(uniq('b'));
+    await b.put('k', 1);
+    expect(await b.get('k')).toBe(1);
+    expect((await c.refreshStatus()).persistent).toBe(false);
+    await c.close();
+  });
+
+  it('rejects a write the relay limits refuse locally with a typed error', async () => {
+    const c = client();
+    const b = c.bucket<string>(uniq('b'));
+    await expect(b.put('k'.repeat(10_000), 'v')).rejects.toMatchObject({ code: 'KEY_TOO_LARGE' });
+    await c.close();
+  });
+});
+
+describe('reopening', () => {
+  it('serves stored data right away after a restart, before any sync', async () => {
+    const bucket = uniq('b');
+    const name = uniq('db');
+    const w = client();
+    await w.bucket<number>(bucket).transact(
+      (tx) => {
+        for (let i = 0; i < 3000; i++) tx.put(`k${String(i).padStart(5, '0')}`, i);
+      },
+      { ack: 'relay' },
+    );
+    const a = client({ name });
+    await a.bucket(bucket).whenReady();
+    await a.close();
+    const b = client({ name });
+    const rows = await b.bucket<number>(bucket).scan({ limit: 50 });
+    expect(rows.length).toBe(50);
+    expect(b.bucket(bucket).status()?.ready ?? true).toBe(true);
+    await Promise.all([w.close(), b.close()]);
+  });
+});
+
+describe('catch-up', () => {
+  it('joins a 20,000-key bucket and its checksum matches the relay', async () => {
+    const bucket = uniq('b');
+    const w = client();
+    for (let s = 0; s < 20_000; s += 5000)
+      await w.bucket<unknown>(bucket).transact(
+        (tx) => {
+          for (let i = s; i < s + 5000; i++)
+            tx.put(`k${String(i).padStart(7, '0')}`, { i, note: 'n'.repeat(56) });
+        },
+        { ack: 'relay' },
+      );
+    const a = client();
+    const ab = a.bucket<{ i: number }>(bucket);
+    await ab.whenReady();
+    await until(() => (ab.status()?.verified ?? 0) > 0, 10_000, 'checksum verification');
+    expect(ab.status()).toMatchObject({ phase: 'ready', lastError: null });
+    expect((await ab.getMany(['k0000000', 'k0019999'])).map((v) => v?.i)).toEqual([0, 19_999]);
+    expect((await ab.scan()).length).toBe(20_000);
+    await Promise.all([a.close(), w.close()]);
+  });
+});

@@ -1,0 +1,244 @@
+import { decodeFrame, MittsyncError, randomId, type Value } from '@mittsync/core';
+import * as Comlink from 'comlink';
+import { Bucket, type BucketLink } from './bucket';
+import { connectWorker, type Hosting, holdTabLock, type WorkerLink } from './connect';
+import type { LiveQueryState, LiveResult } from './live-query';
+import type {
+  AttachInfo,
+  ClientStatus,
+  HostConfig,
+  HostEvent,
+  Outcome,
+  Request,
+  ResultOf,
+} from './worker/api';
+
+/** Options of {@link createClient}. */
+export interface ClientOptions {
+  /** Relay base URL (`https://relay.example.com`) or its sync endpoint (`wss://.../v1/sync`). */
+  relay: string;
+  /** A fixed token... */
+  token?: string;
+  /** ...or a function fetching one for this replica (called before each connection). */
+  getToken?: (ctx: { replicaId: string }) => string | Promise<string>;
+  /** IndexedDB database name (default `mittsync`); tabs with the same name share one replica. */
+  name?: string;
+  /** `auto` (default): a SharedWorker where there is one; `dedicated`: the per-tab fallback with leader election. */
+  hosting?: Hosting;
+  /** `indexeddb` (default) or `memory` (nothing persists; the status says `persistent: false`). */
+  storage?: 'indexeddb' | 'memory';
+  /** The worker script, if your bundler doesn't handle `new URL('./worker/entry.ts', import.meta.url)`. */
+  workerUrl?: string | URL;
+  /** Catch-up tuning: entries per downloaded page and key ranges fetched in parallel. */
+  sync?: { pageSize?: number; parallelRanges?: number };
+  /** @internal Fault injection for tests (see HostConfig.faults). */
+  faults?: HostConfig['faults'];
+}
+
+type Watch = { state: LiveQueryState<unknown>; cb: (r: LiveResult<unknown>) => void };
+
+/**
+ * A connection from this tab to the replica of its origin (hosted in a worker). Create it
+ * with {@link createClient}; get bucket handles with {@link Client.bucket}.
+ */
+export class Client {
+  /** This tab's id (also the name of the Web Lock that tells the worker the tab is alive). */
+  readonly tabId = `t${randomId(Math.random, 12)}`;
+  /** Resolves once the worker has opened the replica for this tab (rejects if it could not). */
+  readonly ready: Promise<void>;
+  private link: WorkerLink | null = null;
+  private events: MessageChannel | null = null;
+  private releaseTab: (() => void) | null = null;
+  private lastStatus: ClientStatus | null = null;
+  private readonly statusListeners = new Set<(s: ClientStatus) => void>();
+  private readonly watches = new Map<number, Watch>();
+  private readonly handles = new Map<string, Bucket<unknown>>();
+  private readonly inflight = new Set<(e: MittsyncError) => void>();
+  private watchIds = 1;
+  private closed = false;
+
+  constructor(private readonly opts: ClientOptions) {
+    this.ready = this.start();
+    this.ready.catch(() => undefined);
+  }
+
+  private async start(): Promise<void> {
+    const dbName = this.opts.name ?? 'mittsync';
+    this.releaseTab = await holdTabLock(this.tabId);
+    const link = connectWorker(dbName, this.opts.hosting ?? 'auto', this.opts.workerUrl);
+    this.link = link;
+    const events = new MessageChannel();
+    this.events = events;
+    events.port1.onmessage = (ev: MessageEvent<ArrayBuffer>) => this.onEvents(ev.data);
+    const config: HostConfig = {
+      relay: this.opts.relay,
+      dbName,
+      storage: this.opts.storage ?? 'indexeddb',
+      ...(this.opts.token === undefined ? {} : { token: this.opts.token }),
+      ...(this.opts.sync?.pageSize === undefined ? {} : { pageSize: this.opts.sync.pageSize }),
+      ...(this.opts.sync?.parallelRanges === undefined
+        ? {}
+        : { parallelRanges: this.opts.sync.parallelRanges }),
+      ...(this.opts.faults === undefined ? {} : { faults: this.opts.faults }),
+    };
+    const getToken = this.opts.getToken;
+    const tokenProxy =
+      getToken === undefined
+        ? null
+        : Comlink.proxy(async (replicaId: string) => String(await getToken({ replicaId })));
+    const out = await this.track(
+      link.port.attach(
+        this.tabId,
+        config,
+        Comlink.transfer(events.port2, [events.port2]),
+        tokenProxy,
+      ) as Promise<Outcome<AttachInfo>>,
+    );
+    const info = unwrap(out);
+    this.setStatus(info.status);
+  }
+
+  /** Rejects with `CLOSED` if the client is closed or its worker killed while `p` is pending. */
+  private track<T>(p: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const abort = (e: MittsyncError) => reject(e);
+      this.inflight.add(abort);
+      p.then(resolve, reject).finally(() => this.inflight.delete(abort));
+    });
+  }
+
+  private async call<R extends Request>(req: R): Promise<ResultOf<R>> {
+    if (this.closed) throw new MittsyncError('CLOSED', 'client is closed');
+    await this.ready;
+    const link = this.link as WorkerLink;
+    const out = await this.track(link.port.request(this.tabId, req) as Promise<Outcome<unknown>>);
+    return unwrap(out) as ResultOf<R>;
+  }
+
+  private onEvents(buf: ArrayBuffer): void {
+    const events = decodeFrame(new Uint8Array(buf)) as HostEvent[];
+    for (const ev of events) {
+      if (ev.t === 'status') {
+        this.setStatus(ev.s);
+        continue;
+      }
+      const w = this.watches.get(ev.w);
+      if (w === undefined) continue;
+      const result = ev.t === 'snap' ? w.state.snapshot(ev.b) : w.state.apply(ev.b, ev.s);
+      if (result !== null) w.cb(result);
+    }
+  }
+
+  private setStatus(s: ClientStatus): void {
+    this.lastStatus = s;
+    for (const l of this.statusListeners) l(s);
+  }
+
+  /**
+   * A handle on `name` (opened for sync on first use). `T` is the type of its values.
+   */
+  bucket<T = Value>(name: string): Bucket<T> {
+    let b = this.handles.get(name);
+    if (b === undefined) {
+      const link: BucketLink = {
+        call: (req) => this.call(req),
+        register: (id, state, cb) => void this.watches.set(id, { state, cb }),
+        unregister: (id) => void this.watches.delete(id),
+        nextWatchId: () => this.watchIds++,
+        bucketStatus: (bucket) => this.lastStatus?.buckets.find((x) => x.bucket === bucket),
+      };
+      b = new Bucket<unknown>(name, link);
+      this.handles.set(name, b);
+      void this.call({ op: 'open', bucket: name }).catch(() => undefined);
+    }
+    return b as Bucket<T>;
+  }
+
+  /** The last status the worker reported (null before the first). */
+  get status(): ClientStatus | null {
+    return this.lastStatus;
+  }
+
+  /** Listens to status changes: connection, per-bucket phase and progress, pending writes, errors. */
+  onStatus(listener: (s: ClientStatus) => void): () => void {
+    this.statusListeners.add(listener);
+    return () => this.statusListeners.delete(listener);
+  }
+
+  /**
+   * Cuts (`false`) or restores (`true`) the replica's relay connection, for every tab sharing
+   * it. Offline, reads and writes go on locally; writes wait in the outbox and are pushed on
+   * reconnect, which resumes each bucket from its checkpoint.
+   */
+  async setOnline(online: boolean): Promise<void> {
+    await this.call({ op: 'online', online });
+  }
+
+  /** Asks the worker for a fresh status. */
+  async refreshStatus(): Promise<ClientStatus> {
+    const s = await this.call({ op: 'status' });
+    this.setStatus(s);
+    return s;
+  }
+
+  /** @internal Debug counters of the hosting worker (benchmarks). */
+  debug(): Promise<ResultOf<{ op: 'debug' }>> {
+    return this.call({ op: 'debug' });
+  }
+
+  /**
+   * Detaches this tab: live queries stop, pending calls reject with `CLOSED`. Writes already
+   * acknowledged stay stored and are pushed by whichever tab hosts the replica next.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.ready.catch(() => undefined);
+    const link = this.link;
+    if (link !== null) await link.port.detach(this.tabId).catch(() => undefined);
+    this.shutdown('client closed');
+  }
+
+  /** @internal Kills the worker link without detaching, like a crashed tab or worker (tests). */
+  kill(): void {
+    this.closed = true;
+    this.shutdown('worker killed');
+  }
+
+  private shutdown(why: string): void {
+    const err = new MittsyncError('CLOSED', `${why}: the outcome of calls in flight is unknown`);
+    for (const abort of this.inflight) abort(err);
+    this.inflight.clear();
+    this.watches.clear();
+    this.events?.port1.close();
+    this.link?.port[Comlink.releaseProxy]();
+    this.link?.terminate();
+    this.releaseTab?.();
+  }
+}
+
+function unwrap<T>(out: Outcome<T>): T {
+  if (out.ok) return out.value;
+  throw new MittsyncError(out.error.code as MittsyncError['code'], out.error.message, {
+    ...(out.error.detail === undefined ? {} : { detail: out.error.detail }),
+  });
+}
+
+/**
+ * Connects this tab to the replica of its origin, hosted in a SharedWorker (or, where there
+ * is none, in a leader tab's worker).
+ *
+ * @example
+ * ```ts
+ * const client = createClient({ relay: 'https://relay.example.com', getToken: fetchToken });
+ * const todos = client.bucket<{ title: string }>('todos');
+ * await todos.put('t1', { title: 'milk' });
+ * todos.watch({ prefix: '' }, (r) => render(r.rows()));
+ * ```
+ */
+export function createClient(opts: ClientOptions): Client {
+  if (opts.token === undefined && opts.getToken === undefined) {
+    throw new MittsyncError('UNAUTHENTICATED', 'createClient needs `token` or `getToken`');
+  }
+  return new Client(opts);
+}

@@ -1,0 +1,43 @@
+import { runReplicaStorageTests } from '@mittsync/core/testing';
+import { describe, expect, it } from 'vitest';
+import { IdbReplicaStorage } from './idb-storage';
+
+const run = Math.random().toString(36).slice(2, 8);
+let n = 0;
+
+// The ReplicaStorage contract on Chromium's real IndexedDB.
+runReplicaStorageTests('IndexedDB (Chromium)', {
+  create: async () => new IdbReplicaStorage({ name: `suite-${run}-${n++}` }),
+  reopen: async (prev) => new IdbReplicaStorage({ name: (prev as IdbReplicaStorage).name }),
+});
+
+describe('IdbReplicaStorage in Chromium', () => {
+  it('reports a database deleted underneath as STORAGE_LOST, never as an empty bucket', async () => {
+    const lost: string[] = [];
+    const s = new IdbReplicaStorage({ name: `lost-${run}`, onLost: (e) => lost.push(e.code) });
+    await s.open();
+    await s.saveIdentity({ replicaId: 'rA', clock: null });
+    await s.commit({ bucket: 'b', puts: [{ key: 'k', hlc: 'h1', seq: 1, value: 1 }] });
+    await new Promise<void>((resolve, reject) => {
+      const req = indexedDB.deleteDatabase(s.name);
+      req.onsuccess = () => resolve();
+      req.onerror = () => reject(req.error);
+    });
+    expect(lost).toEqual(['STORAGE_LOST']);
+    await expect(s.getEntries('b', ['k'])).rejects.toMatchObject({ code: 'STORAGE_LOST' });
+    await expect(s.commit({ bucket: 'b', puts: [] })).rejects.toMatchObject({ code: 'STORAGE_LOST' });
+    await s.close();
+  });
+
+  it('reopens once after the connection was closed by the browser', async () => {
+    const s = new IdbReplicaStorage({ name: `reopen-${run}` });
+    await s.open();
+    await s.saveIdentity({ replicaId: 'rA', clock: null });
+    await s.commit({ bucket: 'b', puts: [{ key: 'k', hlc: 'h1', seq: 1, value: 1 }] });
+    // Close the connection behind the store's back, as the browser does on some failures.
+    (s as unknown as { conn: { db: IDBDatabase } }).conn.db.close();
+    await s.commit({ bucket: 'b', puts: [{ key: 'k2', hlc: 'h2', seq: 2, value: 2 }] });
+    expect((await s.getEntries('b', ['k', 'k2'])).map((e) => e?.value)).toEqual([1, 2]);
+    await s.close();
+  });
+});

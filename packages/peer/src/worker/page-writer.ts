@@ -1,0 +1,81 @@
+import type { Entry } from '@mittsync/core';
+import { type BucketIndex, DELTA_LIMIT } from './bucket-index';
+import type { PageCache } from './page-cache';
+import { encodeTuple, mergeSorted, type Page, type PageRecord, type StoredTuple, splitPage } from './pages';
+
+/** The parts of the idb stores used here (the schema lives in idb-storage.ts). */
+export interface PagesStore {
+  get(key: [string, string]): Promise<PageRecord | undefined>;
+  put(value: PageRecord, key: [string, string]): Promise<unknown>;
+}
+export interface DeltasStore {
+  put(value: StoredTuple[], key: [string, string]): Promise<unknown>;
+  delete(key: [string, string]): Promise<unknown>;
+}
+
+/** What a commit changed, applied to the memory views once its transaction completed. */
+export interface WritePlan {
+  written: Page[];
+  firsts: string[];
+  folded: string[];
+  deltaPuts: Entry[];
+}
+
+const quiet = (p: Promise<unknown>) => void p.catch(() => undefined);
+
+/**
+ * Writes sorted, unique `puts` into a bucket inside a readwrite transaction: a page that gets
+ * only a few of them (counting the deltas it already has) gets deltas; the others are read,
+ * merged with their deltas and the puts, split if too big, and written back, their deltas
+ * deleted. Nothing in memory changes here.
+ */
+export async function writeEntries(
+  pages: PagesStore,
+  deltas: DeltasStore,
+  bucket: string,
+  index: BucketIndex,
+  cache: PageCache,
+  puts: readonly Entry[],
+): Promise<WritePlan> {
+  const groups = new Map<string, Entry[]>();
+  for (const e of puts) {
+    const home = index.home(e.key);
+    const g = groups.get(home);
+    if (g === undefined) groups.set(home, [e]);
+    else g.push(e);
+  }
+  const deltaPuts: Entry[] = [];
+  const fold: string[] = [];
+  for (const [home, group] of groups) {
+    if (index.firsts.length > 0 && group.length + index.deltaCount(home) <= DELTA_LIMIT) {
+      // One delta record per page: its deltas, now with these.
+      quiet(
+        deltas.put(mergeSorted(index.deltasOf(home).map(encodeTuple), group.map(encodeTuple)), [
+          bucket,
+          home,
+        ]),
+      );
+      deltaPuts.push(...group);
+    } else fold.push(home);
+  }
+  const cached = fold.map((f) => cache.get(bucket, f));
+  const recs = await Promise.all(
+    fold.map((f, i) => (cached[i] !== undefined ? undefined : pages.get([bucket, f]))),
+  );
+  const written: Page[] = [];
+  const added: string[] = [];
+  fold.forEach((f, i) => {
+    const stored = cached[i]?.tuples ?? recs[i]?.t ?? [];
+    const own = index.deltasOf(f).map(encodeTuple);
+    if (own.length > 0) quiet(deltas.delete([bucket, f]));
+    const base = own.length === 0 ? stored : mergeSorted(stored, own);
+    for (const p of splitPage(f, mergeSorted(base, (groups.get(f) as Entry[]).map(encodeTuple)))) {
+      quiet(pages.put({ t: p.tuples as StoredTuple[] }, [bucket, p.first]));
+      written.push(p);
+      if (p.first !== f) added.push(p.first);
+    }
+    if (index.firsts.length === 0) added.push(f);
+  });
+  const firsts = added.length === 0 ? index.firsts : [...new Set([...index.firsts, ...added])].sort();
+  return { written, firsts, folded: fold, deltaPuts };
+}
