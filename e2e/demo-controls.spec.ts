@@ -68,10 +68,7 @@ test('the demo goes offline and online on request: writes wait in the outbox, th
   const tab = await openDemo(await newDevice('device'), { bucket }, 'tab');
   await tab.whenReady();
   const ui = tab.page;
-  test.skip(
-    await ui.getByTestId('offline').isDisabled(),
-    '@mittsync/peer has no Client.setOnline yet (see the demo report)',
-  );
+  await expect(ui.getByTestId('offline')).toBeEnabled();
   await ui.getByTestId('offline').click();
   await expect(ui.getByTestId('connection')).toHaveText('offline (by you)');
   await expect.poll(async () => (await tab.status())?.connection).toBe('closed');

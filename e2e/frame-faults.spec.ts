@@ -30,6 +30,7 @@ test('WebSocket frames dropped and duplicated: everything converges', async ({
   await expect.poll(dropped, { message: 'frames were dropped' }).toBeGreaterThan(5);
   expect(duplicated(), 'frames were duplicated').toBeGreaterThan(5);
   const stats = await Promise.all([a.stopWriter(), b.stopWriter()]);
+  for (const s of stats) expect(s.failed).toBe(0);
 
   // Faults off: the replicas find their gaps, re-send unacked ops, and converge.
   faults.setFaults({ drop: 0, duplicate: 0 });

@@ -42,7 +42,11 @@ test('offline edits on one device merge after it reconnects', async ({
     55,
   );
 
-  // Meanwhile the desktop writes on, including a later edit of sku-000003 and a delete.
+  // Meanwhile the desktop writes on, including a later edit of sku-000003 and a delete. (Its
+  // clock has not seen the laptop's offline writes: wait for the next millisecond so the later
+  // write is also the newer version, rather than a tie the replica ids would break.)
+  const wroteAt = Date.now();
+  await expect.poll(() => Date.now()).toBeGreaterThan(wroteAt + 1);
   await desktop.transact([
     ['sku-000003', { name: 'desktop late 3', qty: 3, price: 100, location: 'C', by: 'desktop' }],
     ['desktop-new', { n: 1, by: 'desktop' }],

@@ -18,6 +18,13 @@ const LIMITS = [
   'opsPerConnectionPerSecond=10000000',
 ];
 
+/**
+ * The state flush waits this long for writers (default 5 s): a loaded CI machine can be slower
+ * than that to answer a marker, and a writer the flush gave up on is not covered, which the
+ * join scenarios would report as a failure of the machine rather than of the code.
+ */
+const FLUSH_TIMEOUT_MS = '30000';
+
 /** A free TCP port on the loopback interface. */
 export function freePort(): Promise<number> {
   return new Promise((res, rej) => {
@@ -90,6 +97,8 @@ export class RelayProcess {
       '--static',
       DEMO_DIST,
       ...LIMITS.flatMap((l) => ['--limit', l]),
+      '--flush-timeout',
+      FLUSH_TIMEOUT_MS,
       ...this.extraArgs,
     ];
     const child = spawn(process.execPath, args, {

@@ -4,7 +4,6 @@ import { readConfig, urlWith } from './config';
 import { Inspector } from './inspector';
 import { type Item, jiggle, seedItem, skuKey } from './inventory';
 import { LoadGenerator } from './load';
-import { setOnline, supportsOffline } from './online';
 import { TableModel } from './table-model';
 import { TableView } from './table-view';
 import { installTestHook } from './test-hook';
@@ -271,16 +270,12 @@ loadBtn.addEventListener('click', () => {
   }
 });
 
-if (!supportsOffline(client)) {
-  offlineBtn.disabled = true;
-  offlineBtn.title = 'This build of @mittsync/peer cannot disconnect on request';
-}
 offlineBtn.addEventListener('click', () => {
   offline = !offline;
   offlineBtn.textContent = offline ? 'Go online' : 'Go offline';
   offlineBtn.classList.toggle('active', offline);
   inspector.log(offline ? 'offline: writes stay in the outbox' : 'online: resuming', 'warn');
-  void setOnline(client, !offline).catch((e: unknown) => inspector.log(String(e), 'bad'));
+  void client.setOnline(!offline).catch((e: unknown) => inspector.log(String(e), 'bad'));
   inspector.refresh();
 });
 
@@ -302,7 +297,7 @@ installTestHook({
   setOnline: async (online) => {
     offline = !online;
     offlineBtn.textContent = offline ? 'Go online' : 'Go offline';
-    await setOnline(client, online);
+    await client.setOnline(online);
   },
   seed,
 });

@@ -310,7 +310,6 @@ async function coldStart(quick: boolean): Promise<number> {
       const context = await launchProfile(profile);
       try {
         const p = await load(context);
-        p.on('console', (m) => console.error(m.text()));
         const r = await p.evaluate(
           (b) => (globalThis as unknown as PageApi).mittsyncBench.coldStart(b, 'bench-cold'),
           bucket,

@@ -39,10 +39,8 @@ const api = {
   async coldStart(bucket: string, name: string) {
     const t0 = performance.now();
     const c = open(name);
-    void c.ready.then(() => console.log('ready at', Math.round(performance.now() - t0)));
     const rows = await c.bucket(bucket).scan({ limit: 50 });
     const ms = performance.now() - t0;
-    console.log('scan at', Math.round(ms), JSON.stringify(await c.debug()));
     return { ms, rows: rows.length };
   },
 

@@ -78,12 +78,10 @@ export type Request =
 
 /** Debug counters (tests and benchmarks). */
 export interface DebugInfo {
-  /** Peak `performance.memory.usedJSHeapSize` of the hosting worker since the last call (0 if unknown). */
-  peakHeap: number;
   tabs: number;
   watchers: number;
   /** IndexedDB store counters (null in memory mode). */
-  storage: Record<string, unknown> | null;
+  storage: { commits: number; entries: number; commitMs: number } | null;
 }
 
 /** What each request resolves with. */

@@ -13,6 +13,7 @@ import { pageIndexOf } from './pages';
  */
 export const DELTA_LIMIT = 32;
 
+/** A bucket's page index and deltas (see above). */
 export class BucketIndex {
   /** Delta keys by the first key of the page they belong to. */
   private readonly byPage = new Map<string, Set<string>>();

@@ -69,8 +69,6 @@ export class ReplicaHost {
   private readonly resnapOnReady = new Set<string>();
   private error: { code: string; message: string } | null = null;
   private offStatus: (() => void)[] = [];
-  private peakHeap = 0;
-  private heapTimer: ReturnType<typeof setInterval> | undefined;
   private lifecycle: Promise<unknown> = Promise.resolve();
   /** Kept offline on request (`setOnline(false)`), across replica restarts. */
   private offline = false;
@@ -186,9 +184,7 @@ export class ReplicaHost {
   }
 
   private async start(rescued?: Parameters<typeof seedRescued>[1]): Promise<Replica> {
-    (globalThis as { __t?: number[] }).__t = [performance.now()];
     const inner = await this.openStorage();
-    (globalThis as { __t?: number[] }).__t?.push(performance.now());
     if (rescued !== undefined) await seedRescued(inner, rescued);
     const transport = new PageDedupeTransport(
       new WebSocketTransport({
@@ -220,7 +216,6 @@ export class ReplicaHost {
       }),
     ];
     this.replica = replica;
-    (globalThis as { __t?: number[] }).__t?.push(performance.now());
     this.storage = storage;
     for (const b of this.buckets) void replica.openBucket(b).catch(() => undefined);
     if (!this.offline) replica.connect();
@@ -358,25 +353,11 @@ export class ReplicaHost {
   }
 
   private debug(): DebugInfo {
-    const mem = (performance as unknown as { memory?: { usedJSHeapSize: number } }).memory;
-    const sample = () => {
-      const used = mem?.usedJSHeapSize ?? 0;
-      if (used > this.peakHeap) this.peakHeap = used;
-    };
-    sample();
-    const peak = this.peakHeap;
-    this.peakHeap = 0;
-    sample();
-    if (this.heapTimer === undefined && mem !== undefined) this.heapTimer = setInterval(sample, 50);
     const inner = this.storage?.inner;
     return {
-      peakHeap: peak,
       tabs: this.tabs.size,
       watchers: this.hub.size,
-      storage:
-        inner instanceof IdbReplicaStorage
-          ? { ...inner.stats, t: (globalThis as { __t?: number[] }).__t, now: performance.now() }
-          : null,
+      storage: inner instanceof IdbReplicaStorage ? { ...inner.stats } : null,
     };
   }
 }

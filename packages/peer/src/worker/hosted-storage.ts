@@ -13,6 +13,7 @@ import type { QuotaFault } from './api';
 import { toStorageError } from './idb-errors';
 import type { RescuedState } from './idb-storage';
 
+/** What the host wants to hear from its store (and, in tests, inject). */
 export interface HostedStorageHooks {
   /** A commit completed. */
   onCommitted?(): void;

@@ -3,6 +3,7 @@ import { type DBSchema, type IDBPDatabase, type IDBPTransaction, openDB } from '
 import { isConnectionError, toStorageError } from './idb-errors';
 import type { PageRecord, StoredTuple } from './pages';
 
+/** The database: one per replica, every bucket in it. */
 export interface Schema extends DBSchema {
   identity: { key: 'self'; value: StoredIdentity };
   buckets: { key: string; value: BucketMeta };
@@ -12,12 +13,14 @@ export interface Schema extends DBSchema {
   outbox: { key: [string, number]; value: Op };
 }
 
+/** An open connection. */
 export type Db = IDBPDatabase<Schema>;
+/** The object stores. */
 export type StoreName = 'identity' | 'buckets' | 'pages' | 'deltas' | 'outbox';
+/** A readwrite transaction over some stores. */
 export type RwTx = IDBPTransaction<Schema, StoreName[], 'readwrite'>;
 
 const VERSION = 1;
-export const ALL: StoreName[] = ['identity', 'buckets', 'pages', 'deltas', 'outbox'];
 
 interface LockManagerLike {
   request(name: string, cb: () => Promise<void>): Promise<void>;
@@ -27,6 +30,7 @@ function lockManager(): LockManagerLike | undefined {
   return (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator?.locks;
 }
 
+/** How {@link IdbConnection} reports to its store. */
 export interface IdbConnectionOptions {
   name: string;
   exclusive: boolean;

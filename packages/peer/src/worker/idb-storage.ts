@@ -25,6 +25,7 @@ import {
   splitPage,
 } from './pages';
 
+/** Options of {@link IdbReplicaStorage}. */
 export interface IdbStorageOptions {
   /** Database name (default `mittsync`). One database holds every bucket of the replica. */
   name?: string;

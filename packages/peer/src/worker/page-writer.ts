@@ -8,6 +8,7 @@ export interface PagesStore {
   get(key: [string, string]): Promise<PageRecord | undefined>;
   put(value: PageRecord, key: [string, string]): Promise<unknown>;
 }
+/** The part of the deltas store used here. */
 export interface DeltasStore {
   put(value: StoredTuple[], key: [string, string]): Promise<unknown>;
   delete(key: [string, string]): Promise<unknown>;

@@ -37,10 +37,12 @@ export interface PageRecord {
   t: StoredTuple[];
 }
 
+/** An entry as stored. */
 export function encodeTuple(e: Entry): StoredTuple {
   return e.deleted ? [e.key, e.hlc, e.seq, 1] : [e.key, e.hlc, e.seq, 0, e.value as Value];
 }
 
+/** A stored tuple as an entry. */
 export function decodeTuple(t: StoredTuple): Entry {
   return t[3] === 1
     ? { key: t[0], hlc: t[1], seq: t[2], deleted: true }

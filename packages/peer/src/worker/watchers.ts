@@ -66,6 +66,7 @@ export function toColumns(entries: readonly Entry[]): EntryColumns {
   return { k: k.join(''), kl, h: h.join(''), hl, x, v, o };
 }
 
+/** An entry on the worker-page link (`get` and `scan` results). */
 export function toTuple(e: Entry): EntryTuple {
   return e.deleted ? [e.key, e.hlc, 1] : [e.key, e.hlc, 0, e.value ?? null];
 }
