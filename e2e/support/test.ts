@@ -4,16 +4,40 @@ import { Demo, type DemoParams, type RowsDigest } from './demo';
 import { FaultProxy } from './fault-proxy';
 import { relayDigest, seedRelay } from './relay-data';
 import { RelayProcess } from './relay-process';
-import { SEEDED, seededTemplate } from './seeded';
 
-export { expect, SEEDED };
+export { expect };
+
+/** The 100k-row bucket of `relayData: 'seeded'` (the demo's inventory, `sku-000000` onwards). */
+export const SEEDED = { bucket: 'inventory-100k', rows: 100_000 } as const;
 
 interface Options {
   /**
    * What the test's relay starts with: nothing, or the 100k-row bucket `SEEDED.bucket` (a
-   * copy of what the global setup seeded once; then `bucket` is that bucket).
+   * copy of a template seeded once per worker; then `bucket` is that bucket).
    */
   relayData: 'empty' | 'seeded';
+}
+
+interface WorkerFixtures {
+  /** Removes the seeded template (if this worker made one) when the worker ends. */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a Playwright fixture that provides nothing is typed void
+  seededCleanup: void;
+}
+
+/**
+ * A stopped relay's data directory holding `SEEDED.bucket`, written once per worker process on
+ * first use: tests start their relay on a copy of it instead of seeding 100k rows each.
+ */
+let seededTemplate: Promise<RelayProcess> | undefined;
+
+function seededDir(): Promise<string> {
+  seededTemplate ??= (async () => {
+    const seeder = await RelayProcess.start();
+    await seedRelay(seeder, SEEDED.bucket, SEEDED.rows, (n) => seedItem(n, 'seeder'));
+    await seeder.stop();
+    return seeder;
+  })();
+  return seededTemplate.then((r) => r.dataDir);
 }
 
 interface Fixtures {
@@ -29,10 +53,20 @@ interface Fixtures {
   bucket: string;
 }
 
-export const test = base.extend<Fixtures & Options>({
+export const test = base.extend<Fixtures & Options, WorkerFixtures>({
   relayData: ['empty', { option: true }],
+  seededCleanup: [
+    // biome-ignore lint/correctness/noEmptyPattern: Playwright reads the fixture's dependencies from this pattern
+    async ({}, use) => {
+      await use();
+      const made = seededTemplate;
+      seededTemplate = undefined;
+      if (made !== undefined) (await made.catch(() => undefined))?.removeData();
+    },
+    { scope: 'worker', auto: true },
+  ],
   relay: async ({ relayData }, use, testInfo) => {
-    const relay = await RelayProcess.start(relayData === 'seeded' ? { template: seededTemplate() } : {});
+    const relay = await RelayProcess.start(relayData === 'seeded' ? { template: await seededDir() } : {});
     try {
       await use(relay);
     } finally {

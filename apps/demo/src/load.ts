@@ -24,7 +24,8 @@ const TICK_MS = 100;
  */
 export class LoadGenerator<T> {
   private timer: ReturnType<typeof setInterval> | undefined;
-  private busy = false;
+  /** The transaction in flight, if any. */
+  private inflight: Promise<void> | null = null;
   private owed = 0;
   private last = 0;
   private readonly listeners = new Set<(s: LoadStats) => void>();
@@ -62,21 +63,20 @@ export class LoadGenerator<T> {
 
   /** Resolves once no write of this generator is in flight. */
   async idle(): Promise<void> {
-    while (this.busy) await new Promise((r) => setTimeout(r, 10));
+    while (this.inflight !== null) await this.inflight;
   }
 
   private tick(): void {
     const now = performance.now();
     this.owed += ((now - this.last) / 1000) * this.stats.rate;
     this.last = now;
-    if (this.busy) return;
+    if (this.inflight !== null) return;
     const count = Math.floor(this.owed);
     if (count <= 0) return;
     this.owed -= count;
     const writes = this.pick(count);
-    this.busy = true;
     this.stats.issued += writes.length;
-    this.bucket
+    this.inflight = this.bucket
       .transact(
         (tx) => {
           for (const [k, v] of writes) tx.put(k, v);
@@ -94,7 +94,7 @@ export class LoadGenerator<T> {
         },
       )
       .finally(() => {
-        this.busy = false;
+        this.inflight = null;
         this.emit();
       });
   }

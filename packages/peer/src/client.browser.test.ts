@@ -181,6 +181,43 @@ describe('status and lifecycle', () => {
     await c.close();
   });
 
+  it('applies a transaction all or nothing', async () => {
+    const c = client();
+    const b = c.bucket<string>(uniq('b'));
+    await expect(
+      b.transact((tx) => {
+        tx.put('a', 'ok');
+        tx.put('k'.repeat(10_000), 'too long a key');
+      }),
+    ).rejects.toMatchObject({ code: 'KEY_TOO_LARGE' });
+    expect(await b.get('a')).toBeUndefined();
+    await c.close();
+  });
+
+  it('watches single keys and key lists', async () => {
+    const c = client();
+    const b = c.bucket<number>(uniq('b'));
+    await b.put('x', 1);
+    let one: LiveResult<number> | undefined;
+    let some: LiveResult<number> | undefined;
+    b.watch({ key: 'x' }, (r) => {
+      one = r;
+    });
+    b.watch({ keys: ['y', 'z'] }, (r) => {
+      some = r;
+    });
+    await until(() => one?.get('x') === 1 && some !== undefined, 5000, 'initial results');
+    await b.transact((tx) => {
+      tx.put('x', 2);
+      tx.put('y', 3);
+      tx.put('w', 4);
+    });
+    await until(() => one?.get('x') === 2 && some?.get('y') === 3, 5000, 'changes');
+    expect(some?.rows()).toEqual([{ key: 'y', value: 3 }]);
+    expect(one?.size).toBe(1);
+    await c.close();
+  });
+
   it('rejects a write the relay limits refuse locally with a typed error', async () => {
     const c = client();
     const b = c.bucket<string>(uniq('b'));
@@ -212,6 +249,43 @@ describe('reopening', () => {
 });
 
 describe('catch-up', () => {
+  it('joins while another replica writes, spilling the mitt to IndexedDB', async () => {
+    const bucket = uniq('b');
+    const w = client();
+    const wb = w.bucket<number>(bucket);
+    await wb.transact(
+      (tx) => {
+        for (let i = 0; i < 5000; i++) tx.put(`k${String(i).padStart(5, '0')}`, i);
+      },
+      { ack: 'relay' },
+    );
+    let writing = true;
+    let n = 0;
+    const writer = (async () => {
+      while (writing) {
+        await wb.transact((tx) => {
+          for (let j = 0; j < 5; j++) tx.put(`k${String((n * 7 + j * 997) % 6000).padStart(5, '0')}`, -n);
+        });
+        n++;
+      }
+    })();
+    await until(() => n > 10, 5000, 'writes');
+    const a = client({ sync: { pageSize: 200, mittMaxOps: 20 } });
+    const ab = a.bucket<number>(bucket);
+    await ab.whenReady();
+    writing = false;
+    await writer;
+    await until(() => (wb.status()?.pending ?? 1) === 0, 10_000, 'the writer to push');
+    const expected = await wb.scan();
+    await until(
+      async () => JSON.stringify(await ab.scan()) === JSON.stringify(expected),
+      20_000,
+      'convergence',
+    );
+    expect(ab.status()?.lastError).toBeNull();
+    await Promise.all([a.close(), w.close()]);
+  });
+
   it('joins a 20,000-key bucket and its checksum matches the relay', async () => {
     const bucket = uniq('b');
     const w = client();

@@ -29,8 +29,11 @@ export interface ClientOptions {
   storage?: 'indexeddb' | 'memory';
   /** The worker script, if your bundler doesn't handle `new URL('./worker/entry.ts', import.meta.url)`. */
   workerUrl?: string | URL;
-  /** Catch-up tuning: entries per downloaded page and key ranges fetched in parallel. */
-  sync?: { pageSize?: number; parallelRanges?: number };
+  /**
+   * Catch-up tuning: entries per downloaded page, key ranges fetched in parallel, and live ops
+   * held in memory during a catch-up before they spill to IndexedDB.
+   */
+  sync?: { pageSize?: number; parallelRanges?: number; mittMaxOps?: number };
   /** @internal Fault injection for tests (see HostConfig.faults). */
   faults?: HostConfig['faults'];
 }
@@ -79,6 +82,7 @@ export class Client {
       ...(this.opts.sync?.parallelRanges === undefined
         ? {}
         : { parallelRanges: this.opts.sync.parallelRanges }),
+      ...(this.opts.sync?.mittMaxOps === undefined ? {} : { mittMaxOps: this.opts.sync.mittMaxOps }),
       ...(this.opts.faults === undefined ? {} : { faults: this.opts.faults }),
     };
     const getToken = this.opts.getToken;

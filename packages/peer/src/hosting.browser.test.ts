@@ -22,6 +22,15 @@ describe('hosting', () => {
     await Promise.all([a.close(), b.close()]);
   });
 
+  it('refuses a tab that opens the same database with other options', async () => {
+    const name = uniq('db');
+    const a = client({ name });
+    await a.ready;
+    const b = client({ name, storage: 'memory' });
+    await expect(b.ready).rejects.toMatchObject({ code: 'BAD_MESSAGE' });
+    await Promise.all([a.close(), b.close()]);
+  });
+
   it("cleans up a dead tab's live queries when its liveness lock is released", async () => {
     const name = uniq('db');
     const a = client({ name });

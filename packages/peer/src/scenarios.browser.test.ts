@@ -146,8 +146,8 @@ describe('LESSONS scenarios (local durability)', () => {
     });
     await until(() => errors.some((e) => e.code === 'STORAGE_QUOTA'), 20_000, 'STORAGE_QUOTA');
     expect(errors.find((e) => e.code === 'STORAGE_QUOTA')?.message).toMatch(/quota/);
-    // Nothing of the failed pages was applied: every row is a whole old or new version, the
-    // local write is there, and the checkpoint did not move past what is stored.
+    // The failed pages applied nothing and took nothing away: every key is there, each with a
+    // whole old or new version, and the local write too.
     const rows = await rb.scan();
     expect(rows.length).toBeGreaterThanOrEqual(101);
     expect(await rb.get('mine')).toBe('local');

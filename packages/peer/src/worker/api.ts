@@ -19,6 +19,8 @@ export interface HostConfig {
   /** Replica tuning, passed to the core `Replica`. */
   pageSize?: number;
   parallelRanges?: number;
+  /** Live ops the mitt holds in memory during a catch-up before spilling them to IndexedDB. */
+  mittMaxOps?: number;
   /** @internal Fault injection for tests: see {@link QuotaFault}. */
   faults?: QuotaFault;
 }

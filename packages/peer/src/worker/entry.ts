@@ -3,7 +3,7 @@
  * through its own port) or, where there is none, a dedicated worker per tab that elects a
  * leader (see `dedicated.ts`). Each tab's port exposes a {@link TabPort} through comlink.
  */
-import { toMittsyncError } from '@mittsync/core';
+import { MittsyncError, toMittsyncError } from '@mittsync/core';
 import * as Comlink from 'comlink';
 import type { AttachInfo, HostConfig, Outcome, TabPort } from './api';
 import { type Backend, DedicatedBackend } from './dedicated';
@@ -23,10 +23,21 @@ const backends = new Map<string, { backend: Backend; config: string }>();
 function backendFor(config: HostConfig): Backend {
   const key = JSON.stringify(config);
   const known = backends.get(config.dbName);
-  // A SharedWorker outlives its last tab for a while: a new tab with other options gets a
-  // new host once the old one has no tab left (the database lock orders the two).
-  const idle = known?.backend instanceof ReplicaHost && known.backend.tabCount === 0;
-  if (known !== undefined && (known.config === key || !idle)) return known.backend;
+  if (known !== undefined && known.config !== key) {
+    // A SharedWorker outlives its last tab for a while: a new tab with other options gets a
+    // new host once the old one has no tab left (the database lock orders the two).
+    const idle = known.backend instanceof ReplicaHost && known.backend.tabCount === 0;
+    if (!idle) {
+      const was = JSON.parse(known.config) as HostConfig;
+      if (was.relay !== config.relay || was.storage !== config.storage) {
+        throw new MittsyncError(
+          'BAD_MESSAGE',
+          `database ${config.dbName} is open in another tab with relay ${was.relay} and ${was.storage} storage; use the same options or another name`,
+        );
+      }
+      return known.backend;
+    }
+  } else if (known !== undefined) return known.backend;
   const backend = isShared ? new ReplicaHost(config, 'shared') : new DedicatedBackend(config);
   backends.set(config.dbName, { backend, config: key });
   return backend;

@@ -206,6 +206,7 @@ export class ReplicaHost {
       ...(this.config.pageSize === undefined ? {} : { pageSize: this.config.pageSize }),
       ...(this.config.parallelRanges === undefined ? {} : { parallelRanges: this.config.parallelRanges }),
       requestTimeoutMs: REQUEST_TIMEOUT_MS,
+      ...(this.config.mittMaxOps === undefined ? {} : { mitt: { maxOps: this.config.mittMaxOps } }),
       autoConnect: false,
     });
     this.offStatus = [
