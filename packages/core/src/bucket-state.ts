@@ -49,10 +49,18 @@ interface Waiter {
 
 /** One key range of a catch-up download. */
 export interface RangeCursor {
+  /** Where the next request starts: moves as soon as a page arrives, before it is merged. */
   after: string | undefined;
   until: string | undefined;
+  /** The last page of the range has arrived (it may still wait to be merged). */
   done: boolean;
   inflight: boolean;
+}
+
+/** What a fresh join needs to know of a stored entry to merge a download over it. */
+export interface Version {
+  hlc: string;
+  deleted?: boolean;
 }
 
 /** Progress of one catch-up (join or resume) on one subscription. */
@@ -62,12 +70,21 @@ export interface CatchUp {
   from: number;
   epoch: string;
   /**
-   * True while storage holds nothing of this bucket but `kept` (a join after reset, no spill
-   * yet): downloaded pages are then merged without reading storage.
+   * True while storage holds nothing of this bucket but the keys in `kept` (a join after
+   * reset): downloaded pages are then merged without reading storage.
    */
   fresh: boolean;
-  /** Stored entries of keys with pending local writes (fresh joins only). */
-  kept: Map<string, Entry>;
+  /**
+   * The stored version of every key storage holds that a download may still bring (fresh
+   * joins only): keys with pending local writes, local writes made during the join, and live
+   * ops the mitt spilled. Versions only, no values, so a spill still frees memory; past
+   * `MittBounds.maxKept` keys the join stops being fresh and merges read storage instead.
+   */
+  kept: Map<string, Version>;
+  /** Pages downloaded and waiting to be merged, oldest first (bounded by the ranges in flight). */
+  arrived: { range: RangeCursor; entries: readonly Entry[]; last: boolean }[];
+  /** A merge of arrived pages is queued or running. */
+  merging: boolean;
   ranges: RangeCursor[];
   pages: number;
   entries: number;

@@ -61,7 +61,7 @@ describe('Mitt', () => {
   });
 
   it('scenario 20: reports when it is over its bound, and spilling empties it', () => {
-    const m = new Mitt(1, { maxOps: 3, maxBytes: 1 << 20, maxAhead: 100 });
+    const m = new Mitt(1, { maxOps: 3, maxBytes: 1 << 20, maxAhead: 100, maxKept: 100 });
     for (let i = 1; i <= 4; i++) m.add(op(i), true);
     expect(m.isOverBound()).toBe(true);
     const spilled = m.spill();
@@ -73,13 +73,13 @@ describe('Mitt', () => {
   });
 
   it('bounds by bytes as well as by count', () => {
-    const m = new Mitt(1, { maxOps: 1000, maxBytes: 500, maxAhead: 100 });
+    const m = new Mitt(1, { maxOps: 1000, maxBytes: 500, maxAhead: 100, maxKept: 100 });
     m.add({ ...op(1), value: 'x'.repeat(600) }, true);
     expect(m.isOverBound()).toBe(true);
   });
 
   it('treats a gap that outgrows its bound as a lost stream', () => {
-    const m = new Mitt(1, { maxOps: 1000, maxBytes: 1 << 20, maxAhead: 3 });
+    const m = new Mitt(1, { maxOps: 1000, maxBytes: 1 << 20, maxAhead: 3, maxKept: 100 });
     for (let i = 3; i <= 7; i++) m.add(op(i), true);
     expect(m.gapOverflow).toBe(true);
   });

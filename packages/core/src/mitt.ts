@@ -9,12 +9,18 @@ export interface MittBounds {
   maxBytes: number;
   /** Most out-of-order seqs tracked ahead of a gap before the gap counts as a loss. */
   maxAhead: number;
+  /**
+   * Most spilled keys whose versions (no values) a fresh join remembers so its downloads merge
+   * without reading storage; past it, merges read storage instead.
+   */
+  maxKept: number;
 }
 
 export const DEFAULT_MITT_BOUNDS: MittBounds = {
   maxOps: 50_000,
   maxBytes: 16 * 1024 * 1024,
   maxAhead: 10_000,
+  maxKept: 250_000,
 };
 
 /**
@@ -116,7 +122,11 @@ export class Mitt {
  * than both the newest version the mitt holds for its key and what is stored. Held ops are
  * applied after the download (or were spilled into storage), so nothing newer is overwritten.
  */
-export function downloadedWins(downloaded: Entry, held: Hlc | undefined, stored: Entry | undefined): boolean {
+export function downloadedWins(
+  downloaded: Entry,
+  held: Hlc | undefined,
+  stored: { hlc: Hlc } | undefined,
+): boolean {
   if (held !== undefined && held >= downloaded.hlc) return false;
   return wins(downloaded.hlc, stored?.hlc);
 }

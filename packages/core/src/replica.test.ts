@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { MemoryReplicaStorage } from './memory-storage';
 import type { Entry } from './model';
 import { Harness } from './testing/harness';
 
@@ -205,6 +206,43 @@ describe('Replica', () => {
     expect(j.replica.status('b')?.phase).toBe('ready');
     expect(live(j.storage.peek('b').values())).toEqual(live(w.storage.peek('b').values()));
   });
+
+  for (const maxKept of [250_000, 0]) {
+    it(`a spilling join ${maxKept > 0 ? 'merges downloads without reading storage' : 'past maxKept merges by reading storage'}, and stays correct`, async () => {
+      const h = new Harness(settle);
+      const w = await h.open('rW');
+      await w.replica.transact(
+        'b',
+        Array.from({ length: 300 }, (_, i) => ({ key: `k${String(i).padStart(3, '0')}`, value: 0 })),
+      );
+      await h.run(300);
+      let keysRead = 0;
+      const storage = new (class extends MemoryReplicaStorage {
+        override getEntries(bucket: string, keys: readonly string[]) {
+          keysRead += keys.length;
+          return super.getEntries(bucket, keys);
+        }
+      })();
+      const j = await h.open('rJ', {
+        storage,
+        pageSize: 10,
+        parallelRanges: 2,
+        mitt: { maxOps: 3, maxBytes: 1 << 20, maxAhead: 100, maxKept },
+      });
+      await j.replica.openBucket('b');
+      for (let round = 1; round <= 6; round++) {
+        for (let i = 0; i < 300; i += 30) await w.replica.put('b', `k${String(i).padStart(3, '0')}`, round);
+        await h.run(10);
+      }
+      await h.run(3_000);
+      expect(j.replica.status('b')?.phase).toBe('ready');
+      expect(live(j.storage.peek('b').values())).toEqual(live(w.storage.peek('b').values()));
+      // Fresh: only spilled keys are read (60 writes to 10 keys); otherwise every download too.
+      expect(keysRead).toBeGreaterThan(0); // the mitt did spill
+      if (maxKept > 0) expect(keysRead).toBeLessThanOrEqual(60);
+      else expect(keysRead).toBeGreaterThanOrEqual(300);
+    });
+  }
 
   it('scenario 22: a write from a clock an hour ahead is rejected with CLOCK_DRIFT and undone locally', async () => {
     const h = new Harness(settle);

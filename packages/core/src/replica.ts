@@ -275,7 +275,7 @@ export class Replica {
       b.meta = meta;
       b.outbox.push(...ops);
       const cu = b.catchUp;
-      if (cu?.fresh) for (const e of puts) cu.kept.set(e.key, e);
+      if (cu?.fresh) this.keep(cu, puts);
       this.emitChange(bucket, puts, 'local');
       this.pump(b);
       this.emitStatus();
@@ -661,6 +661,8 @@ export class Replica {
       epoch: msg.epoch,
       fresh: since === 0,
       kept: new Map(),
+      arrived: [],
+      merging: false,
       ranges: Array.from({ length: parts }, (_, i) => ({
         after: keys[i],
         until: since === 0 ? msg.splits[i] : undefined,
@@ -717,10 +719,8 @@ export class Replica {
         const keptEntries = (await this.storage.getEntries(b.name, keep)).filter(
           (e): e is Entry => e !== undefined,
         );
-        for (const e of keptEntries) {
-          cu.kept.set(e.key, e);
-          checksumReplace(meta.sum, e.key, undefined, e);
-        }
+        this.keep(cu, keptEntries);
+        for (const e of keptEntries) checksumReplace(meta.sum, e.key, undefined, e);
         await this.storage.resetBucket(b.name, keep, meta);
         b.meta = meta;
       }
@@ -774,11 +774,15 @@ export class Replica {
     b.ackedUpTo = b.sentUpTo = received;
   }
 
-  /** Keeps up to `parallelRanges` page requests in flight, one per key range. */
+  /**
+   * Keeps up to `parallelRanges` page requests in flight, one per key range, while fewer
+   * than that many downloaded pages wait to be merged (so memory stays bounded when storage
+   * is slower than the network).
+   */
   private pumpRanges(b: BucketState, cu: CatchUp): void {
     let inflight = cu.ranges.filter((r) => r.inflight).length;
     for (const r of cu.ranges) {
-      if (inflight >= this.parallel) return;
+      if (inflight + cu.arrived.length >= this.parallel) return;
       if (r.done || r.inflight) continue;
       this.requestRange(b, cu, r);
       inflight++;
@@ -805,20 +809,14 @@ export class Replica {
           this.onReset(b);
           return;
         }
-        this.syncTask(b, async () => {
-          if (b.catchUp !== cu) return;
-          cu.pageFailures = 0;
-          await this.mergePage(b, cu, res.entries);
-          cu.pages++;
-          cu.entries += res.entries.length;
-          if (res.next === null) r.done = true;
-          else r.after = res.next;
-          this.emitStatus();
-          if (cu.ranges.every((x) => x.done)) {
-            cu.downloadDone = true;
-            this.tryFinish(b, cu);
-          } else this.pumpRanges(b, cu);
-        });
+        cu.pageFailures = 0;
+        // The cursor moves now, so the range's next page can download while this one waits
+        // to be merged; pages of one range arrive, and are merged, in key order.
+        if (res.next === null) r.done = true;
+        else r.after = res.next;
+        cu.arrived.push({ range: r, entries: res.entries, last: res.next === null });
+        this.mergeArrived(b, cu);
+        this.pumpRanges(b, cu);
       },
       () => {
         r.inflight = false;
@@ -831,6 +829,55 @@ export class Replica {
         }, delay);
       },
     );
+  }
+
+  /**
+   * Merges the downloaded pages waiting in `cu.arrived`, as many as arrived (up to
+   * {@link MERGE_BATCH_ENTRIES} entries) in one storage commit: when storage is the slower
+   * side, pages pile up during a commit and the next one takes them all, so the cost per
+   * commit is paid per batch instead of per page.
+   */
+  private mergeArrived(b: BucketState, cu: CatchUp): void {
+    if (cu.merging || cu.arrived.length === 0) return;
+    cu.merging = true;
+    this.syncTask(b, async () => {
+      if (b.catchUp !== cu) return;
+      let n = 0;
+      let count = 0;
+      while (n < cu.arrived.length && (n === 0 || count < MERGE_BATCH_ENTRIES)) {
+        count += (cu.arrived[n] as CatchUp['arrived'][number]).entries.length;
+        n++;
+      }
+      const batch = cu.arrived.slice(0, n);
+      await this.mergePage(
+        b,
+        cu,
+        batch.length === 1
+          ? (batch[0] as CatchUp['arrived'][number]).entries
+          : batch.flatMap((p) => p.entries),
+      );
+      if (b.catchUp !== cu) return;
+      cu.arrived.splice(0, n);
+      cu.pages += n;
+      cu.entries += count;
+      cu.merging = false;
+      this.emitStatus();
+      if (cu.arrived.length > 0) this.mergeArrived(b, cu);
+      else if (cu.ranges.every((x) => x.done && !x.inflight)) {
+        cu.downloadDone = true;
+        this.tryFinish(b, cu);
+      }
+      this.pumpRanges(b, cu);
+    });
+  }
+
+  /** Records versions a fresh join's later downloads must not overwrite (see `CatchUp.kept`). */
+  private keep(cu: CatchUp, entries: readonly Entry[]): void {
+    for (const e of entries) cu.kept.set(e.key, e.deleted ? { hlc: e.hlc, deleted: true } : { hlc: e.hlc });
+    if (cu.kept.size > this.bounds.maxKept) {
+      cu.fresh = false;
+      cu.kept.clear();
+    }
   }
 
   private fetchPage(b: BucketState, req: PageReqMsg): Promise<PageMsg | ResetMsg> {
@@ -869,7 +916,8 @@ export class Replica {
       const cur = fresh ? cu.kept.get(e.key) : stored?.[i];
       if (!downloadedWins(e, mitt?.newest(e.key), cur)) return;
       checksumReplace(meta.sum, e.key, cur, e);
-      if (fresh && cur !== undefined) cu.kept.set(e.key, e);
+      if (fresh && cur !== undefined)
+        cu.kept.set(e.key, e.deleted ? { hlc: e.hlc, deleted: true } : { hlc: e.hlc });
       puts.push(e);
     });
     if (maxHlc !== '') this.clock.observe(maxHlc);
@@ -968,8 +1016,8 @@ export class Replica {
     if (cu !== null) {
       if (mitt.isOverBound()) {
         // Spill: apply held ops to storage now (LWW makes the order irrelevant); the
-        // download then merges against storage instead of the mitt.
-        cu.fresh = false;
+        // download then merges against their versions, kept in `cu.kept`, or against
+        // storage once a join is no longer fresh.
         const subId = b.subId;
         this.syncTask(b, async () => {
           if (b.subId === subId) await this.applyLive(b, mitt.spill(), undefined);
@@ -1015,6 +1063,7 @@ export class Replica {
     if (maxHlc !== '') this.clock.observe(maxHlc);
     await this.storage.commit({ bucket: b.name, puts, meta, clock: this.clock.last() });
     b.meta = meta;
+    if (b.catchUp?.fresh) this.keep(b.catchUp, puts);
     this.emitChange(b.name, puts, 'remote');
   }
 
@@ -1152,6 +1201,9 @@ export class Replica {
 }
 
 /** Error codes with which the relay refuses a whole push frame. */
+/** Most downloaded entries merged in one storage commit (pages that arrived meanwhile). */
+const MERGE_BATCH_ENTRIES = 16_000;
+
 const REFUSED_PUSH: ReadonlySet<string> = new Set([
   'FORBIDDEN',
   'TOO_MANY_OPS',

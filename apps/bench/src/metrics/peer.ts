@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -39,7 +39,7 @@ function buildPage(): Promise<string> {
     await build({
       root: join(root, 'packages', 'peer', 'src', 'bench'),
       logLevel: 'warn',
-      build: { outDir, emptyOutDir: true, target: 'es2022' },
+      build: { outDir, emptyOutDir: true, target: 'es2022', minify: process.env.PEER_PROFILE === undefined },
       worker: { format: 'es' },
     });
     return outDir;
@@ -185,8 +185,8 @@ async function openPage(browser: Browser, relay: RunningRelay): Promise<Page> {
   return page;
 }
 
-/** Polls the JS heap of the page's SharedWorker through the browser's CDP session. */
-async function sampleWorkerHeap(browser: Browser): Promise<() => Promise<number>> {
+/** A CDP session on the page's SharedWorker (found through the browser's target list). */
+async function workerSession(browser: Browser) {
   const cdp: CDPSession = await browser.newBrowserCDPSession();
   let targetId: string | undefined;
   for (let i = 0; i < 200 && targetId === undefined; i++) {
@@ -201,34 +201,48 @@ async function sampleWorkerHeap(browser: Browser): Promise<() => Promise<number>
     sessionId: string;
   };
   let id = 1;
-  const waiting = new Map<number, (used: number) => void>();
+  const waiting = new Map<number, (result: unknown) => void>();
   cdp.on('Target.receivedMessageFromTarget', (ev: { sessionId: string; message: string }) => {
     if (ev.sessionId !== sessionId) return;
-    const msg = JSON.parse(ev.message) as { id?: number; result?: { usedSize: number } };
-    if (msg.id !== undefined) waiting.get(msg.id)?.(msg.result?.usedSize ?? 0);
+    const msg = JSON.parse(ev.message) as { id?: number; result?: unknown };
+    if (msg.id !== undefined) waiting.get(msg.id)?.(msg.result);
   });
-  const heap = () =>
-    new Promise<number>((resolve) => {
-      const n = id++;
-      waiting.set(n, resolve);
-      void cdp.send('Target.sendMessageToTarget', {
-        sessionId,
-        message: JSON.stringify({ id: n, method: 'Runtime.getHeapUsage' }),
+  return {
+    /** Sends a CDP command to the worker; resolves with its result (undefined after `timeoutMs`). */
+    send<T>(method: string, params: object = {}, timeoutMs = 2000): Promise<T | undefined> {
+      return new Promise((resolve) => {
+        const n = id++;
+        waiting.set(n, (r) => {
+          waiting.delete(n);
+          resolve(r as T);
+        });
+        void cdp.send('Target.sendMessageToTarget', {
+          sessionId,
+          message: JSON.stringify({ id: n, method, params }),
+        });
+        setTimeout(() => resolve(undefined), timeoutMs);
       });
-      setTimeout(() => resolve(0), 2000);
-    });
+    },
+    detach: () => cdp.detach().catch(() => undefined),
+  };
+}
+
+type WorkerSession = Awaited<ReturnType<typeof workerSession>>;
+
+/** Polls the worker's JS heap every 50 ms; the returned function stops and gives the peak. */
+function sampleWorkerHeap(worker: WorkerSession): () => Promise<number> {
   let peak = 0;
   let stop = false;
   const loop = (async () => {
     while (!stop) {
-      peak = Math.max(peak, await heap());
+      const r = await worker.send<{ usedSize: number }>('Runtime.getHeapUsage');
+      peak = Math.max(peak, r?.usedSize ?? 0);
       await sleep(50);
     }
   })();
   return async () => {
     stop = true;
     await loop;
-    await cdp.detach().catch(() => undefined);
     return peak;
   };
 }
@@ -254,9 +268,23 @@ async function joinBucket(n: number): Promise<JoinResult> {
       (b) => (globalThis as unknown as PageApi).mittsyncBench.join(b, 'bench-join'),
       bucket,
     );
-    const heap = await sampleWorkerHeap(browser);
-    const { ms } = await joined;
+    const worker = await workerSession(browser);
+    // PEER_PROFILE=FILE: a CPU profile of the worker during the join (open it in DevTools).
+    const profile = process.env.PEER_PROFILE;
+    if (profile !== undefined) {
+      await worker.send('Profiler.enable');
+      await worker.send('Profiler.setSamplingInterval', { interval: 200 });
+      await worker.send('Profiler.start');
+    }
+    const heap = sampleWorkerHeap(worker);
+    const { ms, log } = await joined;
     const peak = await heap();
+    if (profile !== undefined) {
+      const r = await worker.send<{ profile: unknown }>('Profiler.stop', {}, 30_000);
+      writeFileSync(profile, JSON.stringify(r?.profile ?? null));
+    }
+    await worker.detach();
+    if (process.env.PEER_DEBUG) console.error(log.join('\n'));
     await stopWriter();
     const sample = Array.from({ length: 200 }, (_, i) => key(Math.floor((i * n) / 200)));
     const got = await page.evaluate(

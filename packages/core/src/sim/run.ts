@@ -122,7 +122,10 @@ export async function runSeed(
     parallelRanges: between(1, 3),
     pushBatch: between(1, 6),
     pushWindow: between(2, 20),
-    mitt: rnd() < 0.5 ? { maxOps: between(2, 12), maxBytes: 1 << 20, maxAhead: 200 } : {},
+    mitt:
+      rnd() < 0.5
+        ? { maxOps: between(2, 12), maxBytes: 1 << 20, maxAhead: 200, maxKept: between(0, 20) }
+        : {},
     ackTimeoutMs: 1_000,
     gapTimeoutMs: 400,
     requestTimeoutMs: 2_000,

@@ -27,7 +27,7 @@ const api = {
     });
     const info = await c.bucket(bucket).whenReady();
     const ms = performance.now() - t0;
-    return { ms, checkpoint: info.checkpoint };
+    return { ms, checkpoint: info.checkpoint, log };
   },
 
   /** Reads `keys` through the current client (to verify a join). */

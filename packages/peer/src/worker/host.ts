@@ -12,7 +12,6 @@ import {
 import type { AttachInfo, ClientStatus, DebugInfo, HostConfig, Query, Request } from './api';
 import { HostedStorage, seedRescued } from './hosted-storage';
 import { IdbReplicaStorage } from './idb-storage';
-import { PageDedupeTransport } from './page-dedupe';
 import { type EventSink, toTuple, WatchHub } from './watchers';
 
 const REQUEST_TIMEOUT_MS = 15_000;
@@ -186,15 +185,11 @@ export class ReplicaHost {
   private async start(rescued?: Parameters<typeof seedRescued>[1]): Promise<Replica> {
     const inner = await this.openStorage();
     if (rescued !== undefined) await seedRescued(inner, rescued);
-    const transport = new PageDedupeTransport(
-      new WebSocketTransport({
-        url: syncUrl(this.config.relay),
-        token: () => this.token(replica.replicaId),
-      }),
-      REQUEST_TIMEOUT_MS - 5_000,
-    );
+    const transport = new WebSocketTransport({
+      url: syncUrl(this.config.relay),
+      token: () => this.token(replica.replicaId),
+    });
     const storage: HostedStorage = new HostedStorage(inner, {
-      onCommitted: () => transport.release(),
       onReset: (bucket, dropped) => {
         if (dropped) this.resnapOnReady.add(bucket);
       },

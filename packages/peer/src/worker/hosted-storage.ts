@@ -15,8 +15,6 @@ import type { RescuedState } from './idb-storage';
 
 /** What the host wants to hear from its store (and, in tests, inject). */
 export interface HostedStorageHooks {
-  /** A commit completed. */
-  onCommitted?(): void;
   /** A bucket was reset (start of a re-join); `dropped` when entries other than `keep` went away. */
   onReset?(bucket: string, dropped: boolean): void;
   /** @internal Simulated quota exhaustion (tests). */
@@ -70,8 +68,6 @@ export class HostedStorage implements ReplicaStorage {
         throw toStorageError(new DOMException('simulated quota exhaustion', 'QuotaExceededError'), 'commit');
     }
     await this.inner.commit(batch);
-    const hook = this.hooks.onCommitted;
-    if (hook !== undefined) setTimeout(hook, 0);
   }
 
   async resetBucket(bucket: string, keep: readonly string[], meta: BucketMeta): Promise<void> {
