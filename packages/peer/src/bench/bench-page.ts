@@ -41,7 +41,13 @@ const api = {
     const c = open(name);
     const rows = await c.bucket(bucket).scan({ limit: 50 });
     const ms = performance.now() - t0;
-    return { ms, rows: rows.length };
+    // Worker milestones relative to createClient (same wall clock).
+    const start = performance.timeOrigin + t0;
+    const { marks } = await c.debug();
+    const steps = Object.entries(marks)
+      .map(([name, at]) => [name, Math.round(at - start)] as const)
+      .sort((a, b) => a[1] - b[1]);
+    return { ms, rows: rows.length, steps };
   },
 
   /**

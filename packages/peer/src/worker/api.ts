@@ -84,6 +84,8 @@ export interface DebugInfo {
   watchers: number;
   /** IndexedDB store counters (null in memory mode). */
   storage: { commits: number; entries: number; commitMs: number } | null;
+  /** Start-up milestones of the worker, wall-clock ms (see marks.ts). */
+  marks: Record<string, number>;
 }
 
 /** What each request resolves with. */

@@ -8,6 +8,9 @@ import * as Comlink from 'comlink';
 import type { AttachInfo, HostConfig, Outcome, TabPort } from './api';
 import { type Backend, DedicatedBackend } from './dedicated';
 import { ReplicaHost } from './host';
+import { mark } from './marks';
+
+mark('worker script');
 
 function fail(e: unknown): Outcome<never> {
   const err = toMittsyncError(e);

@@ -12,6 +12,7 @@ import {
 import type { AttachInfo, ClientStatus, DebugInfo, HostConfig, Query, Request } from './api';
 import { HostedStorage, seedRescued } from './hosted-storage';
 import { IdbReplicaStorage } from './idb-storage';
+import { mark, startupMarks } from './marks';
 import { type EventSink, toTuple, WatchHub } from './watchers';
 
 const REQUEST_TIMEOUT_MS = 15_000;
@@ -183,7 +184,9 @@ export class ReplicaHost {
   }
 
   private async start(rescued?: Parameters<typeof seedRescued>[1]): Promise<Replica> {
+    mark('replica start');
     const inner = await this.openStorage();
+    mark('storage open');
     if (rescued !== undefined) await seedRescued(inner, rescued);
     const transport = new WebSocketTransport({
       url: syncUrl(this.config.relay),
@@ -211,6 +214,7 @@ export class ReplicaHost {
         if (this.resnapOnReady.delete(info.bucket)) void this.hub.resnap(info.bucket).catch(() => undefined);
       }),
     ];
+    mark('replica open');
     this.replica = replica;
     this.storage = storage;
     for (const b of this.buckets) void replica.openBucket(b).catch(() => undefined);
@@ -354,6 +358,7 @@ export class ReplicaHost {
       tabs: this.tabs.size,
       watchers: this.hub.size,
       storage: inner instanceof IdbReplicaStorage ? { ...inner.stats } : null,
+      marks: startupMarks(),
     };
   }
 }

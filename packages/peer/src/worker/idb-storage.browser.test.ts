@@ -29,6 +29,49 @@ describe('IdbReplicaStorage in Chromium', () => {
     await s.close();
   });
 
+  it('converts a version-1 database (values as objects) in place, keeping the outbox', async () => {
+    const name = `v1-${run}`;
+    // A version-1 database as the first release wrote it, through the raw API.
+    await new Promise<void>((resolve, reject) => {
+      const req = indexedDB.open(name, 1);
+      req.onupgradeneeded = () => {
+        const db = req.result;
+        db.createObjectStore('identity').put({ replicaId: 'rA', clock: null }, 'self');
+        db.createObjectStore('buckets', { keyPath: 'bucket' });
+        db.createObjectStore('pages').put(
+          {
+            t: [
+              ['a', 'h1', 1, 0, { n: 1, s: 'one' }],
+              ['b', 'h2', 2, 1],
+              ['c', 'h3', 3, 0, 'text'],
+            ],
+          },
+          ['b1', ''],
+        );
+        db.createObjectStore('deltas').put([['d', 'h4', 4, 0, [1, null]]], ['b1', '']);
+        db.createObjectStore('outbox').put(
+          { origin: 'rA', originSeq: 1, key: 'd', kind: 'set', value: [1, null], hlc: 'h4' },
+          ['b1', 1],
+        );
+      };
+      req.onsuccess = () => {
+        req.result.close();
+        resolve();
+      };
+      req.onerror = () => reject(req.error);
+    });
+    const s = new IdbReplicaStorage({ name });
+    expect((await s.open())?.replicaId).toBe('rA');
+    expect(await s.scan('b1', { includeDeleted: true })).toEqual([
+      { key: 'a', hlc: 'h1', seq: 1, value: { n: 1, s: 'one' } },
+      { key: 'b', hlc: 'h2', seq: 2, deleted: true },
+      { key: 'c', hlc: 'h3', seq: 3, value: 'text' },
+      { key: 'd', hlc: 'h4', seq: 4, value: [1, null] },
+    ]);
+    expect((await s.loadOutbox('b1')).map((o) => o.key)).toEqual(['d']);
+    await s.close();
+  });
+
   it('reopens once after the connection was closed by the browser', async () => {
     const s = new IdbReplicaStorage({ name: `reopen-${run}` });
     await s.open();

@@ -10,6 +10,7 @@ import type {
 } from '@mittsync/core';
 import { BucketIndex } from './bucket-index';
 import { type Db, IdbConnection, type RwTx, type StoreName } from './idb-connection';
+import { mark } from './marks';
 import { PageCache } from './page-cache';
 import { writeEntries } from './page-writer';
 import {
@@ -171,18 +172,20 @@ export class IdbReplicaStorage implements ReplicaStorage {
     let p = this.indexLoads.get(bucket);
     if (p === undefined) {
       p = this.run('load index', async (db) => {
-        const tx = db.transaction(['pages', 'deltas'], 'readonly');
+        const tx = db.transaction(['pageIndex', 'pages', 'deltas'], 'readonly');
         const range = pageRange(bucket);
-        const [keys, deltas] = await Promise.all([
-          tx.objectStore('pages').getAllKeys(range),
+        const [stored, deltas] = await Promise.all([
+          tx.objectStore('pageIndex').get(bucket),
           tx.objectStore('deltas').getAll(range),
         ]);
+        // A bucket with no index record has no pages (every commit that adds one writes it).
         const index = new BucketIndex(
-          keys.map((k) => k[1]),
+          stored ?? [],
           new Map(deltas.flat().map((t) => [t[0], decodeTuple(t)])),
         );
         // Commits load the index first and are serialized, so none can have changed it meanwhile.
         this.indexes.set(bucket, index);
+        mark('page index');
         return index;
       });
       this.indexLoads.set(bucket, p);
@@ -351,6 +354,11 @@ export class IdbReplicaStorage implements ReplicaStorage {
             puts,
           );
         }
+        if (plan !== undefined && index !== undefined && plan.firsts !== index.firsts)
+          void tx
+            .objectStore('pageIndex')
+            .put(plan.firsts, bucket)
+            .catch(() => undefined);
         this.writeRest(tx, batch);
       } catch (e) {
         abortQuietly(tx);
@@ -409,11 +417,19 @@ export class IdbReplicaStorage implements ReplicaStorage {
       kept.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
       const pages = kept.length === 0 ? [] : splitPage('', kept.map(encodeTuple));
       await this.run('resetBucket', async (db) => {
-        const tx = db.transaction(['pages', 'deltas', 'buckets'], 'readwrite', { durability: 'relaxed' });
+        const tx = db.transaction(['pages', 'deltas', 'pageIndex', 'buckets'], 'readwrite', {
+          durability: 'relaxed',
+        });
         const quiet = (p: Promise<unknown>) => void p.catch(() => undefined);
         const store = tx.objectStore('pages');
         quiet(store.delete(pageRange(bucket)));
         quiet(tx.objectStore('deltas').delete(pageRange(bucket)));
+        quiet(
+          tx.objectStore('pageIndex').put(
+            pages.map((p) => p.first),
+            bucket,
+          ),
+        );
         for (const p of pages) quiet(store.put({ t: p.tuples as StoredTuple[] }, [bucket, p.first]));
         quiet(tx.objectStore('buckets').put(meta));
         await tx.done;
@@ -462,7 +478,7 @@ function touchesOutbox(batch: StorageBatch): boolean {
  */
 function storesOf(batch: StorageBatch, entries: boolean): StoreName[] {
   const stores: StoreName[] = [];
-  if (entries) stores.push('pages', 'deltas');
+  if (entries) stores.push('pages', 'deltas', 'pageIndex');
   if (touchesOutbox(batch)) stores.push('outbox');
   if (batch.meta !== undefined) stores.push('buckets');
   if (batch.clock !== undefined) stores.push('identity');
