@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -27,6 +27,7 @@ interface RunningRelay {
   httpUrl: string;
   wsUrl: string;
   stop(): Promise<void>;
+  dir: string;
 }
 
 let built: Promise<string> | undefined;
@@ -47,8 +48,11 @@ function buildPage(): Promise<string> {
   return built;
 }
 
-async function startRelay(staticDir: string): Promise<RunningRelay> {
-  const dir = mkdtempSync(join(tmpdir(), 'mittsync-peer-bench-'));
+async function startRelay(
+  staticDir: string,
+  opts: { dir?: string; profile?: boolean; keep?: boolean } = {},
+): Promise<RunningRelay> {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'mittsync-peer-bench-'));
   const limits = [
     'connectionsPerAddressPerMinute=1000000',
     'httpRequestsPerAddressPerMinute=1000000',
@@ -57,6 +61,10 @@ async function startRelay(staticDir: string): Promise<RunningRelay> {
   const child: ChildProcess = spawn(
     process.execPath,
     [
+      // RELAY_PROFILE=DIR: the relay writes a CPU profile there when it stops.
+      ...(process.env.RELAY_PROFILE === undefined || opts.profile !== true
+        ? []
+        : ['--cpu-prof', '--cpu-prof-interval', '200', '--cpu-prof-dir', process.env.RELAY_PROFILE]),
       relayBin,
       'relay',
       '--port',
@@ -82,11 +90,12 @@ async function startRelay(staticDir: string): Promise<RunningRelay> {
   return {
     httpUrl,
     wsUrl: `${httpUrl.replace(/^http/, 'ws')}/v1/sync`,
+    dir,
     stop: async () => {
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
       await exited;
-      rmSync(dir, { recursive: true, force: true });
+      if (opts.keep !== true) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
@@ -185,6 +194,45 @@ async function openPage(browser: Browser, relay: RunningRelay): Promise<Page> {
   return page;
 }
 
+/**
+ * CPU seconds used so far by the processes whose command line matches `pattern`, by kind
+ * (Linux /proc; for PEER_DEBUG breakdowns only). Kinds: the relay, and Chromium's processes
+ * by `--type=` (browser, renderer, utility, gpu-process...).
+ */
+function cpuByProcess(): Map<string, number> {
+  const out = new Map<string, number>();
+  let dirs: string[] = [];
+  try {
+    dirs = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return out;
+  }
+  for (const pid of dirs) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+      let kind: string | undefined;
+      if (cmd.includes('mittsync.mjs relay')) kind = 'relay';
+      else if (/chrom/i.test(cmd)) kind = `chromium ${/--type=(\S+)/.exec(cmd)?.[1] ?? 'browser'}`;
+      if (kind === undefined) continue;
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ticks = Number(f[11]) + Number(f[12]);
+      out.set(kind, (out.get(kind) ?? 0) + ticks / 100);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return out;
+}
+
+function cpuDelta(before: Map<string, number>, after: Map<string, number>): string {
+  return [...after]
+    .map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const)
+    .filter(([, v]) => v > 0.02)
+    .map(([k, v]) => `${k} ${v.toFixed(2)} s`)
+    .join(', ');
+}
+
 /** A CDP session on the page's SharedWorker (found through the browser's target list). */
 async function workerSession(browser: Browser) {
   const cdp: CDPSession = await browser.newBrowserCDPSession();
@@ -257,13 +305,19 @@ interface JoinResult {
 /** Joins an `n`-key bucket while another replica writes 500 ops/s; verifies a sample of keys. */
 async function joinBucket(n: number): Promise<JoinResult> {
   const dist = await buildPage();
-  const relay = await startRelay(dist);
+  let relay = await startRelay(dist, { keep: process.env.RELAY_PROFILE !== undefined });
   const browser = await launch();
   try {
     const bucket = 'join';
     await seed(relay, bucket, n);
+    if (process.env.RELAY_PROFILE !== undefined) {
+      // Profile the join only: restart the relay on the seeded data with the profiler on.
+      await relay.stop();
+      relay = await startRelay(dist, { dir: relay.dir, profile: true });
+    }
     const stopWriter = await backgroundWriter(relay, bucket, n, 500);
     const page = await openPage(browser, relay);
+    const cpuBefore = cpuByProcess();
     const joined = page.evaluate(
       (b) => (globalThis as unknown as PageApi).mittsyncBench.join(b, 'bench-join'),
       bucket,
@@ -284,7 +338,10 @@ async function joinBucket(n: number): Promise<JoinResult> {
       writeFileSync(profile, JSON.stringify(r?.profile ?? null));
     }
     await worker.detach();
-    if (process.env.PEER_DEBUG) console.error(log.join('\n'));
+    if (process.env.PEER_DEBUG) {
+      console.error(log.join('\n'));
+      console.error(`CPU during the join: ${cpuDelta(cpuBefore, cpuByProcess())}`);
+    }
     await stopWriter();
     const sample = Array.from({ length: 200 }, (_, i) => key(Math.floor((i * n) / 200)));
     const got = await page.evaluate(

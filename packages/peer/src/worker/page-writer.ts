@@ -1,7 +1,15 @@
 import type { Entry } from '@mittsync/core';
 import { type BucketIndex, DELTA_LIMIT } from './bucket-index';
 import type { PageCache } from './page-cache';
-import { encodeTuple, mergeSorted, type Page, type PageRecord, type StoredTuple, splitPage } from './pages';
+import {
+  encodeTuple,
+  mergeSorted,
+  type Page,
+  type PageRecord,
+  pageIndexOf,
+  type StoredTuple,
+  splitPage,
+} from './pages';
 
 /** The parts of the idb stores used here (the schema lives in idb-storage.ts). */
 export interface PagesStore {
@@ -38,12 +46,21 @@ export async function writeEntries(
   cache: PageCache,
   puts: readonly Entry[],
 ): Promise<WritePlan> {
+  // `puts` are sorted: find each one's page by walking forward from the previous one's (one
+  // binary search per page touched, not per entry).
   const groups = new Map<string, Entry[]>();
+  const pageFirsts = index.firsts;
+  let at = -1;
+  let group: Entry[] | undefined;
   for (const e of puts) {
-    const home = index.home(e.key);
-    const g = groups.get(home);
-    if (g === undefined) groups.set(home, [e]);
-    else g.push(e);
+    const next = pageFirsts[at + 1];
+    if (group === undefined || (next !== undefined && e.key >= next)) {
+      at = Math.max(0, pageIndexOf(pageFirsts, e.key));
+      const home = pageFirsts.length === 0 ? '' : (pageFirsts[at] as string);
+      group = [];
+      groups.set(home, group);
+    }
+    group.push(e);
   }
   const deltaPuts: Entry[] = [];
   const fold: string[] = [];
