@@ -1,5 +1,7 @@
 import { Packr } from 'msgpackr';
 import { MittsyncError } from './errors';
+import type { Entry } from './model';
+import { encodePageFrame, packedValueOf } from './packed';
 
 /**
  * The wire codec: MessagePack (msgpackr) in plain, self-contained frames: every frame
@@ -73,6 +75,18 @@ function expand(msg: unknown): unknown {
 
 /** Encodes a message into one frame. */
 export function encodeFrame(msg: unknown, format: WireFormat = 'msgpack'): Uint8Array {
+  const m = msg as Obj;
+  if (format === 'msgpack' && m.type === 'page' && Array.isArray(m.entries)) {
+    const entries = m.entries as Entry[];
+    // Entries straight from a store that keeps values packed: copy the values, don't re-encode.
+    if (
+      entries.length > 0 &&
+      entries.every(
+        (e) => typeof e === 'object' && e !== null && (e.deleted || packedValueOf(e) !== undefined),
+      )
+    )
+      return encodePageFrame({ ...m, entries: null }, entries);
+  }
   const wire = compact(msg);
   if (format === 'json') return new TextEncoder().encode(JSON.stringify(wire));
   return packr.pack(wire);

@@ -1,6 +1,7 @@
 import type { Checksum } from './checksum';
 import type { Hlc } from './hlc';
 import type { Entry } from './model';
+import type { packedEntry } from './packed';
 
 /** Durable state of one bucket on the relay, besides its entries. */
 export interface HostMeta {
@@ -32,6 +33,11 @@ export interface HostStore {
   setReceived(origin: string, originSeq: number): void;
   /** Entries with `seq > since` and `after < key <= until`, in key order, at most `limit`. */
   scan(since: number, after: string | undefined, until: string | undefined, limit: number): Entry[];
+  /**
+   * The same as `scan`, for page frames only: a store that keeps values as MessagePack may
+   * return {@link packedEntry}s, whose bytes go into the frame without being decoded.
+   */
+  pageScan?(since: number, after: string | undefined, until: string | undefined, limit: number): Entry[];
   /** Up to `parts - 1` keys splitting the bucket into ranges of similar size. */
   splitKeys(parts: number): string[];
   /** Number of entries (tombstones included). */

@@ -313,7 +313,13 @@ export class BucketHost {
       return { type: 'reset', bucket: this.bucket, subId: -1, epoch: this.meta.epoch, reason: 'horizon' };
     }
     const limit = Math.min(req.limit, 10_000);
-    const entries = this.store.scan(req.since, req.after, req.until, limit);
+    const entries = (this.store.pageScan ?? this.store.scan).call(
+      this.store,
+      req.since,
+      req.after,
+      req.until,
+      limit,
+    );
     const last = entries[entries.length - 1];
     return {
       type: 'page',

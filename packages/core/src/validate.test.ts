@@ -54,6 +54,7 @@ describe('inbound validation', () => {
     for (let i = 0; i < 40; i++) deep = [deep];
     expect(() => measureValue(deep)).toThrow(/deeper/);
     expect(() => measureValue(new Date())).toThrow(/non-plain/);
+    expect(() => measureValue(JSON.parse('{"a":{"__proto__":{"x":1}}}'))).toThrow(/__proto__/);
   });
 
   it('rejects malformed relay frames', () => {

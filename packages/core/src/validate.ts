@@ -53,7 +53,8 @@ export function utf8Length(s: string): number {
 
 /**
  * Measures a JSON value's size in bytes (close to its encoded size), rejecting anything that
- * is not JSON (functions, undefined inside arrays, non-finite numbers) or nested too deep.
+ * is not JSON (functions, undefined inside arrays, non-finite numbers), has a `__proto__` key,
+ * or is nested too deep.
  */
 export function measureValue(v: unknown, depth = 0): number {
   if (depth > MAX_VALUE_DEPTH) bad(`value nested deeper than ${MAX_VALUE_DEPTH}`);
@@ -74,6 +75,9 @@ export function measureValue(v: unknown, depth = 0): number {
       }
       const proto = Object.getPrototypeOf(v);
       if (proto !== Object.prototype && proto !== null) bad('value contains a non-plain object');
+      // MessagePack decoders (and plain assignment) treat this key as the prototype: it would
+      // be dropped or worse on the way, so it is refused instead.
+      if (Object.hasOwn(v, '__proto__')) bad('value contains a "__proto__" key');
       for (const k in v) n += utf8Length(k) + 5 + measureValue((v as Record<string, unknown>)[k], depth + 1);
       return n;
     }

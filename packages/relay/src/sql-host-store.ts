@@ -1,5 +1,5 @@
 import type { Entry, Hlc, HostMeta, HostStore, SqlDriver, Value } from '@mittsync/core';
-import { MittsyncError } from '@mittsync/core';
+import { MittsyncError, packedEntry } from '@mittsync/core';
 import { Packr } from 'msgpackr';
 
 /**
@@ -89,6 +89,12 @@ interface BucketRow extends Record<string, unknown> {
 function rowToEntry(r: EntryRow): Entry {
   if (r.deleted) return { key: r.key, hlc: r.hlc, seq: r.seq, deleted: true };
   return { key: r.key, hlc: r.hlc, seq: r.seq, value: packr.unpack(r.value as Uint8Array) as Value };
+}
+
+/** A row whose value stays in its stored MessagePack until read (pages copy it into frames). */
+function rowToPackedEntry(r: EntryRow): Entry {
+  if (r.deleted) return { key: r.key, hlc: r.hlc, seq: r.seq, deleted: true };
+  return packedEntry(r.key, r.hlc, r.seq, r.value as Uint8Array);
 }
 
 const COLS = 'key, hlc, seq, deleted, value';
@@ -208,6 +214,19 @@ export class SqlHostStore implements HostStore {
   }
 
   scan(since: number, after: string | undefined, until: string | undefined, limit: number): Entry[] {
+    return this.rows(since, after, until, limit).map(rowToEntry);
+  }
+
+  pageScan(since: number, after: string | undefined, until: string | undefined, limit: number): Entry[] {
+    return this.rows(since, after, until, limit).map(rowToPackedEntry);
+  }
+
+  private rows(
+    since: number,
+    after: string | undefined,
+    until: string | undefined,
+    limit: number,
+  ): EntryRow[] {
     // A resume asks for the few entries changed since its checkpoint: walk the seq index and
     // sort those, instead of the whole bucket in key order. Joins walk the key order.
     const dirty = this.head - since;
@@ -231,7 +250,7 @@ export class SqlHostStore implements HostStore {
             until,
             limit,
           );
-    return rows.map(rowToEntry);
+    return rows;
   }
 
   splitKeys(parts: number): string[] {
