@@ -37,22 +37,53 @@ export interface LiveResult<T> {
 
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 
-/** One key's state: its version and its value, decoded from `raw[start..end]` on first use. */
+/**
+ * One key's state, updated in place by later deliveries: its version (a range of a batch's
+ * version string, compared without slicing it out) and its value (a range of a batch's value
+ * bytes, decoded on first read). Slots live as long as their key, so they are allocated once
+ * per key: a stream of deliveries then leaves only short-lived garbage behind, which keeps
+ * the collector's pauses short on the main thread.
+ */
 interface Slot {
-  hlc: string;
+  h: string;
+  hAt: number;
+  hLen: number;
   deleted: boolean;
-  raw: Uint8Array | null;
+  raw: Uint8Array;
   start: number;
   end: number;
   value: unknown;
+  decoded: boolean;
 }
 
-function decoded(slot: Slot): unknown {
-  if (slot.raw !== null) {
+const NO_BYTES = new Uint8Array(0);
+
+function slotValue(slot: Slot): unknown {
+  if (!slot.decoded) {
     slot.value = unpackr.unpack(slot.raw.subarray(slot.start, slot.end));
-    slot.raw = null;
+    slot.decoded = true;
   }
   return slot.value;
+}
+
+/** Compares `a[aAt..aAt+aLen)` with `b[bAt..bAt+bLen)` as strings compare, without slicing. */
+function compareRanges(a: string, aAt: number, aLen: number, b: string, bAt: number, bLen: number): number {
+  const n = Math.min(aLen, bLen);
+  for (let i = 0; i < n; i++) {
+    const d = a.charCodeAt(aAt + i) - b.charCodeAt(bAt + i);
+    if (d !== 0) return d;
+  }
+  return aLen - bLen;
+}
+
+/** What one delivery changed: indexes into its batch, with where each key starts. */
+interface Taken {
+  cols: EntryColumns;
+  /** Indexes (into the batch) of the entries that changed something. */
+  idx: Uint32Array;
+  /** Where each changed entry's key starts in `cols.k`. */
+  keyAt: Uint32Array;
+  n: number;
 }
 
 /**
@@ -67,67 +98,95 @@ export class LiveQueryState<T> {
   snapshot(cols: EntryColumns): LiveResult<T> {
     this.slots = new Map();
     this.live = 0;
-    return this.view(true, this.take(cols, 'initial'));
+    return this.view(true, this.take(cols), 'initial');
   }
 
   apply(cols: EntryColumns, source: 'local' | 'remote'): LiveResult<T> | null {
-    const changed = this.take(cols, source);
-    return changed.length === 0 ? null : this.view(false, changed);
+    const taken = this.take(cols);
+    return taken.n === 0 ? null : this.view(false, taken, source);
   }
 
-  /** Applies the newer entries of a batch; returns the slots that changed, with their keys. */
-  private take(cols: EntryColumns, source: Change<T>['source']): [string, Slot, Change<T>['source']][] {
+  /** Applies the newer entries of a batch; returns which of them changed something. */
+  private take(cols: EntryColumns): Taken {
     const { k, kl, h, hl, x, v, o } = cols;
-    const changed: [string, Slot, Change<T>['source']][] = [];
+    const count = kl.length;
+    const idx = new Uint32Array(count);
+    const keyAt = new Uint32Array(count);
+    let n = 0;
     let ka = 0;
     let ha = 0;
-    for (let i = 0; i < kl.length; i++) {
-      const key = k.slice(ka, ka + (kl[i] as number));
-      const hlc = h.slice(ha, ha + (hl[i] as number));
-      ka += kl[i] as number;
-      ha += hl[i] as number;
+    for (let i = 0; i < count; i++) {
+      const kLen = kl[i] as number;
+      const hLen = hl[i] as number;
+      const key = k.slice(ka, ka + kLen);
       const cur = this.slots.get(key);
-      if (cur !== undefined && cur.hlc >= hlc) continue;
-      const deleted = x[i] === 1;
-      if (cur === undefined || cur.deleted) {
-        if (!deleted) this.live++;
-      } else if (deleted) this.live--;
-      const slot: Slot = {
-        hlc,
-        deleted,
-        raw: deleted ? null : v,
-        start: i === 0 ? 0 : (o[i - 1] as number),
-        end: o[i] as number,
-        value: undefined,
-      };
-      this.slots.set(key, slot);
-      changed.push([key, slot, source]);
+      if (cur === undefined || compareRanges(cur.h, cur.hAt, cur.hLen, h, ha, hLen) < 0) {
+        const deleted = x[i] === 1;
+        const start = i === 0 ? 0 : (o[i - 1] as number);
+        const end = o[i] as number;
+        if (cur === undefined) {
+          if (!deleted) this.live++;
+          this.slots.set(key, {
+            h,
+            hAt: ha,
+            hLen,
+            deleted,
+            raw: deleted ? NO_BYTES : v,
+            start,
+            end,
+            value: undefined,
+            decoded: false,
+          });
+        } else {
+          if (cur.deleted && !deleted) this.live++;
+          else if (!cur.deleted && deleted) this.live--;
+          cur.h = h;
+          cur.hAt = ha;
+          cur.hLen = hLen;
+          cur.deleted = deleted;
+          cur.raw = deleted ? NO_BYTES : v;
+          cur.start = start;
+          cur.end = end;
+          cur.value = undefined;
+          cur.decoded = false;
+        }
+        idx[n] = i;
+        keyAt[n] = ka;
+        n++;
+      }
+      ka += kLen;
+      ha += hLen;
     }
-    return changed;
+    return { cols, idx, keyAt, n };
   }
 
-  private view(initial: boolean, changed: [string, Slot, Change<T>['source']][]): LiveResult<T> {
+  private view(initial: boolean, taken: Taken, source: Change<T>['source']): LiveResult<T> {
     const slots = this.slots;
     let changes: Change<T>[] | undefined;
     return {
       initial,
       get changes() {
-        changes ??= changed.map(([key, slot, source]) =>
-          slot.deleted
-            ? { key, deleted: true, source }
-            : { key, value: decoded(slot) as T, deleted: false, source },
-        );
+        // Built from the delivery's own batch, so later deliveries don't change it.
+        changes ??= Array.from({ length: taken.n }, (_, j) => {
+          const { k, kl, x, v, o } = taken.cols;
+          const i = taken.idx[j] as number;
+          const at = taken.keyAt[j] as number;
+          const key = k.slice(at, at + (kl[i] as number));
+          if (x[i] === 1) return { key, deleted: true, source };
+          const value = unpackr.unpack(v.subarray(i === 0 ? 0 : (o[i - 1] as number), o[i] as number)) as T;
+          return { key, value, deleted: false, source };
+        });
         return changes;
       },
-      count: changed.length,
+      count: taken.n,
       size: this.live,
       get: (key) => {
         const s = slots.get(key);
-        return s === undefined || s.deleted ? undefined : (decoded(s) as T);
+        return s === undefined || s.deleted ? undefined : (slotValue(s) as T);
       },
       rows: () => {
         const out: Row<T>[] = [];
-        for (const [key, s] of slots) if (!s.deleted) out.push({ key, value: decoded(s) as T });
+        for (const [key, s] of slots) if (!s.deleted) out.push({ key, value: slotValue(s) as T });
         return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
       },
     };

@@ -7,6 +7,8 @@ import { devToken } from '../dev-token';
 
 const relay = location.origin;
 let current: Client | null = null;
+let writer: Client | null = null;
+const live = { delivered: 0, samples: [] as number[] };
 
 function open(name: string, sync?: { pageSize?: number; parallelRanges?: number }): Client {
   current = createClient({ relay, getToken: devToken(relay), name, ...(sync ? { sync } : {}) });
@@ -51,13 +53,13 @@ const api = {
   },
 
   /**
-   * Main-thread time (message handler start to callback end) of each live-query delivery of
-   * `size` changes, over `batches` transactions of `size` writes.
+   * Watches `prefix` in `bucket` and records the main-thread time (message handler start to
+   * callback end) of each delivery of at least `size` changes; another tab writes them (see
+   * {@link writeBatch}), so this tab's main thread only receives.
    */
-  async liveQuery(bucket: string, name: string, batches: number, size: number, materialize = false) {
+  async watchBatches(bucket: string, name: string, size: number, materialize = false) {
     const c = open(name);
     const b = c.bucket<{ n: number; text: string }>(bucket);
-    const samples: number[] = [];
     let full = false;
     const hooked = c as unknown as { onEvents(buf: ArrayBuffer): void };
     const orig = hooked.onEvents.bind(c);
@@ -66,34 +68,44 @@ const api = {
       const t = performance.now();
       orig(buf);
       const dt = performance.now() - t;
-      if (full) samples.push(dt);
+      if (full) live.samples.push(dt);
     };
-    let delivered = 0;
-    let wake: (() => void) | null = null;
-    b.watch({ prefix: 'w/' }, (r) => {
-      if (materialize) void r.changes.length;
-      if (r.count >= size) {
-        full = true;
-        delivered++;
-        wake?.();
-      }
+    let first = true;
+    await new Promise<void>((ready) => {
+      b.watch({ prefix: 'w/' }, (r) => {
+        if (first) {
+          first = false;
+          ready();
+          return;
+        }
+        if (materialize) void r.changes.length;
+        if (r.count >= size) {
+          full = true;
+          live.delivered++;
+        }
+      });
     });
+  },
+
+  /** Deliveries of full batches seen by {@link watchBatches}, and their times. */
+  liveStats() {
+    return { delivered: live.delivered, samples: live.samples.slice() };
+  },
+
+  /** Writes batch `i` of `size` keys under `w/` (from a tab other than the watching one). */
+  async writeBatch(bucket: string, name: string, i: number, size: number) {
+    writer ??= createClient({ relay, getToken: devToken(relay), name });
     const text = 'x'.repeat(80);
-    for (let i = 0; i < batches; i++) {
-      const got = new Promise<void>((r) => {
-        wake = r;
-      });
-      await b.transact((tx) => {
-        for (let k = 0; k < size; k++) tx.put(`w/${String(k).padStart(5, '0')}`, { n: i, text });
-      });
-      await got;
-    }
-    return { samples, delivered };
+    await writer.bucket<{ n: number; text: string }>(bucket).transact((tx) => {
+      for (let k = 0; k < size; k++) tx.put(`w/${String(k).padStart(5, '0')}`, { n: i, text });
+    });
   },
 
   async close() {
     await current?.close();
     current = null;
+    await writer?.close();
+    writer = null;
   },
 };
 
