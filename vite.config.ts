@@ -1,6 +1,13 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { playwright } from '@vitest/browser-playwright';
 import { defineConfig } from 'vitest/config';
 import { CHROMIUM_ARGS, findChromium } from './scripts/chromium.mjs';
+
+// The browser tests' profile directory (see the peer-browser project), removed when the run ends.
+const browserProfile = mkdtempSync(join(tmpdir(), 'mittsync-vitest-profile-'));
+process.on('exit', () => rmSync(browserProfile, { recursive: true, force: true }));
 
 // One vitest run covers every package; each project sees only its own environment.
 export default defineConfig({
@@ -48,6 +55,9 @@ export default defineConfig({
             headless: true,
             provider: playwright({
               launchOptions: { executablePath: findChromium(), args: CHROMIUM_ARGS },
+              // A profile on disk: Playwright's default contexts are off the record, and their
+              // IndexedDB lives in memory. A fresh directory per run, so no run sees another's data.
+              persistentContext: browserProfile,
             }),
             instances: [{ browser: 'chromium' }],
           },
