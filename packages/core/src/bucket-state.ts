@@ -82,7 +82,7 @@ export interface CatchUp {
    */
   kept: Map<string, Version>;
   /** Pages downloaded and waiting to be merged, oldest first (bounded by the ranges in flight). */
-  arrived: { range: RangeCursor; entries: readonly Entry[]; last: boolean }[];
+  arrived: (readonly Entry[])[];
   /** A merge of arrived pages is queued or running. */
   merging: boolean;
   ranges: RangeCursor[];

@@ -814,7 +814,7 @@ export class Replica {
         // to be merged; pages of one range arrive, and are merged, in key order.
         if (res.next === null) r.done = true;
         else r.after = res.next;
-        cu.arrived.push({ range: r, entries: res.entries, last: res.next === null });
+        cu.arrived.push(res.entries);
         this.mergeArrived(b, cu);
         this.pumpRanges(b, cu);
       },
@@ -845,17 +845,11 @@ export class Replica {
       let n = 0;
       let count = 0;
       while (n < cu.arrived.length && (n === 0 || count < MERGE_BATCH_ENTRIES)) {
-        count += (cu.arrived[n] as CatchUp['arrived'][number]).entries.length;
+        count += (cu.arrived[n] as readonly Entry[]).length;
         n++;
       }
       const batch = cu.arrived.slice(0, n);
-      await this.mergePage(
-        b,
-        cu,
-        batch.length === 1
-          ? (batch[0] as CatchUp['arrived'][number]).entries
-          : batch.flatMap((p) => p.entries),
-      );
+      await this.mergePage(b, cu, batch.length === 1 ? (batch[0] as readonly Entry[]) : batch.flat());
       if (b.catchUp !== cu) return;
       cu.arrived.splice(0, n);
       cu.pages += n;
