@@ -1,22 +1,22 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { spawnRelayProcess } from '@mittsync/relay/node';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const DEMO_DIST = join(ROOT, 'apps', 'demo', 'dist');
-const BIN = join(ROOT, 'packages', 'relay', 'bin', 'mittsync.mjs');
 
 /** One fixed dev secret, so tokens stay valid across a restart (a real relay keeps its key). */
 const DEV_SECRET = 'e2e-dev-secret-0123456789abcdef0123456789abcdef';
 
 /** Limits raised past what a test's reconnect storms and bulk seeding need. */
-const LIMITS = [
-  'connectionsPerAddressPerMinute=100000',
-  'httpRequestsPerAddressPerMinute=1000000',
-  'opsPerConnectionPerSecond=10000000',
-];
+const LIMITS = {
+  connectionsPerAddressPerMinute: 100_000,
+  httpRequestsPerAddressPerMinute: 1_000_000,
+  opsPerConnectionPerSecond: 10_000_000,
+};
 
 /**
  * The state flush waits this long for writers (default 5 s): a loaded CI machine can be slower
@@ -86,51 +86,25 @@ export class RelayProcess {
 
   private async launch(): Promise<void> {
     this.starts++;
-    const args = [
-      BIN,
-      'relay',
-      '--port',
-      String(this.port),
-      '--data',
-      this.dataDir,
-      '--dev',
-      '--static',
-      DEMO_DIST,
-      ...LIMITS.flatMap((l) => ['--limit', l]),
-      '--flush-timeout',
-      FLUSH_TIMEOUT_MS,
-      ...this.extraArgs,
-    ];
-    const child = spawn(process.execPath, args, {
-      cwd: ROOT,
-      env: { ...process.env, MITTSYNC_SECRET: DEV_SECRET },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.child = child;
-    const note = (d: Buffer) => {
-      this.log = (this.log + d.toString()).slice(-20_000);
+    const note = (chunk: string) => {
+      this.log = (this.log + chunk).slice(-20_000);
     };
-    child.stderr?.on('data', note);
-    await new Promise<void>((res, rej) => {
-      let out = '';
-      const onData = (d: Buffer) => {
-        note(d);
-        out += d.toString();
-        if (out.includes('mittsync relay listening on')) {
-          child.stdout?.off('data', onData);
-          child.stdout?.on('data', note);
-          res();
-        }
-      };
-      child.stdout?.on('data', onData);
-      child.once('exit', (code, signal) =>
-        rej(
-          new Error(
-            `relay exited (${code ?? signal}) before listening (start #${this.starts}):\n${this.log}`,
-          ),
-        ),
-      );
-    });
+    try {
+      const relay = await spawnRelayProcess({
+        port: this.port,
+        data: this.dataDir,
+        dev: true,
+        // One fixed secret, so tokens stay valid across a restart (a real relay keeps its key).
+        secret: DEV_SECRET,
+        limits: LIMITS,
+        args: ['--static', DEMO_DIST, '--flush-timeout', FLUSH_TIMEOUT_MS, ...this.extraArgs],
+        cwd: ROOT,
+        onOutput: note,
+      });
+      this.child = relay.child;
+    } catch (e) {
+      throw new Error(`start #${this.starts}: ${e instanceof Error ? e.message : String(e)}`);
+    }
     this.log += `--- relay start #${this.starts} listening\n`;
   }
 

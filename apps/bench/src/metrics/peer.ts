@@ -1,11 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MemoryReplicaStorage, Replica, type Value } from '@mittsync/core';
-import { WebSocketTransport } from '@mittsync/relay/node';
+import { type RelayProcess, spawnRelayProcess, WebSocketTransport } from '@mittsync/relay/node';
 import type { Browser, BrowserContext, CDPSession } from 'playwright';
 import type { BenchApi } from '../../../../packages/peer/src/bench/bench-page';
 import type { Metric } from '../metric';
@@ -17,18 +15,11 @@ import type { Metric } from '../metric';
  * with `performance.now()`.
  */
 
-const require = createRequire(import.meta.url);
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..', '..', '..');
-const relayBin = join(dirname(require.resolve('@mittsync/relay/package.json')), 'bin', 'mittsync.mjs');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface RunningRelay {
-  httpUrl: string;
-  wsUrl: string;
-  stop(): Promise<void>;
-  dir: string;
-}
+type RunningRelay = RelayProcess;
 
 let built: Promise<string> | undefined;
 
@@ -48,56 +39,27 @@ function buildPage(): Promise<string> {
   return built;
 }
 
-async function startRelay(
+/** The relay CLI serving the bench page, with limits no benchmark reaches. */
+function startRelay(
   staticDir: string,
-  opts: { dir?: string; profile?: boolean; keep?: boolean } = {},
+  opts: { data?: string; profile?: boolean } = {},
 ): Promise<RunningRelay> {
-  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'mittsync-peer-bench-'));
-  const limits = [
-    'connectionsPerAddressPerMinute=1000000',
-    'httpRequestsPerAddressPerMinute=1000000',
-    'opsPerConnectionPerSecond=10000000',
-  ];
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [
-      // RELAY_PROFILE=DIR: the relay writes a CPU profile there when it stops.
-      ...(process.env.RELAY_PROFILE === undefined || opts.profile !== true
-        ? []
-        : ['--cpu-prof', '--cpu-prof-interval', '200', '--cpu-prof-dir', process.env.RELAY_PROFILE]),
-      relayBin,
-      'relay',
-      '--port',
-      '0',
-      '--data',
-      dir,
-      '--dev',
-      '--static',
-      staticDir,
-      ...limits.flatMap((l) => ['--limit', l]),
-    ],
-    { stdio: ['ignore', 'pipe', 'ignore'] },
-  );
-  const httpUrl = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m?.[1] !== undefined) resolve(m[1]);
-    });
-    child.once('exit', (code) => reject(new Error(`relay exited with ${code} before listening`)));
-  });
-  return {
-    httpUrl,
-    wsUrl: `${httpUrl.replace(/^http/, 'ws')}/v1/sync`,
-    dir,
-    stop: async () => {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-      if (opts.keep !== true) rmSync(dir, { recursive: true, force: true });
+  return spawnRelayProcess({
+    dev: true,
+    ...(opts.data === undefined ? {} : { data: opts.data }),
+    limits: {
+      connectionsPerAddressPerMinute: 1_000_000,
+      httpRequestsPerAddressPerMinute: 1_000_000,
+      opsPerConnectionPerSecond: 10_000_000,
     },
-  };
+    args: ['--static', staticDir],
+    // RELAY_PROFILE=DIR: the relay writes a CPU profile there when it stops.
+    ...(process.env.RELAY_PROFILE === undefined || opts.profile !== true
+      ? {}
+      : {
+          nodeArgs: ['--cpu-prof', '--cpu-prof-interval', '200', '--cpu-prof-dir', process.env.RELAY_PROFILE],
+        }),
+  });
 }
 
 /** A Node replica on the relay (memory storage), authenticated with a dev token. */
@@ -108,7 +70,7 @@ async function nodeReplica(relay: RunningRelay, id: string): Promise<Replica> {
   };
   return Replica.open({
     storage: new MemoryReplicaStorage(),
-    transport: new WebSocketTransport({ url: relay.wsUrl, getToken }),
+    transport: new WebSocketTransport({ url: relay.url, getToken }),
     replicaId: id,
   });
 }
@@ -298,14 +260,15 @@ interface JoinResult {
 /** Joins an `n`-key bucket while another replica writes 500 ops/s; verifies a sample of keys. */
 async function joinBucket(n: number, runs = 1): Promise<JoinResult> {
   const dist = await buildPage();
-  let relay = await startRelay(dist, { keep: process.env.RELAY_PROFILE !== undefined });
+  const data = mkdtempSync(join(tmpdir(), 'mittsync-peer-bench-'));
+  let relay = await startRelay(dist, { data });
   try {
     const bucket = 'join';
     await seed(relay, bucket, n);
     if (process.env.RELAY_PROFILE !== undefined) {
       // Profile the join only: restart the relay on the seeded data with the profiler on.
       await relay.stop();
-      relay = await startRelay(dist, { dir: relay.dir, profile: true });
+      relay = await startRelay(dist, { data, profile: true });
     }
     const stopWriter = await backgroundWriter(relay, bucket, n, 500);
     try {
@@ -333,6 +296,7 @@ async function joinBucket(n: number, runs = 1): Promise<JoinResult> {
     }
   } finally {
     await relay.stop();
+    rmSync(data, { recursive: true, force: true });
   }
 }
 

@@ -1,11 +1,7 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { decodeFrame, MemoryReplicaStorage, Replica } from '@mittsync/core';
 import { signToken } from '@mittsync/relay';
-import { WebSocketTransport } from '@mittsync/relay/node';
+import { spawnRelayProcess, WebSocketTransport } from '@mittsync/relay/node';
 import { RawClient } from '@mittsync/relay/testing';
 import type { Metric } from '../metric';
 
@@ -16,8 +12,6 @@ import type { Metric } from '../metric';
  */
 
 const secret = 'bench-secret-bench-secret-bench-secret';
-const require = createRequire(import.meta.url);
-const relayBin = join(dirname(require.resolve('@mittsync/relay/package.json')), 'bin', 'mittsync.mjs');
 
 interface RunningRelay {
   url: string;
@@ -26,30 +20,15 @@ interface RunningRelay {
 }
 
 async function startRelay(): Promise<RunningRelay> {
-  const dir = mkdtempSync(join(tmpdir(), 'mittsync-bench-'));
-  const limits = ['connectionsPerAddressPerMinute=1000000', 'opsPerConnectionPerSecond=10000000'];
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [relayBin, 'relay', '--port', '0', '--data', dir, ...limits.flatMap((l) => ['--limit', l])],
-    { env: { ...process.env, MITTSYNC_SECRET: secret }, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const httpUrl = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m?.[1] !== undefined) resolve(m[1]);
-    });
-    child.once('exit', (code) => reject(new Error(`relay exited with ${code} before listening`)));
+  const relay = await spawnRelayProcess({
+    secret,
+    limits: { connectionsPerAddressPerMinute: 1_000_000, opsPerConnectionPerSecond: 10_000_000 },
   });
   return {
-    httpUrl,
-    url: `${httpUrl.replace(/^http/, 'ws')}/v1/sync`,
+    url: relay.url,
+    httpUrl: relay.httpUrl,
     stop: async () => {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-      rmSync(dir, { recursive: true, force: true });
+      await relay.stop();
       // Let the disk finish writing back this run's data, so the next benchmark's fsyncs
       // don't queue behind it (it would otherwise inflate the latency percentiles).
       spawnSync('sync');

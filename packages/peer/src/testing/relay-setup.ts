@@ -3,11 +3,7 @@
  * mode, a temporary data directory) once for the run and provides its URL to the browser
  * tests (`inject('relayUrl')`).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { type RelayProcess, spawnRelayProcess } from '@mittsync/relay/node';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -15,70 +11,17 @@ declare module 'vitest' {
   }
 }
 
-const require = createRequire(import.meta.url);
+/** Limits high enough for tests that open many clients and download in many pages. */
+export const TEST_LIMITS = {
+  connectionsPerAddressPerMinute: 1_000_000,
+  httpRequestsPerAddressPerMinute: 1_000_000,
+  opsPerConnectionPerSecond: 10_000_000,
+};
 
-/** A relay child process on a temporary directory. */
-export interface StartedRelay {
-  httpUrl: string;
-  stop(): Promise<void>;
-}
-
-/** Starts the relay CLI (`mittsync relay --dev`) on a free port; resolves once it listens. */
-export async function startRelay(extraArgs: string[] = []): Promise<StartedRelay> {
-  const bin = join(dirname(require.resolve('@mittsync/relay/package.json')), 'bin', 'mittsync.mjs');
-  const dir = mkdtempSync(join(tmpdir(), 'mittsync-peer-'));
-  const limits = [
-    'connectionsPerAddressPerMinute=1000000',
-    'httpRequestsPerAddressPerMinute=1000000',
-    'opsPerConnectionPerSecond=10000000',
-  ];
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [
-      bin,
-      'relay',
-      '--port',
-      '0',
-      '--data',
-      dir,
-      '--dev',
-      '--cors',
-      '*',
-      ...limits.flatMap((l) => ['--limit', l]),
-      ...extraArgs,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let log = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    log = (log + d.toString()).slice(-4000);
-  });
-  const httpUrl = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m?.[1] !== undefined) resolve(m[1]);
-    });
-    child.once('exit', (code) => reject(new Error(`relay exited with ${code} before listening:\n${log}`)));
-  });
-  return {
-    httpUrl,
-    stop: async () => {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await exited;
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-let relay: StartedRelay | undefined;
+let relay: RelayProcess | undefined;
 
 export async function setup({ provide }: { provide: (key: 'relayUrl', value: string) => void }) {
-  relay = await startRelay();
+  relay = await spawnRelayProcess({ dev: true, limits: TEST_LIMITS, args: ['--cors', '*'] });
   provide('relayUrl', relay.httpUrl);
 }
 

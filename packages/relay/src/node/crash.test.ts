@@ -1,9 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { Replica } from '@mittsync/core';
 import { afterAll, expect, it } from 'vitest';
 import { signToken } from '../auth';
@@ -16,9 +15,8 @@ import {
   relayEntries,
   sleep,
 } from '../testing/harness';
+import { spawnRelayProcess } from './process';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const bin = join(here, '..', '..', 'bin', 'mittsync.mjs');
 const secret = 'crash-test-secret-crash-test-secret';
 const KILLS = Number(process.env.CRASH_KILLS ?? 20);
 
@@ -35,29 +33,14 @@ function freePort(): Promise<number> {
 }
 
 /** Starts the real CLI (the package's bin) as a child process and waits until it listens. */
-function spawnRelay(port: number, dir: string): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    [bin, 'relay', '--port', String(port), '--data', dir, '--limit', 'connectionsPerAddressPerMinute=100000'],
-    { env: { ...process.env, MITTSYNC_SECRET: secret }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('listening on')) {
-        child.stdout?.off('data', onData);
-        resolve(child);
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    child.once('exit', (code, signal) =>
-      reject(new Error(`relay exited (${code ?? signal}) before listening:\n${out}`)),
-    );
+async function spawnRelay(port: number, dir: string): Promise<ChildProcess> {
+  const relay = await spawnRelayProcess({
+    port,
+    data: dir,
+    secret,
+    limits: { connectionsPerAddressPerMinute: 100_000 },
   });
+  return relay.child;
 }
 
 function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {

@@ -9,6 +9,8 @@
  * ```
  */
 
+export type { RelayProcess, RelayProcessOptions } from './process';
+export { RELAY_BIN, spawnRelayProcess } from './process';
 export type { NodeRelay, NodeRelayOptions } from './server';
 export { startNodeRelay } from './server';
 export type { SqliteDriverOptions } from './sqlite-driver';
