@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, chromium } from '@playwright/test';
@@ -16,17 +16,21 @@ function launch(profile: string): Promise<BrowserContext> {
   });
 }
 
-/** SIGKILLs every process of the browser running on `profile` (Linux: found through /proc). */
-function killBrowser(profile: string): number {
+/** SIGKILLs every process of the browser behind `context` (their ids come from the browser itself). */
+async function killBrowser(context: BrowserContext): Promise<number> {
+  const browser = context.browser();
+  if (browser === null) throw new Error('no browser behind the context');
+  const cdp = await browser.newBrowserCDPSession();
+  const { processInfo } = (await cdp.send('SystemInfo.getProcessInfo')) as {
+    processInfo: { type: string; id: number }[];
+  };
   let killed = 0;
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+  for (const { id } of processInfo) {
     try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (!cmd.includes(profile)) continue;
-      process.kill(Number(pid), 'SIGKILL');
+      process.kill(id, 'SIGKILL');
       killed++;
     } catch {
-      // gone meanwhile, or not ours
+      // already gone with the browser process
     }
   }
   return killed;
@@ -38,7 +42,6 @@ test('the browser process SIGKILLed right after writes acked local: they are on 
   bucket,
   openDemo,
 }) => {
-  test.skip(process.platform !== 'linux', 'finds the browser processes through /proc');
   await seed(relay, bucket, 100);
   const profile = mkdtempSync(join(tmpdir(), 'mittsync-e2e-profile-'));
   const contexts: BrowserContext[] = [];
@@ -62,7 +65,7 @@ test('the browser process SIGKILLed right after writes acked local: they are on 
     await tab.put('sku-000013', value, 'local');
     await tab.put('killed-browser-row', { n: 1 }, 'local');
     // No unload, no clean shutdown of IndexedDB: the whole browser dies at once.
-    expect(killBrowser(profile)).toBeGreaterThan(0);
+    expect(await killBrowser(first)).toBeGreaterThan(0);
     await first.close().catch(() => undefined);
 
     // The same profile again, still offline: the writes are read back from disk, pending.

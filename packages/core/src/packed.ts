@@ -12,7 +12,7 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: fal
 
 class PackedEntry {
   readonly #bytes: Uint8Array;
-  #decoded: Value | undefined;
+  #decoded: { value: Value } | undefined;
 
   constructor(
     readonly key: string,
@@ -24,8 +24,9 @@ class PackedEntry {
   }
 
   get value(): Value {
-    this.#decoded ??= packr.unpack(this.#bytes) as Value;
-    return this.#decoded;
+    // Boxed, so a decoded `null` is remembered too.
+    this.#decoded ??= { value: packr.unpack(this.#bytes) as Value };
+    return this.#decoded.value;
   }
 
   /** Plain JSON, value included (the getter alone would be left out). */

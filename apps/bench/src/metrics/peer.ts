@@ -150,9 +150,9 @@ async function launchProfile(dir: string): Promise<BrowserContext> {
 }
 
 /**
- * CPU seconds used so far by the processes whose command line matches `pattern`, by kind
- * (Linux /proc; for PEER_DEBUG breakdowns only). Kinds: the relay, and Chromium's processes
- * by `--type=` (browser, renderer, utility, gpu-process...).
+ * CPU seconds used so far by the relay and by Chromium's processes, by kind (Linux /proc;
+ * for PEER_DEBUG breakdowns only). Kinds: `relay`, and `chromium <--type=>` (browser,
+ * renderer, utility, gpu-process...).
  */
 function cpuByProcess(): Map<string, number> {
   const out = new Map<string, number>();
