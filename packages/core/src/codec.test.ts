@@ -80,8 +80,19 @@ describe('wire codec', () => {
           });
           const fast = encodeFrame(msg(packed));
           const back = validateServerMessage(decodeFrame(fast));
-          expect(back).toEqual(validateServerMessage(decodeFrame(encodeFrame(msg(plain)))));
-          expect(JSON.parse(JSON.stringify(back))).toEqual(JSON.parse(JSON.stringify(msg(plain))));
+          const json = (x: unknown) => JSON.parse(JSON.stringify(x));
+          expect(json(back)).toEqual(json(validateServerMessage(decodeFrame(encodeFrame(msg(plain))))));
+          expect(json(back)).toEqual(json(msg(plain)));
+          // The lazy page decoder reads what msgpackr reads.
+          const slow = packr.unpack(fast) as { entries: unknown[][] };
+          expect(json(back)).toEqual(
+            json({
+              ...slow,
+              entries: slow.entries.map(([key, hlc, seq, d, value]) =>
+                d === 1 ? { key, hlc, seq, deleted: true } : { key, hlc, seq, value },
+              ),
+            }),
+          );
           // Packed entries read like plain ones, and the JSON format decodes their values.
           // (As JSON: MessagePack, like JSON, does not keep -0 apart from 0.)
           expect(JSON.stringify(packed.map((e) => (e.deleted ? null : e.value)))).toBe(
@@ -123,5 +134,20 @@ describe('wire codec', () => {
     expect(() => decodeFrame(new TextEncoder().encode('{nope'), 'json')).toThrowError(
       expect.objectContaining({ code: 'BAD_FRAME' }),
     );
+  });
+
+  it('never decodes a cut-off page frame as a shorter page', () => {
+    const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
+    const entries = Array.from({ length: 5 }, (_, i) =>
+      packedEntry(`k${i}`, encodeHlc(1000 + i, 0, 'rA'), i + 1, packr.pack({ n: i, s: 'é'.repeat(i) })),
+    );
+    const frame = encodeFrame({ type: 'page', bucket: 'b', reqId: 1, entries, next: null });
+    for (let cut = 0; cut < frame.length; cut++) {
+      expect(() => validateServerMessage(decodeFrame(frame.subarray(0, cut)))).toThrowError(
+        expect.objectContaining({ code: 'BAD_FRAME' }),
+      );
+    }
+    const whole = validateServerMessage(decodeFrame(frame)) as { entries: Entry[] };
+    expect(whole.entries.map((e) => e.value)).toEqual(entries.map((e) => e.value));
   });
 });

@@ -1,7 +1,7 @@
 import { Packr } from 'msgpackr';
 import { MittsyncError } from './errors';
 import type { Entry } from './model';
-import { encodePageFrame, packedValueOf } from './packed';
+import { decodePageFrame, encodePageFrame, packedValueOf } from './packed';
 
 /**
  * The wire codec: MessagePack (msgpackr) in plain, self-contained frames: every frame
@@ -73,6 +73,8 @@ function expand(msg: unknown): unknown {
   return m;
 }
 
+const isMapHeader = (b: number | undefined) => b !== undefined && b >= 0x80 && b <= 0x8f;
+
 /** Encodes a message into one frame. */
 export function encodeFrame(msg: unknown, format: WireFormat = 'msgpack'): Uint8Array {
   const m = msg as Obj;
@@ -99,6 +101,11 @@ export function encodeFrame(msg: unknown, format: WireFormat = 'msgpack'): Uint8
 export function decodeFrame(bytes: Uint8Array, format: WireFormat = 'msgpack'): unknown {
   let raw: unknown;
   try {
+    // Page frames (the bulk of a catch-up) keep their values packed until something reads them.
+    if (format === 'msgpack' && isMapHeader(bytes[0])) {
+      const page = decodePageFrame(bytes);
+      if (page !== undefined) return page;
+    }
     raw = format === 'json' ? JSON.parse(new TextDecoder().decode(bytes)) : packr.unpack(bytes);
   } catch (cause) {
     throw new MittsyncError('BAD_FRAME', 'frame could not be decoded', { cause });

@@ -46,7 +46,7 @@ export type { MittBounds } from './mitt';
 export { DEFAULT_MITT_BOUNDS, Mitt } from './mitt';
 export type { Entry, Op, SeqOp, Value } from './model';
 export { approxBytes, mergeEntry, opBytes, opToEntry, wins } from './model';
-export { packedEntry, packedValueOf } from './packed';
+export { packedEntry, packedValueOf, plainEntry } from './packed';
 export type * from './protocol';
 export { CLOSE_CODES, PROTOCOL_VERSION } from './protocol';
 export type {

@@ -1,5 +1,6 @@
 import { upperBound } from './host-store';
 import type { Entry, Op } from './model';
+import { plainEntry } from './packed';
 import type { BucketMeta, ReplicaStorage, ScanQuery, StorageBatch, StoredIdentity } from './storage';
 
 interface MemBucket {
@@ -94,7 +95,8 @@ export class MemoryReplicaStorage implements ReplicaStorage {
     const b = this.bucket(batch.bucket);
     for (const e of batch.puts ?? []) {
       if (!b.entries.has(e.key)) b.sorted = null;
-      b.entries.set(e.key, e);
+      // A packed entry's value is decoded now: this store hands out what it keeps.
+      b.entries.set(e.key, plainEntry(e));
     }
     if (batch.outboxReplace !== undefined) b.outbox = batch.outboxReplace.slice();
     if (batch.outboxAckUpTo !== undefined) {

@@ -49,6 +49,11 @@ export function packedValueOf(e: Entry): Uint8Array | undefined {
   return PackedEntry.bytesOf(e);
 }
 
+/** `e` as a plain object (a packed entry's value decoded), for stores that keep what they get. */
+export function plainEntry(e: Entry): Entry {
+  return PackedEntry.bytesOf(e) === undefined ? e : { key: e.key, hlc: e.hlc, seq: e.seq, value: e.value };
+}
+
 /** A growable byte buffer with the few MessagePack writers a page frame needs. */
 class Writer {
   buf = new Uint8Array(64 * 1024);
@@ -179,4 +184,244 @@ export function encodePageFrame(wire: Record<string, unknown>, entries: readonly
     }
   }
   return w.done();
+}
+
+/** Thrown by {@link Reader} when the bytes are not what the fast path expects. */
+class NotFast extends Error {}
+
+const latin1 = new TextDecoder('latin1');
+const utf8 = new TextDecoder();
+
+/**
+ * Reads the MessagePack that {@link Writer} writes. Anything else (an unexpected type, a
+ * truncated frame) throws {@link NotFast}, and the caller decodes the frame with msgpackr
+ * instead, which then decodes it or reports it malformed.
+ */
+class Reader {
+  pos = 0;
+  private readonly view: DataView;
+
+  constructor(readonly buf: Uint8Array) {
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  private need(n: number): void {
+    if (this.pos + n > this.buf.length) throw new NotFast();
+  }
+
+  byte(): number {
+    this.need(1);
+    return this.buf[this.pos++] as number;
+  }
+
+  /** A non-negative integer as {@link Writer.uint} writes it (or as msgpackr packs one). */
+  uint(): number {
+    const t = this.byte();
+    if (t < 0x80) return t;
+    const v = this.view;
+    let n: number;
+    if (t === 0xcc) {
+      this.need(1);
+      n = v.getUint8(this.pos);
+      this.pos += 1;
+    } else if (t === 0xcd) {
+      this.need(2);
+      n = v.getUint16(this.pos);
+      this.pos += 2;
+    } else if (t === 0xce) {
+      this.need(4);
+      n = v.getUint32(this.pos);
+      this.pos += 4;
+    } else if (t === 0xcb) {
+      this.need(8);
+      n = v.getFloat64(this.pos);
+      this.pos += 8;
+    } else throw new NotFast();
+    return n;
+  }
+
+  /** The byte length of a string whose header is `t`, or -1 if `t` is not a string. */
+  private strLen(t: number): number {
+    if (t >= 0xa0 && t <= 0xbf) return t - 0xa0;
+    const v = this.view;
+    if (t === 0xd9) {
+      this.need(1);
+      return v.getUint8(this.pos++);
+    }
+    if (t === 0xda) {
+      this.need(2);
+      this.pos += 2;
+      return v.getUint16(this.pos - 2);
+    }
+    if (t === 0xdb) {
+      this.need(4);
+      this.pos += 4;
+      return v.getUint32(this.pos - 4);
+    }
+    return -1;
+  }
+
+  str(): string {
+    const len = this.strLen(this.byte());
+    if (len < 0) throw new NotFast();
+    this.need(len);
+    const start = this.pos;
+    const end = start + len;
+    this.pos = end;
+    const b = this.buf;
+    let ascii = true;
+    for (let i = start; i < end; i++) {
+      if ((b[i] as number) >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    // Short ASCII (keys and versions mostly are): cheaper than a TextDecoder call.
+    if (ascii && len <= 64)
+      return String.fromCharCode.apply(null, b.subarray(start, end) as unknown as number[]);
+    return (ascii ? latin1 : utf8).decode(b.subarray(start, end));
+  }
+
+  arrayLen(): number {
+    const t = this.byte();
+    if (t >= 0x90 && t <= 0x9f) return t - 0x90;
+    if (t === 0xdc) {
+      this.need(2);
+      this.pos += 2;
+      return this.view.getUint16(this.pos - 2);
+    }
+    if (t === 0xdd) {
+      this.need(4);
+      this.pos += 4;
+      return this.view.getUint32(this.pos - 4);
+    }
+    throw new NotFast();
+  }
+
+  /** Moves past one value of the kinds an entry's value may hold; returns where it started. */
+  skip(): number {
+    const start = this.pos;
+    let pending = 1; // values still to skip (containers add their elements)
+    while (pending > 0) {
+      pending--;
+      const t = this.byte();
+      if (t < 0x80 || t >= 0xe0 || t === 0xc0 || t === 0xc2 || t === 0xc3) continue;
+      if (t <= 0x8f) {
+        pending += 2 * (t - 0x80);
+        continue;
+      }
+      if (t <= 0x9f) {
+        pending += t - 0x90;
+        continue;
+      }
+      const len = this.strLen(t);
+      if (len >= 0) {
+        this.need(len);
+        this.pos += len;
+        continue;
+      }
+      const v = this.view;
+      switch (t) {
+        case 0xcc:
+        case 0xd0:
+          this.need(1);
+          this.pos += 1;
+          break;
+        case 0xcd:
+        case 0xd1:
+          this.need(2);
+          this.pos += 2;
+          break;
+        case 0xca:
+        case 0xce:
+        case 0xd2:
+          this.need(4);
+          this.pos += 4;
+          break;
+        case 0xcb:
+        case 0xcf:
+        case 0xd3:
+          this.need(8);
+          this.pos += 8;
+          break;
+        case 0xdc:
+          this.need(2);
+          pending += v.getUint16(this.pos);
+          this.pos += 2;
+          break;
+        case 0xdd:
+          this.need(4);
+          pending += v.getUint32(this.pos);
+          this.pos += 4;
+          break;
+        case 0xde:
+          this.need(2);
+          pending += 2 * v.getUint16(this.pos);
+          this.pos += 2;
+          break;
+        case 0xdf:
+          this.need(4);
+          pending += 2 * v.getUint32(this.pos);
+          this.pos += 4;
+          break;
+        default:
+          // Binary, extensions, 0xc1: not what values hold; let msgpackr decide.
+          throw new NotFast();
+      }
+    }
+    return start;
+  }
+
+  /** The next value, decoded by msgpackr (for the few small fields around the entries). */
+  any(): unknown {
+    const start = this.skip();
+    return packr.unpack(this.buf.subarray(start, this.pos));
+  }
+}
+
+/**
+ * Decodes a page frame (mirror of {@link encodePageFrame}) without decoding its values: each
+ * live entry is a {@link packedEntry} over its bytes in `bytes`, decoded only if read. A bulk
+ * download then costs a string per key and version, not an object graph per value. Returns
+ * `undefined` when `bytes` is not a page frame in the expected shape (msgpackr decodes it then).
+ */
+export function decodePageFrame(bytes: Uint8Array): Record<string, unknown> | undefined {
+  const r = new Reader(bytes);
+  try {
+    const t = r.byte();
+    if (t < 0x80 || t > 0x8f) return undefined;
+    const fields = t - 0x80;
+    const msg: Record<string, unknown> = {};
+    let page = false;
+    for (let f = 0; f < fields; f++) {
+      const name = r.str();
+      if (name === '__proto__') return undefined;
+      if (name !== 'entries') {
+        msg[name] = r.any();
+        if (name === 'type') page = msg.type === 'page';
+        if (!page) return undefined; // `type` comes first in every frame we write
+        continue;
+      }
+      if (!page) return undefined;
+      const n = r.arrayLen();
+      const entries: Entry[] = new Array(n);
+      for (let i = 0; i < n; i++) {
+        const len = r.arrayLen();
+        const key = r.str();
+        const hlc = r.str();
+        const seq = r.uint();
+        const deleted = r.byte();
+        if (deleted === 1 && len === 4) entries[i] = { key, hlc, seq, deleted: true };
+        else if (deleted === 0 && len === 5) {
+          const start = r.skip();
+          entries[i] = new PackedEntry(key, hlc, seq, bytes.subarray(start, r.pos));
+        } else return undefined;
+      }
+      msg.entries = entries;
+    }
+    return r.pos === bytes.length && page ? msg : undefined;
+  } catch (e) {
+    if (e instanceof NotFast) return undefined;
+    throw e;
+  }
 }

@@ -395,10 +395,7 @@ async function coldStart(quick: boolean): Promise<number> {
         );
         if (r.rows !== 50) throw new Error(`cold start answered ${r.rows} rows, expected 50`);
         times.push(r.ms);
-        if (process.env.PEER_DEBUG)
-          console.error(
-            `cold start ${r.ms.toFixed(0)} ms: ${r.steps.map(([n, t]) => `${n} ${t}`).join(', ')}`,
-          );
+        if (process.env.PEER_DEBUG) console.error(`cold start ${r.ms.toFixed(0)} ms: ${r.steps.join(', ')}`);
         await p.evaluate(() => (globalThis as unknown as PageApi).mittsyncBench.close());
       } finally {
         await context.close();

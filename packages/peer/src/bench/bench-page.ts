@@ -15,6 +15,16 @@ function open(name: string, sync?: { pageSize?: number; parallelRanges?: number 
   return current;
 }
 
+/** Worker start-up milestones relative to `t0` (createClient; same wall clock), in order. */
+async function workerSteps(c: Client, t0: number): Promise<string[]> {
+  const start = performance.timeOrigin + t0;
+  const { marks } = await c.debug();
+  return Object.entries(marks)
+    .map(([name, at]) => [name, Math.round(at - start)] as const)
+    .sort((a, b) => a[1] - b[1])
+    .map(([name, at]) => `${at} ${name}`);
+}
+
 const api = {
   /** Joins `bucket` on a fresh database: ms from createClient until ready (and committed). */
   async join(bucket: string, name: string, sync?: { pageSize?: number; parallelRanges?: number }) {
@@ -29,7 +39,7 @@ const api = {
     });
     const info = await c.bucket(bucket).whenReady();
     const ms = performance.now() - t0;
-    return { ms, checkpoint: info.checkpoint, log };
+    return { ms, checkpoint: info.checkpoint, log: [...log, ...(await workerSteps(c, t0))] };
   },
 
   /** Reads `keys` through the current client (to verify a join). */
@@ -43,13 +53,7 @@ const api = {
     const c = open(name);
     const rows = await c.bucket(bucket).scan({ limit: 50 });
     const ms = performance.now() - t0;
-    // Worker milestones relative to createClient (same wall clock).
-    const start = performance.timeOrigin + t0;
-    const { marks } = await c.debug();
-    const steps = Object.entries(marks)
-      .map(([name, at]) => [name, Math.round(at - start)] as const)
-      .sort((a, b) => a[1] - b[1]);
-    return { ms, rows: rows.length, steps };
+    return { ms, rows: rows.length, steps: await workerSteps(c, t0) };
   },
 
   /**

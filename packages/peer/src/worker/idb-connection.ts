@@ -1,7 +1,14 @@
-import { type BucketMeta, MittsyncError, type Op, type StoredIdentity } from '@mittsync/core';
+import {
+  type BucketMeta,
+  type Entry,
+  MittsyncError,
+  type Op,
+  type StoredIdentity,
+  type Value,
+} from '@mittsync/core';
 import { type DBSchema, type IDBPDatabase, type IDBPTransaction, openDB } from 'idb';
 import { isConnectionError, toStorageError } from './idb-errors';
-import type { PageRecord, StoredTuple } from './pages';
+import { type PageRecord, pageOf, recordOf } from './pages';
 
 /** The database: one per replica, every bucket in it. */
 export interface Schema extends DBSchema {
@@ -9,7 +16,7 @@ export interface Schema extends DBSchema {
   buckets: { key: string; value: BucketMeta };
   pages: { key: [string, string]; value: PageRecord };
   /** Per page, its entries newer than the page's copy (see bucket-index.ts). */
-  deltas: { key: [string, string]; value: StoredTuple[] };
+  deltas: { key: [string, string]; value: PageRecord };
   /**
    * Per bucket, the sorted first keys of its pages, written with every commit that changes
    * them: listing the page keys instead would read every page (IndexedDB keeps keys and
@@ -27,11 +34,12 @@ export type StoreName = 'identity' | 'buckets' | 'pages' | 'deltas' | 'pageIndex
 export type RwTx = IDBPTransaction<Schema, StoreName[], 'readwrite'>;
 
 /**
- * Schema versions: 1 stored values in pages and deltas as structured-clone objects; 2 stores
- * them as JSON text (see pages.ts) and keeps each bucket's page index in `pageIndex`.
- * Opening a version-1 database converts it in place.
+ * Schema versions: 1 stored pages and deltas as arrays of entry tuples with values as
+ * structured-clone objects; 2 stored the values as JSON text and added each bucket's page
+ * index in `pageIndex`; 3 stores pages and deltas by column, values as MessagePack (see
+ * pages.ts). Opening an older database converts it in place, in the upgrade transaction.
  */
-const VERSION = 2;
+const VERSION = 3;
 
 interface LockManagerLike {
   request(name: string, cb: () => Promise<void>): Promise<void>;
@@ -100,10 +108,8 @@ export class IdbConnection {
             db.createObjectStore('outbox');
             return;
           }
-          if (oldVersion < 2) {
-            db.createObjectStore('pageIndex');
-            await toVersion2(tx);
-          }
+          if (oldVersion < 2) db.createObjectStore('pageIndex');
+          await toVersion3(tx, oldVersion);
         },
         blocking: (_current, next) => {
           // Someone deletes (next === null) or upgrades the database: let them, and stop.
@@ -181,24 +187,37 @@ export class IdbConnection {
   }
 }
 
-/** Converts a version-1 database: values as JSON text, and a page index per bucket. */
-async function toVersion2(tx: IDBPTransaction<Schema, StoreName[], 'versionchange'>): Promise<void> {
-  const convert = (tuples: unknown[][]): StoredTuple[] =>
-    tuples.map((t) =>
-      t[3] === 1
-        ? [t[0] as string, t[1] as string, t[2] as number, 1]
-        : [t[0] as string, t[1] as string, t[2] as number, 0, JSON.stringify(t[4])],
-    );
+/**
+ * Converts a version-1 or -2 database: pages and deltas from entry tuples
+ * (`[key, hlc, seq, 0, value]` or tombstones `[key, hlc, seq, 1]`; the value an object in
+ * version 1, JSON text in version 2) to column records, and (from version 1) a page index per
+ * bucket.
+ */
+async function toVersion3(
+  tx: IDBPTransaction<Schema, StoreName[], 'versionchange'>,
+  oldVersion: number,
+): Promise<void> {
+  const convert = (first: string, tuples: unknown[][]): PageRecord => {
+    const entries: Entry[] = tuples.map((t) => {
+      const [key, hlc, seq] = t as [string, string, number];
+      if (t[3] === 1) return { key, hlc, seq, deleted: true };
+      const value = (oldVersion < 2 ? t[4] : JSON.parse(t[4] as string)) as Value;
+      return { key, hlc, seq, value };
+    });
+    return recordOf(pageOf(first, entries));
+  };
+  const old = (v: unknown) => (v as { t: unknown[][] }).t ?? (v as unknown[][]);
   const firsts = new Map<string, string[]>();
   for (let c = await tx.objectStore('pages').openCursor(); c !== null; c = await c.continue()) {
     const [bucket, first] = c.primaryKey;
     const list = firsts.get(bucket);
     if (list === undefined) firsts.set(bucket, [first]);
     else list.push(first); // cursor order: sorted by [bucket, first]
-    await c.update({ t: convert(c.value.t as unknown as unknown[][]) });
+    await c.update(convert(first, old(c.value)));
   }
-  for (const [bucket, list] of firsts) await tx.objectStore('pageIndex').put(list, bucket);
+  if (oldVersion < 2)
+    for (const [bucket, list] of firsts) await tx.objectStore('pageIndex').put(list, bucket);
   for (let c = await tx.objectStore('deltas').openCursor(); c !== null; c = await c.continue()) {
-    await c.update(convert(c.value as unknown as unknown[][]));
+    await c.update(convert(c.primaryKey[1], old(c.value)));
   }
 }

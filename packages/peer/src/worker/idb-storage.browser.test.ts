@@ -11,6 +11,22 @@ runReplicaStorageTests('IndexedDB (Chromium)', {
   reopen: async (prev) => new IdbReplicaStorage({ name: (prev as IdbReplicaStorage).name }),
 });
 
+/** Creates database `name` at `version` the way an older release did, through the raw API. */
+function oldDatabase(name: string, version: number, fill: (db: IDBDatabase) => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const req = indexedDB.open(name, version);
+    req.onupgradeneeded = () => {
+      req.result.createObjectStore('identity').put({ replicaId: 'rA', clock: null }, 'self');
+      fill(req.result);
+    };
+    req.onsuccess = () => {
+      req.result.close();
+      resolve();
+    };
+    req.onerror = () => reject(req.error);
+  });
+}
+
 describe('IdbReplicaStorage in Chromium', () => {
   it('reports a database deleted underneath as STORAGE_LOST, never as an empty bucket', async () => {
     const lost: string[] = [];
@@ -32,33 +48,23 @@ describe('IdbReplicaStorage in Chromium', () => {
   it('converts a version-1 database (values as objects) in place, keeping the outbox', async () => {
     const name = `v1-${run}`;
     // A version-1 database as the first release wrote it, through the raw API.
-    await new Promise<void>((resolve, reject) => {
-      const req = indexedDB.open(name, 1);
-      req.onupgradeneeded = () => {
-        const db = req.result;
-        db.createObjectStore('identity').put({ replicaId: 'rA', clock: null }, 'self');
-        db.createObjectStore('buckets', { keyPath: 'bucket' });
-        db.createObjectStore('pages').put(
-          {
-            t: [
-              ['a', 'h1', 1, 0, { n: 1, s: 'one' }],
-              ['b', 'h2', 2, 1],
-              ['c', 'h3', 3, 0, 'text'],
-            ],
-          },
-          ['b1', ''],
-        );
-        db.createObjectStore('deltas').put([['d', 'h4', 4, 0, [1, null]]], ['b1', '']);
-        db.createObjectStore('outbox').put(
-          { origin: 'rA', originSeq: 1, key: 'd', kind: 'set', value: [1, null], hlc: 'h4' },
-          ['b1', 1],
-        );
-      };
-      req.onsuccess = () => {
-        req.result.close();
-        resolve();
-      };
-      req.onerror = () => reject(req.error);
+    await oldDatabase(name, 1, (db) => {
+      db.createObjectStore('buckets', { keyPath: 'bucket' });
+      db.createObjectStore('pages').put(
+        {
+          t: [
+            ['a', 'h1', 1, 0, { n: 1, s: 'one' }],
+            ['b', 'h2', 2, 1],
+            ['c', 'h3', 3, 0, 'text'],
+          ],
+        },
+        ['b1', ''],
+      );
+      db.createObjectStore('deltas').put([['d', 'h4', 4, 0, [1, null]]], ['b1', '']);
+      db.createObjectStore('outbox').put(
+        { origin: 'rA', originSeq: 1, key: 'd', kind: 'set', value: [1, null], hlc: 'h4' },
+        ['b1', 1],
+      );
     });
     const s = new IdbReplicaStorage({ name });
     expect((await s.open())?.replicaId).toBe('rA');
@@ -69,6 +75,48 @@ describe('IdbReplicaStorage in Chromium', () => {
       { key: 'd', hlc: 'h4', seq: 4, value: [1, null] },
     ]);
     expect((await s.loadOutbox('b1')).map((o) => o.key)).toEqual(['d']);
+    await s.close();
+  });
+
+  it('converts a version-2 database (values as JSON text) in place, keeping the outbox', async () => {
+    const name = `v2-${run}`;
+    await oldDatabase(name, 2, (db) => {
+      db.createObjectStore('buckets', { keyPath: 'bucket' });
+      const pages = db.createObjectStore('pages');
+      pages.put({ t: [['a', 'h1', 1, 0, '{"n":1,"s":"one"}']] }, ['b1', '']);
+      pages.put(
+        {
+          t: [
+            ['m', 'h2', 2, 1],
+            ['n', 'h3', 3, 0, '"t\u00e9xt"'],
+          ],
+        },
+        ['b1', 'm'],
+      );
+      db.createObjectStore('pageIndex').put(['', 'm'], 'b1');
+      db.createObjectStore('deltas').put([['b', 'h4', 4, 0, '[1,null]']], ['b1', '']);
+      db.createObjectStore('outbox').put(
+        { origin: 'rA', originSeq: 1, key: 'b', kind: 'set', value: [1, null], hlc: 'h4' },
+        ['b1', 1],
+      );
+    });
+    const s = new IdbReplicaStorage({ name });
+    expect((await s.open())?.replicaId).toBe('rA');
+    expect(await s.scan('b1', { includeDeleted: true })).toEqual([
+      { key: 'a', hlc: 'h1', seq: 1, value: { n: 1, s: 'one' } },
+      { key: 'b', hlc: 'h4', seq: 4, value: [1, null] },
+      { key: 'm', hlc: 'h2', seq: 2, deleted: true },
+      { key: 'n', hlc: 'h3', seq: 3, value: 'téxt' },
+    ]);
+    expect(await s.getEntries('b1', ['n', 'b', 'zz'])).toEqual([
+      { key: 'n', hlc: 'h3', seq: 3, value: 'téxt' },
+      { key: 'b', hlc: 'h4', seq: 4, value: [1, null] },
+      undefined,
+    ]);
+    // Writes after the conversion land in the converted pages.
+    await s.commit({ bucket: 'b1', puts: [{ key: 'a', hlc: 'h5', seq: 5, value: { n: 2 } }] });
+    expect((await s.getEntries('b1', ['a']))[0]?.value).toEqual({ n: 2 });
+    expect((await s.loadOutbox('b1')).map((o) => o.key)).toEqual(['b']);
     await s.close();
   });
 

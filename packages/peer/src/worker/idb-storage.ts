@@ -1,12 +1,13 @@
-import type {
-  BucketMeta,
-  Entry,
-  MittsyncError,
-  Op,
-  ReplicaStorage,
-  ScanQuery,
-  StorageBatch,
-  StoredIdentity,
+import {
+  type BucketMeta,
+  type Entry,
+  type MittsyncError,
+  type Op,
+  plainEntry,
+  type ReplicaStorage,
+  type ScanQuery,
+  type StorageBatch,
+  type StoredIdentity,
 } from '@mittsync/core';
 import { BucketIndex } from './bucket-index';
 import { type Db, IdbConnection, type RwTx, type StoreName } from './idb-connection';
@@ -14,15 +15,19 @@ import { mark } from './marks';
 import { PageCache } from './page-cache';
 import { writeEntries } from './page-writer';
 import {
-  decodeTuple,
-  encodeTuple,
+  emptyPage,
+  entryAt,
   findInPage,
+  isTombstoneAt,
   lowerBound,
-  mergeSorted,
+  mergeIntoPage,
   type Page,
   type PageRecord,
+  pageFromRecord,
   pageIndexOf,
-  type StoredTuple,
+  pageOf,
+  plainEntryAt,
+  recordOf,
   splitPage,
 } from './pages';
 
@@ -179,10 +184,12 @@ export class IdbReplicaStorage implements ReplicaStorage {
           tx.objectStore('deltas').getAll(range),
         ]);
         // A bucket with no index record has no pages (every commit that adds one writes it).
-        const index = new BucketIndex(
-          stored ?? [],
-          new Map(deltas.flat().map((t) => [t[0], decodeTuple(t)])),
-        );
+        const byKey = new Map<string, Entry>();
+        for (const rec of deltas) {
+          const page = pageFromRecord('', rec);
+          for (let i = 0; i < page.keys.length; i++) byKey.set(page.keys[i] as string, entryAt(page, i));
+        }
+        const index = new BucketIndex(stored ?? [], byKey);
         // Commits load the index first and are serialized, so none can have changed it meanwhile.
         this.indexes.set(bucket, index);
         mark('page index');
@@ -236,7 +243,7 @@ export class IdbReplicaStorage implements ReplicaStorage {
     });
     missing.forEach((f, i) => {
       const rec = recs[i];
-      const page: Page = { first: f, tuples: rec === undefined ? [] : rec.t };
+      const page = rec === undefined ? emptyPage(f) : pageFromRecord(f, rec);
       out.set(f, page);
       this.cache.offer(bucket, page, version);
     });
@@ -266,10 +273,10 @@ export class IdbReplicaStorage implements ReplicaStorage {
     );
     return keys.map((k) => {
       const d = index.deltas.get(k);
-      if (d !== undefined) return d;
+      if (d !== undefined) return plainEntry(d);
       const page = pages.get(index.home(k));
-      const t = page === undefined ? undefined : findInPage(page, k);
-      return t === undefined ? undefined : decodeTuple(t);
+      const i = page === undefined ? -1 : findInPage(page, k);
+      return page === undefined || i < 0 ? undefined : plainEntryAt(page, i);
     });
   }
 
@@ -291,19 +298,18 @@ export class IdbReplicaStorage implements ReplicaStorage {
       if (firsts.length === 0) return out;
       for (const f of firsts) {
         const own = index.deltasOf(f);
-        const stored = (pages.get(f) as Page).tuples;
-        const tuples = own.length === 0 ? stored : mergeSorted(stored, own.map(encodeTuple));
-        let j = from === undefined ? 0 : lowerBound(tuples, from);
-        for (; j < tuples.length; j++) {
-          const t = tuples[j] as StoredTuple;
-          const key = t[0];
+        const stored = pages.get(f) as Page;
+        const page = own.length === 0 ? stored : mergeIntoPage(stored, own);
+        let j = from === undefined ? 0 : lowerBound(page.keys, from);
+        for (; j < page.keys.length; j++) {
+          const key = page.keys[j] as string;
           if (q.end !== undefined && key >= q.end) return out;
           if (q.prefix !== undefined && !key.startsWith(q.prefix)) {
             if (key > q.prefix) return out;
             continue;
           }
-          if (t[3] === 1 && !q.includeDeleted) continue;
-          out.push(decodeTuple(t));
+          if (!q.includeDeleted && isTombstoneAt(page, j)) continue;
+          out.push(plainEntryAt(page, j));
           if (out.length >= limit) return out;
         }
       }
@@ -415,7 +421,7 @@ export class IdbReplicaStorage implements ReplicaStorage {
     return this.serial(async () => {
       const kept = (await this.getEntries(bucket, keep)).filter((e): e is Entry => e !== undefined);
       kept.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-      const pages = kept.length === 0 ? [] : splitPage('', kept.map(encodeTuple));
+      const pages = kept.length === 0 ? [] : splitPage(pageOf('', kept));
       await this.run('resetBucket', async (db) => {
         const tx = db.transaction(['pages', 'deltas', 'pageIndex', 'buckets'], 'readwrite', {
           durability: 'relaxed',
@@ -430,7 +436,7 @@ export class IdbReplicaStorage implements ReplicaStorage {
             bucket,
           ),
         );
-        for (const p of pages) quiet(store.put({ t: p.tuples as StoredTuple[] }, [bucket, p.first]));
+        for (const p of pages) quiet(store.put(recordOf(p), [bucket, p.first]));
         quiet(tx.objectStore('buckets').put(meta));
         await tx.done;
       });

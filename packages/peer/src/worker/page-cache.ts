@@ -1,4 +1,4 @@
-import type { Page } from './pages';
+import { type Page, sizeOf } from './pages';
 
 /**
  * Decoded pages kept in memory (least recently used out first). The store is the only writer
@@ -44,7 +44,7 @@ export class PageCache {
     const id = PageCache.id(bucket, page.first);
     this.drop(id);
     this.pages.set(id, page);
-    this.entries += page.tuples.length;
+    this.entries += sizeOf(page);
     while (this.entries > this.maxEntries && this.pages.size > 1) {
       this.drop(this.pages.keys().next().value as string);
     }
@@ -54,7 +54,7 @@ export class PageCache {
     const old = this.pages.get(id);
     if (old === undefined) return;
     this.pages.delete(id);
-    this.entries -= old.tuples.length;
+    this.entries -= sizeOf(old);
   }
 
   /** Records a committed change: `written` pages replace what was cached. */

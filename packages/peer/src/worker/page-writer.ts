@@ -2,12 +2,14 @@ import type { Entry } from '@mittsync/core';
 import { type BucketIndex, DELTA_LIMIT } from './bucket-index';
 import type { PageCache } from './page-cache';
 import {
-  encodeTuple,
-  mergeSorted,
+  emptyPage,
+  mergeIntoPage,
   type Page,
   type PageRecord,
+  pageFromRecord,
   pageIndexOf,
-  type StoredTuple,
+  pageOf,
+  recordOf,
   splitPage,
 } from './pages';
 
@@ -18,7 +20,7 @@ export interface PagesStore {
 }
 /** The part of the deltas store used here. */
 export interface DeltasStore {
-  put(value: StoredTuple[], key: [string, string]): Promise<unknown>;
+  put(value: PageRecord, key: [string, string]): Promise<unknown>;
   delete(key: [string, string]): Promise<unknown>;
 }
 
@@ -67,12 +69,8 @@ export async function writeEntries(
   for (const [home, group] of groups) {
     if (index.firsts.length > 0 && group.length + index.deltaCount(home) <= DELTA_LIMIT) {
       // One delta record per page: its deltas, now with these.
-      quiet(
-        deltas.put(mergeSorted(index.deltasOf(home).map(encodeTuple), group.map(encodeTuple)), [
-          bucket,
-          home,
-        ]),
-      );
+      const merged = mergeIntoPage(pageOf(home, index.deltasOf(home)), group);
+      quiet(deltas.put(recordOf(merged), [bucket, home]));
       deltaPuts.push(...group);
     } else fold.push(home);
   }
@@ -83,12 +81,13 @@ export async function writeEntries(
   const written: Page[] = [];
   const added: string[] = [];
   fold.forEach((f, i) => {
-    const stored = cached[i]?.tuples ?? recs[i]?.t ?? [];
-    const own = index.deltasOf(f).map(encodeTuple);
+    const rec = recs[i];
+    const stored = cached[i] ?? (rec === undefined ? emptyPage(f) : pageFromRecord(f, rec));
+    const own = index.deltasOf(f);
     if (own.length > 0) quiet(deltas.delete([bucket, f]));
-    const base = own.length === 0 ? stored : mergeSorted(stored, own);
-    for (const p of splitPage(f, mergeSorted(base, (groups.get(f) as Entry[]).map(encodeTuple)))) {
-      quiet(pages.put({ t: p.tuples as StoredTuple[] }, [bucket, p.first]));
+    const base = own.length === 0 ? stored : mergeIntoPage(stored, own);
+    for (const p of splitPage(mergeIntoPage(base, groups.get(f) as Entry[]))) {
+      quiet(pages.put(recordOf(p), [bucket, p.first]));
       written.push(p);
       if (p.first !== f) added.push(p.first);
     }

@@ -1,0 +1,83 @@
+import { type Entry, packedEntry } from '@mittsync/core';
+import fc from 'fast-check';
+import { Packr } from 'msgpackr';
+import { describe, expect, it } from 'vitest';
+import {
+  entryAt,
+  mergeIntoPage,
+  PAGE_MAX_ENTRIES,
+  type Page,
+  pageFromRecord,
+  pageOf,
+  plainEntryAt,
+  recordOf,
+  splitPage,
+} from './pages';
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
+
+const arbEntry = fc.record({
+  key: fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 }),
+  hlc: fc.string({ minLength: 1, maxLength: 30 }),
+  seq: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+  deleted: fc.boolean(),
+  packed: fc.boolean(),
+  value: fc.jsonValue({ maxDepth: 2 }),
+});
+
+type Arb = typeof arbEntry extends fc.Arbitrary<infer T> ? T : never;
+
+/** Sorted, unique entries; some live ones packed (as downloads arrive), some plain. */
+function entries(raw: Arb[]): Entry[] {
+  const byKey = new Map(raw.map((r) => [r.key, r]));
+  return [...byKey.values()]
+    .sort((a, b) => (a.key < b.key ? -1 : 1))
+    .map((r) =>
+      r.deleted
+        ? { key: r.key, hlc: r.hlc, seq: r.seq, deleted: true }
+        : r.packed
+          ? packedEntry(r.key, r.hlc, r.seq, packr.pack(r.value).slice())
+          : { key: r.key, hlc: r.hlc, seq: r.seq, value: r.value as never },
+    );
+}
+
+const plain = (page: Page) => page.keys.map((_, i) => plainEntryAt(page, i));
+const asJson = (es: readonly Entry[]) => JSON.parse(JSON.stringify(es));
+
+describe('column pages', () => {
+  it('merges puts like a map, keeps values byte for byte, and round-trips through records (property)', () => {
+    fc.assert(
+      fc.property(fc.array(arbEntry, { maxLength: 60 }), fc.array(arbEntry, { maxLength: 60 }), (a, b) => {
+        const base = entries(a);
+        const puts = entries(b);
+        const model = new Map(base.map((e) => [e.key, e]));
+        for (const e of puts) model.set(e.key, e);
+        const want = [...model.values()].sort((x, y) => (x.key < y.key ? -1 : 1));
+        const merged = mergeIntoPage(pageOf('', base), puts);
+        expect(asJson(plain(merged))).toEqual(asJson(want));
+        // Lazily decoded entries read the same as plain ones.
+        expect(asJson(merged.keys.map((_, i) => entryAt(merged, i)))).toEqual(asJson(want));
+        // What is stored reads back as the same page.
+        const back = pageFromRecord('', structuredClone(recordOf(merged)));
+        expect(asJson(plain(back))).toEqual(asJson(want));
+      }),
+    );
+  });
+
+  it('splits an over-full page into even pieces that hold the same entries in order', () => {
+    const es: Entry[] = Array.from({ length: 1300 }, (_, i) => ({
+      key: `k${String(i).padStart(5, '0')}`,
+      hlc: `h${i}`,
+      seq: i,
+      ...(i % 7 === 0 ? { deleted: true as const } : { value: { n: i, s: 'x'.repeat(i % 50) } }),
+    }));
+    const pieces = splitPage(pageOf('', es));
+    expect(pieces.length).toBeGreaterThan(2);
+    expect(pieces[0]?.first).toBe('');
+    for (const p of pieces.slice(1)) expect(p.first).toBe(p.keys[0]);
+    for (const p of pieces) expect(p.keys.length).toBeLessThanOrEqual(PAGE_MAX_ENTRIES);
+    const sizes = pieces.map((p) => p.keys.length);
+    expect(Math.min(...sizes)).toBeGreaterThanOrEqual(Math.max(...sizes) / 2); // no sliver page
+    expect(asJson(pieces.flatMap(plain))).toEqual(asJson(es));
+  });
+});
