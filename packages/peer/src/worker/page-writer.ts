@@ -3,6 +3,7 @@ import { type BucketIndex, DELTA_LIMIT } from './bucket-index';
 import type { PageCache } from './page-cache';
 import {
   emptyPage,
+  mergeAndSplit,
   mergeIntoPage,
   type Page,
   type PageRecord,
@@ -10,7 +11,6 @@ import {
   pageIndexOf,
   pageOf,
   recordOf,
-  splitPage,
 } from './pages';
 
 /** The parts of the idb stores used here (the schema lives in idb-storage.ts). */
@@ -86,7 +86,7 @@ export async function writeEntries(
     const own = index.deltasOf(f);
     if (own.length > 0) quiet(deltas.delete([bucket, f]));
     const base = own.length === 0 ? stored : mergeIntoPage(stored, own);
-    for (const p of splitPage(mergeIntoPage(base, groups.get(f) as Entry[]))) {
+    for (const p of mergeAndSplit(base, groups.get(f) as Entry[])) {
       quiet(pages.put(recordOf(p), [bucket, p.first]));
       written.push(p);
       if (p.first !== f) added.push(p.first);

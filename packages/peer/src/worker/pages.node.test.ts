@@ -4,6 +4,7 @@ import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import {
   entryAt,
+  mergeAndSplit,
   mergeIntoPage,
   PAGE_MAX_ENTRIES,
   type Page,
@@ -79,5 +80,40 @@ describe('column pages', () => {
     const sizes = pieces.map((p) => p.keys.length);
     expect(Math.min(...sizes)).toBeGreaterThanOrEqual(Math.max(...sizes) / 2); // no sliver page
     expect(asJson(pieces.flatMap(plain))).toEqual(asJson(es));
+  });
+
+  it('merges and splits in one pass like a merge then a split (property)', () => {
+    const filler = (i: number, rev: number): Entry =>
+      i % 11 === 0
+        ? { key: `k${String(i).padStart(5, '0')}`, hlc: `h${rev}`, seq: i, deleted: true }
+        : packedEntry(
+            `k${String(i).padStart(5, '0')}`,
+            `h${rev}`,
+            i,
+            packr.pack({ i, s: 'v'.repeat(i % 90) }).slice(),
+          );
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 1500 }),
+        fc.uniqueArray(fc.integer({ min: 0, max: 2000 }), { maxLength: 900 }),
+        (n, picks) => {
+          const base = Array.from({ length: n }, (_, i) => filler(i * 2, 1));
+          const puts = [...picks].sort((a, b) => a - b).map((i) => filler(i, 2));
+          const pieces = mergeAndSplit(pageOf('a', base), puts);
+          const one = mergeIntoPage(pageOf('a', base), puts);
+          expect(asJson(pieces.flatMap(plain))).toEqual(asJson(plain(one)));
+          expect(pieces[0]?.first).toBe('a');
+          for (const p of pieces.slice(1)) expect(p.first).toBe(p.keys[0]);
+          if (pieces.length > 1) {
+            for (const p of pieces) expect(p.keys.length).toBeLessThanOrEqual(PAGE_MAX_ENTRIES);
+            const sizes = pieces.map((p) => p.keys.length);
+            expect(Math.min(...sizes)).toBeGreaterThanOrEqual(Math.max(...sizes) / 2);
+          } else expect(pieces[0]?.keys.length).toBeLessThanOrEqual(PAGE_MAX_ENTRIES);
+          // Each piece's values are exactly its own (what is stored is no bigger than needed).
+          for (const p of pieces) expect(p.vals.length).toBe(p.ends[p.ends.length - 1] ?? 0);
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 });

@@ -19,11 +19,14 @@ import { Packr } from 'msgpackr';
  */
 
 /** A page splits once it holds more than this many entries... */
-export const PAGE_MAX_ENTRIES = 512;
+export const PAGE_MAX_ENTRIES = 1024;
 /** ...or more than this many (approximate) bytes. */
-export const PAGE_MAX_BYTES = 64 * 1024;
+export const PAGE_MAX_BYTES = 60 * 1024;
 /** Target size of the pages a split produces (room to grow before the next split). */
-export const PAGE_SPLIT_ENTRIES = 256;
+export const PAGE_SPLIT_ENTRIES = 512;
+
+/** Target size of the pages a split produces, in the same approximate bytes. */
+export const PAGE_SPLIT_BYTES = 48 * 1024;
 
 /** What is stored in the `pages` object store (and, for a page's deltas, in `deltas`). */
 export interface PageRecord {
@@ -170,100 +173,121 @@ export function findInPage(page: Page, key: string): number {
 
 /**
  * `page` with `puts` (sorted by key, unique) merged in: a put replaces the entry with its key.
- * Returns a new page; the inputs are untouched. Runs of the old page's values are copied in
- * one piece each.
+ * Returns a new page; the inputs are untouched.
  */
 export function mergeIntoPage(page: Page, puts: readonly Entry[]): Page {
-  const old = page.keys;
-  const putBytes = puts.map(valueBytes);
-  let size = page.vals.length;
-  for (const b of putBytes) size += b.length;
-  const keys: string[] = [];
-  const hlcs: string[] = [];
-  const seqs: number[] = [];
-  const ends: number[] = [];
-  const vals = new Uint8Array(size);
-  let at = 0;
-  let i = 0;
-  let j = 0;
-  const copyOld = (upTo: number) => {
-    // Entries i..upTo-1 of the old page, values in one copy.
-    if (upTo <= i) return;
-    const from = startOf(page, i);
-    const to = page.ends[upTo - 1] as number;
-    vals.set(page.vals.subarray(from, to), at);
-    for (let x = i; x < upTo; x++) {
-      keys.push(old[x] as string);
-      hlcs.push(page.hlcs[x] as string);
-      seqs.push(page.seqs[x] as number);
-      ends.push(at + (page.ends[x] as number) - from);
-    }
-    at += to - from;
-    i = upTo;
-  };
-  while (j < puts.length) {
-    const p = puts[j] as Entry;
-    // The old entries before this put, then the put (replacing an equal key).
-    const k = lowerBound(old, p.key);
-    copyOld(Math.max(i, k));
-    if (old[i] === p.key) i++;
-    const b = putBytes[j] as Uint8Array;
-    vals.set(b, at);
-    at += b.length;
-    keys.push(p.key);
-    hlcs.push(p.hlc);
-    seqs.push(p.seq);
-    ends.push(at);
-    j++;
-  }
-  copyOld(old.length);
-  return {
-    first: page.first,
-    keys,
-    hlcs,
-    seqs: Float64Array.from(seqs),
-    vals: at === size ? vals : vals.slice(0, at),
-    ends: Uint32Array.from(ends),
-  };
-}
-
-/** Entries `from..to-1` of `page` as a page of their own starting at `first`. */
-function slicePage(page: Page, first: string, from: number, to: number): Page {
-  const base = startOf(page, from);
-  const ends = page.ends.slice(from, to);
-  for (let i = 0; i < ends.length; i++) ends[i] = (ends[i] as number) - base;
-  return {
-    first,
-    keys: page.keys.slice(from, to),
-    hlcs: page.hlcs.slice(from, to),
-    seqs: page.seqs.slice(from, to),
-    vals: page.vals.slice(base, to === 0 ? 0 : (page.ends[to - 1] as number)),
-    ends,
-  };
-}
-
-function pageBytes(page: Page): number {
-  let bytes = page.vals.length;
-  for (let i = 0; i < page.keys.length; i++)
-    bytes += 24 + (page.keys[i] as string).length + (page.hlcs[i] as string).length;
-  return bytes;
+  return mergePages(page, puts, false)[0] as Page;
 }
 
 /**
- * Splits an over-full page into pages of about {@link PAGE_SPLIT_ENTRIES} entries (fewer
- * when values are big). The first piece keeps `first`, so the page index only gains keys.
+ * Like {@link mergeIntoPage}, but an over-full result comes back split into pages of about
+ * {@link PAGE_SPLIT_ENTRIES} entries (fewer when values are big), built in one pass: no
+ * merged page is made only to be cut up. The first piece keeps `page.first`, so the page
+ * index only gains keys.
+ */
+export function mergeAndSplit(page: Page, puts: readonly Entry[]): Page[] {
+  return mergePages(page, puts, true);
+}
+
+/**
+ * Splits an over-full page into even pieces, so a split never leaves a sliver page behind.
  */
 export function splitPage(page: Page): Page[] {
-  const n = page.keys.length;
-  const bytes = pageBytes(page);
-  if (n <= PAGE_MAX_ENTRIES && bytes <= PAGE_MAX_BYTES) return [page];
-  // Even pieces, so a split never leaves a sliver page behind.
-  const pieces = Math.max(Math.ceil(n / PAGE_SPLIT_ENTRIES), Math.ceil(bytes / (PAGE_MAX_BYTES / 2)));
-  const size = Math.ceil(n / pieces);
-  const pages: Page[] = [];
-  for (let start = 0; start < n; start += size) {
-    const first = start === 0 ? page.first : (page.keys[start] as string);
-    pages.push(slicePage(page, first, start, Math.min(n, start + size)));
+  return mergePages(page, [], true);
+}
+
+function mergePages(page: Page, puts: readonly Entry[], split: boolean): Page[] {
+  const old = page.keys;
+  const putBytes = puts.map(valueBytes);
+  // The merged order, as sources: old entry i (i >= 0) or put j (-1 - j).
+  const order = new Int32Array(old.length + puts.length);
+  let n = 0;
+  let bytes = 0;
+  let i = 0;
+  const takeOld = (upTo: number) => {
+    for (; i < upTo; i++) {
+      order[n++] = i;
+      bytes += 24 + (old[i] as string).length + (page.hlcs[i] as string).length;
+    }
+  };
+  puts.forEach((p, j) => {
+    takeOld(Math.max(i, lowerBound(old, p.key)));
+    if (old[i] === p.key) i++;
+    order[n++] = -1 - j;
+    bytes += 24 + p.key.length + p.hlc.length;
+  });
+  takeOld(old.length);
+  for (let x = 0; x < n; x++) {
+    const src = order[x] as number;
+    bytes +=
+      src >= 0 ? (page.ends[src] as number) - startOf(page, src) : (putBytes[-1 - src] as Uint8Array).length;
   }
-  return pages;
+  let pieces = 1;
+  if (split && (n > PAGE_MAX_ENTRIES || bytes > PAGE_MAX_BYTES))
+    pieces = Math.max(Math.ceil(n / PAGE_SPLIT_ENTRIES), Math.ceil(bytes / PAGE_SPLIT_BYTES));
+  const size = Math.max(1, Math.ceil(n / pieces));
+  const out: Page[] = [];
+  for (let from = 0; from < n || out.length === 0; from += size) {
+    const to = Math.min(n, from + size);
+    out.push(build(page, puts, putBytes, order, from, to));
+  }
+  return out;
+}
+
+/** The page of merged positions `from..to-1` (see mergePages). */
+function build(
+  page: Page,
+  puts: readonly Entry[],
+  putBytes: readonly Uint8Array[],
+  order: Int32Array,
+  from: number,
+  to: number,
+): Page {
+  const len = to - from;
+  let total = 0;
+  for (let x = from; x < to; x++) {
+    const src = order[x] as number;
+    total +=
+      src >= 0 ? (page.ends[src] as number) - startOf(page, src) : (putBytes[-1 - src] as Uint8Array).length;
+  }
+  const keys: string[] = new Array(len);
+  const hlcs: string[] = new Array(len);
+  const seqs = new Float64Array(len);
+  const ends = new Uint32Array(len);
+  const vals = new Uint8Array(total);
+  let at = 0;
+  let x = from;
+  while (x < to) {
+    const src = order[x] as number;
+    const o = x - from;
+    if (src < 0) {
+      const p = puts[-1 - src] as Entry;
+      const b = putBytes[-1 - src] as Uint8Array;
+      vals.set(b, at);
+      at += b.length;
+      keys[o] = p.key;
+      hlcs[o] = p.hlc;
+      seqs[o] = p.seq;
+      ends[o] = at;
+      x++;
+      continue;
+    }
+    // A run of consecutive old entries: their values in one copy.
+    let y = x + 1;
+    while (y < to && order[y] === (order[y - 1] as number) + 1) y++;
+    const last = src + (y - x) - 1;
+    const base = startOf(page, src);
+    const stop = page.ends[last] as number;
+    vals.set(page.vals.subarray(base, stop), at);
+    for (let s = src; s <= last; s++, x++) {
+      const q = x - from;
+      keys[q] = page.keys[s] as string;
+      hlcs[q] = page.hlcs[s] as string;
+      seqs[q] = page.seqs[s] as number;
+      ends[q] = at + (page.ends[s] as number) - base;
+    }
+    at += stop - base;
+  }
+  const first = from === 0 ? page.first : (keys[0] as string);
+  return { first, keys, hlcs, seqs, vals, ends };
 }
