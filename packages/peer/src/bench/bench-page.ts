@@ -4,6 +4,7 @@
  */
 import { type Client, createClient } from '../client';
 import { devToken } from '../dev-token';
+import { emptyPage, mergeAndSplit, recordOf } from '../worker/pages';
 
 const relay = location.origin;
 let current: Client | null = null;
@@ -103,6 +104,43 @@ const api = {
     await writer.bucket<{ n: number; text: string }>(bucket).transact((tx) => {
       for (let k = 0; k < size; k++) tx.put(`w/${String(k).padStart(5, '0')}`, { n: i, text });
     });
+  },
+
+  /**
+   * No sync: writes `n` entries like the join's (~100-byte values, 2,000 per transaction, in
+   * the peer's page records) straight into a fresh IndexedDB database, and returns the ms spent
+   * in transactions only (building the records is not timed): what any join that stores in
+   * IndexedDB spends at least, on this browser and machine.
+   */
+  async idbFloor(n: number) {
+    const db = await new Promise<IDBDatabase>((resolve, reject) => {
+      const req = indexedDB.open(`floor-${n}`, 1);
+      req.onupgradeneeded = () => req.result.createObjectStore('pages');
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => reject(req.error);
+    });
+    let ms = 0;
+    for (let start = 0; start < n; start += 2000) {
+      const entries = [];
+      for (let i = start; i < Math.min(n, start + 2000); i++) {
+        const key = `k${String(i).padStart(7, '0')}`;
+        const value = { name: `item ${i}`, qty: i % 1000, rev: 0, note: 'n'.repeat(56) };
+        entries.push({ key, hlc: `${(1e12 + i).toString(16)}0000abcdefgh`, seq: i + 1, value });
+      }
+      const records = mergeAndSplit(emptyPage(entries[0]?.key ?? ''), entries).map(
+        (p) => [p.first, recordOf(p)] as const,
+      );
+      const t = performance.now();
+      const tx = db.transaction('pages', 'readwrite', { durability: 'relaxed' });
+      for (const [first, rec] of records) tx.objectStore('pages').put(rec, first);
+      await new Promise<void>((resolve, reject) => {
+        tx.oncomplete = () => resolve();
+        tx.onabort = () => reject(tx.error);
+      });
+      ms += performance.now() - t;
+    }
+    db.close();
+    return ms;
   },
 
   async close() {
