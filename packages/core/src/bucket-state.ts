@@ -1,7 +1,7 @@
 import type { Checksum } from './checksum';
 import type { MittsyncError } from './errors';
 import type { Mitt } from './mitt';
-import type { Entry, Op } from './model';
+import type { Entry, Op, Version } from './model';
 import type { DeliverMsg, FlushedMsg } from './protocol';
 import type { BucketMeta } from './storage';
 
@@ -57,10 +57,21 @@ export interface RangeCursor {
   inflight: boolean;
 }
 
-/** What a fresh join needs to know of a stored entry to merge a download over it. */
-export interface Version {
-  hlc: string;
-  deleted?: boolean;
+/**
+ * Keys of a downloaded page that a fresh join has merged: `after < key <= upTo` (`upTo`
+ * undefined: to the end of its range, `until`), as of relay seq `head`.
+ */
+export interface MergedSpan {
+  after: string | undefined;
+  upTo: string | undefined;
+  head: number;
+}
+
+/** A downloaded page waiting to be merged, with the keys it covers (see {@link MergedSpan}). */
+export interface ArrivedPage {
+  entries: readonly Entry[];
+  /** Undefined when the relay did not say as of which seq it read the page. */
+  span: MergedSpan | undefined;
 }
 
 /** Progress of one catch-up (join or resume) on one subscription. */
@@ -82,7 +93,13 @@ export interface CatchUp {
    */
   kept: Map<string, Version>;
   /** Pages downloaded and waiting to be merged, oldest first (bounded by the ranges in flight). */
-  arrived: (readonly Entry[])[];
+  arrived: ArrivedPage[];
+  /**
+   * What a fresh join has merged, for applying held live ops without reading storage: sorted
+   * by `after`, ranges and pages never overlap. Cleared (and not used) once a page came
+   * without a `head`.
+   */
+  merged: MergedSpan[] | null;
   /** A merge of arrived pages is queued or running. */
   merging: boolean;
   ranges: RangeCursor[];

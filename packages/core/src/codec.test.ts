@@ -13,15 +13,31 @@ const arbValue = fc
   .jsonValue({ maxDepth: 4 })
   .filter((v) => !JSON.stringify(v).includes('"__proto__"'))
   .map((v) => v as Value);
-const arbOp = fc.record({
-  origin: fc.constantFrom('rA', 'rB'),
-  originSeq: fc.integer({ min: 1, max: 1e9 }),
-  key: fc.string({ minLength: 1, maxLength: 20 }),
-  kind: fc.constant('set' as const),
-  value: arbValue,
-  hlc: fc.integer({ min: 0, max: 2 ** 40 }).map((w) => encodeHlc(w, 3, 'rA')),
-  seq: fc.integer({ min: 1, max: 1e9 }),
-});
+const arbOp = fc.record(
+  {
+    origin: fc.constantFrom('rA', 'rB'),
+    originSeq: fc.integer({ min: 1, max: 1e9 }),
+    key: fc.string({ minLength: 1, maxLength: 20 }),
+    kind: fc.constant('set' as const),
+    value: arbValue,
+    hlc: fc.integer({ min: 0, max: 2 ** 40 }).map((w) => encodeHlc(w, 3, 'rA')),
+    seq: fc.integer({ min: 1, max: 1e9 }),
+    // What the relay says the key was before the op: absent (null), live, a tombstone, or nothing.
+    prev: fc
+      .option(
+        fc.record(
+          {
+            hlc: fc.integer({ min: 0, max: 2 ** 40 }).map((w) => encodeHlc(w, 1, 'rB')),
+            deleted: fc.constant(true as const),
+          },
+          { requiredKeys: ['hlc'] },
+        ),
+        { nil: undefined, freq: 3 },
+      )
+      .chain((p) => (p === undefined ? fc.constantFrom(undefined, null) : fc.constant(p))),
+  },
+  { requiredKeys: ['origin', 'originSeq', 'key', 'kind', 'value', 'hlc', 'seq'] },
+);
 
 describe('wire codec', () => {
   it('round-trips every message through msgpack and JSON (property)', () => {

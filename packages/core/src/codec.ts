@@ -1,6 +1,6 @@
 import { Packr } from 'msgpackr';
 import { MittsyncError } from './errors';
-import type { Entry } from './model';
+import type { Entry, Version } from './model';
 import { decodePageFrame, encodePageFrame, packedValueOf } from './packed';
 
 /**
@@ -17,7 +17,8 @@ export type WireFormat = 'msgpack' | 'json';
 
 type Obj = Record<string, unknown>;
 
-// Op: [origin, originSeq, key, kind (0 set, 1 del), hlc, value, seq?]
+// Op: [origin, originSeq, key, kind (0 set, 1 del), hlc, value, seq?, prev?]
+// prev: null (absent) or [hlc, 0 live | 1 tombstone]
 function opToTuple(o: Obj): unknown[] {
   const t = [
     o.origin,
@@ -28,6 +29,9 @@ function opToTuple(o: Obj): unknown[] {
     o.kind === 'del' ? null : o.value,
   ];
   if (o.seq !== undefined) t.push(o.seq);
+  const prev = o.prev as Version | null | undefined;
+  if (o.seq !== undefined && prev !== undefined)
+    t.push(prev === null ? null : [prev.hlc, prev.deleted ? 1 : 0]);
   return t;
 }
 
@@ -42,6 +46,12 @@ function tupleToOp(t: unknown): unknown {
   };
   if (t[3] !== 1) o.value = t[5];
   if (t.length > 6) o.seq = t[6];
+  if (t.length > 7) {
+    const p = t[7];
+    // Anything else is left for the validator to reject.
+    o.prev =
+      Array.isArray(p) && p.length === 2 ? (p[1] === 1 ? { hlc: p[0], deleted: true } : { hlc: p[0] }) : p;
+  }
   return o;
 }
 

@@ -183,6 +183,32 @@ describe('BucketHost', () => {
       ['k', 'del', 1],
       ['k', 'del', 2],
     ]);
+    // The re-announcement names the tombstone it repeats as the key's previous state.
+    expect(delivered.map((o) => o.prev)).toEqual([null, { hlc: encodeHlc(NOW, 0, 'rA'), deleted: true }]);
+  });
+
+  it("delivers each op with the key's previous state on the relay, and pages with the head they were read at", () => {
+    const { host, conn } = setup();
+    const w = conn('rW');
+    host.subscribe(w, { type: 'sub', bucket: 'b', since: 0, flush: false, subId: 1 });
+    const a = conn('rA');
+    host.push('rA', { type: 'push', bucket: 'b', ops: [set('rA', 1, 'k', NOW), set('rA', 2, 'j', NOW)] }, a);
+    const page = host.page({ type: 'pageReq', bucket: 'b', reqId: 1, since: 0, limit: 10 });
+    expect(page.type === 'page' && page.head).toBe(2);
+    host.push(
+      'rA',
+      { type: 'push', bucket: 'b', ops: [set('rA', 3, 'k', NOW + 1), del('rA', 4, 'k', NOW + 2)] },
+      a,
+    );
+    host.push('rA', { type: 'push', bucket: 'b', ops: [set('rA', 5, 'k', NOW + 3)] }, a);
+    const delivered = w.inbox.flatMap((m) => (m.type === 'deliver' ? m.ops : []));
+    expect(delivered.map((o) => [o.key, o.seq, o.prev])).toEqual([
+      ['k', 1, null],
+      ['j', 2, null],
+      ['k', 3, { hlc: encodeHlc(NOW, 0, 'rA') }],
+      ['k', 4, { hlc: encodeHlc(NOW + 1, 0, 'rA') }],
+      ['k', 5, { hlc: encodeHlc(NOW + 2, 0, 'rA'), deleted: true }],
+    ]);
   });
 
   describe('state flush', () => {

@@ -267,7 +267,8 @@ export class BucketHost {
         // tombstone again under a fresh seq so the writer, and everyone, converges on it.
         const seq = ++meta.head;
         this.store.putEntry({ ...cur, seq });
-        return { origin: hlcNode(cur.hlc), originSeq: 0, key: cur.key, kind: 'del', hlc: cur.hlc, seq };
+        const prev = { hlc: cur.hlc, deleted: true as const };
+        return { origin: hlcNode(cur.hlc), originSeq: 0, key: cur.key, kind: 'del', hlc: cur.hlc, seq, prev };
       } else {
         return undefined; // loses to a live value (its writer will receive it) or is the same write
       }
@@ -280,7 +281,9 @@ export class BucketHost {
     const entry = opToEntry(eff, seq);
     checksumReplace(meta.sum, op.key, cur, entry);
     this.store.putEntry(entry);
-    const out: SeqOp = { ...eff, seq };
+    const prev =
+      cur === undefined ? null : cur.deleted ? { hlc: cur.hlc, deleted: true as const } : { hlc: cur.hlc };
+    const out: SeqOp = { ...eff, seq, prev };
     return out;
   }
 
@@ -327,6 +330,7 @@ export class BucketHost {
       reqId: req.reqId,
       entries,
       next: entries.length === limit && last !== undefined && last.key !== req.until ? last.key : null,
+      head: this.meta.head,
     };
   }
 

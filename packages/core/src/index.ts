@@ -44,7 +44,7 @@ export { MemoryHostStore, upperBound } from './host-store';
 export { MemoryReplicaStorage } from './memory-storage';
 export type { MittBounds } from './mitt';
 export { DEFAULT_MITT_BOUNDS, Mitt } from './mitt';
-export type { Entry, Op, SeqOp, Value } from './model';
+export type { Entry, Op, SeqOp, Value, Version } from './model';
 export { approxBytes, mergeEntry, opBytes, opToEntry, wins } from './model';
 export { packedEntry, packedValueOf, plainEntry } from './packed';
 export type * from './protocol';

@@ -20,10 +20,22 @@ export interface Op {
   hlc: Hlc;
 }
 
+/** A key's version: its HLC and whether it is a tombstone. */
+export interface Version {
+  hlc: Hlc;
+  deleted?: boolean;
+}
+
 /** An op the relay accepted, with its position in the bucket's log. */
 export interface SeqOp extends Op {
   /** The bucket log position assigned by the relay (1-based, contiguous). */
   seq: number;
+  /**
+   * On delivered ops: the key's state on the relay just before this op (`null`: absent). A
+   * joining replica uses it to apply the live ops it held without reading its own storage
+   * (see `Replica`'s fresh-join merge). Absent when the relay did not say.
+   */
+  prev?: Version | null;
 }
 
 /** The state of one key: a value or a tombstone, with its version. */

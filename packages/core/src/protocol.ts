@@ -148,6 +148,11 @@ export interface PageMsg {
   entries: Entry[];
   /** Cursor for the next page of this range, or null when the range is done. */
   next: string | null;
+  /**
+   * The bucket's head seq when the page was read: the page holds the state of its keys as of
+   * that seq (a joining replica compares live ops' seqs with it).
+   */
+  head?: number;
 }
 
 /** Cumulative acknowledgement: every op of this replica up to `upTo` is committed. */

@@ -1,8 +1,10 @@
 import {
+  type ArrivedPage,
   type BucketState,
   type BucketStatus,
   bucketStatus,
   type CatchUp,
+  type MergedSpan,
   newBucketState,
   type ReadyInfo,
 } from './bucket-state';
@@ -11,7 +13,7 @@ import { backoffDelay, type Env, randomId, systemEnv } from './env';
 import { MittsyncError, toMittsyncError } from './errors';
 import { HlcClock } from './hlc';
 import { DEFAULT_MITT_BOUNDS, downloadedWins, Mitt, type MittBounds } from './mitt';
-import { type Entry, type Op, opToEntry, type SeqOp, type Value, wins } from './model';
+import { type Entry, type Op, opToEntry, type SeqOp, type Value, type Version, wins } from './model';
 import {
   type AckMsg,
   type ClientMessage,
@@ -662,6 +664,7 @@ export class Replica {
       fresh: since === 0,
       kept: new Map(),
       arrived: [],
+      merged: [],
       merging: false,
       ranges: Array.from({ length: parts }, (_, i) => ({
         after: keys[i],
@@ -814,7 +817,11 @@ export class Replica {
         // to be merged; pages of one range arrive, and are merged, in key order.
         if (res.next === null) r.done = true;
         else r.after = res.next;
-        cu.arrived.push(res.entries);
+        const span =
+          res.head === undefined
+            ? undefined
+            : { after: req.after, upTo: res.next ?? req.until, head: res.head };
+        cu.arrived.push({ entries: res.entries, span });
         this.mergeArrived(b, cu);
         this.pumpRanges(b, cu);
       },
@@ -845,12 +852,17 @@ export class Replica {
       let n = 0;
       let count = 0;
       while (n < cu.arrived.length && (n === 0 || count < MERGE_BATCH_ENTRIES)) {
-        count += (cu.arrived[n] as readonly Entry[]).length;
+        count += (cu.arrived[n] as ArrivedPage).entries.length;
         n++;
       }
       const batch = cu.arrived.slice(0, n);
-      await this.mergePage(b, cu, batch.length === 1 ? (batch[0] as readonly Entry[]) : batch.flat());
+      await this.mergePage(
+        b,
+        cu,
+        batch.length === 1 ? (batch[0] as ArrivedPage).entries : batch.flatMap((p) => p.entries),
+      );
       if (b.catchUp !== cu) return;
+      for (const p of batch) addMerged(cu, p.span);
       cu.arrived.splice(0, n);
       cu.pages += n;
       cu.entries += count;
@@ -868,6 +880,10 @@ export class Replica {
   /** Records versions a fresh join's later downloads must not overwrite (see `CatchUp.kept`). */
   private keep(cu: CatchUp, entries: readonly Entry[]): void {
     for (const e of entries) cu.kept.set(e.key, e.deleted ? { hlc: e.hlc, deleted: true } : { hlc: e.hlc });
+    this.boundKept(cu);
+  }
+
+  private boundKept(cu: CatchUp): void {
     if (cu.kept.size > this.bounds.maxKept) {
       cu.fresh = false;
       cu.kept.clear();
@@ -903,12 +919,19 @@ export class Replica {
     const stored = fresh ? undefined : await this.storage.getEntries(b.name, keys);
     const meta = { ...b.meta, sum: { ...b.meta.sum } };
     const puts: Entry[] = [];
+    const absent: string[] = [];
     let maxHlc = '';
     entries.forEach((e, i) => {
       if (e.seq > cu.dlMaxSeq) cu.dlMaxSeq = e.seq;
       if (e.hlc > maxHlc) maxHlc = e.hlc;
       const cur = fresh ? cu.kept.get(e.key) : stored?.[i];
-      if (!downloadedWins(e, mitt?.newest(e.key), cur)) return;
+      const held = mitt?.newest(e.key);
+      if (!downloadedWins(e, held, cur)) {
+        // A held op beats the download and is applied later: until then storage has nothing
+        // of this key, which the page's merged span alone would not tell (see `knownVersions`).
+        if (fresh && cur === undefined && held !== undefined) absent.push(e.key);
+        return;
+      }
       checksumReplace(meta.sum, e.key, cur, e);
       if (fresh && cur !== undefined)
         cu.kept.set(e.key, e.deleted ? { hlc: e.hlc, deleted: true } : { hlc: e.hlc });
@@ -917,6 +940,10 @@ export class Replica {
     if (maxHlc !== '') this.clock.observe(maxHlc);
     await this.storage.commit({ bucket: b.name, puts, meta, clock: this.clock.last() });
     b.meta = meta;
+    if (fresh && absent.length > 0 && b.catchUp === cu) {
+      for (const k of absent) cu.kept.set(k, ABSENT);
+      this.boundKept(cu);
+    }
     this.emitChange(b.name, puts, 'remote');
   }
 
@@ -1041,14 +1068,18 @@ export class Replica {
       if (cur === undefined || op.hlc > cur.hlc) newest.set(op.key, op);
     }
     const keys = [...newest.keys()];
-    const stored = keys.length === 0 ? [] : await this.storage.getEntries(b.name, keys);
+    const known = knownVersions(b, ops);
+    const toRead = known === undefined ? keys : keys.filter((k) => !known.has(k));
+    const read = toRead.length === 0 ? [] : await this.storage.getEntries(b.name, toRead);
+    const stored = new Map<string, Version | undefined>(toRead.map((k, i) => [k, read[i]]));
     const meta: BucketMeta = { ...b.meta, ...patch, sum: { ...b.meta.sum } };
     const puts: Entry[] = [];
     let maxHlc = '';
-    keys.forEach((k, i) => {
+    keys.forEach((k) => {
       const op = newest.get(k) as SeqOp;
       if (op.hlc > maxHlc) maxHlc = op.hlc;
-      const cur = stored[i];
+      const cur = known?.has(k) ? known.get(k) : stored.get(k);
+      if (cur === OLDER) return;
       if (!wins(op.hlc, cur?.hlc)) return;
       const e = opToEntry(op, op.seq);
       checksumReplace(meta.sum, k, cur, e);
@@ -1214,5 +1245,86 @@ function copyValue(v: Value): Value {
   if (Array.isArray(v)) return v.map(copyValue);
   const out: { [k: string]: Value } = {};
   for (const k in v) out[k] = copyValue(v[k] as Value);
+  return out;
+}
+
+/** In `CatchUp.kept`: a key storage has nothing of (a held op beat its download). */
+const ABSENT: Version = { hlc: '', deleted: true };
+/** From {@link knownVersions}: every op of the key is older than what storage has. */
+const OLDER: Version = { hlc: '\uffff', deleted: true };
+
+/** Records a merged page's span, keeping `cu.merged` sorted; a page without one ends it. */
+function addMerged(cu: CatchUp, span: MergedSpan | undefined): void {
+  if (cu.merged === null) return;
+  if (span === undefined) {
+    cu.merged = null;
+    return;
+  }
+  const at = spanIndex(cu.merged, span.after) + 1;
+  cu.merged.splice(at, 0, span);
+}
+
+/** Index of the last span whose `after` is below `key` (undefined sorts first), or -1. */
+function spanIndex(spans: readonly MergedSpan[], key: string | undefined): number {
+  let lo = 0;
+  let hi = spans.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const after = (spans[mid] as MergedSpan).after;
+    if (after === undefined || (key !== undefined && after < key)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo - 1;
+}
+
+/** The merged span holding `key`, if any. */
+function spanOf(spans: readonly MergedSpan[], key: string): MergedSpan | undefined {
+  const s = spans[spanIndex(spans, key)];
+  return s !== undefined && (s.upTo === undefined || key <= s.upTo) ? s : undefined;
+}
+
+/**
+ * What storage holds of the keys of `ops` during a fresh join, where that is known without
+ * reading it (the rest is read). Storage then holds, of a key, its version in `kept` (local
+ * writes, applied live ops, or {@link ABSENT}); else the downloaded entry if a merged page
+ * covered the key; else nothing. A page read as of relay seq `head` holds the relay's state
+ * of its keys at `head`, and the relay delivers only ops that changed state, so an op with
+ * `seq <= head` is no newer than the download ({@link OLDER}), and the first op after `head`
+ * names that state in `prev`. That needs every op of the key between `head` and it: true up
+ * to the mitt's contiguous seq (ops received earlier were applied, and kept if they won).
+ * Returns undefined when nothing is known this way.
+ */
+function knownVersions(b: BucketState, ops: readonly SeqOp[]): Map<string, Version | undefined> | undefined {
+  const cu = b.catchUp;
+  const mitt = b.mitt;
+  if (cu === null || !cu.fresh || cu.merged === null || mitt === null) return undefined;
+  const spans = cu.merged;
+  const out = new Map<string, Version | undefined>();
+  const first = new Map<string, SeqOp>();
+  for (const op of ops) {
+    const k = op.key;
+    if (out.has(k)) continue;
+    const kept = cu.kept.get(k);
+    if (kept !== undefined) {
+      out.set(k, kept);
+      continue;
+    }
+    const span = spanOf(spans, k);
+    if (span === undefined) {
+      out.set(k, undefined); // not downloaded yet: nothing stored
+      continue;
+    }
+    if (op.seq <= span.head) continue;
+    const f = first.get(k);
+    if (f === undefined || op.seq < f.seq) first.set(k, op);
+  }
+  for (const op of ops) {
+    const k = op.key;
+    if (out.has(k)) continue;
+    const f = first.get(k);
+    if (f === undefined) out.set(k, OLDER);
+    else if (f.prev !== undefined && f.seq <= mitt.upTo) out.set(k, f.prev ?? undefined);
+    // else: read storage
+  }
   return out;
 }

@@ -66,6 +66,20 @@ describe('inbound validation', () => {
         sum: { count: 0, a: 0, b: 0 },
       }),
     ).toThrow();
+    const op = { origin: 'rA', originSeq: 1, key: 'k', kind: 'del', hlc: encodeHlc(1, 0, 'rA'), seq: 1 };
+    const deliver = (prev: unknown) => ({
+      type: 'deliver',
+      bucket: 'b',
+      ops: [{ ...op, prev }],
+      sum: { count: 0, a: 0, b: 0 },
+    });
+    expect(() => validateServerMessage(deliver({ hlc: 'nope' }))).toThrow(/op.prev/);
+    expect(() => validateServerMessage(deliver({ hlc: op.hlc, deleted: 1 }))).toThrow(/op.prev/);
+    expect(() => validateServerMessage(deliver('x'))).toThrow(/op.prev/);
+    expect(validateServerMessage(deliver(null))).toMatchObject({ ops: [{ prev: null }] });
+    const page = { type: 'page', bucket: 'b', reqId: 1, entries: [], next: null };
+    expect(() => validateServerMessage({ ...page, head: -1 })).toThrow(/page.head/);
+    expect(validateServerMessage({ ...page, head: 7 })).toMatchObject({ head: 7 });
     expect(() => validateServerMessage({ type: 'error', code: 'MADE_UP', message: 'x' })).toThrow();
     expect(validateServerMessage({ type: 'error', code: 'FORBIDDEN', message: 'no' })).toMatchObject({
       code: 'FORBIDDEN',

@@ -210,6 +210,13 @@ function checkEntry(x: unknown): asserts x is Entry {
 function checkSeqOp(x: unknown): asserts x is SeqOp {
   if (!isObject(x) || !isCount(x.seq) || typeof x.key !== 'string' || !isHlc(x.hlc)) bad('malformed op');
   if (x.kind !== 'set' && x.kind !== 'del') bad('malformed op kind');
+  const p = x.prev;
+  if (
+    p !== undefined &&
+    p !== null &&
+    (!isObject(p) || !isHlc(p.hlc) || (p.deleted !== undefined && p.deleted !== true))
+  )
+    bad('malformed op.prev');
 }
 
 /**
@@ -250,6 +257,7 @@ export function validateServerMessage(x: unknown): ServerMessage {
       checkBucket(m.bucket);
       if (!isCount(m.reqId) || !Array.isArray(m.entries)) bad('malformed page');
       if (m.next !== null && typeof m.next !== 'string') bad('malformed page.next');
+      if (m.head !== undefined && !isCount(m.head)) bad('malformed page.head');
       for (const e of m.entries) checkEntry(e);
       return m;
     case 'ack':

@@ -238,8 +238,11 @@ function sampleWorkerHeap(worker: WorkerSession): () => Promise<number> {
   let stop = false;
   const loop = (async () => {
     while (!stop) {
-      const r = await worker.send<{ usedSize: number }>('Runtime.getHeapUsage');
-      peak = Math.max(peak, r?.usedSize ?? 0);
+      // The JS heap plus ArrayBuffer backing stores (page columns, frames), which live outside it.
+      const r = await worker.send<{ usedSize: number; backingStorageSize?: number }>('Runtime.getHeapUsage');
+      if (process.env.PEER_DEBUG && r !== undefined && r.backingStorageSize === undefined)
+        console.error('Runtime.getHeapUsage has no backingStorageSize here: ArrayBuffers are not counted');
+      peak = Math.max(peak, (r?.usedSize ?? 0) + (r?.backingStorageSize ?? 0));
       await sleep(50);
     }
   })();
@@ -535,7 +538,7 @@ export const peerMetrics: Metric[] = [
     name: 'join_1m_heap_mb',
     unit: 'MB',
     description:
-      'Peak JS heap of the SharedWorker during the 1,000,000-key join (CDP Runtime.getHeapUsage every 50 ms). Data size: 1M x (~100 B value + 8 B key + 24 B version) ~ 130 MB, so the target 2x is ~260 MB. --quick: 200,000 keys.',
+      'Peak memory of the SharedWorker during the 1,000,000-key join: JS heap plus ArrayBuffer backing stores (CDP Runtime.getHeapUsage usedSize + backingStorageSize, every 50 ms). Data size: 1M x (~100 B value + 8 B key + 24 B version) ~ 130 MB, so the target 2x is ~260 MB. --quick: 200,000 keys.',
     target: { value: 260, better: 'lower' },
     run: async ({ quick }) => (await joinMillion(quick)).heapMb,
   },
