@@ -3,6 +3,26 @@ import { MittsyncError, packedEntry } from '@mittsync/core';
 import { Packr } from 'msgpackr';
 
 /**
+ * Entries clustered by (bucket, key): a join's download walks one B-tree in key order with
+ * each row's columns in place. (Schema 1 kept them in a rowid table behind a (b, key) index,
+ * one lookup in each per row: reading 200,000 entries inserted in random key order in pages
+ * of 2,000 took 1.3 s there and 0.38 s here.)
+ */
+function entriesTable(name: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${name} (
+    b INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    hlc TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    deleted INTEGER NOT NULL,
+    value BLOB,
+    PRIMARY KEY (b, key)
+  ) WITHOUT ROWID`;
+}
+
+const ENTRIES_BY_SEQ = `CREATE INDEX IF NOT EXISTS entries_by_seq ON entries (b, seq, key)`;
+
+/**
  * The relay's tables. One database holds every bucket (`b` is the bucket's row id), so a group
  * commit spanning many buckets is one transaction and one fsync, the number of open files does
  * not grow with the number of buckets, and bucket names never become file names. A Durable
@@ -21,17 +41,9 @@ const SCHEMA = [
     sum_a INTEGER NOT NULL DEFAULT 0,
     sum_b INTEGER NOT NULL DEFAULT 0
   )`,
-  `CREATE TABLE IF NOT EXISTS entries (
-    b INTEGER NOT NULL,
-    key TEXT NOT NULL,
-    hlc TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    deleted INTEGER NOT NULL,
-    value BLOB,
-    PRIMARY KEY (b, key)
-  )`,
+  entriesTable('entries'),
   // Covers resumes ("changed since"), tombstone purges, and the key filter of ranged resumes.
-  `CREATE INDEX IF NOT EXISTS entries_by_seq ON entries (b, seq, key)`,
+  ENTRIES_BY_SEQ,
   `CREATE TABLE IF NOT EXISTS received (
     b INTEGER NOT NULL,
     origin TEXT NOT NULL,
@@ -41,7 +53,19 @@ const SCHEMA = [
 ];
 
 /** Bumped when the tables change incompatibly; a newer database is refused, not misread. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
+
+/** Converts a schema-1 database in place (inside the caller's transaction). */
+function fromVersion1(sql: SqlDriver): void {
+  sql.exec(entriesTable('entries_v2'));
+  sql.exec(
+    'INSERT INTO entries_v2 (b, key, hlc, seq, deleted, value) SELECT b, key, hlc, seq, deleted, value FROM entries',
+  );
+  sql.exec('DROP TABLE entries');
+  sql.exec('ALTER TABLE entries_v2 RENAME TO entries');
+  sql.exec(ENTRIES_BY_SEQ);
+  sql.exec(`UPDATE meta SET value = ? WHERE name = 'schema_version'`, String(SCHEMA_VERSION));
+}
 
 const prepared = new WeakSet<SqlDriver>();
 
@@ -54,6 +78,7 @@ export function ensureSchema(sql: SqlDriver): void {
     const found = rows[0] === undefined ? undefined : Number(rows[0].value);
     if (found === undefined)
       sql.exec(`INSERT INTO meta (name, value) VALUES ('schema_version', ?)`, String(SCHEMA_VERSION));
+    else if (found === 1) fromVersion1(sql);
     else if (found !== SCHEMA_VERSION) {
       throw new MittsyncError(
         'STORAGE_UNAVAILABLE',
