@@ -209,7 +209,10 @@ export class ReplicaHost {
     });
     this.offStatus = [
       replica.onChange((bucket, entries, source) => this.hub.onChange(bucket, entries, source)),
-      replica.onStatus(() => this.hub.status((tab) => this.status(tab))),
+      replica.onStatus(() => {
+        if (replica.status().connection === 'open') mark('connected');
+        this.hub.status((tab) => this.status(tab));
+      }),
       replica.onReady((info) => {
         if (this.resnapOnReady.delete(info.bucket)) void this.hub.resnap(info.bucket).catch(() => undefined);
       }),

@@ -12,6 +12,7 @@ import {
 import type { QuotaFault } from './api';
 import { toStorageError } from './idb-errors';
 import type { RescuedState } from './idb-storage';
+import { mark } from './marks';
 
 /** What the host wants to hear from its store (and, in tests, inject). */
 export interface HostedStorageHooks {
@@ -67,7 +68,10 @@ export class HostedStorage implements ReplicaStorage {
       if (this.commits > f.skip && this.commits <= f.skip + f.times)
         throw toStorageError(new DOMException('simulated quota exhaustion', 'QuotaExceededError'), 'commit');
     }
+    const data = (batch.puts?.length ?? 0) > 0;
+    if (data) mark('first data commit start');
     await this.inner.commit(batch);
+    if (data) mark('first data commit done');
   }
 
   async resetBucket(bucket: string, keep: readonly string[], meta: BucketMeta): Promise<void> {
