@@ -940,7 +940,7 @@ export class Replica {
     if (maxHlc !== '') this.clock.observe(maxHlc);
     await this.storage.commit({ bucket: b.name, puts, meta, clock: this.clock.last() });
     b.meta = meta;
-    if (fresh && absent.length > 0 && b.catchUp === cu) {
+    if (cu.fresh && absent.length > 0 && b.catchUp === cu) {
       for (const k of absent) cu.kept.set(k, ABSENT);
       this.boundKept(cu);
     }
