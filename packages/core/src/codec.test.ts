@@ -65,6 +65,7 @@ describe('wire codec', () => {
       // Short and long keys, non-ASCII included, to cover every string header size.
       key: fc.oneof(
         fc.string({ minLength: 1, maxLength: 40 }),
+        fc.string({ minLength: 250, maxLength: 260 }),
         fc.string({ unit: 'grapheme', minLength: 1, maxLength: 300 }),
       ),
       hlc: fc.integer({ min: 0, max: 2 ** 46 }).map((w) => encodeHlc(w, 7, 'rB')),
