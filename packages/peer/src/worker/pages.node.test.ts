@@ -23,7 +23,8 @@ const arbEntry = fc.record({
   seq: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
   deleted: fc.boolean(),
   packed: fc.boolean(),
-  value: fc.jsonValue({ maxDepth: 2 }),
+  // Validation refuses `__proto__` keys (msgpackr would rename them), so storage never sees them.
+  value: fc.jsonValue({ maxDepth: 2 }).filter((v) => !JSON.stringify(v).includes('"__proto__"')),
 });
 
 type Arb = typeof arbEntry extends fc.Arbitrary<infer T> ? T : never;
