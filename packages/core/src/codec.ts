@@ -1,6 +1,6 @@
 import { Packr } from 'msgpackr';
 import { MittsyncError } from './errors';
-import type { Entry, Version } from './model';
+import { type Entry, type Version, versionOf } from './model';
 import { decodePageFrame, encodePageFrame, packedValueOf } from './packed';
 
 /**
@@ -49,8 +49,7 @@ function tupleToOp(t: unknown): unknown {
   if (t.length > 7) {
     const p = t[7];
     // Anything else is left for the validator to reject.
-    o.prev =
-      Array.isArray(p) && p.length === 2 ? (p[1] === 1 ? { hlc: p[0], deleted: true } : { hlc: p[0] }) : p;
+    o.prev = Array.isArray(p) && p.length === 2 ? versionOf({ hlc: p[0], deleted: p[1] === 1 }) : p;
   }
   return o;
 }

@@ -3,7 +3,7 @@ import { type Env, randomId } from './env';
 import { MittsyncError, toMittsyncError } from './errors';
 import { hlcNode, hlcWall } from './hlc';
 import type { HostMeta, HostStore } from './host-store';
-import { type Entry, type Op, opToEntry, type SeqOp } from './model';
+import { type Entry, type Op, opToEntry, type SeqOp, versionOf } from './model';
 import type {
   AckMsg,
   FlushedMsg,
@@ -267,7 +267,7 @@ export class BucketHost {
         // tombstone again under a fresh seq so the writer, and everyone, converges on it.
         const seq = ++meta.head;
         this.store.putEntry({ ...cur, seq });
-        const prev = { hlc: cur.hlc, deleted: true as const };
+        const prev = versionOf(cur);
         return { origin: hlcNode(cur.hlc), originSeq: 0, key: cur.key, kind: 'del', hlc: cur.hlc, seq, prev };
       } else {
         return undefined; // loses to a live value (its writer will receive it) or is the same write
@@ -281,9 +281,7 @@ export class BucketHost {
     const entry = opToEntry(eff, seq);
     checksumReplace(meta.sum, op.key, cur, entry);
     this.store.putEntry(entry);
-    const prev =
-      cur === undefined ? null : cur.deleted ? { hlc: cur.hlc, deleted: true as const } : { hlc: cur.hlc };
-    const out: SeqOp = { ...eff, seq, prev };
+    const out: SeqOp = { ...eff, seq, prev: cur === undefined ? null : versionOf(cur) };
     return out;
   }
 

@@ -49,6 +49,11 @@ export interface Entry {
   value?: Value;
 }
 
+/** The version of an entry (or of the state an op leaves behind). */
+export function versionOf(e: { hlc: Hlc; deleted?: boolean | undefined }): Version {
+  return e.deleted ? { hlc: e.hlc, deleted: true } : { hlc: e.hlc };
+}
+
 /** The LWW rule: an incoming version wins only when strictly newer. */
 export function wins(incoming: Hlc, current: Hlc | undefined): boolean {
   return current === undefined || incoming > current;

@@ -205,69 +205,55 @@ class Reader {
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
 
-  private need(n: number): void {
+  /** Moves past `n` bytes; returns where they start. */
+  private advance(n: number): number {
     if (this.pos + n > this.buf.length) throw new NotFast();
+    const at = this.pos;
+    this.pos += n;
+    return at;
+  }
+
+  private u8(): number {
+    return this.view.getUint8(this.advance(1));
+  }
+
+  private u16(): number {
+    return this.view.getUint16(this.advance(2));
+  }
+
+  private u32(): number {
+    return this.view.getUint32(this.advance(4));
   }
 
   byte(): number {
-    this.need(1);
-    return this.buf[this.pos++] as number;
+    return this.buf[this.advance(1)] as number;
   }
 
   /** A non-negative integer as {@link Writer.uint} writes it (or as msgpackr packs one). */
   uint(): number {
     const t = this.byte();
     if (t < 0x80) return t;
-    const v = this.view;
-    let n: number;
-    if (t === 0xcc) {
-      this.need(1);
-      n = v.getUint8(this.pos);
-      this.pos += 1;
-    } else if (t === 0xcd) {
-      this.need(2);
-      n = v.getUint16(this.pos);
-      this.pos += 2;
-    } else if (t === 0xce) {
-      this.need(4);
-      n = v.getUint32(this.pos);
-      this.pos += 4;
-    } else if (t === 0xcb) {
-      this.need(8);
-      n = v.getFloat64(this.pos);
-      this.pos += 8;
-    } else throw new NotFast();
-    return n;
+    if (t === 0xcc) return this.u8();
+    if (t === 0xcd) return this.u16();
+    if (t === 0xce) return this.u32();
+    if (t === 0xcb) return this.view.getFloat64(this.advance(8));
+    throw new NotFast();
   }
 
   /** The byte length of a string whose header is `t`, or -1 if `t` is not a string. */
   private strLen(t: number): number {
     if (t >= 0xa0 && t <= 0xbf) return t - 0xa0;
-    const v = this.view;
-    if (t === 0xd9) {
-      this.need(1);
-      return v.getUint8(this.pos++);
-    }
-    if (t === 0xda) {
-      this.need(2);
-      this.pos += 2;
-      return v.getUint16(this.pos - 2);
-    }
-    if (t === 0xdb) {
-      this.need(4);
-      this.pos += 4;
-      return v.getUint32(this.pos - 4);
-    }
+    if (t === 0xd9) return this.u8();
+    if (t === 0xda) return this.u16();
+    if (t === 0xdb) return this.u32();
     return -1;
   }
 
   str(): string {
     const len = this.strLen(this.byte());
     if (len < 0) throw new NotFast();
-    this.need(len);
-    const start = this.pos;
+    const start = this.advance(len);
     const end = start + len;
-    this.pos = end;
     const b = this.buf;
     let ascii = true;
     for (let i = start; i < end; i++) {
@@ -285,16 +271,8 @@ class Reader {
   arrayLen(): number {
     const t = this.byte();
     if (t >= 0x90 && t <= 0x9f) return t - 0x90;
-    if (t === 0xdc) {
-      this.need(2);
-      this.pos += 2;
-      return this.view.getUint16(this.pos - 2);
-    }
-    if (t === 0xdd) {
-      this.need(4);
-      this.pos += 4;
-      return this.view.getUint32(this.pos - 4);
-    }
+    if (t === 0xdc) return this.u16();
+    if (t === 0xdd) return this.u32();
     throw new NotFast();
   }
 
@@ -316,53 +294,39 @@ class Reader {
       }
       const len = this.strLen(t);
       if (len >= 0) {
-        this.need(len);
-        this.pos += len;
+        this.advance(len);
         continue;
       }
-      const v = this.view;
       switch (t) {
         case 0xcc:
         case 0xd0:
-          this.need(1);
-          this.pos += 1;
+          this.advance(1);
           break;
         case 0xcd:
         case 0xd1:
-          this.need(2);
-          this.pos += 2;
+          this.advance(2);
           break;
         case 0xca:
         case 0xce:
         case 0xd2:
-          this.need(4);
-          this.pos += 4;
+          this.advance(4);
           break;
         case 0xcb:
         case 0xcf:
         case 0xd3:
-          this.need(8);
-          this.pos += 8;
+          this.advance(8);
           break;
         case 0xdc:
-          this.need(2);
-          pending += v.getUint16(this.pos);
-          this.pos += 2;
+          pending += this.u16();
           break;
         case 0xdd:
-          this.need(4);
-          pending += v.getUint32(this.pos);
-          this.pos += 4;
+          pending += this.u32();
           break;
         case 0xde:
-          this.need(2);
-          pending += 2 * v.getUint16(this.pos);
-          this.pos += 2;
+          pending += 2 * this.u16();
           break;
         case 0xdf:
-          this.need(4);
-          pending += 2 * v.getUint32(this.pos);
-          this.pos += 4;
+          pending += 2 * this.u32();
           break;
         default:
           // Binary, extensions, 0xc1: not what values hold; let msgpackr decide.

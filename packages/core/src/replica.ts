@@ -13,7 +13,16 @@ import { backoffDelay, type Env, randomId, systemEnv } from './env';
 import { MittsyncError, toMittsyncError } from './errors';
 import { HlcClock } from './hlc';
 import { DEFAULT_MITT_BOUNDS, downloadedWins, Mitt, type MittBounds } from './mitt';
-import { type Entry, type Op, opToEntry, type SeqOp, type Value, type Version, wins } from './model';
+import {
+  type Entry,
+  type Op,
+  opToEntry,
+  type SeqOp,
+  type Value,
+  type Version,
+  versionOf,
+  wins,
+} from './model';
 import {
   type AckMsg,
   type ClientMessage,
@@ -879,7 +888,7 @@ export class Replica {
 
   /** Records versions a fresh join's later downloads must not overwrite (see `CatchUp.kept`). */
   private keep(cu: CatchUp, entries: readonly Entry[]): void {
-    for (const e of entries) cu.kept.set(e.key, e.deleted ? { hlc: e.hlc, deleted: true } : { hlc: e.hlc });
+    for (const e of entries) cu.kept.set(e.key, versionOf(e));
     this.boundKept(cu);
   }
 
@@ -933,8 +942,7 @@ export class Replica {
         return;
       }
       checksumReplace(meta.sum, e.key, cur, e);
-      if (fresh && cur !== undefined)
-        cu.kept.set(e.key, e.deleted ? { hlc: e.hlc, deleted: true } : { hlc: e.hlc });
+      if (fresh && cur !== undefined) cu.kept.set(e.key, versionOf(e));
       puts.push(e);
     });
     if (maxHlc !== '') this.clock.observe(maxHlc);

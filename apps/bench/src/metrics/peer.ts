@@ -2,10 +2,11 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MemoryReplicaStorage, Replica, type Value } from '@mittsync/core';
+import { MemoryReplicaStorage, Replica } from '@mittsync/core';
 import { type RelayProcess, spawnRelayProcess, WebSocketTransport } from '@mittsync/relay/node';
 import type { Browser, BrowserContext, CDPSession } from 'playwright';
 import type { BenchApi } from '../../../../packages/peer/src/bench/bench-page';
+import { benchKey, benchValue } from '../../../../packages/peer/src/bench/data';
 import type { Metric } from '../metric';
 
 /**
@@ -75,22 +76,14 @@ async function nodeReplica(relay: RunningRelay, id: string): Promise<Replica> {
   });
 }
 
-const key = (i: number) => `k${String(i).padStart(7, '0')}`;
-/** About 100 bytes as JSON. */
-const value = (i: number, rev = 0): Value => ({
-  name: `item ${i}`,
-  qty: i % 1000,
-  rev,
-  note: 'n'.repeat(56),
-});
-
 /** Writes `n` keys with relay acks, in transactions of 5,000. */
 async function seed(relay: RunningRelay, bucket: string, n: number): Promise<void> {
   const r = await nodeReplica(relay, 'seeder');
   await r.openBucket(bucket);
   for (let start = 0; start < n; start += 5000) {
     const writes = [];
-    for (let i = start; i < Math.min(n, start + 5000); i++) writes.push({ key: key(i), value: value(i) });
+    for (let i = start; i < Math.min(n, start + 5000); i++)
+      writes.push({ key: benchKey(i), value: benchValue(i) });
     await r.transact(bucket, writes, { ack: 'relay' });
   }
   await r.close();
@@ -110,7 +103,7 @@ async function backgroundWriter(relay: RunningRelay, bucket: string, n: number, 
       rev++;
       const writes = Array.from({ length: per }, () => {
         const i = Math.floor(Math.random() * n);
-        return { key: key(i), value: value(i, rev) };
+        return { key: benchKey(i), value: benchValue(i, rev) };
       });
       await r.transact(bucket, writes);
       next += every;
@@ -344,7 +337,7 @@ async function joinOnce(
     console.error(log.join('\n'));
     console.error(`CPU during the join: ${cpuDelta(cpuBefore, cpuByProcess())}`);
   }
-  const sample = Array.from({ length: 200 }, (_, i) => key(Math.floor((i * n) / 200)));
+  const sample = Array.from({ length: 200 }, (_, i) => benchKey(Math.floor((i * n) / 200)));
   const got = await page.evaluate(
     ([b, keys]) => (globalThis as unknown as PageApi).mittsyncBench.getMany(b as string, keys as string[]),
     [bucket, sample] as const,

@@ -5,6 +5,7 @@
 import { type Client, createClient } from '../client';
 import { devToken } from '../dev-token';
 import { emptyPage, mergeAndSplit, recordOf } from '../worker/pages';
+import { benchKey, benchValue } from './data';
 
 const relay = location.origin;
 let current: Client | null = null;
@@ -123,9 +124,8 @@ const api = {
     for (let start = 0; start < n; start += 2000) {
       const entries = [];
       for (let i = start; i < Math.min(n, start + 2000); i++) {
-        const key = `k${String(i).padStart(7, '0')}`;
-        const value = { name: `item ${i}`, qty: i % 1000, rev: 0, note: 'n'.repeat(56) };
-        entries.push({ key, hlc: `${(1e12 + i).toString(16)}0000abcdefgh`, seq: i + 1, value });
+        const hlc = `${(1e12 + i).toString(16)}0000abcdefgh`;
+        entries.push({ key: benchKey(i), hlc, seq: i + 1, value: benchValue(i) });
       }
       const records = mergeAndSplit(emptyPage(entries[0]?.key ?? ''), entries).map(
         (p) => [p.first, recordOf(p)] as const,

@@ -209,14 +209,17 @@ export class ReplicaHost {
     });
     this.offStatus = [
       replica.onChange((bucket, entries, source) => this.hub.onChange(bucket, entries, source)),
-      replica.onStatus(() => {
-        if (replica.status().connection === 'open') mark('connected');
-        this.hub.status((tab) => this.status(tab));
-      }),
+      replica.onStatus(() => this.hub.status((tab) => this.status(tab))),
       replica.onReady((info) => {
         if (this.resnapOnReady.delete(info.bucket)) void this.hub.resnap(info.bucket).catch(() => undefined);
       }),
     ];
+    // A start-up mark, once: the listener leaves after the first connection.
+    const offConnected = replica.onStatus((st) => {
+      if (st.connection !== 'open') return;
+      mark('connected');
+      offConnected();
+    });
     mark('replica open');
     this.replica = replica;
     this.storage = storage;

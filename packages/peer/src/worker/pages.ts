@@ -1,4 +1,4 @@
-import { type Entry, packedEntry, packedValueOf, type Value } from '@mittsync/core';
+import { type Entry, packedEntry, packedValueOf, plainEntry } from '@mittsync/core';
 import { Packr } from 'msgpackr';
 
 /**
@@ -66,23 +66,20 @@ export const sizeOf = (page: Page): number => page.keys.length;
 
 const startOf = (page: Page, i: number): number => (i === 0 ? 0 : (page.ends[i - 1] as number));
 
-/**
- * Entry `i` of `page`. A live entry's value stays packed (decoded when read, and only then)
- * unless `plain`: then it is decoded now (what readers outside the store get).
- */
-export function entryAt(page: Page, i: number, plain = false): Entry {
+/** Entry `i` of `page`; a live entry's value is decoded when read (and only then). */
+export function entryAt(page: Page, i: number): Entry {
   const start = startOf(page, i);
   const end = page.ends[i] as number;
   const key = page.keys[i] as string;
   const hlc = page.hlcs[i] as string;
   const seq = page.seqs[i] as number;
-  if (start === end) return { key, hlc, seq, deleted: true };
-  const bytes = page.vals.subarray(start, end);
-  return plain ? { key, hlc, seq, value: packr.unpack(bytes) as Value } : packedEntry(key, hlc, seq, bytes);
+  return start === end
+    ? { key, hlc, seq, deleted: true }
+    : packedEntry(key, hlc, seq, page.vals.subarray(start, end));
 }
 
-/** Entry `i` of `page` as a plain object, its value decoded. */
-export const plainEntryAt = (page: Page, i: number): Entry => entryAt(page, i, true);
+/** Entry `i` of `page` as a plain object, its value decoded (what readers outside get). */
+export const plainEntryAt = (page: Page, i: number): Entry => plainEntry(entryAt(page, i));
 
 /** Whether entry `i` of `page` is a tombstone. */
 export const isTombstoneAt = (page: Page, i: number): boolean => startOf(page, i) === page.ends[i];
@@ -217,11 +214,7 @@ function mergePages(page: Page, puts: readonly Entry[], split: boolean): Page[] 
     bytes += 24 + p.key.length + p.hlc.length;
   });
   takeOld(old.length);
-  for (let x = 0; x < n; x++) {
-    const src = order[x] as number;
-    bytes +=
-      src >= 0 ? (page.ends[src] as number) - startOf(page, src) : (putBytes[-1 - src] as Uint8Array).length;
-  }
+  for (let x = 0; x < n; x++) bytes += valueLength(page, putBytes, order[x] as number);
   let pieces = 1;
   if (split && (n > PAGE_MAX_ENTRIES || bytes > PAGE_MAX_BYTES))
     pieces = Math.max(Math.ceil(n / PAGE_SPLIT_ENTRIES), Math.ceil(bytes / PAGE_SPLIT_BYTES));
@@ -232,6 +225,13 @@ function mergePages(page: Page, puts: readonly Entry[], split: boolean): Page[] 
     out.push(build(page, puts, putBytes, order, from, to));
   }
   return out;
+}
+
+/** Bytes of the value at merge source `src` (see mergePages): old entry `src`, or put `-1 - src`. */
+function valueLength(page: Page, putBytes: readonly Uint8Array[], src: number): number {
+  return src >= 0
+    ? (page.ends[src] as number) - startOf(page, src)
+    : (putBytes[-1 - src] as Uint8Array).length;
 }
 
 /** The page of merged positions `from..to-1` (see mergePages). */
@@ -245,11 +245,7 @@ function build(
 ): Page {
   const len = to - from;
   let total = 0;
-  for (let x = from; x < to; x++) {
-    const src = order[x] as number;
-    total +=
-      src >= 0 ? (page.ends[src] as number) - startOf(page, src) : (putBytes[-1 - src] as Uint8Array).length;
-  }
+  for (let x = from; x < to; x++) total += valueLength(page, putBytes, order[x] as number);
   const keys: string[] = new Array(len);
   const hlcs: string[] = new Array(len);
   const seqs = new Float64Array(len);
