@@ -1,5 +1,6 @@
 import { runReplicaStorageTests } from '@mittsync/core/testing';
 import { describe, expect, it } from 'vitest';
+import { runIdbLayoutTests } from './idb-layout.cases.test';
 import { IdbReplicaStorage } from './idb-storage';
 
 const run = Math.random().toString(36).slice(2, 8);
@@ -10,6 +11,9 @@ runReplicaStorageTests('IndexedDB (Chromium)', {
   create: async () => new IdbReplicaStorage({ name: `suite-${run}-${n++}` }),
   reopen: async (prev) => new IdbReplicaStorage({ name: (prev as IdbReplicaStorage).name }),
 });
+
+// The page and delta layout on the real thing.
+runIdbLayoutTests(`layout-${run}`);
 
 /** Creates database `name` at `version` the way an older release did, through the raw API. */
 function oldDatabase(name: string, version: number, fill: (db: IDBDatabase) => void): Promise<void> {

@@ -179,17 +179,23 @@ export class IdbReplicaStorage implements ReplicaStorage {
       p = this.run('load index', async (db) => {
         const tx = db.transaction(['pageIndex', 'pages', 'deltas'], 'readonly');
         const range = pageRange(bucket);
-        const [stored, deltas] = await Promise.all([
+        const [stored, deltas, deltaKeys] = await Promise.all([
           tx.objectStore('pageIndex').get(bucket),
           tx.objectStore('deltas').getAll(range),
+          tx.objectStore('deltas').getAllKeys(range),
         ]);
         // A bucket with no index record has no pages (every commit that adds one writes it).
         const byKey = new Map<string, Entry>();
-        for (const rec of deltas) {
-          const page = pageFromRecord('', rec);
-          for (let i = 0; i < page.keys.length; i++) byKey.set(page.keys[i] as string, entryAt(page, i));
-        }
-        const index = new BucketIndex(stored ?? [], byKey);
+        const records = new Map<string, string>();
+        deltas.forEach((rec, r) => {
+          const record = (deltaKeys[r] as [string, string])[1];
+          const page = pageFromRecord(record, rec);
+          for (let i = 0; i < page.keys.length; i++) {
+            byKey.set(page.keys[i] as string, entryAt(page, i));
+            records.set(page.keys[i] as string, record);
+          }
+        });
+        const index = new BucketIndex(stored ?? [], byKey, records);
         // Commits load the index first and are serialized, so none can have changed it meanwhile.
         this.indexes.set(bucket, index);
         mark('page index');
@@ -374,7 +380,7 @@ export class IdbReplicaStorage implements ReplicaStorage {
     });
     // Committed: now (and only now) the memory views follow, all in one synchronous step.
     if (index !== undefined && plan !== undefined) {
-      index.apply(plan.firsts, plan.folded, plan.deltaPuts);
+      index.apply(plan.firsts, plan.folded, plan.deltaPuts, plan.deltaRecords);
       this.cache.committed(bucket, plan.written);
     }
     this.afterCommit(batch);

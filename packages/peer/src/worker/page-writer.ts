@@ -30,6 +30,8 @@ export interface WritePlan {
   firsts: string[];
   folded: string[];
   deltaPuts: Entry[];
+  /** The delta record each of `deltaPuts` went to. */
+  deltaRecords: Map<string, string>;
 }
 
 const quiet = (p: Promise<unknown>) => void p.catch(() => undefined);
@@ -65,15 +67,15 @@ export async function writeEntries(
     group.push(e);
   }
   const deltaPuts: Entry[] = [];
+  const deltaRecords = new Map<string, string>();
   const fold: string[] = [];
   for (const [home, group] of groups) {
     if (index.firsts.length > 0 && group.length + index.deltaCount(home) <= DELTA_LIMIT) {
-      // One delta record per page: its deltas, now with these.
-      const merged = mergeIntoPage(pageOf(home, index.deltasOf(home)), group);
-      quiet(deltas.put(recordOf(merged), [bucket, home]));
+      for (const e of group) deltaRecords.set(e.key, index.recordFor(e.key, home));
       deltaPuts.push(...group);
     } else fold.push(home);
   }
+  writeDeltas(deltas, bucket, index, deltaPuts, deltaRecords, fold);
   const cached = fold.map((f) => cache.get(bucket, f));
   const recs = await Promise.all(
     fold.map((f, i) => (cached[i] !== undefined ? undefined : pages.get([bucket, f]))),
@@ -84,7 +86,6 @@ export async function writeEntries(
     const rec = recs[i];
     const stored = cached[i] ?? (rec === undefined ? emptyPage(f) : pageFromRecord(f, rec));
     const own = index.deltasOf(f);
-    if (own.length > 0) quiet(deltas.delete([bucket, f]));
     const base = own.length === 0 ? stored : mergeIntoPage(stored, own);
     for (const p of mergeAndSplit(base, groups.get(f) as Entry[])) {
       quiet(pages.put(recordOf(p), [bucket, p.first]));
@@ -94,5 +95,45 @@ export async function writeEntries(
     if (index.firsts.length === 0) added.push(f);
   });
   const firsts = added.length === 0 ? index.firsts : [...new Set([...index.firsts, ...added])].sort();
-  return { written, firsts, folded: fold, deltaPuts };
+  return { written, firsts, folded: fold, deltaPuts, deltaRecords };
+}
+
+/**
+ * Rewrites every delta record the commit changes: records gaining `puts` (at the records
+ * `where` names) and records losing the deltas of `folded` pages (deleted once empty).
+ */
+function writeDeltas(
+  deltas: DeltasStore,
+  bucket: string,
+  index: BucketIndex,
+  puts: readonly Entry[],
+  where: ReadonlyMap<string, string>,
+  folded: readonly string[],
+): void {
+  const gained = new Map<string, Entry[]>();
+  for (const e of puts) {
+    const r = where.get(e.key) as string;
+    const list = gained.get(r);
+    if (list === undefined) gained.set(r, [e]);
+    else list.push(e);
+  }
+  const lost = new Set<string>();
+  const touched = new Set(gained.keys());
+  for (const f of folded) {
+    for (const e of index.deltasOf(f)) {
+      lost.add(e.key);
+      touched.add(index.recordOf(e.key) as string);
+    }
+  }
+  for (const r of touched) {
+    const byKey = new Map<string, Entry>();
+    for (const e of index.deltasIn(r)) if (!lost.has(e.key)) byKey.set(e.key, e);
+    for (const e of gained.get(r) ?? []) byKey.set(e.key, e);
+    if (byKey.size === 0) {
+      quiet(deltas.delete([bucket, r]));
+      continue;
+    }
+    const sorted = [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    quiet(deltas.put(recordOf(pageOf(r, sorted)), [bucket, r]));
+  }
 }

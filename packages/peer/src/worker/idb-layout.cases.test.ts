@@ -1,0 +1,109 @@
+import type { Entry } from '@mittsync/core';
+import { prng } from '@mittsync/core/testing';
+import { describe, expect, it } from 'vitest';
+import { DELTA_GROUP_PAGES } from './bucket-index';
+import { IdbReplicaStorage } from './idb-storage';
+
+/**
+ * Tests of the page and delta layout, run on fake-indexeddb (fast, in Node) and on Chromium's
+ * real IndexedDB. `prefix` keeps each run's database names apart.
+ */
+export function runIdbLayoutTests(prefix: string): void {
+  let n = 0;
+  describe('IdbReplicaStorage pages', () => {
+    it('matches a plain map through random batches that split pages', async () => {
+      const rand = prng(42);
+      let s = new IdbReplicaStorage({ name: `${prefix}-model-${n++}`, cacheEntries: 1000 });
+      await s.open();
+      const model = new Map<string, Entry>();
+      for (let round = 0; round < 400; round++) {
+        if (round % 90 === 89) {
+          // Reopen now and then: deltas come back from their records, then fold or move on.
+          await s.close();
+          s = new IdbReplicaStorage({ name: s.name, cacheEntries: 1000 });
+          await s.open();
+        }
+        // Mostly small batches (deltas, folds), now and then a bulk one (page merges, splits).
+        const size = round % 20 === 0 ? Math.floor(rand() * 3000) + 1 : Math.floor(rand() * 30) + 1;
+        const puts: Entry[] = [];
+        for (let i = 0; i < size; i++) {
+          const key = `k${Math.floor(rand() * 20_000)
+            .toString()
+            .padStart(5, '0')}`;
+          const e: Entry =
+            rand() < 0.1
+              ? { key, hlc: `h${round}`, seq: round, deleted: true }
+              : { key, hlc: `h${round}`, seq: round, value: { round, i } };
+          puts.push(e);
+          model.set(key, e);
+        }
+        await s.commit({ bucket: 'b', puts });
+      }
+      const sorted = [...model.values()].sort((a, b) => (a.key < b.key ? -1 : 1));
+      expect(await s.scan('b', { includeDeleted: true })).toEqual(sorted);
+      expect(await s.scan('b', {})).toEqual(sorted.filter((e) => !e.deleted));
+      expect(await s.scan('b', { prefix: 'k012', includeDeleted: true })).toEqual(
+        sorted.filter((e) => e.key.startsWith('k012')),
+      );
+      expect(await s.scan('b', { start: 'k05', end: 'k07', limit: 300, includeDeleted: true })).toEqual(
+        sorted.filter((e) => e.key >= 'k05' && e.key < 'k07').slice(0, 300),
+      );
+      const probe = ['k00000', 'k19999', 'k10000', 'nope', ...sorted.slice(0, 50).map((e) => e.key)];
+      expect(await s.getEntries('b', probe)).toEqual(probe.map((k) => model.get(k)));
+      await s.close();
+      // The same again from disk, with a cold cache.
+      const t = new IdbReplicaStorage({ name: s.name });
+      await t.open();
+      expect(await t.scan('b', { includeDeleted: true })).toEqual(sorted);
+      expect(await t.getEntries('b', probe)).toEqual(probe.map((k) => model.get(k)));
+      await t.close();
+    }, 60_000);
+  });
+
+  describe('IdbReplicaStorage delta records', () => {
+    const count = (name: string, store: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = indexedDB.open(name);
+        req.onerror = () => reject(req.error);
+        req.onsuccess = () => {
+          const db = req.result;
+          const c = db.transaction(store).objectStore(store).count();
+          c.onsuccess = () => {
+            db.close();
+            resolve(c.result);
+          };
+        };
+      });
+
+    it('writes scattered updates into one record per run of pages, and reads them back', async () => {
+      const s = new IdbReplicaStorage({ name: `${prefix}-deltas-${n++}` });
+      await s.open();
+      const key = (i: number) => `k${String(i).padStart(6, '0')}`;
+      const bulk: Entry[] = [];
+      for (let i = 0; i < 20_000; i++) bulk.push({ key: key(i), hlc: 'h1', seq: i + 1, value: { i } });
+      await s.commit({ bucket: 'b', puts: bulk });
+      const pages = await count(s.name, 'pages');
+      expect(pages).toBeGreaterThan(16);
+      // One update per ~66 keys: some in every page.
+      const scattered: Entry[] = [];
+      for (let i = 0; i < 20_000; i += 66)
+        scattered.push({ key: key(i), hlc: 'h2', seq: 30_000 + i, value: { i, v: 2 } });
+      await s.commit({ bucket: 'b', puts: scattered });
+      const records = await count(s.name, 'deltas');
+      expect(records).toBeLessThanOrEqual(Math.ceil(pages / DELTA_GROUP_PAGES));
+      expect(records).toBeGreaterThan(1);
+      await s.close();
+      const t = new IdbReplicaStorage({ name: s.name });
+      await t.open();
+      const want = new Map(bulk.map((e) => [e.key, e]));
+      for (const e of scattered) want.set(e.key, e);
+      expect(await t.scan('b', {})).toEqual([...want.values()]);
+      // A bulk rewrite folds every page: the delta records go away with their deltas.
+      const again = bulk.map((e) => ({ ...e, hlc: 'h3', seq: e.seq + 50_000 }));
+      await t.commit({ bucket: 'b', puts: again });
+      expect(await count(t.name, 'deltas')).toBe(0);
+      expect(await t.scan('b', {})).toEqual(again);
+      await t.close();
+    }, 60_000);
+  });
+}
