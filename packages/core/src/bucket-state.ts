@@ -103,6 +103,8 @@ export interface CatchUp {
   /** A merge of arrived pages is queued or running. */
   merging: boolean;
   ranges: RangeCursor[];
+  /** Page requests sent (sizes the next one). */
+  requested: number;
   pages: number;
   entries: number;
   /** Greatest seq among downloaded entries (the copy is fuzzy: some may be newer than `from`). */

@@ -681,6 +681,7 @@ export class Replica {
         done: false,
         inflight: false,
       })),
+      requested: 0,
       pages: 0,
       entries: 0,
       dlMaxSeq: 0,
@@ -809,7 +810,8 @@ export class Replica {
       bucket: b.name,
       reqId: this.nextReqId++,
       since: cu.since,
-      limit: this.pageSize,
+      // Small first pages get storage busy sooner; the rest at full size.
+      limit: Math.min(this.pageSize, FIRST_PAGE_ENTRIES * 2 ** cu.requested++),
       ...(r.after === undefined ? {} : { after: r.after }),
       ...(r.until === undefined ? {} : { until: r.until }),
     };
@@ -1234,6 +1236,9 @@ export class Replica {
 }
 
 /** Error codes with which the relay refuses a whole push frame. */
+/** Size of a catch-up's first page request; each next one doubles, up to `pageSize`. */
+const FIRST_PAGE_ENTRIES = 250;
+
 /** Most downloaded entries merged in one storage commit (pages that arrived meanwhile). */
 const MERGE_BATCH_ENTRIES = 16_000;
 
