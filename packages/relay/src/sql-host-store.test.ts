@@ -187,6 +187,19 @@ describe('SqlHostStore', () => {
     driver.close();
   });
 
+  it('opens files in WAL mode with full sync and a 64 MB page cache', () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'mittsync-pragmas-')), 'relay.db');
+    const d = new SqliteDriver(path);
+    expect(d.db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(d.db.pragma('synchronous', { simple: true })).toBe(2);
+    expect(d.db.pragma('cache_size', { simple: true })).toBe(-65536);
+    d.close();
+    const small = new SqliteDriver(path, { cacheMb: 8, synchronous: 'NORMAL' });
+    expect(small.db.pragma('cache_size', { simple: true })).toBe(-8192);
+    expect(small.db.pragma('synchronous', { simple: true })).toBe(1);
+    small.close();
+  });
+
   it('refuses a database written by a newer schema, and a second relay on the same file', () => {
     const path = tempDb();
     const d = new SqliteDriver(path);

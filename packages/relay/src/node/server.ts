@@ -39,6 +39,8 @@ export interface NodeRelayOptions {
   tombstoneRetainMs?: number;
   /** `synchronous` pragma; FULL unless you accept losing acked ops on power loss. */
   synchronous?: 'FULL' | 'NORMAL';
+  /** SQLite page cache in MB (default 64). */
+  cacheMb?: number;
   env?: Env;
   log?: RelayLog;
 }
@@ -116,6 +118,7 @@ export async function startNodeRelay(opts: NodeRelayOptions = {}): Promise<NodeR
   const data = opts.data ?? './.mittsync';
   const driver = new SqliteDriver(data === ':memory:' ? ':memory:' : join(data, 'relay.db'), {
     ...(opts.synchronous === undefined ? {} : { synchronous: opts.synchronous }),
+    ...(opts.cacheMb === undefined ? {} : { cacheMb: opts.cacheMb }),
   });
   const relay = new Relay({
     stores: sqlStores(driver),

