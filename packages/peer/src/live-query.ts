@@ -38,16 +38,13 @@ export interface LiveResult<T> {
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 
 /**
- * One key's state, updated in place by later deliveries: its version (a range of a batch's
- * version string, compared without slicing it out) and its value (a range of a batch's value
- * bytes, decoded on first read). Slots live as long as their key, so they are allocated once
- * per key: a stream of deliveries then leaves only short-lived garbage behind, which keeps
- * the collector's pauses short on the main thread.
+ * One key's state, updated in place by later deliveries: its value as a range of a batch's
+ * value bytes, decoded on first read. Slots live as long as their key, so they are allocated
+ * once per key: a stream of deliveries then leaves only short-lived garbage behind, which
+ * keeps the collector's pauses short on the main thread.
  */
 interface Slot {
-  h: string;
-  hAt: number;
-  hLen: number;
+  readonly key: string;
   deleted: boolean;
   raw: Uint8Array;
   start: number;
@@ -66,37 +63,43 @@ function slotValue(slot: Slot): unknown {
   return slot.value;
 }
 
-/** Compares `a[aAt..aAt+aLen)` with `b[bAt..bAt+bLen)` as strings compare, without slicing. */
-function compareRanges(a: string, aAt: number, aLen: number, b: string, bAt: number, bLen: number): number {
-  const n = Math.min(aLen, bLen);
-  for (let i = 0; i < n; i++) {
-    const d = a.charCodeAt(aAt + i) - b.charCodeAt(bAt + i);
-    if (d !== 0) return d;
-  }
-  return aLen - bLen;
+/**
+ * Element `j` of a little-endian Uint32 column, read from bytes at any offset: a typed-array
+ * view needs 4-byte alignment, and copying to get it allocates, which costs more than this on
+ * a busy main thread.
+ */
+export function u32At(b: Uint8Array, j: number): number {
+  const at = j * 4;
+  return (
+    ((b[at] as number) | ((b[at + 1] as number) << 8) | ((b[at + 2] as number) << 16)) +
+    (b[at + 3] as number) * 0x1000000
+  );
 }
 
-/** What one delivery changed: indexes into its batch, with where each key starts. */
+/** One delivery: its slots, tombstone flags, value bytes and value ends. */
 interface Taken {
-  cols: EntryColumns;
-  /** Indexes (into the batch) of the entries that changed something. */
-  idx: Uint32Array;
-  /** Where each changed entry's key starts in `cols.k`. */
-  keyAt: Uint32Array;
+  /** Slot numbers and value ends, as little-endian Uint32 bytes (see {@link u32At}). */
+  i: Uint8Array;
   n: number;
+  x: Uint8Array;
+  v: Uint8Array;
+  o: Uint8Array;
 }
 
 /**
- * The page side of one live query: applies snapshots and change batches in order, skipping
- * versions it already has (a change can arrive both in a snapshot and right after it).
- * Values stay encoded until something reads them (`get`, `rows`, `changes`).
+ * The page side of one live query: applies snapshots and change batches in order. The worker
+ * sends only what is newer than what this holds, each key with its slot number (see
+ * `EntryColumns`), so a delivery costs a few array writes per entry. Values stay encoded
+ * until something reads them (`get`, `rows`, `changes`).
  */
 export class LiveQueryState<T> {
-  private slots = new Map<string, Slot>();
+  private slots: Slot[] = [];
+  private byKey = new Map<string, Slot>();
   private live = 0;
 
   snapshot(cols: EntryColumns): LiveResult<T> {
-    this.slots = new Map();
+    this.slots = [];
+    this.byKey = new Map();
     this.live = 0;
     return this.view(true, this.take(cols), 'initial');
   }
@@ -106,74 +109,51 @@ export class LiveQueryState<T> {
     return taken.n === 0 ? null : this.view(false, taken, source);
   }
 
-  /** Applies the newer entries of a batch; returns which of them changed something. */
   private take(cols: EntryColumns): Taken {
-    const { k, kl, h, hl, x, v, o } = cols;
-    const count = kl.length;
-    const idx = new Uint32Array(count);
-    const keyAt = new Uint32Array(count);
-    let n = 0;
+    const { i, k, kl, x, v, o } = cols;
+    const n = i.length / 4;
+    const slots = this.slots;
     let ka = 0;
-    let ha = 0;
-    for (let i = 0; i < count; i++) {
-      const kLen = kl[i] as number;
-      const hLen = hl[i] as number;
-      const key = k.slice(ka, ka + kLen);
-      const cur = this.slots.get(key);
-      if (cur === undefined || compareRanges(cur.h, cur.hAt, cur.hLen, h, ha, hLen) < 0) {
-        const deleted = x[i] === 1;
-        const start = i === 0 ? 0 : (o[i - 1] as number);
-        const end = o[i] as number;
-        if (cur === undefined) {
-          if (!deleted) this.live++;
-          this.slots.set(key, {
-            h,
-            hAt: ha,
-            hLen,
-            deleted,
-            raw: deleted ? NO_BYTES : v,
-            start,
-            end,
-            value: undefined,
-            decoded: false,
-          });
-        } else {
-          if (cur.deleted && !deleted) this.live++;
-          else if (!cur.deleted && deleted) this.live--;
-          cur.h = h;
-          cur.hAt = ha;
-          cur.hLen = hLen;
-          cur.deleted = deleted;
-          cur.raw = deleted ? NO_BYTES : v;
-          cur.start = start;
-          cur.end = end;
-          cur.value = undefined;
-          cur.decoded = false;
-        }
-        idx[n] = i;
-        keyAt[n] = ka;
-        n++;
+    let fresh = 0;
+    let start = 0;
+    for (let j = 0; j < n; j++) {
+      const id = u32At(i, j);
+      let s = slots[id];
+      if (s === undefined) {
+        const len = kl[fresh++] as number;
+        const key = k.slice(ka, ka + len);
+        ka += len;
+        s = { key, deleted: true, raw: NO_BYTES, start: 0, end: 0, value: undefined, decoded: false };
+        slots[id] = s;
+        this.byKey.set(key, s);
       }
-      ka += kLen;
-      ha += hLen;
+      const deleted = x[j] === 1;
+      if (s.deleted && !deleted) this.live++;
+      else if (!s.deleted && deleted) this.live--;
+      s.deleted = deleted;
+      s.raw = deleted ? NO_BYTES : v;
+      const end = u32At(o, j);
+      s.start = start;
+      s.end = end;
+      start = end;
+      s.value = undefined;
+      s.decoded = false;
     }
-    return { cols, idx, keyAt, n };
+    return { i, n, x, v, o };
   }
 
   private view(initial: boolean, taken: Taken, source: Change<T>['source']): LiveResult<T> {
-    const slots = this.slots;
+    const { slots, byKey } = this;
     let changes: Change<T>[] | undefined;
     return {
       initial,
       get changes() {
         // Built from the delivery's own batch, so later deliveries don't change it.
         changes ??= Array.from({ length: taken.n }, (_, j) => {
-          const { k, kl, x, v, o } = taken.cols;
-          const i = taken.idx[j] as number;
-          const at = taken.keyAt[j] as number;
-          const key = k.slice(at, at + (kl[i] as number));
-          if (x[i] === 1) return { key, deleted: true, source };
-          const value = unpackr.unpack(v.subarray(i === 0 ? 0 : (o[i - 1] as number), o[i] as number)) as T;
+          const key = (slots[u32At(taken.i, j)] as Slot).key;
+          if (taken.x[j] === 1) return { key, deleted: true, source };
+          const start = j === 0 ? 0 : u32At(taken.o, j - 1);
+          const value = unpackr.unpack(taken.v.subarray(start, u32At(taken.o, j))) as T;
           return { key, value, deleted: false, source };
         });
         return changes;
@@ -181,12 +161,13 @@ export class LiveQueryState<T> {
       count: taken.n,
       size: this.live,
       get: (key) => {
-        const s = slots.get(key);
+        const s = byKey.get(key);
         return s === undefined || s.deleted ? undefined : (slotValue(s) as T);
       },
       rows: () => {
         const out: Row<T>[] = [];
-        for (const [key, s] of slots) if (!s.deleted) out.push({ key, value: slotValue(s) as T });
+        for (const s of slots)
+          if (s !== undefined && !s.deleted) out.push({ key: s.key, value: slotValue(s) as T });
         return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
       },
     };

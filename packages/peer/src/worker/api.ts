@@ -107,21 +107,22 @@ export type Outcome<T> =
   | { ok: false; error: { code: string; message: string; detail?: Record<string, unknown> } };
 
 /**
- * Entries of a live-query delivery, by column: all keys in one string (`kl` their lengths),
- * all versions in another (`hl`), and each value as its own msgpack slice of `v` (value `i`
- * is `v[o[i-1] ?? 0 .. o[i]]`, empty for a tombstone). Two long strings decode far faster
- * than thousands of short ones, and a value is decoded only when the page looks at it, so
- * receiving a big batch costs the main thread little.
+ * Entries of a live-query delivery, by column. The worker keeps a mirror of what the page
+ * holds for each live query, so it sends only entries newer than the page's and gives each
+ * key a slot number (`i`, as Uint32 bytes): the page stores a delivery with array writes,
+ * without comparing versions, slicing key strings or hashing them. Keys travel only for
+ * slots the page has not seen (`k`, joined, `kl` their lengths, in slot order); slot numbers
+ * are given out from 0 by each snapshot, in order. `x` is 1 per tombstone (bytes), and each
+ * value is its own msgpack slice of `v` (value `j` is `v[o[j-1] ?? 0 .. o[j]]`, `o` as Uint32
+ * bytes), decoded only when the page looks at it.
  */
 export interface EntryColumns {
+  i: Uint8Array;
   k: string;
   kl: number[];
-  h: string;
-  hl: number[];
-  /** 1 for a tombstone. */
-  x: number[];
+  x: Uint8Array;
   v: Uint8Array;
-  o: number[];
+  o: Uint8Array;
 }
 
 /** Events the host pushes to a tab, msgpack-encoded in batches. */

@@ -16,13 +16,12 @@ interface Watcher {
   match: (key: string) => boolean;
   /** Changes seen while the snapshot is being read (subscribe first, then read). */
   held: { entries: Entry[]; source: ChangeSource }[] | null;
+  /** What the page holds (events go through it in the order they are queued). */
+  mirror: LiveMirror;
 }
 
-/** A queued event, entries still as objects (encoded at flush). */
-type Queued =
-  | { t: 'snap'; w: number; e: readonly Entry[] }
-  | { t: 'chg'; w: number; e: readonly Entry[]; s: ChangeSource }
-  | { t: 'status'; s: ClientStatus };
+/** A queued event. */
+type Queued = HostEvent;
 
 interface Tab {
   sink: EventSink;
@@ -31,39 +30,83 @@ interface Tab {
 
 const valuePackr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 
-/** Encodes entries by column (see {@link EntryColumns}). */
-export function toColumns(entries: readonly Entry[]): EntryColumns {
-  const n = entries.length;
-  const k: string[] = new Array(n);
-  const kl: number[] = new Array(n);
-  const h: string[] = new Array(n);
-  const hl: number[] = new Array(n);
-  const x: number[] = new Array(n);
-  const o: number[] = new Array(n);
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  for (let i = 0; i < n; i++) {
-    const e = entries[i] as Entry;
-    k[i] = e.key;
-    kl[i] = e.key.length;
-    h[i] = e.hlc;
-    hl[i] = e.hlc.length;
-    x[i] = e.deleted ? 1 : 0;
-    if (!e.deleted) {
-      // pack() returns a view into a buffer msgpackr reuses: copy it out now.
-      const bytes = valuePackr.pack(e.value ?? null).slice();
-      parts.push(bytes);
-      size += bytes.length;
+/** `values` as little-endian Uint32 bytes (read with `u32At` on the page). */
+export function u32Bytes(values: ArrayLike<number>): Uint8Array {
+  const out = new Uint8Array(values.length * 4);
+  for (let j = 0; j < values.length; j++) {
+    const v = values[j] as number;
+    const at = j * 4;
+    out[at] = v & 0xff;
+    out[at + 1] = (v >>> 8) & 0xff;
+    out[at + 2] = (v >>> 16) & 0xff;
+    out[at + 3] = v >>> 24;
+  }
+  return out;
+}
+
+/**
+ * The worker's copy of what one live query's page holds: each key's slot number and version.
+ * Deliveries go through it, so the page gets only what is newer than what it has, already
+ * numbered (see {@link EntryColumns}).
+ */
+export class LiveMirror {
+  private slots = new Map<string, { id: number; hlc: string }>();
+
+  /** A snapshot: every entry, numbered from 0. */
+  snapshot(entries: readonly Entry[]): EntryColumns {
+    this.slots = new Map();
+    return this.columns(entries, true) as EntryColumns;
+  }
+
+  /** The entries newer than what the page has, or null when there are none. */
+  change(entries: readonly Entry[]): EntryColumns | null {
+    return this.columns(entries, false);
+  }
+
+  private columns(entries: readonly Entry[], all: boolean): EntryColumns | null {
+    const ids: number[] = [];
+    const taken: Entry[] = [];
+    const k: string[] = [];
+    const kl: number[] = [];
+    for (const e of entries) {
+      const cur = this.slots.get(e.key);
+      if (cur === undefined) {
+        const id = this.slots.size;
+        this.slots.set(e.key, { id, hlc: e.hlc });
+        ids.push(id);
+        k.push(e.key);
+        kl.push(e.key.length);
+      } else if (cur.hlc < e.hlc) {
+        cur.hlc = e.hlc;
+        ids.push(cur.id);
+      } else continue;
+      taken.push(e);
     }
-    o[i] = size;
+    if (taken.length === 0 && !all) return null;
+    const n = taken.length;
+    const x = new Uint8Array(n);
+    const o: number[] = new Array(n);
+    const parts: Uint8Array[] = [];
+    let size = 0;
+    for (let j = 0; j < n; j++) {
+      const e = taken[j] as Entry;
+      if (e.deleted) x[j] = 1;
+      else {
+        // pack() returns a view into a buffer msgpackr reuses: copy it out now.
+        const bytes = valuePackr.pack(e.value ?? null).slice();
+        parts.push(bytes);
+        size += bytes.length;
+      }
+      o[j] = size;
+    }
+    const v = new Uint8Array(size);
+    let at = 0;
+    for (const p of parts) {
+      v.set(p, at);
+      at += p.length;
+    }
+    return { i: u32Bytes(ids), k: k.join(''), kl, x, v, o: u32Bytes(o) };
   }
-  const v = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    v.set(p, at);
-    at += p.length;
-  }
-  return { k: k.join(''), kl, h: h.join(''), hl, x, v, o };
 }
 
 /** An entry on the worker-page link (`get` and `scan` results). */
@@ -87,9 +130,9 @@ export function matcher(q: Query): (key: string) => boolean {
  * Live queries of every attached tab. A watcher is registered before its snapshot is read and
  * holds the changes that arrive meanwhile, which follow the snapshot on the same ordered
  * channel: no change can fall between a live query's initial result and its stream (the mitt
- * again, between worker and page). A change both in the snapshot and held is sent twice;
- * the page ignores versions it already has. Events of one tab are batched per microtask and
- * sent as one transferred msgpack buffer.
+ * again, between worker and page). Each watcher's {@link LiveMirror} drops what the page
+ * already has (a held change the snapshot already saw, an older version arriving late).
+ * Events of one tab are batched per microtask and sent as one transferred msgpack buffer.
  */
 export class WatchHub {
   private readonly tabs = new Map<string, Tab>();
@@ -112,7 +155,15 @@ export class WatchHub {
   }
 
   async watch(tabId: string, id: number, bucket: string, query: Query): Promise<void> {
-    const w: Watcher = { tabId, id, bucket, query, match: matcher(query), held: null };
+    const w: Watcher = {
+      tabId,
+      id,
+      bucket,
+      query,
+      match: matcher(query),
+      held: null,
+      mirror: new LiveMirror(),
+    };
     this.watchers.set(`${tabId}/${id}`, w);
     await this.snapshot(w);
   }
@@ -140,8 +191,14 @@ export class WatchHub {
     w.held = null;
     const key = `${w.tabId}/${w.id}`;
     if (this.watchers.get(key) !== w) return; // unwatched meanwhile
-    this.push(w.tabId, { t: 'snap', w: w.id, e: entries.filter((e) => !e.deleted) });
-    for (const h of held) this.push(w.tabId, { t: 'chg', w: w.id, e: h.entries, s: h.source });
+    this.push(w.tabId, { t: 'snap', w: w.id, b: w.mirror.snapshot(entries.filter((e) => !e.deleted)) });
+    for (const h of held) this.pushChange(w, h.entries, h.source);
+  }
+
+  private pushChange(w: Watcher, entries: readonly Entry[], source: ChangeSource): void {
+    if (!this.tabs.has(w.tabId)) return;
+    const b = w.mirror.change(entries);
+    if (b !== null) this.push(w.tabId, { t: 'chg', w: w.id, b, s: source });
   }
 
   /** Routes a committed change to every matching watcher. */
@@ -152,7 +209,7 @@ export class WatchHub {
       for (const e of entries) if (w.match(e.key)) hits.push(e);
       if (hits.length === 0) continue;
       if (w.held !== null) w.held.push({ entries: hits, source });
-      else this.push(w.tabId, { t: 'chg', w: w.id, e: hits, s: source });
+      else this.pushChange(w, hits, source);
     }
   }
 
@@ -179,13 +236,7 @@ export class WatchHub {
     this.scheduled = false;
     for (const tab of this.tabs.values()) {
       if (tab.queue.length === 0) continue;
-      const events: HostEvent[] = tab.queue.map((ev) =>
-        ev.t === 'status'
-          ? ev
-          : ev.t === 'snap'
-            ? { t: 'snap', w: ev.w, b: toColumns(ev.e) }
-            : { t: 'chg', w: ev.w, b: toColumns(ev.e), s: ev.s },
-      );
+      const events = tab.queue;
       tab.queue = [];
       // A copy of exactly the encoded bytes: its buffer is ours to transfer.
       tab.sink(encodeFrame(events).slice());
