@@ -451,11 +451,7 @@ async function liveQueryBatch(quick: boolean): Promise<number> {
         ([b, n]) => (globalThis as unknown as PageApi).mittsyncBench.writeBatch('live', 'bench-live', b, n),
         [i, size] as const,
       );
-      await page.waitForFunction(
-        (want) => (globalThis as unknown as PageApi).mittsyncBench.liveStats().delivered >= want,
-        i + 1,
-        { polling: 5 },
-      );
+      await page.evaluate((want) => (globalThis as unknown as PageApi).mittsyncBench.delivered(want), i + 1);
     }
     if (cdp !== undefined && profile !== undefined) {
       const { profile: data } = await cdp.send('Profiler.stop');

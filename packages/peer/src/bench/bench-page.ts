@@ -10,7 +10,7 @@ import { benchKey, benchValue } from './data';
 const relay = location.origin;
 let current: Client | null = null;
 let writer: Client | null = null;
-const live = { delivered: 0, samples: [] as number[] };
+const live = { delivered: 0, samples: [] as number[], waiters: [] as { n: number; done: () => void }[] };
 
 function open(name: string, sync?: { pageSize?: number; parallelRanges?: number }): Client {
   current = createClient({ relay, getToken: devToken(relay), name, ...(sync ? { sync } : {}) });
@@ -88,9 +88,19 @@ const api = {
         if (r.count >= size) {
           full = true;
           live.delivered++;
+          live.waiters = live.waiters.filter((w) => (w.n <= live.delivered ? (w.done(), false) : true));
         }
       });
     });
+  },
+
+  /**
+   * Resolves once `n` full batches were delivered: the harness awaits this instead of polling,
+   * which would run on the same main thread as the deliveries it measures.
+   */
+  delivered(n: number): Promise<void> {
+    if (live.delivered >= n) return Promise.resolve();
+    return new Promise((done) => live.waiters.push({ n, done }));
   },
 
   /** Deliveries of full batches seen by {@link watchBatches}, and their times. */
