@@ -197,6 +197,9 @@ const utf8 = new TextDecoder();
  * truncated frame) throws {@link NotFast}, and the caller decodes the frame with msgpackr
  * instead, which then decodes it or reports it malformed.
  */
+/** Scratch space of {@link Reader.str} (one thread, no re-entry). */
+const CODES: number[] = [];
+
 class Reader {
   pos = 0;
   private readonly view: DataView;
@@ -255,6 +258,20 @@ class Reader {
     const start = this.advance(len);
     const end = start + len;
     const b = this.buf;
+    if (len <= 64) {
+      // Short ASCII (keys and versions mostly are): char codes into a reused array, then one
+      // fromCharCode; twice as fast as a subarray per string, and cheaper than TextDecoder.
+      const codes = CODES;
+      codes.length = len;
+      let i = 0;
+      for (; i < len; i++) {
+        const c = b[start + i] as number;
+        if (c >= 0x80) break;
+        codes[i] = c;
+      }
+      if (i === len) return String.fromCharCode.apply(null, codes);
+      return utf8.decode(b.subarray(start, end));
+    }
     let ascii = true;
     for (let i = start; i < end; i++) {
       if ((b[i] as number) >= 0x80) {
@@ -262,9 +279,6 @@ class Reader {
         break;
       }
     }
-    // Short ASCII (keys and versions mostly are): cheaper than a TextDecoder call.
-    if (ascii && len <= 64)
-      return String.fromCharCode.apply(null, b.subarray(start, end) as unknown as number[]);
     return (ascii ? latin1 : utf8).decode(b.subarray(start, end));
   }
 
