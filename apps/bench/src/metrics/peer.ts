@@ -80,6 +80,8 @@ async function nodeReplica(relay: RunningRelay, id: string): Promise<Replica> {
 async function seed(relay: RunningRelay, bucket: string, n: number): Promise<void> {
   const r = await nodeReplica(relay, 'seeder');
   await r.openBucket(bucket);
+  // Joined first: a join that overlaps the writes would download them again as pages.
+  await r.whenReady(bucket);
   for (let start = 0; start < n; start += 5000) {
     const writes = [];
     for (let i = start; i < Math.min(n, start + 5000); i++)
