@@ -74,9 +74,10 @@ describe('LiveQueryState (page side of a live query) and its worker-side mirror'
     expect(ids(snap.i)).toEqual([0, 1]);
     expect(snap.k).toBe('ab');
     const chg = m.change([set('b', 'h2', 3), set('c', 'h2', 4), del('a', 'h2')]);
-    expect(ids(chg?.i as Uint8Array)).toEqual([1, 2, 0]);
-    expect([chg?.k, chg?.kl]).toEqual(['c', [1]]);
-    expect([...(chg?.x as Uint8Array)]).toEqual([0, 0, 1]);
+    if (chg === null) throw new Error('expected a delivery');
+    expect(ids(chg.i)).toEqual([1, 2, 0]);
+    expect([chg.k, chg.kl]).toEqual(['c', [1]]);
+    expect([...chg.x]).toEqual([0, 0, 1]);
     expect(m.change([set('c', 'h1', 'old')])).toBeNull();
     const again = m.snapshot([set('z', 'h3', 9)]);
     expect([ids(again.i), again.k]).toEqual([[0], 'z']);

@@ -88,7 +88,9 @@ const api = {
         if (r.count >= size) {
           full = true;
           live.delivered++;
-          live.waiters = live.waiters.filter((w) => (w.n <= live.delivered ? (w.done(), false) : true));
+          const due = live.waiters.filter((w) => w.n <= live.delivered);
+          live.waiters = live.waiters.filter((w) => w.n > live.delivered);
+          for (const w of due) w.done();
         }
       });
     });
