@@ -9,6 +9,11 @@ export interface SqlDriver {
     sql: string,
     ...params: SqlValue[]
   ): Row[];
+  /**
+   * Optional: runs a query and returns its rows as arrays, in the order of the selected
+   * columns. Bulk reads (catch-up pages) use it where the driver has it: no object per row.
+   */
+  execRaw?(sql: string, ...params: SqlValue[]): SqlValue[][];
   /** Runs `fn` in one transaction: commits when it returns, rolls back when it throws. */
   transaction<T>(fn: () => T): T;
 }

@@ -187,6 +187,34 @@ describe('SqlHostStore', () => {
     driver.close();
   });
 
+  it('reads pages the same through raw rows as through row objects', () => {
+    const driver = new SqliteDriver(':memory:');
+    const raw = new SqlHostStore(driver, 'b');
+    // The same database through a driver without execRaw.
+    const plain = new SqlHostStore(
+      { exec: driver.exec.bind(driver), transaction: driver.transaction.bind(driver) },
+      'b',
+    );
+    raw.transaction(() => {
+      for (let i = 0; i < 50; i++)
+        raw.putEntry(
+          i % 7 === 3
+            ? { key: `k${i}`, hlc: `h${i}`, seq: i + 1, deleted: true }
+            : { key: `k${i}`, hlc: `h${i}`, seq: i + 1, value: { i, s: 'x'.repeat(i) } },
+        );
+    });
+    const json = (x: unknown) => JSON.parse(JSON.stringify(x));
+    for (const [since, after, until, limit] of [
+      [0, undefined, undefined, 100],
+      [0, 'k1', 'k3', 5],
+      [30, undefined, undefined, 10],
+    ] as const) {
+      const a = raw.pageScan(since, after, until, limit);
+      expect(a.length).toBeGreaterThan(0);
+      expect(json(a)).toEqual(json(plain.pageScan(since, after, until, limit)));
+    }
+  });
+
   it('opens files in WAL mode with full sync and a 64 MB page cache', () => {
     const path = join(mkdtempSync(join(tmpdir(), 'mittsync-pragmas-')), 'relay.db');
     const d = new SqliteDriver(path);

@@ -1,4 +1,4 @@
-import type { Entry, Hlc, HostMeta, HostStore, SqlDriver, Value } from '@mittsync/core';
+import type { Entry, Hlc, HostMeta, HostStore, SqlDriver, SqlValue, Value } from '@mittsync/core';
 import { MittsyncError, packedEntry } from '@mittsync/core';
 import { Packr } from 'msgpackr';
 
@@ -243,7 +243,16 @@ export class SqlHostStore implements HostStore {
   }
 
   pageScan(since: number, after: string | undefined, until: string | undefined, limit: number): Entry[] {
-    return this.rows(since, after, until, limit).map(rowToPackedEntry);
+    const { sql, params } = this.pageQuery(since, after, until, limit);
+    if (this.sql.execRaw === undefined) return this.sql.exec<EntryRow>(sql, ...params).map(rowToPackedEntry);
+    // Rows as arrays (the columns of COLS): a catch-up reads every entry this way.
+    return this.sql
+      .execRaw(sql, ...params)
+      .map((r) =>
+        r[3]
+          ? { key: r[0] as string, hlc: r[1] as string, seq: r[2] as number, deleted: true as const }
+          : packedEntry(r[0] as string, r[1] as string, r[2] as number, r[4] as Uint8Array),
+      );
   }
 
   private rows(
@@ -252,30 +261,32 @@ export class SqlHostStore implements HostStore {
     until: string | undefined,
     limit: number,
   ): EntryRow[] {
+    const { sql, params } = this.pageQuery(since, after, until, limit);
+    return this.sql.exec<EntryRow>(sql, ...params);
+  }
+
+  /** The query for a page of entries changed after `since`, in key order after `after`. */
+  private pageQuery(
+    since: number,
+    after: string | undefined,
+    until: string | undefined,
+    limit: number,
+  ): { sql: string; params: SqlValue[] } {
     // A resume asks for the few entries changed since its checkpoint: walk the seq index and
     // sort those, instead of the whole bucket in key order. Joins walk the key order.
     const dirty = this.head - since;
     const bySeq = since > 0 && dirty * 4 < this.count();
     const from = bySeq ? 'entries INDEXED BY entries_by_seq' : 'entries';
     const lo = after ?? '';
-    const rows =
-      until === undefined
-        ? this.sql.exec<EntryRow>(
-            `SELECT ${COLS} FROM ${from} WHERE b = ? AND seq > ? AND key > ? ORDER BY key LIMIT ?`,
-            this.b,
-            since,
-            lo,
-            limit,
-          )
-        : this.sql.exec<EntryRow>(
-            `SELECT ${COLS} FROM ${from} WHERE b = ? AND seq > ? AND key > ? AND key <= ? ORDER BY key LIMIT ?`,
-            this.b,
-            since,
-            lo,
-            until,
-            limit,
-          );
-    return rows;
+    return until === undefined
+      ? {
+          sql: `SELECT ${COLS} FROM ${from} WHERE b = ? AND seq > ? AND key > ? ORDER BY key LIMIT ?`,
+          params: [this.b, since, lo, limit],
+        }
+      : {
+          sql: `SELECT ${COLS} FROM ${from} WHERE b = ? AND seq > ? AND key > ? AND key <= ? ORDER BY key LIMIT ?`,
+          params: [this.b, since, lo, until, limit],
+        };
   }
 
   splitKeys(parts: number): string[] {

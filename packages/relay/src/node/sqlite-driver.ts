@@ -24,6 +24,7 @@ export interface SqliteDriverOptions {
 export class SqliteDriver implements SqlDriver {
   readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
+  private readonly rawStatements = new Map<string, Database.Statement>();
   private readonly cacheSize: number;
   private readonly tx: (fn: () => unknown) => unknown;
 
@@ -63,18 +64,29 @@ export class SqliteDriver implements SqlDriver {
     sql: string,
     ...params: SqlValue[]
   ): Row[] {
-    let stmt = this.statements.get(sql);
-    if (stmt === undefined) {
-      stmt = this.db.prepare(sql);
-      if (this.statements.size >= this.cacheSize) {
-        const oldest = this.statements.keys().next().value;
-        if (oldest !== undefined) this.statements.delete(oldest);
-      }
-      this.statements.set(sql, stmt);
-    }
+    const stmt = this.statement(this.statements, sql, false);
     if (stmt.reader) return stmt.all(...params) as Row[];
     stmt.run(...params);
     return [];
+  }
+
+  execRaw(sql: string, ...params: SqlValue[]): SqlValue[][] {
+    return this.statement(this.rawStatements, sql, true).all(...params) as SqlValue[][];
+  }
+
+  /** A prepared statement from `cache` (raw ones return arrays), preparing it if new. */
+  private statement(cache: Map<string, Database.Statement>, sql: string, raw: boolean): Database.Statement {
+    let stmt = cache.get(sql);
+    if (stmt === undefined) {
+      stmt = this.db.prepare(sql);
+      if (raw) stmt.raw(true);
+      if (cache.size >= this.cacheSize) {
+        const oldest = cache.keys().next().value;
+        if (oldest !== undefined) cache.delete(oldest);
+      }
+      cache.set(sql, stmt);
+    }
+    return stmt;
   }
 
   transaction<T>(fn: () => T): T {
@@ -88,6 +100,7 @@ export class SqliteDriver implements SqlDriver {
 
   close(): void {
     this.statements.clear();
+    this.rawStatements.clear();
     if (this.db.open) this.db.close();
   }
 }
