@@ -45,7 +45,7 @@ export { MemoryReplicaStorage } from './memory-storage';
 export type { MittBounds } from './mitt';
 export { DEFAULT_MITT_BOUNDS, Mitt } from './mitt';
 export type { Entry, Op, SeqOp, Value, Version } from './model';
-export { approxBytes, mergeEntry, opBytes, opToEntry, versionOf, wins } from './model';
+export { approxBytes, keyOrder, mergeEntry, opBytes, opToEntry, versionOf, wins } from './model';
 export { packedEntry, packedValueOf, plainEntry } from './packed';
 export type * from './protocol';
 export { CLOSE_CODES, PROTOCOL_VERSION } from './protocol';

@@ -49,6 +49,10 @@ export interface Entry {
   value?: Value;
 }
 
+/** Orders anything with a key by key, as the replica and its stores sort entries. */
+export const keyOrder = (a: { key: string }, b: { key: string }): number =>
+  a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+
 /** The version of an entry (or of the state an op leaves behind). */
 export function versionOf(e: { hlc: Hlc; deleted?: boolean | undefined }): Version {
   return e.deleted ? { hlc: e.hlc, deleted: true } : { hlc: e.hlc };

@@ -1,3 +1,4 @@
+import { keyOrder } from '@mittsync/core';
 import { Unpackr } from 'msgpackr';
 import type { EntryColumns } from './worker/api';
 
@@ -168,7 +169,7 @@ export class LiveQueryState<T> {
         const out: Row<T>[] = [];
         for (const s of slots)
           if (s !== undefined && !s.deleted) out.push({ key: s.key, value: slotValue(s) as T });
-        return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+        return out.sort(keyOrder);
       },
     };
   }

@@ -1,4 +1,4 @@
-import type { Entry } from '@mittsync/core';
+import { type Entry, keyOrder } from '@mittsync/core';
 import { pageIndexOf } from './pages';
 
 /**
@@ -71,7 +71,7 @@ export class BucketIndex {
     if (keys === undefined) return [];
     const out: Entry[] = [];
     for (const k of keys) out.push(this.deltas.get(k) as Entry);
-    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return out.sort(keyOrder);
   }
 
   /** The record a new delta of `key` (whose page starts at `home`) goes to. */

@@ -1,6 +1,7 @@
 import {
   type BucketMeta,
   type Entry,
+  keyOrder,
   type MittsyncError,
   type Op,
   plainEntry,
@@ -348,7 +349,7 @@ export class IdbReplicaStorage implements ReplicaStorage {
     // Sorted, one entry per key (the last put of a key wins).
     const byKey = new Map<string, Entry>();
     for (const e of batch.puts ?? []) byKey.set(e.key, e);
-    const puts = [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const puts = [...byKey.values()].sort(keyOrder);
     const index = puts.length > 0 ? await this.bucketIndex(bucket) : undefined;
     let plan: Awaited<ReturnType<typeof writeEntries>> | undefined;
     await this.run('commit', async (db) => {
@@ -426,7 +427,7 @@ export class IdbReplicaStorage implements ReplicaStorage {
   resetBucket(bucket: string, keep: readonly string[], meta: BucketMeta): Promise<void> {
     return this.serial(async () => {
       const kept = (await this.getEntries(bucket, keep)).filter((e): e is Entry => e !== undefined);
-      kept.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      kept.sort(keyOrder);
       const pages = kept.length === 0 ? [] : splitPage(pageOf('', kept));
       await this.run('resetBucket', async (db) => {
         const tx = db.transaction(['pages', 'deltas', 'pageIndex', 'buckets'], 'readwrite', {

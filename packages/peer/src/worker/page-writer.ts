@@ -1,4 +1,4 @@
-import type { Entry } from '@mittsync/core';
+import { type Entry, keyOrder } from '@mittsync/core';
 import { type BucketIndex, DELTA_LIMIT } from './bucket-index';
 import type { PageCache } from './page-cache';
 import {
@@ -133,7 +133,7 @@ function writeDeltas(
       quiet(deltas.delete([bucket, r]));
       continue;
     }
-    const sorted = [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const sorted = [...byKey.values()].sort(keyOrder);
     quiet(deltas.put(recordOf(pageOf(r, sorted)), [bucket, r]));
   }
 }
