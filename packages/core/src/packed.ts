@@ -192,14 +192,14 @@ class NotFast extends Error {}
 const latin1 = new TextDecoder('latin1');
 const utf8 = new TextDecoder();
 
+/** Scratch space of {@link Reader.str} (one thread, no re-entry). */
+const CODES: number[] = [];
+
 /**
  * Reads the MessagePack that {@link Writer} writes. Anything else (an unexpected type, a
  * truncated frame) throws {@link NotFast}, and the caller decodes the frame with msgpackr
  * instead, which then decodes it or reports it malformed.
  */
-/** Scratch space of {@link Reader.str} (one thread, no re-entry). */
-const CODES: number[] = [];
-
 class Reader {
   pos = 0;
   private readonly view: DataView;

@@ -1235,13 +1235,13 @@ export class Replica {
   }
 }
 
-/** Error codes with which the relay refuses a whole push frame. */
 /** Size of a catch-up's first page request; each next one doubles, up to `pageSize`. */
 const FIRST_PAGE_ENTRIES = 250;
 
 /** Most downloaded entries merged in one storage commit (pages that arrived meanwhile). */
 const MERGE_BATCH_ENTRIES = 16_000;
 
+/** Error codes with which the relay refuses a whole push frame. */
 const REFUSED_PUSH: ReadonlySet<string> = new Set([
   'FORBIDDEN',
   'TOO_MANY_OPS',

@@ -1,7 +1,8 @@
 import type { Entry } from '@mittsync/core';
 import { describe, expect, it } from 'vitest';
-import { LiveQueryState, u32At } from './live-query';
-import { LiveMirror, u32Bytes } from './worker/watchers';
+import { LiveQueryState } from './live-query';
+import { u32At, u32Bytes } from './worker/columns';
+import { LiveMirror } from './worker/watchers';
 
 const set = (key: string, hlc: string, value: unknown): Entry => ({
   key,

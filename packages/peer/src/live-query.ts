@@ -1,6 +1,7 @@
 import { keyOrder } from '@mittsync/core';
 import { Unpackr } from 'msgpackr';
 import type { EntryColumns } from './worker/api';
+import { u32At } from './worker/columns';
 
 /** One key and its value in a result. */
 export interface Row<T> {
@@ -65,29 +66,6 @@ function slotValue(slot: Slot): unknown {
 }
 
 /**
- * Element `j` of a little-endian Uint32 column, read from bytes at any offset: a typed-array
- * view needs 4-byte alignment, and copying to get it allocates, which costs more than this on
- * a busy main thread.
- */
-export function u32At(b: Uint8Array, j: number): number {
-  const at = j * 4;
-  return (
-    ((b[at] as number) | ((b[at + 1] as number) << 8) | ((b[at + 2] as number) << 16)) +
-    (b[at + 3] as number) * 0x1000000
-  );
-}
-
-/** One delivery: its slots, tombstone flags, value bytes and value ends. */
-interface Taken {
-  /** Slot numbers and value ends, as little-endian Uint32 bytes (see {@link u32At}). */
-  i: Uint8Array;
-  n: number;
-  x: Uint8Array;
-  v: Uint8Array;
-  o: Uint8Array;
-}
-
-/**
  * The page side of one live query: applies snapshots and change batches in order. The worker
  * sends only what is newer than what this holds, each key with its slot number (see
  * `EntryColumns`), so a delivery costs a few array writes per entry. Values stay encoded
@@ -102,15 +80,16 @@ export class LiveQueryState<T> {
     this.slots = [];
     this.byKey = new Map();
     this.live = 0;
-    return this.view(true, this.take(cols), 'initial');
+    return this.view(true, cols, this.take(cols), 'initial');
   }
 
   apply(cols: EntryColumns, source: 'local' | 'remote'): LiveResult<T> | null {
-    const taken = this.take(cols);
-    return taken.n === 0 ? null : this.view(false, taken, source);
+    const n = this.take(cols);
+    return n === 0 ? null : this.view(false, cols, n, source);
   }
 
-  private take(cols: EntryColumns): Taken {
+  /** Stores a delivery; returns how many entries it holds. */
+  private take(cols: EntryColumns): number {
     const { i, k, kl, x, v, o } = cols;
     const n = i.length / 4;
     const slots = this.slots;
@@ -140,26 +119,26 @@ export class LiveQueryState<T> {
       s.value = undefined;
       s.decoded = false;
     }
-    return { i, n, x, v, o };
+    return n;
   }
 
-  private view(initial: boolean, taken: Taken, source: Change<T>['source']): LiveResult<T> {
+  private view(initial: boolean, cols: EntryColumns, n: number, source: Change<T>['source']): LiveResult<T> {
     const { slots, byKey } = this;
     let changes: Change<T>[] | undefined;
     return {
       initial,
       get changes() {
         // Built from the delivery's own batch, so later deliveries don't change it.
-        changes ??= Array.from({ length: taken.n }, (_, j) => {
-          const key = (slots[u32At(taken.i, j)] as Slot).key;
-          if (taken.x[j] === 1) return { key, deleted: true, source };
-          const start = j === 0 ? 0 : u32At(taken.o, j - 1);
-          const value = unpackr.unpack(taken.v.subarray(start, u32At(taken.o, j))) as T;
+        changes ??= Array.from({ length: n }, (_, j) => {
+          const key = (slots[u32At(cols.i, j)] as Slot).key;
+          if (cols.x[j] === 1) return { key, deleted: true, source };
+          const start = j === 0 ? 0 : u32At(cols.o, j - 1);
+          const value = unpackr.unpack(cols.v.subarray(start, u32At(cols.o, j))) as T;
           return { key, value, deleted: false, source };
         });
         return changes;
       },
-      count: taken.n,
+      count: n,
       size: this.live,
       get: (key) => {
         const s = byKey.get(key);

@@ -216,7 +216,7 @@ describe('SqlHostStore', () => {
   });
 
   it('opens files in WAL mode with full sync and a 64 MB page cache', () => {
-    const path = join(mkdtempSync(join(tmpdir(), 'mittsync-pragmas-')), 'relay.db');
+    const path = tempDb();
     const d = new SqliteDriver(path);
     expect(d.db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(d.db.pragma('synchronous', { simple: true })).toBe(2);

@@ -116,11 +116,17 @@ function rowToEntry(r: EntryRow): Entry {
   return { key: r.key, hlc: r.hlc, seq: r.seq, value: packr.unpack(r.value as Uint8Array) as Value };
 }
 
-/** A row whose value stays in its stored MessagePack until read (pages copy it into frames). */
-function rowToPackedEntry(r: EntryRow): Entry {
-  if (r.deleted) return { key: r.key, hlc: r.hlc, seq: r.seq, deleted: true };
-  return packedEntry(r.key, r.hlc, r.seq, r.value as Uint8Array);
+/**
+ * A row (its columns in {@link COLS} order, as a raw query returns them) whose value stays in
+ * its stored MessagePack until read: pages copy it into frames.
+ */
+function rawToPackedEntry(r: SqlValue[]): Entry {
+  const [key, hlc, seq, deleted, value] = r as [string, string, number, number, Uint8Array | null];
+  return deleted ? { key, hlc, seq, deleted: true } : packedEntry(key, hlc, seq, value as Uint8Array);
 }
+
+/** {@link rawToPackedEntry} for a row as an object. */
+const rowToPackedEntry = (r: EntryRow): Entry => rawToPackedEntry([r.key, r.hlc, r.seq, r.deleted, r.value]);
 
 const COLS = 'key, hlc, seq, deleted, value';
 
@@ -243,16 +249,10 @@ export class SqlHostStore implements HostStore {
   }
 
   pageScan(since: number, after: string | undefined, until: string | undefined, limit: number): Entry[] {
+    if (this.sql.execRaw === undefined) return this.rows(since, after, until, limit).map(rowToPackedEntry);
+    // Rows as arrays, no object each: a catch-up reads every entry this way.
     const { sql, params } = this.pageQuery(since, after, until, limit);
-    if (this.sql.execRaw === undefined) return this.sql.exec<EntryRow>(sql, ...params).map(rowToPackedEntry);
-    // Rows as arrays (the columns of COLS): a catch-up reads every entry this way.
-    return this.sql
-      .execRaw(sql, ...params)
-      .map((r) =>
-        r[3]
-          ? { key: r[0] as string, hlc: r[1] as string, seq: r[2] as number, deleted: true as const }
-          : packedEntry(r[0] as string, r[1] as string, r[2] as number, r[4] as Uint8Array),
-      );
+    return this.sql.execRaw(sql, ...params).map(rawToPackedEntry);
   }
 
   private rows(

@@ -75,7 +75,9 @@ export async function writeEntries(
       deltaPuts.push(...group);
     } else fold.push(home);
   }
-  writeDeltas(deltas, bucket, index, deltaPuts, deltaRecords, fold);
+  // The deltas each folded page absorbs (and their records lose).
+  const absorbed = fold.map((f) => index.deltasOf(f));
+  writeDeltas(deltas, bucket, index, deltaPuts, deltaRecords, absorbed.flat());
   const cached = fold.map((f) => cache.get(bucket, f));
   const recs = await Promise.all(
     fold.map((f, i) => (cached[i] !== undefined ? undefined : pages.get([bucket, f]))),
@@ -85,7 +87,7 @@ export async function writeEntries(
   fold.forEach((f, i) => {
     const rec = recs[i];
     const stored = cached[i] ?? (rec === undefined ? emptyPage(f) : pageFromRecord(f, rec));
-    const own = index.deltasOf(f);
+    const own = absorbed[i] as Entry[];
     const base = own.length === 0 ? stored : mergeIntoPage(stored, own);
     for (const p of mergeAndSplit(base, groups.get(f) as Entry[])) {
       quiet(pages.put(recordOf(p), [bucket, p.first]));
@@ -100,7 +102,7 @@ export async function writeEntries(
 
 /**
  * Rewrites every delta record the commit changes: records gaining `puts` (at the records
- * `where` names) and records losing the deltas of `folded` pages (deleted once empty).
+ * `where` names) and records losing the `absorbed` deltas (deleted once empty).
  */
 function writeDeltas(
   deltas: DeltasStore,
@@ -108,7 +110,7 @@ function writeDeltas(
   index: BucketIndex,
   puts: readonly Entry[],
   where: ReadonlyMap<string, string>,
-  folded: readonly string[],
+  absorbed: readonly Entry[],
 ): void {
   const gained = new Map<string, Entry[]>();
   for (const e of puts) {
@@ -119,11 +121,9 @@ function writeDeltas(
   }
   const lost = new Set<string>();
   const touched = new Set(gained.keys());
-  for (const f of folded) {
-    for (const e of index.deltasOf(f)) {
-      lost.add(e.key);
-      touched.add(index.recordOf(e.key) as string);
-    }
+  for (const e of absorbed) {
+    lost.add(e.key);
+    touched.add(index.recordOf(e.key) as string);
   }
   for (const r of touched) {
     const byKey = new Map<string, Entry>();

@@ -1,6 +1,7 @@
 import { type ChangeSource, type Entry, encodeFrame } from '@mittsync/core';
 import { Packr } from 'msgpackr';
 import type { ClientStatus, EntryColumns, EntryTuple, HostEvent, Query } from './api';
+import { u32Bytes } from './columns';
 
 /** Sends one encoded batch of events to a tab (transferring the bytes). */
 export type EventSink = (bytes: Uint8Array) => void;
@@ -20,29 +21,12 @@ interface Watcher {
   mirror: LiveMirror;
 }
 
-/** A queued event. */
-type Queued = HostEvent;
-
 interface Tab {
   sink: EventSink;
-  queue: Queued[];
+  queue: HostEvent[];
 }
 
 const valuePackr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
-
-/** `values` as little-endian Uint32 bytes (read with `u32At` on the page). */
-export function u32Bytes(values: ArrayLike<number>): Uint8Array {
-  const out = new Uint8Array(values.length * 4);
-  for (let j = 0; j < values.length; j++) {
-    const v = values[j] as number;
-    const at = j * 4;
-    out[at] = v & 0xff;
-    out[at + 1] = (v >>> 8) & 0xff;
-    out[at + 2] = (v >>> 16) & 0xff;
-    out[at + 3] = v >>> 24;
-  }
-  return out;
-}
 
 /**
  * The worker's copy of what one live query's page holds: each key's slot number and version.
@@ -218,7 +202,7 @@ export class WatchHub {
     for (const tabId of this.tabs.keys()) this.push(tabId, { t: 'status', s: s(tabId) });
   }
 
-  private push(tabId: string, ev: Queued): void {
+  private push(tabId: string, ev: HostEvent): void {
     const tab = this.tabs.get(tabId);
     if (tab === undefined) return;
     if (ev.t === 'status') {
