@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -282,6 +282,7 @@ async function joinBucket(n: number, runs = 1): Promise<JoinResult> {
         const context = await launchProfile(dir);
         try {
           const r = await joinOnce(context, relay, bucket, n);
+          if (process.env.PEER_DEBUG) console.error(`IndexedDB on disk: ${idbFiles(dir)}`);
           times.push(r.ms);
           heapMb = Math.max(heapMb, r.heapMb);
         } finally {
@@ -299,6 +300,33 @@ async function joinBucket(n: number, runs = 1): Promise<JoinResult> {
     await relay.stop();
     rmSync(data, { recursive: true, force: true });
   }
+}
+
+/**
+ * What IndexedDB keeps in the profile `dir`: files and bytes in LevelDB, and in blob files
+ * (Chromium stores a record above 64 KB as a blob file beside LevelDB; the page size aims for that).
+ */
+function idbFiles(dir: string): string {
+  const tally = { leveldb: { files: 0, bytes: 0 }, blob: { files: 0, bytes: 0 } };
+  const walk = (d: string, kind: keyof typeof tally | undefined) => {
+    for (const f of readdirSync(d, { withFileTypes: true })) {
+      const path = join(d, f.name);
+      const k = f.name.endsWith('.indexeddb.blob')
+        ? 'blob'
+        : f.name.endsWith('.indexeddb.leveldb')
+          ? 'leveldb'
+          : kind;
+      if (f.isDirectory()) walk(path, k);
+      else if (k !== undefined) {
+        tally[k].files++;
+        tally[k].bytes += statSync(path).size;
+      }
+    }
+  };
+  walk(join(dir, 'Default', 'IndexedDB'), undefined);
+  const mb = (b: number) => (b / 1e6).toFixed(1);
+  const { leveldb: l, blob: b } = tally;
+  return `LevelDB ${l.files} files ${mb(l.bytes)} MB, blobs ${b.files} files ${mb(b.bytes)} MB`;
 }
 
 /** One join in `browser`, checked against a sample of keys afterwards. */

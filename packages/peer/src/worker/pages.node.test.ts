@@ -7,6 +7,7 @@ import {
   mergeAndSplit,
   mergeIntoPage,
   PAGE_MAX_ENTRIES,
+  PAGE_SPLIT_ENTRIES,
   type Page,
   pageFromRecord,
   pageOf,
@@ -67,7 +68,7 @@ describe('column pages', () => {
   });
 
   it('splits an over-full page into even pieces that hold the same entries in order', () => {
-    const es: Entry[] = Array.from({ length: 1300 }, (_, i) => ({
+    const es: Entry[] = Array.from({ length: Math.ceil(PAGE_SPLIT_ENTRIES * 2.5) }, (_, i) => ({
       key: `k${String(i).padStart(5, '0')}`,
       hlc: `h${i}`,
       seq: i,
@@ -95,8 +96,10 @@ describe('column pages', () => {
           );
     fc.assert(
       fc.property(
-        fc.integer({ min: 0, max: 1500 }),
-        fc.uniqueArray(fc.integer({ min: 0, max: 2000 }), { maxLength: 900 }),
+        fc.integer({ min: 0, max: Math.round(PAGE_MAX_ENTRIES * 1.5) }),
+        fc.uniqueArray(fc.integer({ min: 0, max: PAGE_MAX_ENTRIES * 2 }), {
+          maxLength: PAGE_MAX_ENTRIES,
+        }),
         (n, picks) => {
           const base = Array.from({ length: n }, (_, i) => filler(i * 2, 1));
           const puts = [...picks].sort((a, b) => a - b).map((i) => filler(i, 2));
