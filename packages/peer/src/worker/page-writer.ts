@@ -3,6 +3,7 @@ import { type BucketIndex, DELTA_LIMIT } from './bucket-index';
 import type { PageCache } from './page-cache';
 import {
   emptyPage,
+  entryAt,
   mergeAndSplit,
   mergeIntoPage,
   type Page,
@@ -29,6 +30,10 @@ export interface WritePlan {
   written: Page[];
   firsts: string[];
   folded: string[];
+  /**
+   * The deltas written, as read back from their records: values as MessagePack bytes, so a
+   * later rewrite of the record copies them instead of encoding them again.
+   */
   deltaPuts: Entry[];
   /** The delta record each of `deltaPuts` went to. */
   deltaRecords: Map<string, string>;
@@ -77,7 +82,7 @@ export async function writeEntries(
   }
   // The deltas each folded page absorbs (and their records lose).
   const absorbed = fold.map((f) => index.deltasOf(f));
-  writeDeltas(deltas, bucket, index, deltaPuts, deltaRecords, absorbed.flat());
+  const stored = writeDeltas(deltas, bucket, index, deltaPuts, deltaRecords, absorbed.flat());
   const cached = fold.map((f) => cache.get(bucket, f));
   const recs = await Promise.all(
     fold.map((f, i) => (cached[i] !== undefined ? undefined : pages.get([bucket, f]))),
@@ -97,12 +102,19 @@ export async function writeEntries(
     if (index.firsts.length === 0) added.push(f);
   });
   const firsts = added.length === 0 ? index.firsts : [...new Set([...index.firsts, ...added])].sort();
-  return { written, firsts, folded: fold, deltaPuts, deltaRecords };
+  return {
+    written,
+    firsts,
+    folded: fold,
+    deltaPuts: deltaPuts.map((e) => stored.get(e.key) as Entry),
+    deltaRecords,
+  };
 }
 
 /**
  * Rewrites every delta record the commit changes: records gaining `puts` (at the records
- * `where` names) and records losing the `absorbed` deltas (deleted once empty).
+ * `where` names) and records losing the `absorbed` deltas (deleted once empty). Returns the
+ * entries of the records written, by key, in their stored (packed) form.
  */
 function writeDeltas(
   deltas: DeltasStore,
@@ -111,7 +123,8 @@ function writeDeltas(
   puts: readonly Entry[],
   where: ReadonlyMap<string, string>,
   absorbed: readonly Entry[],
-): void {
+): Map<string, Entry> {
+  const stored = new Map<string, Entry>();
   const gained = new Map<string, Entry[]>();
   for (const e of puts) {
     const r = where.get(e.key) as string;
@@ -133,7 +146,9 @@ function writeDeltas(
       quiet(deltas.delete([bucket, r]));
       continue;
     }
-    const sorted = [...byKey.values()].sort(keyOrder);
-    quiet(deltas.put(recordOf(pageOf(r, sorted)), [bucket, r]));
+    const page = pageOf(r, [...byKey.values()].sort(keyOrder));
+    quiet(deltas.put(recordOf(page), [bucket, r]));
+    for (let i = 0; i < page.keys.length; i++) stored.set(page.keys[i] as string, entryAt(page, i));
   }
+  return stored;
 }
