@@ -29,6 +29,7 @@ function buildPage(): Promise<string> {
   built ??= (async () => {
     const { build } = await import('vite');
     const outDir = mkdtempSync(join(tmpdir(), 'mittsync-peer-page-'));
+    process.once('exit', () => rmSync(outDir, { recursive: true, force: true }));
     await build({
       root: join(root, 'packages', 'peer', 'src', 'bench'),
       logLevel: 'warn',
