@@ -75,6 +75,44 @@ export function runIdbLayoutTests(prefix: string): void {
         };
       });
 
+    it('starts new pages for runs of keys after a well-filled page instead of rewriting it', async () => {
+      const s = new IdbReplicaStorage({ name: `${prefix}-append-${n++}` });
+      await s.open();
+      const key = (i: number) => `k${String(i).padStart(6, '0')}`;
+      const text = 'x'.repeat(140);
+      const run = (from: number, hlc: string): Entry[] =>
+        Array.from({ length: 1000 }, (_, j) => ({
+          key: key(from + j),
+          hlc,
+          seq: from + j + 1,
+          value: { text },
+        }));
+      // A download's runs, in key order: each lands after the page the previous one made.
+      const runs = [0, 1000, 2000, 3000].map((from) => run(from, 'h1'));
+      for (const r of runs) await s.commit({ bucket: 'b', puts: r });
+      expect(await count(s.name, 'pages')).toBe(4);
+      // Keys between existing ones take the merge path again; one key after everything too.
+      const between = Array.from({ length: 600 }, (_, j) => ({
+        key: `${key(j * 5)}a`,
+        hlc: 'h2',
+        seq: 10_000 + j,
+        value: { j },
+      }));
+      await s.commit({ bucket: 'b', puts: between });
+      await s.commit({ bucket: 'b', puts: [{ key: 'z', hlc: 'h3', seq: 20_000, value: 1 }] });
+      await s.close();
+      const t = new IdbReplicaStorage({ name: s.name });
+      await t.open();
+      const want = [...runs.flat(), ...between, { key: 'z', hlc: 'h3', seq: 20_000, value: 1 }].sort(
+        (a, b) => (a.key < b.key ? -1 : 1),
+      );
+      expect(await t.scan('b', {})).toEqual(want);
+      expect(await t.getEntries('b', [key(999), key(1000), key(3999), 'z'])).toEqual(
+        [key(999), key(1000), key(3999), 'z'].map((k) => want.find((e) => e.key === k)),
+      );
+      await t.close();
+    }, 60_000);
+
     it('writes scattered updates into one record per run of pages, and reads them back', async () => {
       const s = new IdbReplicaStorage({ name: `${prefix}-deltas-${n++}` });
       await s.open();

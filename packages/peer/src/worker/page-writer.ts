@@ -6,6 +6,8 @@ import {
   entryAt,
   mergeAndSplit,
   mergeIntoPage,
+  PAGE_SPLIT_BYTES,
+  PAGE_SPLIT_ENTRIES,
   type Page,
   type PageRecord,
   pageFromRecord,
@@ -93,8 +95,16 @@ export async function writeEntries(
     const rec = recs[i];
     const stored = cached[i] ?? (rec === undefined ? emptyPage(f) : pageFromRecord(f, rec));
     const own = absorbed[i] as Entry[];
-    const base = own.length === 0 ? stored : mergeIntoPage(stored, own);
-    for (const p of mergeAndSplit(base, groups.get(f) as Entry[])) {
+    const group = groups.get(f) as Entry[];
+    // Entries that all sort after a well-filled page (a bulk download's next run of keys) start
+    // pages of their own: rewriting the page they follow would store its entries again.
+    const appended = own.length === 0 && appendsTo(stored, group);
+    const base = appended
+      ? emptyPage((group[0] as Entry).key)
+      : own.length === 0
+        ? stored
+        : mergeIntoPage(stored, own);
+    for (const p of mergeAndSplit(base, group)) {
       quiet(pages.put(recordOf(p), [bucket, p.first]));
       written.push(p);
       if (p.first !== f) added.push(p.first);
@@ -109,6 +119,22 @@ export async function writeEntries(
     deltaPuts: deltaPuts.map((e) => stored.get(e.key) as Entry),
     deltaRecords,
   };
+}
+
+/**
+ * Whether `group` (sorted) may go into new pages after `page` instead of being merged into it:
+ * every key sorts after the page's last one, and the page is full enough to be left as it is
+ * (three quarters of a split piece, so it stays above Chromium's 64 KiB compression threshold;
+ * see pages.ts).
+ */
+function appendsTo(page: Page, group: readonly Entry[]): boolean {
+  const n = page.keys.length;
+  const last = page.keys[n - 1];
+  if (last === undefined || (group[0] as Entry).key <= last) return false;
+  if (n >= (PAGE_SPLIT_ENTRIES * 3) / 4) return true;
+  let bytes = page.vals.length;
+  for (let i = 0; i < n; i++) bytes += 24 + (page.keys[i] as string).length + (page.hlcs[i] as string).length;
+  return bytes >= (PAGE_SPLIT_BYTES * 3) / 4;
 }
 
 /**
