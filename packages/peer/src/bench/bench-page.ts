@@ -20,11 +20,13 @@ function open(name: string, sync?: { pageSize?: number; parallelRanges?: number 
 /** Worker start-up milestones relative to `t0` (createClient; same wall clock), in order. */
 async function workerSteps(c: Client, t0: number): Promise<string[]> {
   const start = performance.timeOrigin + t0;
-  const { marks } = await c.debug();
-  return Object.entries(marks)
+  const { marks, storage } = await c.debug();
+  const steps = Object.entries(marks)
     .map(([name, at]) => [name, Math.round(at - start)] as const)
     .sort((a, b) => a[1] - b[1])
     .map(([name, at]) => `${at} ${name}`);
+  // Write amplification: entries stored in page records against entries committed.
+  return storage === null ? steps : [...steps, `storage ${JSON.stringify(storage)}`];
 }
 
 const api = {

@@ -88,7 +88,7 @@ export class IdbReplicaStorage implements ReplicaStorage {
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
   /** Counters for benchmarks: commits, entries written, ms spent in commits. */
-  readonly stats = { commits: 0, entries: 0, commitMs: 0 };
+  readonly stats = { commits: 0, entries: 0, commitMs: 0, pageRecords: 0, pageEntries: 0 };
 
   constructor(opts: IdbStorageOptions = {}) {
     this.opts = opts;
@@ -383,6 +383,8 @@ export class IdbReplicaStorage implements ReplicaStorage {
     if (index !== undefined && plan !== undefined) {
       index.apply(plan.firsts, plan.folded, plan.deltaPuts, plan.deltaRecords);
       this.cache.committed(bucket, plan.written);
+      this.stats.pageRecords += plan.written.length;
+      for (const p of plan.written) this.stats.pageEntries += p.keys.length;
     }
     this.afterCommit(batch);
     this.stats.commits++;
