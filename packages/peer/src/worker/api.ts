@@ -83,7 +83,13 @@ export interface DebugInfo {
   tabs: number;
   watchers: number;
   /** IndexedDB store counters (null in memory mode). */
-  storage: { commits: number; entries: number; commitMs: number; pageRecords: number; pageEntries: number } | null;
+  storage: {
+    commits: number;
+    entries: number;
+    commitMs: number;
+    pageRecords: number;
+    pageEntries: number;
+  } | null;
   /** Start-up milestones of the worker, wall-clock ms (see marks.ts). */
   marks: Record<string, number>;
 }
