@@ -10,6 +10,7 @@ import {
   PAGE_SPLIT_ENTRIES,
   type Page,
   type PageRecord,
+  pageBytes,
   pageFromRecord,
   pageIndexOf,
   pageOf,
@@ -84,7 +85,7 @@ export async function writeEntries(
   }
   // The deltas each folded page absorbs (and their records lose).
   const absorbed = fold.map((f) => index.deltasOf(f));
-  const stored = writeDeltas(deltas, bucket, index, deltaPuts, deltaRecords, absorbed.flat());
+  const packedDeltas = writeDeltas(deltas, bucket, index, deltaPuts, deltaRecords, absorbed.flat());
   const cached = fold.map((f) => cache.get(bucket, f));
   const recs = await Promise.all(
     fold.map((f, i) => (cached[i] !== undefined ? undefined : pages.get([bucket, f]))),
@@ -116,7 +117,7 @@ export async function writeEntries(
     written,
     firsts,
     folded: fold,
-    deltaPuts: deltaPuts.map((e) => stored.get(e.key) as Entry),
+    deltaPuts: deltaPuts.map((e) => packedDeltas.get(e.key) as Entry),
     deltaRecords,
   };
 }
@@ -131,10 +132,7 @@ function appendsTo(page: Page, group: readonly Entry[]): boolean {
   const n = page.keys.length;
   const last = page.keys[n - 1];
   if (last === undefined || (group[0] as Entry).key <= last) return false;
-  if (n >= (PAGE_SPLIT_ENTRIES * 3) / 4) return true;
-  let bytes = page.vals.length;
-  for (let i = 0; i < n; i++) bytes += 24 + (page.keys[i] as string).length + (page.hlcs[i] as string).length;
-  return bytes >= (PAGE_SPLIT_BYTES * 3) / 4;
+  return n >= (PAGE_SPLIT_ENTRIES * 3) / 4 || pageBytes(page) >= (PAGE_SPLIT_BYTES * 3) / 4;
 }
 
 /**

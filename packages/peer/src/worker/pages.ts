@@ -24,11 +24,11 @@ import { Packr } from 'msgpackr';
  * appear, and records of random bytes gain little, which fits Chromium compressing big values
  * before they reach LevelDB. Smaller records go through LevelDB's log, memtable and
  * compactions as they are. Pages compress well (keys and versions repeat, values share field
- * names), so big records cost LevelDB a fraction of the bytes. On disk, measured: a join's pages commit much faster (`idb_floor_100k_ms` 0.8 s -> 0.35-0.43
- * s, `idb_floor_1m_ms` 5.6-6.7 s -> 1.7-2.0 s), and a cold `getAll` of 100k entries read
- * back in 0.35 s instead of 1.7 s. Records of random bytes above the threshold gained little,
- * and records of 256 KB and more were slower again. So a split makes pieces of ~128 KB and a
- * page grows to at most ~192 KB: both halves of a split page stay above the threshold.
+ * names), so big records cost LevelDB a fraction of the bytes. Measured on disk: a join's
+ * pages commit much faster (`idb_floor_100k_ms` 0.7-0.8 s -> 0.34-0.43 s, `idb_floor_1m_ms`
+ * 5.6-6.7 s -> 1.85-2.2 s), and a cold `getAll` of 100k entries reads back in 0.35 s instead
+ * of 1.7 s. Records of 256 KB and more were slower again. So a split makes pieces of ~128 KB
+ * and a page grows to at most ~192 KB: both halves of a split page stay above the threshold.
  *
  * A page splits once it holds more than this many entries...
  */
@@ -40,6 +40,17 @@ export const PAGE_SPLIT_ENTRIES = 1024;
 
 /** Target size of the pages a split produces, in the same approximate bytes. */
 export const PAGE_SPLIT_BYTES = 128 * 1024;
+
+/** An entry's approximate bytes besides its value, as the size limits count them. */
+const entryBytes = (key: string, hlc: string): number => 24 + key.length + hlc.length;
+
+/** The approximate bytes of `page`, as the size limits count them. */
+export function pageBytes(page: Page): number {
+  let bytes = 0;
+  for (let i = 0; i < page.keys.length; i++)
+    bytes += entryBytes(page.keys[i] as string, page.hlcs[i] as string);
+  return bytes + page.vals.length;
+}
 
 /** What is stored in the `pages` object store (and, for a page's deltas, in `deltas`). */
 export interface PageRecord {
@@ -217,14 +228,14 @@ function mergePages(page: Page, puts: readonly Entry[], split: boolean): Page[] 
   const takeOld = (upTo: number) => {
     for (; i < upTo; i++) {
       order[n++] = i;
-      bytes += 24 + (old[i] as string).length + (page.hlcs[i] as string).length;
+      bytes += entryBytes(old[i] as string, page.hlcs[i] as string);
     }
   };
   puts.forEach((p, j) => {
     takeOld(Math.max(i, lowerBound(old, p.key)));
     if (old[i] === p.key) i++;
     order[n++] = -1 - j;
-    bytes += 24 + p.key.length + p.hlc.length;
+    bytes += entryBytes(p.key, p.hlc);
   });
   takeOld(old.length);
   for (let x = 0; x < n; x++) bytes += valueLength(page, putBytes, order[x] as number);
