@@ -305,7 +305,7 @@ async function joinBucket(n: number, runs = 1): Promise<JoinResult> {
 
 /**
  * What IndexedDB keeps in the profile `dir`: files and bytes in LevelDB, and in blob files
- * (Chromium stores a record above 64 KB as a blob file beside LevelDB; the page size aims for that).
+ * (records Chromium keeps beside LevelDB; at our page size there are none).
  */
 function idbFiles(dir: string): string {
   const tally = { leveldb: { files: 0, bytes: 0 }, blob: { files: 0, bytes: 0 } };

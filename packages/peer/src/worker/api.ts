@@ -78,18 +78,25 @@ export type Request =
   | { op: 'status' }
   | { op: 'debug' };
 
+/** Counters of the IndexedDB store, for benchmarks. */
+export interface StorageStats {
+  commits: number;
+  /** Entries committed. */
+  entries: number;
+  /** Milliseconds spent in commits. */
+  commitMs: number;
+  /** Page records written. */
+  pageRecords: number;
+  /** Entries those page records held (against `entries`: the write amplification). */
+  pageEntries: number;
+}
+
 /** Debug counters (tests and benchmarks). */
 export interface DebugInfo {
   tabs: number;
   watchers: number;
   /** IndexedDB store counters (null in memory mode). */
-  storage: {
-    commits: number;
-    entries: number;
-    commitMs: number;
-    pageRecords: number;
-    pageEntries: number;
-  } | null;
+  storage: StorageStats | null;
   /** Start-up milestones of the worker, wall-clock ms (see marks.ts). */
   marks: Record<string, number>;
 }

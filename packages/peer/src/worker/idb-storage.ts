@@ -10,6 +10,7 @@ import {
   type StorageBatch,
   type StoredIdentity,
 } from '@mittsync/core';
+import type { StorageStats } from './api';
 import { BucketIndex } from './bucket-index';
 import { type Db, IdbConnection, type RwTx, type StoreName } from './idb-connection';
 import { mark } from './marks';
@@ -87,8 +88,8 @@ export class IdbReplicaStorage implements ReplicaStorage {
   private readonly outboxes = new Map<string, Op[]>();
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
-  /** Counters for benchmarks: commits, entries written, ms spent in commits. */
-  readonly stats = { commits: 0, entries: 0, commitMs: 0, pageRecords: 0, pageEntries: 0 };
+  /** Counters for benchmarks. */
+  readonly stats: StorageStats = { commits: 0, entries: 0, commitMs: 0, pageRecords: 0, pageEntries: 0 };
 
   constructor(opts: IdbStorageOptions = {}) {
     this.opts = opts;
