@@ -51,7 +51,11 @@ export interface ReplicaOptions {
   /** replicaId for a fresh store (default: random). Ignored when the store has an identity. */
   replicaId?: string;
   mitt?: Partial<MittBounds>;
-  /** Entries per catch-up page. */
+  /**
+   * Entries per catch-up page (default 4,000). Measured in Chromium against the Node relay,
+   * joining 1M keys, alternating: 7.6 / 9.1 / 8.4 s with 4,000 against 9.0 / 9.4 / 10.8 s
+   * with 2,000 (8,000: 8.7 s); at 100k no difference.
+   */
   pageSize?: number;
   /** Key ranges downloaded in parallel during a join. */
   parallelRanges?: number;
@@ -158,7 +162,7 @@ export class Replica {
     this.env = env;
     this.clock = clock;
     this.bounds = { ...DEFAULT_MITT_BOUNDS, ...opts.mitt };
-    this.pageSize = opts.pageSize ?? 2000;
+    this.pageSize = opts.pageSize ?? 4000;
     this.parallel = opts.parallelRanges ?? 4;
     this.pushBatch = opts.pushBatch ?? 500;
     this.pushWindow = opts.pushWindow ?? 10_000;
