@@ -109,7 +109,7 @@ export const plainEntryAt = (page: Page, i: number): Entry => plainEntry(entryAt
 export const isTombstoneAt = (page: Page, i: number): boolean => startOf(page, i) === page.ends[i];
 
 /** An entry's value as MessagePack (its own bytes when it came packed from the relay). */
-function valueBytes(e: Entry): Uint8Array {
+export function valueBytes(e: Entry): Uint8Array {
   if (e.deleted) return NO_BYTES;
   // pack() returns a view into a buffer msgpackr reuses: copy it out.
   return packedValueOf(e) ?? packr.pack(e.value ?? null).slice();

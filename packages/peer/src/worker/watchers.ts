@@ -1,7 +1,7 @@
 import { type ChangeSource, type Entry, encodeFrame } from '@mittsync/core';
-import { Packr } from 'msgpackr';
 import type { ClientStatus, EntryColumns, EntryTuple, HostEvent, Query } from './api';
 import { u32Bytes } from './columns';
+import { valueBytes } from './pages';
 
 /** Sends one encoded batch of events to a tab (transferring the bytes). */
 export type EventSink = (bytes: Uint8Array) => void;
@@ -25,8 +25,6 @@ interface Tab {
   sink: EventSink;
   queue: HostEvent[];
 }
-
-const valuePackr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 
 /**
  * The worker's copy of what one live query's page holds: each key's slot number and version.
@@ -76,8 +74,8 @@ export class LiveMirror {
       const e = taken[j] as Entry;
       if (e.deleted) x[j] = 1;
       else {
-        // pack() returns a view into a buffer msgpackr reuses: copy it out now.
-        const bytes = valuePackr.pack(e.value ?? null).slice();
+        // A downloaded entry's own bytes, not its value decoded and encoded again.
+        const bytes = valueBytes(e);
         parts.push(bytes);
         size += bytes.length;
       }
