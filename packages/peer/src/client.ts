@@ -67,9 +67,16 @@ export class Client {
 
   private async start(): Promise<void> {
     const dbName = this.opts.name ?? 'mittsync';
-    this.releaseTab = await holdTabLock(this.tabId);
+    // The worker starts (~60-100 ms here) while the tab's lock is taken; it is only asked to
+    // attach the tab once the lock is held, since it watches that lock to see the tab die.
     const link = connectWorker(dbName, this.opts.hosting ?? 'auto', this.opts.workerUrl);
     this.link = link;
+    this.releaseTab = await holdTabLock(this.tabId);
+    if (this.closed) {
+      // Killed while waiting for the lock: shutdown() ran before there was a lock to release.
+      this.releaseTab();
+      throw new MittsyncError('CLOSED', 'client closed while starting');
+    }
     const events = new MessageChannel();
     this.events = events;
     events.port1.onmessage = (ev: MessageEvent<Uint8Array>) => this.onEvents(ev.data);
