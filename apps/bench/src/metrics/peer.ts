@@ -576,8 +576,8 @@ async function liveQueryBatch(quick: boolean): Promise<LiveQueryResult> {
       return p;
     };
     const page = await open();
-    page.on('console', (m) => console.error(m.text()));
     const writer = await open();
+    await settle(); // a running browser, as for the join
     const batches = quick ? 60 : 220;
     const size = 1000;
     // PEER_MATERIALIZE=1: the callback also reads every change (decoding all values).
