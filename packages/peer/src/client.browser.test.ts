@@ -172,6 +172,16 @@ describe('status and lifecycle', () => {
     await expect(b.get('k')).rejects.toMatchObject({ code: 'CLOSED' });
   });
 
+  it('gives up its tab lock when killed while starting', async () => {
+    const c = client();
+    // kill() before the tab's lock is granted: start-up must stop and release it.
+    c.kill();
+    await expect(c.ready).rejects.toMatchObject({ code: 'CLOSED' });
+    const held = async () =>
+      ((await navigator.locks.query()).held ?? []).some((l) => l.name === `mittsync-tab:${c.tabId}`);
+    await until(async () => !(await held()), 5_000, 'the tab lock released');
+  });
+
   it('runs memory-only when asked, and says it does not persist', async () => {
     const c = client({ storage: 'memory' });
     const b = c.bucket<number>(uniq('b'));
