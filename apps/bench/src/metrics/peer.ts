@@ -503,8 +503,10 @@ type TraceEvent = {
  * clock is lined up with the trace clock by the `mittsync-clock` mark (see `clockMark`), so
  * nothing is added to the measured tasks themselves (a user-timing mark costs ~0.1 ms).
  */
-function deliveryTaskCpuMs(trace: Buffer, starts: readonly number[]): { cpu: number[]; tasks: TraceEvent[] } {
-  const events = (JSON.parse(trace.toString('utf8')) as { traceEvents: TraceEvent[] }).traceEvents;
+function deliveryTaskCpuMs(
+  events: readonly TraceEvent[],
+  starts: readonly number[],
+): { cpu: number[]; tasks: TraceEvent[] } {
   const clock = events.find((e) => e.name === 'mittsync-clock');
   const at = clock?.args?.data?.startTime;
   if (clock === undefined || at === undefined) throw new Error('no clock mark in the trace');
@@ -536,8 +538,7 @@ function deliveryTaskCpuMs(trace: Buffer, starts: readonly number[]): { cpu: num
 }
 
 /** The task holding each `mittsync-delivery` mark (a check of {@link deliveryTaskCpuMs}). */
-function markedTasks(trace: Buffer): TraceEvent[] {
-  const events = (JSON.parse(trace.toString('utf8')) as { traceEvents: TraceEvent[] }).traceEvents;
+function markedTasks(events: readonly TraceEvent[]): TraceEvent[] {
   const tasks = events.filter((e) => e.ph === 'X' && e.name === 'ThreadControllerImpl::RunTask');
   return events
     .filter((e) => e.name === 'mittsync-delivery')
@@ -616,7 +617,9 @@ async function liveQueryBatch(quick: boolean): Promise<LiveQueryResult> {
       const { profile: data } = await cdp.send('Profiler.stop');
       writeFileSync(profile, JSON.stringify(data));
     }
-    const trace = await browser.stopTracing();
+    const trace = (
+      JSON.parse((await browser.stopTracing()).toString('utf8')) as { traceEvents: TraceEvent[] }
+    ).traceEvents;
     const { samples, starts } = await page.evaluate(() =>
       (globalThis as unknown as PageApi).mittsyncBench.liveStats(),
     );
