@@ -10,3 +10,8 @@ export interface Metric {
   target?: { value: number; better: 'higher' | 'lower' };
   run(ctx: { quick: boolean }): Promise<number>;
 }
+
+/** Percentile `p` (0..1) of `sorted` (ascending): the element at `floor(length * p)`. */
+export function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? Number.NaN;
+}

@@ -7,7 +7,7 @@ import { type RelayProcess, spawnRelayProcess, WebSocketTransport } from '@mitts
 import type { Browser, BrowserContext, CDPSession } from 'playwright';
 import type { BenchApi } from '../../../../packages/peer/src/bench/bench-page';
 import { benchKey, benchValue } from '../../../../packages/peer/src/bench/data';
-import type { Metric } from '../metric';
+import { type Metric, percentile } from '../metric';
 
 /**
  * Browser peer benchmarks, in headless Chromium against the real relay. Each run starts the
@@ -479,11 +479,6 @@ async function coldStart(quick: boolean): Promise<number> {
   }
 }
 
-/** Percentile `q` (0..1) of `xs` sorted ascending. */
-function pct(xs: readonly number[], q: number): number {
-  return xs[Math.min(xs.length - 1, Math.floor(xs.length * q))] as number;
-}
-
 type TraceEvent = {
   name: string;
   ph: string;
@@ -634,7 +629,7 @@ async function liveQueryBatch(quick: boolean): Promise<LiveQueryResult> {
     if (wall.length === 0) throw new Error('no live-query batch was delivered');
     if (process.env.PEER_DEBUG) {
       const line = (what: string, xs: number[]) =>
-        `${what} p50 ${pct(xs, 0.5).toFixed(2)} ms, p90 ${pct(xs, 0.9).toFixed(2)} ms, max ${(xs[xs.length - 1] as number).toFixed(2)} ms`;
+        `${what} p50 ${percentile(xs, 0.5).toFixed(2)} ms, p90 ${percentile(xs, 0.9).toFixed(2)} ms, max ${(xs[xs.length - 1] as number).toFixed(2)} ms`;
       console.error(
         `live_query_batch over ${wall.length} batches: ${line('wall', wall)}; ${line('cpu', cpuKept)}`,
       );
@@ -642,7 +637,7 @@ async function liveQueryBatch(quick: boolean): Promise<LiveQueryResult> {
     await writer.evaluate(() => (globalThis as unknown as PageApi).mittsyncBench.close());
     await page.evaluate(() => (globalThis as unknown as PageApi).mittsyncBench.close());
     const round = (x: number) => Math.round(x * 100) / 100;
-    return { cpuP99: round(pct(cpuKept, 0.99)), wallP99: round(pct(wall, 0.99)) };
+    return { cpuP99: round(percentile(cpuKept, 0.99)), wallP99: round(percentile(wall, 0.99)) };
   } finally {
     await browser.close();
     await relay.stop();

@@ -3,7 +3,7 @@ import { decodeFrame, MemoryReplicaStorage, Replica } from '@mittsync/core';
 import { signToken } from '@mittsync/relay';
 import { spawnRelayProcess, WebSocketTransport } from '@mittsync/relay/node';
 import { RawClient } from '@mittsync/relay/testing';
-import type { Metric } from '../metric';
+import { type Metric, percentile } from '../metric';
 
 /**
  * Relay benchmarks. Each starts the real relay CLI as a child process on a fresh data
@@ -39,10 +39,6 @@ async function startRelay(): Promise<RunningRelay> {
 
 const token = (sub: string) => signToken(secret, { sub, read: ['*'], write: ['*'] });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? Number.NaN;
-}
 
 /** Durable ingest: 4 writers push 500-op frames, 4 frames in flight each; acked ops per second. */
 async function ingest(quick: boolean): Promise<number> {

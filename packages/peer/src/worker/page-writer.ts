@@ -97,14 +97,11 @@ export async function writeEntries(
     const stored = cached[i] ?? (rec === undefined ? emptyPage(f) : pageFromRecord(f, rec));
     const own = absorbed[i] as Entry[];
     const group = groups.get(f) as Entry[];
+    let base = stored;
+    if (own.length > 0) base = mergeIntoPage(stored, own);
     // Entries that all sort after a well-filled page (a bulk download's next run of keys) start
     // pages of their own: rewriting the page they follow would store its entries again.
-    const appended = own.length === 0 && appendsTo(stored, group);
-    const base = appended
-      ? emptyPage((group[0] as Entry).key)
-      : own.length === 0
-        ? stored
-        : mergeIntoPage(stored, own);
+    else if (appendsTo(stored, group)) base = emptyPage((group[0] as Entry).key);
     for (const p of mergeAndSplit(base, group)) {
       quiet(pages.put(recordOf(p), [bucket, p.first]));
       written.push(p);
