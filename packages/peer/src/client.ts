@@ -1,17 +1,10 @@
-import { decodeFrame, MittsyncError, randomId, type Value } from '@mittsync/core';
+import { MittsyncError, randomId, type Value } from '@mittsync/core';
 import * as Comlink from 'comlink';
 import { Bucket, type BucketLink } from './bucket';
 import { connectWorker, type Hosting, holdTabLock, type WorkerLink } from './connect';
 import type { LiveQueryState, LiveResult } from './live-query';
-import type {
-  AttachInfo,
-  ClientStatus,
-  HostConfig,
-  HostEvent,
-  Outcome,
-  Request,
-  ResultOf,
-} from './worker/api';
+import type { AttachInfo, ClientStatus, HostConfig, Outcome, Request, ResultOf } from './worker/api';
+import { decodeEvents } from './worker/event-frame';
 
 /** Options of {@link createClient}. */
 export interface ClientOptions {
@@ -133,7 +126,7 @@ export class Client {
    * median, most of what a delivery cost.
    */
   private onEvents(bytes: Uint8Array): void {
-    const events = decodeFrame(bytes) as HostEvent[];
+    const events = decodeEvents(bytes);
     for (const ev of events) {
       if (ev.t === 'status') {
         this.setStatus(ev.s);

@@ -122,23 +122,23 @@ export type Outcome<T> =
 /**
  * Entries of a live-query delivery, by column. The worker keeps a mirror of what the page
  * holds for each live query, so it sends only entries newer than the page's and gives each
- * key a slot number (`i`, as Uint32 bytes): the page stores a delivery with array writes,
- * without comparing versions, slicing key strings or hashing them. Keys travel only for
- * slots the page has not seen (`k`, joined, `kl` their lengths, in slot order); slot numbers
- * are given out from 0 by each snapshot, in order. `x` is 1 per tombstone (bytes), and each
- * value is its own msgpack slice of `v` (value `j` is `v[o[j-1] ?? 0 .. o[j]]`, `o` as Uint32
- * bytes), decoded only when the page looks at it.
+ * key a slot number (`i`): the page stores a delivery with array writes, without comparing
+ * versions, slicing key strings or hashing them. Keys travel only for slots the page has not
+ * seen (`k`, joined, `kl` their lengths, in slot order); slot numbers are given out from 0 by
+ * each snapshot, in order. `x` is 1 per tombstone, and each value is its own msgpack slice of
+ * `v` (value `j` is `v[o[j-1] ?? 0 .. o[j]]`), decoded only when the page looks at it. On the
+ * page every column is a view into the transferred batch (see `event-frame.ts`).
  */
 export interface EntryColumns {
-  i: Uint8Array;
+  i: Uint32Array;
   k: string;
-  kl: number[];
+  kl: Uint32Array;
   x: Uint8Array;
   v: Uint8Array;
-  o: Uint8Array;
+  o: Uint32Array;
 }
 
-/** Events the host pushes to a tab, msgpack-encoded in batches. */
+/** Events the host pushes to a tab, in batches (see `event-frame.ts`). */
 export type HostEvent =
   | { t: 'snap'; w: number; b: EntryColumns }
   | { t: 'chg'; w: number; b: EntryColumns; s: 'local' | 'remote' }

@@ -1,6 +1,6 @@
-import { type ChangeSource, type Entry, encodeFrame } from '@mittsync/core';
+import type { ChangeSource, Entry } from '@mittsync/core';
 import type { ClientStatus, EntryColumns, EntryTuple, HostEvent, Query } from './api';
-import { u32Bytes } from './columns';
+import { encodeEvents } from './event-frame';
 import { valueBytes } from './pages';
 
 /** Sends one encoded batch of events to a tab (transferring the bytes). */
@@ -67,7 +67,7 @@ export class LiveMirror {
     if (taken.length === 0 && !all) return null;
     const n = taken.length;
     const x = new Uint8Array(n);
-    const o: number[] = new Array(n);
+    const o = new Uint32Array(n);
     const parts: Uint8Array[] = [];
     let size = 0;
     for (let j = 0; j < n; j++) {
@@ -87,7 +87,7 @@ export class LiveMirror {
       v.set(p, at);
       at += p.length;
     }
-    return { i: u32Bytes(ids), k: k.join(''), kl, x, v, o: u32Bytes(o) };
+    return { i: Uint32Array.from(ids), k: k.join(''), kl: Uint32Array.from(kl), x, v, o };
   }
 }
 
@@ -114,7 +114,7 @@ export function matcher(q: Query): (key: string) => boolean {
  * channel: no change can fall between a live query's initial result and its stream (the mitt
  * again, between worker and page). Each watcher's {@link LiveMirror} drops what the page
  * already has (a held change the snapshot already saw, an older version arriving late).
- * Events of one tab are batched per microtask and sent as one transferred msgpack buffer.
+ * Events of one tab are batched per microtask and sent as one transferred buffer.
  */
 export class WatchHub {
   private readonly tabs = new Map<string, Tab>();
@@ -220,8 +220,7 @@ export class WatchHub {
       if (tab.queue.length === 0) continue;
       const events = tab.queue;
       tab.queue = [];
-      // A copy of exactly the encoded bytes: its buffer is ours to transfer.
-      tab.sink(encodeFrame(events).slice());
+      tab.sink(encodeEvents(events));
     }
   }
 }
