@@ -24,6 +24,25 @@ interface Watcher {
 interface Tab {
   sink: EventSink;
   queue: HostEvent[];
+  /** The last status queued for this tab: its JSON, its {@link statusShape}, and when. */
+  sent: { json: string; shape: string; at: number } | null;
+  /** A status held back by {@link STATUS_EVERY_MS}, and the timer that will send it. */
+  held: ClientStatus | null;
+  timer: ReturnType<typeof setTimeout> | null;
+}
+
+/**
+ * How often a tab hears of a status change that only moves counters (pending writes,
+ * checkpoint, catch-up progress, mitt, checks passed). Every write moves them two or three
+ * times (committed, pushed, acknowledged), and each status is a task on every tab's main
+ * thread. Changes of connection, phase, readiness or errors go out at once.
+ */
+export const STATUS_EVERY_MS = 50;
+
+/** What of a status must reach tabs at once: everything but the counters. */
+function statusShape(s: ClientStatus): string {
+  const buckets = s.buckets.map((b) => [b.bucket, b.phase, b.ready, b.epoch, b.lastError?.code ?? null]);
+  return JSON.stringify([s.replicaId, s.connection, s.persistent, s.hosting, s.error?.code ?? null, buckets]);
 }
 
 /**
@@ -128,10 +147,12 @@ export class WatchHub {
   }
 
   addTab(tabId: string, sink: EventSink): void {
-    this.tabs.set(tabId, { sink, queue: [] });
+    this.tabs.set(tabId, { sink, queue: [], sent: null, held: null, timer: null });
   }
 
   removeTab(tabId: string): void {
+    const tab = this.tabs.get(tabId);
+    if (tab?.timer != null) clearTimeout(tab.timer);
     this.tabs.delete(tabId);
     for (const [id, w] of this.watchers) if (w.tabId === tabId) this.watchers.delete(id);
   }
@@ -195,9 +216,41 @@ export class WatchHub {
     }
   }
 
-  /** Queues a status event for every tab (only the newest of a batch is kept). */
+  /**
+   * Queues a status event for every tab whose status changed: at once when more than counters
+   * changed or {@link STATUS_EVERY_MS} passed since the tab's last one, else once that much
+   * time has passed (the newest status then). Only the newest status of a batch is kept.
+   */
   status(s: (tabId: string) => ClientStatus): void {
-    for (const tabId of this.tabs.keys()) this.push(tabId, { t: 'status', s: s(tabId) });
+    for (const [tabId, tab] of this.tabs) this.offerStatus(tabId, tab, s(tabId));
+  }
+
+  private offerStatus(tabId: string, tab: Tab, st: ClientStatus): void {
+    const json = JSON.stringify(st);
+    if (tab.sent !== null && tab.sent.json === json) {
+      tab.held = null; // back to what the tab has: nothing to send
+      return;
+    }
+    const shape = statusShape(st);
+    const now = Date.now();
+    const sent = tab.sent;
+    if (sent === null || sent.shape !== shape || now - sent.at >= STATUS_EVERY_MS) {
+      if (tab.timer !== null) clearTimeout(tab.timer);
+      tab.timer = null;
+      tab.held = null;
+      tab.sent = { json, shape, at: now };
+      this.push(tabId, { t: 'status', s: st });
+      return;
+    }
+    tab.held = st;
+    tab.timer ??= setTimeout(
+      () => {
+        tab.timer = null;
+        const held = tab.held;
+        if (held !== null && this.tabs.get(tabId) === tab) this.offerStatus(tabId, tab, held);
+      },
+      STATUS_EVERY_MS - (now - sent.at),
+    );
   }
 
   private push(tabId: string, ev: HostEvent): void {
