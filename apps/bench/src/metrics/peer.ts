@@ -691,6 +691,13 @@ async function liveQueryBatch(quick: boolean): Promise<LiveQueryResult> {
     // match needs is kept (see deliveryTaskCpuMs). One trace per window of batches: a trace
     // of every process over all of them would overflow Chromium's trace buffer.
     const check = process.env.PEER_LQ_CHECK === '1';
+    const wprof = process.env.PEER_WPROFILE;
+    const ws = wprof === undefined ? undefined : await workerSession(browser);
+    if (ws !== undefined) {
+      await ws.send('Profiler.enable');
+      await ws.send('Profiler.setSamplingInterval', { interval: 200 });
+      await ws.send('Profiler.start');
+    }
     const cpu: number[] = [];
     let matched = 0;
     for (let from = 0; from < batches; from += WINDOW) {
@@ -727,6 +734,10 @@ async function liveQueryBatch(quick: boolean): Promise<LiveQueryResult> {
     }
     if (check)
       console.error(`check: ${matched} of ${cpu.length} tasks found by the clock hold their delivery's mark`);
+    if (ws !== undefined && wprof !== undefined) {
+      const r = await ws.send<{ profile: unknown }>('Profiler.stop', {}, 20000);
+      writeFileSync(wprof, JSON.stringify(r?.profile));
+    }
     if (cdp !== undefined && profile !== undefined) {
       const { profile: data } = await cdp.send('Profiler.stop');
       writeFileSync(profile, JSON.stringify(data));
