@@ -8,7 +8,7 @@ import {
   type Value,
 } from '@mittsync/core';
 import { LiveQueryState, type LiveResult, type Row } from './live-query';
-import type { EntryTuple, Query, Request, ResultOf, WriteSpec } from './worker/api';
+import type { ClientStatus, EntryTuple, Query, Request, ResultOf, WriteSpec } from './worker/api';
 
 /** What a bucket handle needs from its client. */
 export interface BucketLink {
@@ -17,6 +17,8 @@ export interface BucketLink {
   unregister(id: number): void;
   nextWatchId(): number;
   bucketStatus(bucket: string): BucketStatus | undefined;
+  /** A status newer than the last event (a write's reply carries one). */
+  noteStatus(s: ClientStatus): void;
 }
 
 /** Options of a write. */
@@ -101,7 +103,13 @@ export class Bucket<T = Value> {
   }
 
   private async write(writes: WriteSpec[], opts?: WriteOptions): Promise<void> {
-    await this.link.call({ op: 'transact', bucket: this.name, writes, ack: opts?.ack ?? 'local' });
+    const status = await this.link.call({
+      op: 'transact',
+      bucket: this.name,
+      writes,
+      ack: opts?.ack ?? 'local',
+    });
+    this.link.noteStatus(status);
   }
 
   /** Rows by prefix or key range, in key order. */

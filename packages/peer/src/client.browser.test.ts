@@ -154,8 +154,13 @@ describe('status and lifecycle', () => {
     await c.setOnline(false);
     await until(() => c.status?.connection === 'closed', 5000, 'offline');
     await b.put('k', 1);
+    // The write's reply carries the status: pending counts it as soon as the write resolves.
+    expect(b.status()?.pending).toBe(1);
+    await b.put('k2', 2);
+    expect(b.status()?.pending).toBe(2);
     expect(await b.get('k')).toBe(1);
-    expect((await c.refreshStatus()).buckets.find((x) => x.bucket === bucket)?.pending).toBe(1);
+    await b.delete('k2');
+    expect((await c.refreshStatus()).buckets.find((x) => x.bucket === bucket)?.pending).toBe(3);
     await c.setOnline(true);
     await until(() => b.status()?.pending === 0 && c.status?.connection === 'open', 10_000, 'the push');
     const other = client();
@@ -186,7 +191,12 @@ describe('status and lifecycle', () => {
     const c = client({ storage: 'memory' });
     const b = c.bucket<number>(uniq('b'));
     await b.put('k', 1);
+    // The write's reply carries the status: pending counts it as soon as the write resolves.
+    expect(b.status()?.pending).toBe(1);
+    await b.put('k2', 2);
+    expect(b.status()?.pending).toBe(2);
     expect(await b.get('k')).toBe(1);
+    await b.delete('k2');
     expect((await c.refreshStatus()).persistent).toBe(false);
     await c.close();
   });

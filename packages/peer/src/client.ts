@@ -156,6 +156,7 @@ export class Client {
         unregister: (id) => void this.watches.delete(id),
         nextWatchId: () => this.watchIds++,
         bucketStatus: (bucket) => this.lastStatus?.buckets.find((x) => x.bucket === bucket),
+        noteStatus: (s) => this.setStatus(s),
       };
       b = new Bucket<unknown>(name, link);
       this.handles.set(name, b);

@@ -105,7 +105,7 @@ export interface DebugInfo {
 export type ResultOf<R extends Request> = R extends { op: 'get' | 'scan' }
   ? Uint8Array
   : R extends { op: 'transact' }
-    ? string[]
+    ? ClientStatus
     : R extends { op: 'ready' }
       ? ReadyInfo
       : R extends { op: 'status' }

@@ -315,8 +315,10 @@ export class ReplicaHost {
       }
       case 'transact': {
         const r = await this.use(req.bucket);
-        const ops = await r.transact(req.bucket, req.writes, { ack: req.ack });
-        return ops.map((op) => op.hlc);
+        await r.transact(req.bucket, req.writes, { ack: req.ack });
+        // The writing tab's status comes with the reply, so it counts the write as pending as
+        // soon as the write resolves (other tabs hear of it within STATUS_EVERY_MS).
+        return this.status(tabId);
       }
       case 'watch':
         await this.use(req.bucket);
