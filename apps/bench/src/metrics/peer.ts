@@ -699,6 +699,8 @@ async function liveQueryBatch(quick: boolean): Promise<LiveQueryResult> {
       await ws.send('Profiler.start');
     }
     const cpu: number[] = [];
+    /** How long each batch's `transact` took the writing tab (no target; printed with PEER_DEBUG). */
+    const writes: number[] = [];
     let matched = 0;
     for (let from = 0; from < batches; from += WINDOW) {
       const to = Math.min(batches, from + WINDOW);
@@ -710,11 +712,13 @@ async function liveQueryBatch(quick: boolean): Promise<LiveQueryResult> {
           // PEER_LQ_CHECK=1: also mark each delivery's task, to check that the clock finds the same.
           await page.evaluate((m) => (globalThis as unknown as PageApi).mittsyncBench.clockMark(m), check);
           for (let i = from; i < to; i++) {
+            const t0 = performance.now();
             await writer.evaluate(
               ([b, n]) =>
                 (globalThis as unknown as PageApi).mittsyncBench.writeBatch('live', 'bench-live', b, n),
               [i, size] as const,
             );
+            writes.push(performance.now() - t0);
             await page.evaluate(
               (want) => (globalThis as unknown as PageApi).mittsyncBench.delivered(want),
               i + 1,
@@ -754,6 +758,8 @@ async function liveQueryBatch(quick: boolean): Promise<LiveQueryResult> {
       console.error(
         `live_query_batch over ${wall.length} batches: ${line('wall', wall)}; ${line('cpu', cpuKept)}`,
       );
+      const w = writes.slice(20).sort((a, b) => a - b);
+      console.error(`the writer's ${size}-key transact (ack local): ${line('wall', w)}`);
     }
     await writer.evaluate(() => (globalThis as unknown as PageApi).mittsyncBench.close());
     await page.evaluate(() => (globalThis as unknown as PageApi).mittsyncBench.close());

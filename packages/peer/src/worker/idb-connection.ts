@@ -23,7 +23,8 @@ export interface Schema extends DBSchema {
    * values together), ~100 ms for 100,000 entries on a cold start.
    */
   pageIndex: { key: string; value: string[] };
-  outbox: { key: [string, number]; value: Op };
+  /** Runs of a bucket's local ops keyed by their last `originSeq` (version 3: one op each). */
+  outbox: { key: [string, number]; value: Op | Op[] };
 }
 
 /** An open connection. */
@@ -37,9 +38,12 @@ export type RwTx = IDBPTransaction<Schema, StoreName[], 'readwrite'>;
  * Schema versions: 1 stored pages and deltas as arrays of entry tuples with values as
  * structured-clone objects; 2 stored the values as JSON text and added each bucket's page
  * index in `pageIndex`; 3 stores pages and deltas by column, values as MessagePack (see
- * pages.ts). Opening an older database converts it in place, in the upgrade transaction.
+ * pages.ts); 4 stores the outbox as runs of ops (one record per commit's local writes, keyed
+ * by the run's last `originSeq`) instead of one record per op, whose records version 3 wrote
+ * are runs of one, so nothing is converted. Opening an older database converts it in place,
+ * in the upgrade transaction; the version also keeps code older than a format away from it.
  */
-const VERSION = 3;
+const VERSION = 4;
 
 interface LockManagerLike {
   request(name: string, cb: () => Promise<void>): Promise<void>;
@@ -109,7 +113,7 @@ export class IdbConnection {
             return;
           }
           if (oldVersion < 2) db.createObjectStore('pageIndex');
-          await toVersion3(tx, oldVersion);
+          if (oldVersion < 3) await toVersion3(tx, oldVersion);
         },
         blocking: (_current, next) => {
           // Someone deletes (next === null) or upgrades the database: let them, and stop.

@@ -59,6 +59,8 @@ export interface RescuedState {
 }
 
 const pageRange = (bucket: string) => IDBKeyRange.bound([bucket, ''], [bucket, []]);
+/** Most ops in one outbox record: an ack that covers part of a run rewrites at most this many. */
+const OUTBOX_RUN = 2048;
 const outboxRange = (bucket: string, upTo = Number.POSITIVE_INFINITY) =>
   IDBKeyRange.bound([bucket, Number.NEGATIVE_INFINITY], [bucket, upTo]);
 
@@ -170,7 +172,8 @@ export class IdbReplicaStorage implements ReplicaStorage {
   }
 
   async loadOutbox(bucket: string): Promise<Op[]> {
-    const ops = await this.run('loadOutbox', (db) => db.getAll('outbox', outboxRange(bucket)));
+    const runs = await this.run('loadOutbox', (db) => db.getAll('outbox', outboxRange(bucket)));
+    const ops = runs.flat().sort((a, b) => a.originSeq - b.originSeq);
     this.outboxes.set(bucket, ops.slice());
     return ops;
   }
@@ -376,7 +379,7 @@ export class IdbReplicaStorage implements ReplicaStorage {
             .objectStore('pageIndex')
             .put(plan.firsts, bucket)
             .catch(() => undefined);
-        this.writeRest(tx, batch);
+        await this.writeRest(tx, batch);
       } catch (e) {
         abortQuietly(tx);
         throw e;
@@ -396,17 +399,40 @@ export class IdbReplicaStorage implements ReplicaStorage {
     this.stats.commitMs += performance.now() - t0;
   }
 
-  private writeRest(tx: RwTx, batch: StorageBatch): void {
+  /**
+   * Everything of `batch` but entries. The outbox holds runs of ops (see `idb-connection.ts`),
+   * each keyed by its last `originSeq`: a commit's local writes are one record or a few (of at
+   * most {@link OUTBOX_RUN} ops), not one per op (a 1,000-key transaction spent about half its
+   * worker time in those puts), and an ack deletes the runs it covers by key range. A run an
+   * ack covers only in part is read back and rewritten without the acknowledged ops.
+   */
+  private async writeRest(tx: RwTx, batch: StorageBatch): Promise<void> {
     const { bucket } = batch;
     const quiet = (p: Promise<unknown>) => void p.catch(() => undefined);
     if (touchesOutbox(batch)) {
       const outbox = tx.objectStore('outbox');
+      const putRuns = (ops: readonly Op[]) => {
+        const sorted = ops.slice().sort((a, b) => a.originSeq - b.originSeq);
+        for (let at = 0; at < sorted.length; at += OUTBOX_RUN) {
+          const run = sorted.slice(at, at + OUTBOX_RUN);
+          quiet(outbox.put(run, [bucket, (run[run.length - 1] as Op).originSeq]));
+        }
+      };
       if (batch.outboxReplace !== undefined) {
         quiet(outbox.delete(outboxRange(bucket)));
-        for (const op of batch.outboxReplace) quiet(outbox.put(op, [bucket, op.originSeq]));
+        putRuns(batch.outboxReplace);
       }
-      if (batch.outboxAckUpTo !== undefined) quiet(outbox.delete(outboxRange(bucket, batch.outboxAckUpTo)));
-      for (const op of batch.outboxAdd ?? []) quiet(outbox.put(op, [bucket, op.originSeq]));
+      const upTo = batch.outboxAckUpTo;
+      if (upTo !== undefined) {
+        quiet(outbox.delete(outboxRange(bucket, upTo)));
+        // The next run may still hold acknowledged ops (it ends after `upTo`).
+        const after = IDBKeyRange.bound([bucket, upTo], [bucket, Number.POSITIVE_INFINITY], true);
+        const cursor = await outbox.openCursor(after);
+        const run = cursor?.value;
+        if (cursor != null && Array.isArray(run) && run.some((op) => op.originSeq <= upTo))
+          await cursor.update(run.filter((op) => op.originSeq > upTo));
+      }
+      if (batch.outboxAdd !== undefined && batch.outboxAdd.length > 0) putRuns(batch.outboxAdd);
     }
     if (batch.meta !== undefined) quiet(tx.objectStore('buckets').put(batch.meta));
     if (batch.clock !== undefined && this.identity !== null) {
