@@ -113,7 +113,15 @@ export class IdbConnection {
             return;
           }
           if (oldVersion < 2) db.createObjectStore('pageIndex');
-          if (oldVersion < 3) await toVersion3(tx, oldVersion);
+          // idb does not wait for this callback: a conversion that fails must abort the upgrade
+          // itself, or the transaction commits what was converted so far as the new version.
+          try {
+            if (oldVersion < 3) await toVersion3(tx, oldVersion);
+          } catch {
+            // The open fails with the abort; nobody else waits on the transaction itself.
+            tx.done.catch(() => undefined);
+            tx.abort();
+          }
         },
         blocking: (_current, next) => {
           // Someone deletes (next === null) or upgrades the database: let them, and stop.

@@ -258,5 +258,33 @@ export function runIdbLayoutTests(prefix: string): void {
       await t.close();
       expect((await dump(name, 'outbox')).version).toBe(4);
     }, 60_000);
+
+    it('leaves an older database as it was when converting it fails', async () => {
+      // Version 2: pages of entry tuples with JSON values. The second page is damaged.
+      const name = `${prefix}-v2-bad-${n++}`;
+      const good = [['a', 'h1', 1, 0, '{"x":1}']];
+      await new Promise<void>((resolve, reject) => {
+        const req = indexedDB.open(name, 2);
+        req.onerror = () => reject(req.error);
+        req.onupgradeneeded = () => {
+          const db = req.result;
+          for (const st of ['identity', 'pages', 'deltas', 'pageIndex', 'outbox']) db.createObjectStore(st);
+          db.createObjectStore('buckets', { keyPath: 'bucket' });
+          const pages = req.transaction?.objectStore('pages');
+          pages?.put(good, ['b', '']);
+          pages?.put('not a page', ['b', 'm']);
+        };
+        req.onsuccess = () => {
+          req.result.close();
+          resolve();
+        };
+      });
+      const s = new IdbReplicaStorage({ name });
+      await expect(s.open()).rejects.toBeDefined();
+      await s.close().catch(() => undefined);
+      const after = await dump(name, 'pages');
+      expect(after.version).toBe(2);
+      expect(after.rows.map(([, v]) => v)).toEqual([good, 'not a page']);
+    }, 60_000);
   });
 }
