@@ -496,7 +496,7 @@ type TraceEvent = {
  * its text. A trace of every process over a thousand deliveries is larger than one JavaScript
  * string can be, so it is never held whole.
  */
-export class TraceEventFilter {
+class TraceEventFilter {
   readonly events: TraceEvent[] = [];
   private depth = 0;
   private inString = false;
