@@ -1,4 +1,5 @@
 import type { Checksum } from './checksum';
+import type { EntryColumns } from './columns';
 import type { MittsyncError } from './errors';
 import type { Mitt } from './mitt';
 import type { Entry, Op, Version } from './model';
@@ -69,7 +70,8 @@ export interface MergedSpan {
 
 /** A downloaded page waiting to be merged, with the keys it covers (see {@link MergedSpan}). */
 export interface ArrivedPage {
-  entries: readonly Entry[];
+  /** The page's entries, by column when the relay sent columns (see `pageReq.cols`). */
+  entries: readonly Entry[] | EntryColumns;
   /** Undefined when the relay did not say as of which seq it read the page. */
   span: MergedSpan | undefined;
 }

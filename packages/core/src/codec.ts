@@ -1,4 +1,5 @@
 import { Packr } from 'msgpackr';
+import { decodeColumns, type EntryColumns, encodeColumns } from './columns';
 import { MittsyncError } from './errors';
 import { type Entry, type Version, versionOf } from './model';
 import { decodePageFrame, encodePageFrame, packedValueOf } from './packed';
@@ -78,7 +79,10 @@ function expand(msg: unknown): unknown {
   if (typeof msg !== 'object' || msg === null) return msg;
   const m = msg as Obj;
   if ((m.type === 'deliver' || m.type === 'push') && Array.isArray(m.ops)) m.ops = m.ops.map(tupleToOp);
-  else if (m.type === 'page' && Array.isArray(m.entries)) m.entries = m.entries.map(tupleToEntry);
+  else if (m.type === 'page' && Array.isArray(m.entries)) {
+    m.entries = m.entries.map(tupleToEntry);
+    if (m.cols instanceof Uint8Array) m.cols = decodeColumns(m.cols);
+  }
   return m;
 }
 
@@ -87,6 +91,12 @@ const isMapHeader = (b: number | undefined) => b !== undefined && b >= 0x80 && b
 /** Encodes a message into one frame. */
 export function encodeFrame(msg: unknown, format: WireFormat = 'msgpack'): Uint8Array {
   const m = msg as Obj;
+  if (m.type === 'page' && m.cols !== undefined) {
+    // Columns travel as one binary field (see `encodeColumns`): there is no JSON form.
+    if (format !== 'msgpack')
+      throw new MittsyncError('BAD_MESSAGE', 'column pages need the binary wire format');
+    return packr.pack({ ...m, cols: encodeColumns(m.cols as EntryColumns) });
+  }
   if (format === 'msgpack' && m.type === 'page' && Array.isArray(m.entries)) {
     const entries = m.entries as Entry[];
     // Entries straight from a store that keeps values packed: copy the values, don't re-encode.

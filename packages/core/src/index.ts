@@ -13,6 +13,7 @@ export type { BucketStatus, Phase, ReadyInfo } from './bucket-state';
 export type { Checksum } from './checksum';
 export {
   checksumAdd,
+  checksumAddBytes,
   checksumEquals,
   checksumOf,
   checksumRemove,
@@ -21,6 +22,26 @@ export {
 } from './checksum';
 export type { WireFormat } from './codec';
 export { decodeFrame, encodeFrame } from './codec';
+export type { ColumnRange, EntryColumns } from './columns';
+export {
+  checksumAddIn,
+  columnEntries,
+  columnEntry,
+  columnSize,
+  columnsOf,
+  decodeColumns,
+  encodeColumns,
+  hlcAt,
+  indexIn,
+  isTombstoneIn,
+  keyAt,
+  lowerBoundIn,
+  maxHlcIn,
+  rangeEntries,
+  startIn,
+  textAt,
+  valueBytesOf,
+} from './columns';
 export type { Env } from './env';
 export { backoffDelay, randomId, systemEnv } from './env';
 export type { ErrorCode } from './errors';

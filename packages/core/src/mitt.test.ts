@@ -119,7 +119,7 @@ describe('download merge', () => {
           const stored = new Map<string, Entry>();
           for (const e of byKey.values()) {
             const held = mitt.newest(e.key);
-            if (downloadedWins(e, held, stored.get(e.key))) {
+            if (downloadedWins(e.hlc, held, stored.get(e.key))) {
               expect(held === undefined || e.hlc > held).toBe(true);
               stored.set(e.key, e);
             }

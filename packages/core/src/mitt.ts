@@ -1,5 +1,5 @@
 import type { Hlc } from './hlc';
-import { type Entry, opBytes, type SeqOp, wins } from './model';
+import { opBytes, type SeqOp, wins } from './model';
 
 /** Bounds of a mitt; past either, the holder must spill (see {@link Mitt.isOverBound}). */
 export interface MittBounds {
@@ -95,6 +95,11 @@ export class Mitt {
     return this.newestByKey.get(key);
   }
 
+  /** The keys of the ops held. */
+  heldKeys(): IterableIterator<string> {
+    return this.newestByKey.keys();
+  }
+
   get heldCount(): number {
     return this.held.length;
   }
@@ -123,10 +128,10 @@ export class Mitt {
  * applied after the download (or were spilled into storage), so nothing newer is overwritten.
  */
 export function downloadedWins(
-  downloaded: Entry,
+  downloaded: Hlc,
   held: Hlc | undefined,
   stored: { hlc: Hlc } | undefined,
 ): boolean {
-  if (held !== undefined && held >= downloaded.hlc) return false;
-  return wins(downloaded.hlc, stored?.hlc);
+  if (held !== undefined && held >= downloaded) return false;
+  return wins(downloaded, stored?.hlc);
 }

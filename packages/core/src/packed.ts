@@ -403,3 +403,30 @@ export function decodePageFrame(bytes: Uint8Array): Record<string, unknown> | un
     throw e;
   }
 }
+
+/**
+ * Checks `vals`, values back to back with entry `i`'s ending at `ends[i]` (a tombstone has no
+ * bytes): each one must be exactly one MessagePack value of the kinds an entry's value may
+ * hold (what a page frame's reader accepts), found without decoding it. Returns the index of
+ * the first bad one, or -1.
+ */
+export function firstBadValue(vals: Uint8Array, ends: Uint32Array): number {
+  const r = new Reader(vals);
+  let start = 0;
+  for (let i = 0; i < ends.length; i++) {
+    const end = ends[i] as number;
+    if (end < start || end > vals.length) return i;
+    if (end > start) {
+      r.pos = start;
+      try {
+        r.skip();
+      } catch (e) {
+        if (e instanceof NotFast) return i;
+        throw e;
+      }
+      if (r.pos !== end) return i;
+    }
+    start = end;
+  }
+  return -1;
+}

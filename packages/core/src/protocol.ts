@@ -1,4 +1,5 @@
 import type { Checksum } from './checksum';
+import type { EntryColumns } from './columns';
 import type { ErrorCode } from './errors';
 import type { Entry, Op, SeqOp } from './model';
 
@@ -62,6 +63,11 @@ export interface PageReqMsg {
   /** Inclusive upper key bound; absent = to the last key. */
   until?: string;
   limit: number;
+  /**
+   * The replica reads pages by column: a relay that can (over a binary socket) answers with
+   * `page.cols` instead of `page.entries`. Others ignore it.
+   */
+  cols?: true;
 }
 
 /** A writer's answer to `marker`: every op up to `sent` has been pushed. */
@@ -145,7 +151,10 @@ export interface PageMsg {
   type: 'page';
   bucket: string;
   reqId: number;
+  /** The page's entries; empty when they come as {@link PageMsg.cols}. */
   entries: Entry[];
+  /** The page's entries by column, when the request asked for them (`pageReq.cols`). */
+  cols?: EntryColumns;
   /** Cursor for the next page of this range, or null when the range is done. */
   next: string | null;
   /**

@@ -9,6 +9,20 @@ import {
   type ReadyInfo,
 } from './bucket-state';
 import { checksumEquals, checksumReplace, emptyChecksum } from './checksum';
+import {
+  type ColumnRange,
+  checksumAddIn,
+  columnEntries,
+  columnEntry,
+  columnSize,
+  type EntryColumns,
+  hlcAt,
+  indexIn,
+  isTombstoneIn,
+  keyAt,
+  maxHlcIn,
+  rangeEntries,
+} from './columns';
 import { backoffDelay, type Env, randomId, systemEnv } from './env';
 import { MittsyncError, toMittsyncError } from './errors';
 import { HlcClock } from './hlc';
@@ -137,7 +151,7 @@ export class Replica {
   private readonly fetchPageOverride: PageFetcher | undefined;
   private readonly buckets = new Map<string, BucketState>();
   private readonly opening = new Map<string, Promise<BucketState>>();
-  private readonly changeListeners = new Set<ChangeListener>();
+  private readonly changeListeners = new Map<ChangeListener, ((bucket: string) => boolean) | undefined>();
   private readonly statusListeners = new Set<(s: ReplicaStatus) => void>();
   private readonly readyListeners = new Set<(info: ReadyInfo) => void>();
   private readonly pages = new Map<number, PendingPage>();
@@ -347,9 +361,13 @@ export class Replica {
     return new Promise((resolve) => b.readyWaiters.push(resolve));
   }
 
-  /** Listens to every change of stored entries; returns the unsubscribe function. */
-  onChange(listener: ChangeListener): () => void {
-    this.changeListeners.add(listener);
+  /**
+   * Listens to every change of stored entries (in the buckets `wants` accepts, when given: a
+   * bulk download's entries are then only made for a listener that wants them); returns the
+   * unsubscribe function.
+   */
+  onChange(listener: ChangeListener, wants?: (bucket: string) => boolean): () => void {
+    this.changeListeners.set(listener, wants);
     return () => this.changeListeners.delete(listener);
   }
 
@@ -428,9 +446,17 @@ export class Replica {
     return run;
   }
 
-  private emitChange(bucket: string, entries: readonly Entry[], source: 'local' | 'remote'): void {
-    if (entries.length === 0) return;
-    for (const l of this.changeListeners) l(bucket, entries, source);
+  private emitChange(
+    bucket: string,
+    changed: readonly Entry[] | (() => readonly Entry[]),
+    source: 'local' | 'remote',
+  ): void {
+    let entries = typeof changed === 'function' ? undefined : changed;
+    for (const [l, wants] of this.changeListeners) {
+      if (wants !== undefined && !wants(bucket)) continue;
+      entries ??= (changed as () => readonly Entry[])();
+      if (entries.length > 0) l(bucket, entries, source);
+    }
   }
 
   private emitStatus(): void {
@@ -816,6 +842,7 @@ export class Replica {
       since: cu.since,
       // Small first pages get storage busy sooner; the rest at full size.
       limit: Math.min(this.pageSize, FIRST_PAGE_ENTRIES * 2 ** cu.requested++),
+      cols: true,
       ...(r.after === undefined ? {} : { after: r.after }),
       ...(r.until === undefined ? {} : { until: r.until }),
     };
@@ -836,7 +863,7 @@ export class Replica {
           res.head === undefined
             ? undefined
             : { after: req.after, upTo: res.next ?? req.until, head: res.head };
-        cu.arrived.push({ entries: res.entries, span });
+        cu.arrived.push({ entries: res.cols ?? res.entries, span });
         this.mergeArrived(b, cu);
         this.pumpRanges(b, cu);
       },
@@ -867,14 +894,14 @@ export class Replica {
       let n = 0;
       let count = 0;
       while (n < cu.arrived.length && (n === 0 || count < MERGE_BATCH_ENTRIES)) {
-        count += (cu.arrived[n] as ArrivedPage).entries.length;
+        count += sizeOf((cu.arrived[n] as ArrivedPage).entries);
         n++;
       }
       const batch = cu.arrived.slice(0, n);
       await this.mergePage(
         b,
         cu,
-        batch.length === 1 ? (batch[0] as ArrivedPage).entries : batch.flatMap((p) => p.entries),
+        batch.map((p) => p.entries),
       );
       if (b.catchUp !== cu) return;
       for (const p of batch) addMerged(cu, p.span);
@@ -925,40 +952,112 @@ export class Replica {
     p.resolve(msg);
   }
 
-  /** Merges downloaded entries: never over a newer version held in the mitt or stored. */
-  private async mergePage(b: BucketState, cu: CatchUp, entries: readonly Entry[]): Promise<void> {
-    if (entries.length === 0) return;
-    const mitt = b.mitt;
+  /**
+   * Merges downloaded pages (each sorted by key, no key in two): never over a newer version
+   * held in the mitt or stored. A fresh join decides most keys of a page that came by column
+   * without looking at them one by one: only keys the mitt holds a live op for, or the join
+   * keeps a version of, can lose, and those few are found by binary search. The rest of the
+   * page goes to a columnar store as it came.
+   */
+  private async mergePage(
+    b: BucketState,
+    cu: CatchUp,
+    arrived: readonly (readonly Entry[] | EntryColumns)[],
+  ): Promise<void> {
     const fresh = cu.fresh;
-    const keys = entries.map((e) => e.key);
-    const stored = fresh ? undefined : await this.storage.getEntries(b.name, keys);
+    // A resume compares every key with what is stored: entries, one by one.
+    const pages = fresh ? arrived : arrived.map((p) => (isColumns(p) ? columnEntries(p) : p));
+    const total = pages.reduce((n, p) => n + sizeOf(p), 0);
+    if (total === 0) return;
+    const mitt = b.mitt;
+    const stored = fresh
+      ? undefined
+      : await this.storage.getEntries(
+          b.name,
+          pages.flatMap((p) => (p as readonly Entry[]).map((e) => e.key)),
+        );
     const meta = { ...b.meta, sum: { ...b.meta.sum } };
     const puts: Entry[] = [];
+    const columns: ColumnRange[] = [];
     const absent: string[] = [];
     let maxHlc = '';
-    entries.forEach((e, i) => {
-      if (e.seq > cu.dlMaxSeq) cu.dlMaxSeq = e.seq;
-      if (e.hlc > maxHlc) maxHlc = e.hlc;
-      const cur = fresh ? cu.kept.get(e.key) : stored?.[i];
-      const held = mitt?.newest(e.key);
-      if (!downloadedWins(e, held, cur)) {
+    let at = 0;
+    /** Decides one downloaded entry; true when it is applied. */
+    const decide = (key: string, hlc: string, deleted: boolean, cur: Version | undefined): boolean => {
+      if (hlc > maxHlc) maxHlc = hlc;
+      const held = mitt?.newest(key);
+      if (!downloadedWins(hlc, held, cur)) {
         // A held op beats the download and is applied later: until then storage has nothing
         // of this key, which the page's merged span alone would not tell (see `knownVersions`).
-        if (fresh && cur === undefined && held !== undefined) absent.push(e.key);
-        return;
+        if (fresh && cur === undefined && held !== undefined) absent.push(key);
+        return false;
       }
-      checksumReplace(meta.sum, e.key, cur, e);
-      if (fresh && cur !== undefined) cu.kept.set(e.key, versionOf(e));
-      puts.push(e);
-    });
+      const version: Version = deleted ? { hlc, deleted: true } : { hlc };
+      checksumReplace(meta.sum, key, cur, version);
+      if (fresh && cur !== undefined) cu.kept.set(key, version);
+      return true;
+    };
+    for (const page of pages) {
+      if (!isColumns(page)) {
+        for (const e of page) {
+          if (e.seq > cu.dlMaxSeq) cu.dlMaxSeq = e.seq;
+          const cur = fresh ? cu.kept.get(e.key) : stored?.[at];
+          at++;
+          if (decide(e.key, e.hlc, e.deleted === true, cur)) puts.push(e);
+        }
+        continue;
+      }
+      const c = page;
+      const n = columnSize(c);
+      for (let i = 0; i < n; i++) if ((c.seqs[i] as number) > cu.dlMaxSeq) cu.dlMaxSeq = c.seqs[i] as number;
+      const top = maxHlcIn(c);
+      if (top > maxHlc) maxHlc = top;
+      // The keys that need a decision of their own (a fresh join: nothing is stored but `kept`).
+      const special = new Set<number>();
+      const first = keyAt(c, 0);
+      const last = keyAt(c, n - 1);
+      const find = (key: string) => {
+        if (key < first || key > last) return;
+        const i = indexIn(c, key);
+        if (i >= 0) special.add(i);
+      };
+      if (mitt !== null) for (const key of mitt.heldKeys()) find(key);
+      for (const key of cu.kept.keys()) find(key);
+      const lost: number[] = [];
+      for (const i of special) {
+        if (!decide(keyAt(c, i), hlcAt(c, i), isTombstoneIn(c, i), cu.kept.get(keyAt(c, i)))) lost.push(i);
+      }
+      for (let i = 0; i < n; i++) if (!special.has(i) && !isTombstoneIn(c, i)) checksumAddIn(meta.sum, c, i);
+      // The page less the entries that lost, as ranges of it (a columnar store copies them once).
+      let from = 0;
+      for (const d of [...lost.sort((x, y) => x - y), n]) {
+        if (d > from) columns.push({ c, from, to: d });
+        from = d + 1;
+      }
+    }
+    if (this.storage.columnar !== true) {
+      for (const { c, from, to } of columns.splice(0))
+        for (let i = from; i < to; i++) puts.push(columnEntry(c, i));
+    }
     if (maxHlc !== '') this.clock.observe(maxHlc);
-    await this.storage.commit({ bucket: b.name, puts, meta, clock: this.clock.last() });
+    await this.storage.commit({
+      bucket: b.name,
+      puts,
+      ...(columns.length > 0 ? { columns } : {}),
+      meta,
+      clock: this.clock.last(),
+    });
     b.meta = meta;
     if (cu.fresh && absent.length > 0 && b.catchUp === cu) {
       for (const k of absent) cu.kept.set(k, ABSENT);
       this.boundKept(cu);
     }
-    this.emitChange(b.name, puts, 'remote');
+    // Listeners get entries; a columnar page's are made only for a listener that wants them.
+    this.emitChange(
+      b.name,
+      () => (columns.length === 0 ? puts : puts.concat(columns.flatMap(rangeEntries))),
+      'remote',
+    );
   }
 
   private onFlushed(b: BucketState, msg: FlushedMsg): void {
@@ -1345,3 +1444,9 @@ function knownVersions(b: BucketState, ops: readonly SeqOp[]): Map<string, Versi
   }
   return out;
 }
+
+/** Whether a downloaded page came by column. */
+const isColumns = (p: readonly Entry[] | EntryColumns): p is EntryColumns => !Array.isArray(p);
+
+/** How many entries a downloaded page holds. */
+const sizeOf = (p: readonly Entry[] | EntryColumns): number => (isColumns(p) ? columnSize(p) : p.length);

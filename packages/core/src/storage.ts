@@ -1,5 +1,6 @@
 import type { Checksum } from './checksum';
 import { emptyChecksum } from './checksum';
+import type { ColumnRange } from './columns';
 import type { Hlc } from './hlc';
 import type { Entry, Op } from './model';
 
@@ -38,6 +39,11 @@ export interface StorageBatch {
   bucket: string;
   /** Entries to store, already decided by LWW in the core (overwrite what is stored). */
   puts?: Entry[];
+  /**
+   * More entries to store, by column: ranges of runs sorted by key, no key in two ranges nor
+   * in `puts`. Only given to a store whose {@link ReplicaStorage.columnar} is true.
+   */
+  columns?: ColumnRange[];
   /** Local ops to add to the outbox (same transaction as their data: never one without the other). */
   outboxAdd?: Op[];
   /** Remove outbox ops with originSeq <= this. */
@@ -76,6 +82,11 @@ export interface StoredIdentity {
 export interface ReplicaStorage {
   /** Whether data survives a restart (false for memory-only modes). */
   readonly persistent: boolean;
+  /**
+   * Whether {@link commit} takes `columns` (a bulk download's pages as they came, by column).
+   * Without it the replica hands over entries.
+   */
+  readonly columnar?: boolean;
   /** Opens the store; returns the stored identity or null on a fresh (or wiped) store. */
   open(): Promise<StoredIdentity | null>;
   /** Records the identity of a fresh replica. */

@@ -183,6 +183,7 @@ export function validateClientMessage(x: unknown, limits: WireLimits = DEFAULT_L
         limit: x.limit,
       };
       if (x.after !== undefined) m.after = x.after as string;
+      if (x.cols === true) m.cols = true;
       if (x.until !== undefined) m.until = x.until as string;
       return m;
     }
@@ -259,6 +260,12 @@ export function validateServerMessage(x: unknown): ServerMessage {
       if (m.next !== null && typeof m.next !== 'string') bad('malformed page.next');
       if (m.head !== undefined && !isCount(m.head)) bad('malformed page.head');
       for (const e of m.entries) checkEntry(e);
+      // Columns were checked entry by entry when their frame was decoded (`decodeColumns`).
+      if (
+        m.cols !== undefined &&
+        (!isObject(m.cols) || !(m.cols.keyBytes instanceof Uint8Array) || m.entries.length > 0)
+      )
+        bad('malformed page.cols');
       return m;
     case 'ack':
       checkBucket(m.bucket);

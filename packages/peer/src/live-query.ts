@@ -1,6 +1,6 @@
 import { keyOrder, MittsyncError } from '@mittsync/core';
 import { Unpackr } from 'msgpackr';
-import type { EntryColumns } from './worker/api';
+import type { SlotColumns } from './worker/api';
 
 /** One key and its value in a result. */
 export interface Row<T> {
@@ -103,24 +103,24 @@ const NO_BYTES = new Uint8Array(0);
 /**
  * The page side of one live query: applies snapshots and change batches in order. The worker
  * sends only what is newer than what this holds, each key with its slot number (see
- * `EntryColumns`), so a delivery costs a few array writes per entry. Values stay encoded
+ * `SlotColumns`), so a delivery costs a few array writes per entry. Values stay encoded
  * until something reads them (`get`, `rows`, `changes`).
  */
 export class LiveQueryState<T> {
   private table = new SlotTable();
 
-  snapshot(cols: EntryColumns): LiveResult<T> {
+  snapshot(cols: SlotColumns): LiveResult<T> {
     this.table = new SlotTable();
     return this.view(true, cols, this.take(cols), 'initial');
   }
 
-  apply(cols: EntryColumns, source: 'local' | 'remote'): LiveResult<T> | null {
+  apply(cols: SlotColumns, source: 'local' | 'remote'): LiveResult<T> | null {
     const n = this.take(cols);
     return n === 0 ? null : this.view(false, cols, n, source);
   }
 
   /** Stores a delivery; returns how many entries it holds. */
-  private take(cols: EntryColumns): number {
+  private take(cols: SlotColumns): number {
     const { i, k, kl, x, v, o } = cols;
     const n = i.length;
     const t = this.table;
@@ -161,7 +161,7 @@ export class LiveQueryState<T> {
     return n;
   }
 
-  private view(initial: boolean, cols: EntryColumns, n: number, source: Change<T>['source']): LiveResult<T> {
+  private view(initial: boolean, cols: SlotColumns, n: number, source: Change<T>['source']): LiveResult<T> {
     return new Delivery<T>(initial, cols, n, source, this.table);
   }
 }
@@ -175,7 +175,7 @@ class Delivery<T> implements LiveResult<T> {
 
   constructor(
     readonly initial: boolean,
-    private readonly cols: EntryColumns,
+    private readonly cols: SlotColumns,
     readonly count: number,
     private readonly source: Change<T>['source'],
     private readonly table: SlotTable,

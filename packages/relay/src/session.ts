@@ -1,6 +1,7 @@
 import {
   CLOSE_CODES,
   type ClientMessage,
+  columnsOf,
   decodeFrame,
   type ErrorCode,
   type HelloMsg,
@@ -315,7 +316,11 @@ export class Session implements SocketHandler {
           return;
         }
         if (this.conn(msg.bucket, msg.reqId) === undefined) return;
-        this.send(this.relay.page(msg.bucket, msg));
+        const page = this.relay.page(msg.bucket, msg);
+        // Columns when asked for and the socket is binary (they have no JSON form).
+        if (msg.cols === true && this.format === 'msgpack' && page.type === 'page' && page.entries.length > 0)
+          this.send({ ...page, entries: [], cols: columnsOf(page.entries) });
+        else this.send(page);
         return;
       }
       case 'markerReply': {

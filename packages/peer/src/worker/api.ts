@@ -129,7 +129,7 @@ export type Outcome<T> =
  * `v` (value `j` is `v[o[j-1] ?? 0 .. o[j]]`), decoded only when the page looks at it. On the
  * page every column is a view into the transferred batch (see `event-frame.ts`).
  */
-export interface EntryColumns {
+export interface SlotColumns {
   i: Uint32Array;
   k: string;
   kl: Uint32Array;
@@ -140,8 +140,8 @@ export interface EntryColumns {
 
 /** Events the host pushes to a tab, in batches (see `event-frame.ts`). */
 export type HostEvent =
-  | { t: 'snap'; w: number; b: EntryColumns }
-  | { t: 'chg'; w: number; b: EntryColumns; s: 'local' | 'remote' }
+  | { t: 'snap'; w: number; b: SlotColumns }
+  | { t: 'chg'; w: number; b: SlotColumns; s: 'local' | 'remote' }
   | { t: 'status'; s: ClientStatus };
 
 /** An entry on the worker-page link: `[key, hlc, deleted (0/1), value?]`. */

@@ -1,5 +1,5 @@
 import { MittsyncError } from '@mittsync/core';
-import type { ClientStatus, EntryColumns, HostEvent } from './api';
+import type { ClientStatus, HostEvent, SlotColumns } from './api';
 
 /**
  * The bytes of one batch of {@link HostEvent}s, worker to tab. A live-query delivery is the
@@ -140,7 +140,7 @@ export function decodeEvents(bytes: Uint8Array): HostEvent[] {
     at += pad4(kBytes);
     const v = src.subarray(at, at + vBytes);
     at = next;
-    const b: EntryColumns = { i, k, kl, x, v, o };
+    const b: SlotColumns = { i, k, kl, x, v, o };
     out.push(
       kind === SNAP ? { t: 'snap', w, b } : { t: 'chg', w, b, s: kind === LOCAL ? 'local' : 'remote' },
     );

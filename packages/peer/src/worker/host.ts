@@ -208,7 +208,10 @@ export class ReplicaHost {
       autoConnect: false,
     });
     this.offStatus = [
-      replica.onChange((bucket, entries, source) => this.hub.onChange(bucket, entries, source)),
+      replica.onChange(
+        (bucket, entries, source) => this.hub.onChange(bucket, entries, source),
+        (bucket) => this.hub.watches(bucket),
+      ),
       replica.onStatus(() => this.hub.status((tab) => this.status(tab))),
       replica.onReady((info) => {
         if (this.resnapOnReady.delete(info.bucket)) void this.hub.resnap(info.bucket).catch(() => undefined);

@@ -39,6 +39,10 @@ export class HostedStorage implements ReplicaStorage {
     return this.inner.persistent;
   }
 
+  get columnar(): boolean {
+    return this.inner.columnar === true;
+  }
+
   open(): Promise<StoredIdentity | null> {
     return this.inner.open();
   }
@@ -63,12 +67,13 @@ export class HostedStorage implements ReplicaStorage {
 
   async commit(batch: StorageBatch): Promise<void> {
     const f = this.hooks.faults;
-    if (f !== undefined && (batch.puts?.length ?? 0) >= f.minPuts) {
+    const puts = (batch.puts?.length ?? 0) + (batch.columns ?? []).reduce((n, r) => n + r.to - r.from, 0);
+    if (f !== undefined && puts >= f.minPuts) {
       this.commits++;
       if (this.commits > f.skip && this.commits <= f.skip + f.times)
         throw toStorageError(new DOMException('simulated quota exhaustion', 'QuotaExceededError'), 'commit');
     }
-    const data = (batch.puts?.length ?? 0) > 0;
+    const data = puts > 0;
     if (data) mark('first data commit start');
     await this.inner.commit(batch);
     if (data) mark('first data commit done');

@@ -1,11 +1,16 @@
 import {
   type BucketMeta,
+  type ColumnRange,
+  columnSize,
+  columnsOf,
   type Entry,
+  keyAt,
   keyOrder,
   type MittsyncError,
   type Op,
   plainEntry,
   type ReplicaStorage,
+  rangeEntries,
   type ScanQuery,
   type StorageBatch,
   type StoredIdentity,
@@ -79,6 +84,8 @@ const outboxRange = (bucket: string, upTo = Number.POSITIVE_INFINITY) =>
  */
 export class IdbReplicaStorage implements ReplicaStorage {
   readonly persistent = true;
+  /** Bulk downloads come by column and are cut into pages as they are (see page-writer.ts). */
+  readonly columnar = true;
   readonly name: string;
   private readonly opts: IdbStorageOptions;
   private readonly conn: IdbConnection;
@@ -353,11 +360,9 @@ export class IdbReplicaStorage implements ReplicaStorage {
   private async commitNow(batch: StorageBatch): Promise<void> {
     const t0 = performance.now();
     const { bucket } = batch;
-    // Sorted, one entry per key (the last put of a key wins).
-    const byKey = new Map<string, Entry>();
-    for (const e of batch.puts ?? []) byKey.set(e.key, e);
-    const puts = [...byKey.values()].sort(keyOrder);
-    const index = puts.length > 0 ? await this.bucketIndex(bucket) : undefined;
+    const runs = runsOf(batch);
+    const count = runs.reduce((n, r) => n + r.to - r.from, 0);
+    const index = count > 0 ? await this.bucketIndex(bucket) : undefined;
     let plan: Awaited<ReturnType<typeof writeEntries>> | undefined;
     await this.run('commit', async (db) => {
       const tx = db.transaction(storesOf(batch, index !== undefined), 'readwrite', {
@@ -371,7 +376,7 @@ export class IdbReplicaStorage implements ReplicaStorage {
             bucket,
             index,
             this.cache,
-            puts,
+            runs,
           );
         }
         if (plan !== undefined && index !== undefined && plan.firsts !== index.firsts)
@@ -395,7 +400,7 @@ export class IdbReplicaStorage implements ReplicaStorage {
     }
     this.afterCommit(batch);
     this.stats.commits++;
-    this.stats.entries += puts.length;
+    this.stats.entries += count;
     this.stats.commitMs += performance.now() - t0;
   }
 
@@ -552,4 +557,28 @@ function abortQuietly(tx: RwTx): void {
     // already finished or aborted
   }
   tx.done.catch(() => undefined);
+}
+
+/**
+ * A commit's entries as sorted ranges of runs with no key in two: its column ranges as they
+ * came, and its plain puts (the last put of a key wins) as one more. Ranges that overlap after
+ * all (the batch broke its contract) are merged into one, the later one winning.
+ */
+function runsOf(batch: StorageBatch): ColumnRange[] {
+  const runs = (batch.columns ?? []).filter((r) => r.to > r.from);
+  if (batch.puts !== undefined && batch.puts.length > 0) {
+    const byKey = new Map<string, Entry>();
+    for (const e of batch.puts) byKey.set(e.key, e);
+    const c = columnsOf([...byKey.values()].sort(keyOrder));
+    runs.push({ c, from: 0, to: columnSize(c) });
+  }
+  if (runs.length < 2) return runs;
+  const firstOf = (r: ColumnRange) => keyAt(r.c, r.from);
+  const lastOf = (r: ColumnRange) => keyAt(r.c, r.to - 1);
+  const sorted = runs.slice().sort((x, y) => (firstOf(x) < firstOf(y) ? -1 : 1));
+  if (sorted.every((r, i) => i === 0 || lastOf(sorted[i - 1] as ColumnRange) < firstOf(r))) return sorted;
+  const byKey = new Map<string, Entry>();
+  for (const r of runs) for (const e of rangeEntries(r)) byKey.set(e.key, e);
+  const c = columnsOf([...byKey.values()].sort(keyOrder));
+  return [{ c, from: 0, to: columnSize(c) }];
 }

@@ -1,4 +1,4 @@
-import { type Entry, keyOrder } from '@mittsync/core';
+import { type ColumnRange, columnEntry, type Entry, keyAt, keyOrder, lowerBoundIn } from '@mittsync/core';
 import { type BucketIndex, DELTA_LIMIT } from './bucket-index';
 import type { PageCache } from './page-cache';
 import {
@@ -14,6 +14,7 @@ import {
   pageFromRecord,
   pageIndexOf,
   pageOf,
+  pagesOfRanges,
   recordOf,
 } from './pages';
 
@@ -44,11 +45,24 @@ export interface WritePlan {
 
 const quiet = (p: Promise<unknown>) => void p.catch(() => undefined);
 
+/** Entries `from..to-1` of a run: the part of a commit's entries that falls in one page. */
+type Slice = ColumnRange;
+
+const slicesSize = (slices: readonly Slice[]): number => slices.reduce((n, s) => n + s.to - s.from, 0);
+
+function sliceEntries(slices: readonly Slice[]): Entry[] {
+  const out: Entry[] = [];
+  for (const { c, from, to } of slices) for (let i = from; i < to; i++) out.push(columnEntry(c, i));
+  return out;
+}
+
 /**
- * Writes sorted, unique `puts` into a bucket inside a readwrite transaction: a page that gets
- * only a few of them (counting the deltas it already has) gets deltas; the others are read,
- * merged with their deltas and the puts, split if too big, and written back, their deltas
- * deleted. Nothing in memory changes here.
+ * Writes `runs` (ranges of sorted runs; no key in two) into a bucket inside a readwrite
+ * transaction: a page that gets only a few of them (counting the deltas it already has) gets
+ * deltas; the others are read, merged with their deltas and the new entries, split if too big,
+ * and written back, their deltas deleted. Entries that start new pages after a well-filled one
+ * (a bulk download's next keys) are cut from their run by column, never taken apart into
+ * entries. Nothing in memory changes here.
  */
 export async function writeEntries(
   pages: PagesStore,
@@ -56,29 +70,32 @@ export async function writeEntries(
   bucket: string,
   index: BucketIndex,
   cache: PageCache,
-  puts: readonly Entry[],
+  runs: readonly ColumnRange[],
 ): Promise<WritePlan> {
-  // `puts` are sorted: find each one's page by walking forward from the previous one's (one
+  // Each run is sorted: find each key's page by walking forward from the previous key's (one
   // binary search per page touched, not per entry).
-  const groups = new Map<string, Entry[]>();
+  const groups = new Map<string, Slice[]>();
   const pageFirsts = index.firsts;
-  let at = -1;
-  let group: Entry[] | undefined;
-  for (const e of puts) {
-    const next = pageFirsts[at + 1];
-    if (group === undefined || (next !== undefined && e.key >= next)) {
-      at = Math.max(0, pageIndexOf(pageFirsts, e.key));
+  for (const run of runs) {
+    const { c } = run;
+    let from = run.from;
+    while (from < run.to) {
+      const at = Math.max(0, pageIndexOf(pageFirsts, keyAt(c, from)));
       const home = pageFirsts.length === 0 ? '' : (pageFirsts[at] as string);
-      group = [];
-      groups.set(home, group);
+      const next = pageFirsts[at + 1];
+      const to = next === undefined ? run.to : lowerBoundIn(c, next, from + 1, run.to);
+      const list = groups.get(home);
+      if (list === undefined) groups.set(home, [{ c, from, to }]);
+      else list.push({ c, from, to });
+      from = to;
     }
-    group.push(e);
   }
   const deltaPuts: Entry[] = [];
   const deltaRecords = new Map<string, string>();
   const fold: string[] = [];
-  for (const [home, group] of groups) {
-    if (index.firsts.length > 0 && group.length + index.deltaCount(home) <= DELTA_LIMIT) {
+  for (const [home, slices] of groups) {
+    if (index.firsts.length > 0 && slicesSize(slices) + index.deltaCount(home) <= DELTA_LIMIT) {
+      const group = sliceEntries(slices);
       for (const e of group) deltaRecords.set(e.key, index.recordFor(e.key, home));
       deltaPuts.push(...group);
     } else fold.push(home);
@@ -96,13 +113,19 @@ export async function writeEntries(
     const rec = recs[i];
     const stored = cached[i] ?? (rec === undefined ? emptyPage(f) : pageFromRecord(f, rec));
     const own = absorbed[i] as Entry[];
-    const group = groups.get(f) as Entry[];
-    let base = stored;
-    if (own.length > 0) base = mergeIntoPage(stored, own);
+    // Runs are disjoint: slices in key order make one sorted group.
+    const slices = (groups.get(f) as Slice[]).sort((x, y) =>
+      keyAt(x.c, x.from) < keyAt(y.c, y.from) ? -1 : 1,
+    );
+    let made: Page[];
     // Entries that all sort after a well-filled page (a bulk download's next run of keys) start
     // pages of their own: rewriting the page they follow would store its entries again.
-    else if (appendsTo(stored, group)) base = emptyPage((group[0] as Entry).key);
-    for (const p of mergeAndSplit(base, group)) {
+    if (own.length === 0 && appendsTo(stored, slices)) made = pagesOfRanges(slices);
+    else {
+      const base = own.length > 0 ? mergeIntoPage(stored, own) : stored;
+      made = mergeAndSplit(base, sliceEntries(slices));
+    }
+    for (const p of made) {
       quiet(pages.put(recordOf(p), [bucket, p.first]));
       written.push(p);
       if (p.first !== f) added.push(p.first);
@@ -120,15 +143,16 @@ export async function writeEntries(
 }
 
 /**
- * Whether `group` (sorted) may go into new pages after `page` instead of being merged into it:
+ * Whether `slices` (sorted) may go into new pages after `page` instead of being merged into it:
  * every key sorts after the page's last one, and the page is full enough to be left as it is
  * (three quarters of a split piece, so it stays above Chromium's 64 KiB compression threshold;
  * see pages.ts).
  */
-function appendsTo(page: Page, group: readonly Entry[]): boolean {
+function appendsTo(page: Page, slices: readonly Slice[]): boolean {
   const n = page.keys.length;
   const last = page.keys[n - 1];
-  if (last === undefined || (group[0] as Entry).key <= last) return false;
+  const head = slices[0] as Slice;
+  if (last === undefined || keyAt(head.c, head.from) <= last) return false;
   return n >= (PAGE_SPLIT_ENTRIES * 3) / 4 || pageBytes(page) >= (PAGE_SPLIT_BYTES * 3) / 4;
 }
 

@@ -1,5 +1,13 @@
-import { type Entry, packedEntry, packedValueOf, plainEntry } from '@mittsync/core';
-import { Packr } from 'msgpackr';
+import {
+  type ColumnRange,
+  type Entry,
+  keyAt,
+  packedEntry,
+  plainEntry,
+  startIn,
+  textAt,
+  valueBytesOf,
+} from '@mittsync/core';
 
 /**
  * Key-range pages: a bucket's entries live in records of up to {@link PAGE_MAX_ENTRIES}
@@ -75,15 +83,19 @@ export interface PageRecord {
  * {@link PageRecord}). Never mutated: a write builds a new page.
  */
 export interface Page {
-  first: string;
-  keys: readonly string[];
-  hlcs: readonly string[];
-  seqs: Float64Array;
-  vals: Uint8Array;
-  ends: Uint32Array;
+  readonly first: string;
+  readonly keys: readonly string[];
+  readonly hlcs: readonly string[];
+  readonly seqs: Float64Array;
+  readonly vals: Uint8Array;
+  readonly ends: Uint32Array;
+  /**
+   * The stored form of the page, when it was read from a record or cut from downloaded runs
+   * (what {@link recordOf} then returns as it is). Such a page splits its keys and versions
+   * into strings only when something looks at them: most pages a join writes never are.
+   */
+  readonly record?: PageRecord;
 }
-
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 
 /** How many entries `page` holds. */
 export const sizeOf = (page: Page): number => page.keys.length;
@@ -108,13 +120,6 @@ export const plainEntryAt = (page: Page, i: number): Entry => plainEntry(entryAt
 /** Whether entry `i` of `page` is a tombstone. */
 export const isTombstoneAt = (page: Page, i: number): boolean => startOf(page, i) === page.ends[i];
 
-/** An entry's value as MessagePack (its own bytes when it came packed from the relay). */
-export function valueBytes(e: Entry): Uint8Array {
-  if (e.deleted) return NO_BYTES;
-  // pack() returns a view into a buffer msgpackr reuses: copy it out.
-  return packedValueOf(e) ?? packr.pack(e.value ?? null).slice();
-}
-
 const NO_BYTES = new Uint8Array(0);
 
 function splitBy(joined: string, lengths: Uint32Array | Uint16Array): string[] {
@@ -128,20 +133,30 @@ function splitBy(joined: string, lengths: Uint32Array | Uint16Array): string[] {
   return out;
 }
 
-/** A stored record as a page. */
+/** A stored record as a page (its keys and versions made strings when first read). */
 export function pageFromRecord(first: string, rec: PageRecord): Page {
+  let keys: string[] | undefined;
+  let hlcs: string[] | undefined;
   return {
     first,
-    keys: splitBy(rec.k, rec.kl),
-    hlcs: splitBy(rec.h, rec.hl),
+    get keys() {
+      keys ??= splitBy(rec.k, rec.kl);
+      return keys;
+    },
+    get hlcs() {
+      hlcs ??= splitBy(rec.h, rec.hl);
+      return hlcs;
+    },
     seqs: rec.s,
     vals: rec.v,
     ends: rec.o,
+    record: rec,
   };
 }
 
 /** A page as its stored record. */
 export function recordOf(page: Page): PageRecord {
+  if (page.record !== undefined) return page.record;
   const n = page.keys.length;
   const kl = new Uint32Array(n);
   const hl = new Uint16Array(n);
@@ -217,9 +232,118 @@ export function splitPage(page: Page): Page[] {
   return mergePages(page, [], true);
 }
 
+/** How many pieces `n` entries of `bytes` (approximate) bytes are cut into. */
+function piecesFor(n: number, bytes: number): number {
+  if (n <= PAGE_MAX_ENTRIES && bytes <= PAGE_MAX_BYTES) return 1;
+  return Math.max(Math.ceil(n / PAGE_SPLIT_ENTRIES), Math.ceil(bytes / PAGE_SPLIT_BYTES));
+}
+
+const latin1 = new TextDecoder('latin1');
+
+/**
+ * Pieces `from..to-1` of `bytes` (UTF-8, piece `i` ending at `ends[i]`) as one string; writes
+ * each piece's UTF-16 length to `lengths` from `at` on.
+ */
+function joinedText(
+  bytes: Uint8Array,
+  ends: Uint32Array,
+  from: number,
+  to: number,
+  lengths: Uint32Array | Uint16Array,
+  at: number,
+): string {
+  const start = startIn(ends, from);
+  const end = startIn(ends, to);
+  let ascii = true;
+  for (let i = start; i < end && ascii; i++) ascii = (bytes[i] as number) < 0x80;
+  if (ascii) {
+    // One decode for the lot (ASCII reads the same in latin1, and fastest).
+    for (let i = from; i < to; i++) lengths[at + i - from] = (ends[i] as number) - startIn(ends, i);
+    return latin1.decode(bytes.subarray(start, end));
+  }
+  const parts: string[] = [];
+  for (let i = from; i < to; i++) {
+    const text = textAt(bytes, startIn(ends, i), ends[i] as number);
+    lengths[at + i - from] = text.length;
+    parts.push(text);
+  }
+  return parts.join('');
+}
+
+/**
+ * The record of a page holding `ranges` (in key order): every column copied once, keys and
+ * versions decoded as a whole (IndexedDB clones a few long strings and typed arrays faster
+ * than anything else: a record of one packed buffer cost ~70% more to put here, measured in
+ * the join benchmark).
+ */
+function recordOfRanges(ranges: readonly ColumnRange[]): PageRecord {
+  let n = 0;
+  let bytes = 0;
+  for (const { c, from, to } of ranges) {
+    n += to - from;
+    bytes += startIn(c.valEnds, to) - startIn(c.valEnds, from);
+  }
+  const kl = new Uint32Array(n);
+  const hl = new Uint16Array(n);
+  const s = new Float64Array(n);
+  const v = new Uint8Array(bytes);
+  const o = new Uint32Array(n);
+  const keys: string[] = [];
+  const hlcs: string[] = [];
+  let at = 0;
+  let base = 0;
+  for (const { c, from, to } of ranges) {
+    keys.push(joinedText(c.keyBytes, c.keyEnds, from, to, kl, at));
+    hlcs.push(joinedText(c.hlcBytes, c.hlcEnds, from, to, hl, at));
+    s.set(c.seqs.subarray(from, to), at);
+    const v0 = startIn(c.valEnds, from);
+    v.set(c.vals.subarray(v0, startIn(c.valEnds, to)), base);
+    for (let i = from; i < to; i++) o[at + i - from] = base + (c.valEnds[i] as number) - v0;
+    base += startIn(c.valEnds, to) - v0;
+    at += to - from;
+  }
+  return { k: keys.join(''), kl, h: hlcs.join(''), hl, s, v, o };
+}
+
+/**
+ * `ranges` (in key order, none overlapping, not all empty) as new pages, cut into even pieces
+ * as a split would cut them; each piece's record is copied from the ranges (the only copy a
+ * downloaded entry gets on its way to disk).
+ */
+export function pagesOfRanges(ranges: readonly ColumnRange[]): Page[] {
+  let n = 0;
+  let bytes = 0;
+  for (const { c, from, to } of ranges) {
+    n += to - from;
+    bytes += 24 * (to - from);
+    for (const ends of [c.keyEnds, c.hlcEnds, c.valEnds]) bytes += startIn(ends, to) - startIn(ends, from);
+  }
+  const size = Math.max(1, Math.ceil(n / piecesFor(n, bytes)));
+  const out: Page[] = [];
+  let piece: ColumnRange[] = [];
+  let room = size;
+  const flush = () => {
+    const head = piece[0] as ColumnRange;
+    out.push(pageFromRecord(keyAt(head.c, head.from), recordOfRanges(piece)));
+    piece = [];
+    room = size;
+  };
+  for (const { c, from, to } of ranges) {
+    for (let at = from; at < to; ) {
+      const take = Math.min(room, to - at);
+      piece.push({ c, from: at, to: at + take });
+      at += take;
+      room -= take;
+      if (room === 0) flush();
+    }
+  }
+  if (piece.length > 0) flush();
+  return out;
+}
+
 function mergePages(page: Page, puts: readonly Entry[], split: boolean): Page[] {
   const old = page.keys;
-  const putBytes = puts.map(valueBytes);
+  const putBytes = puts.map(valueBytesOf);
   // The merged order, as sources: old entry i (i >= 0) or put j (-1 - j).
   const order = new Int32Array(old.length + puts.length);
   let n = 0;
@@ -239,9 +363,7 @@ function mergePages(page: Page, puts: readonly Entry[], split: boolean): Page[] 
   });
   takeOld(old.length);
   for (let x = 0; x < n; x++) bytes += valueLength(page, putBytes, order[x] as number);
-  let pieces = 1;
-  if (split && (n > PAGE_MAX_ENTRIES || bytes > PAGE_MAX_BYTES))
-    pieces = Math.max(Math.ceil(n / PAGE_SPLIT_ENTRIES), Math.ceil(bytes / PAGE_SPLIT_BYTES));
+  const pieces = split ? piecesFor(n, bytes) : 1;
   const size = Math.max(1, Math.ceil(n / pieces));
   const out: Page[] = [];
   for (let from = 0; from < n || out.length === 0; from += size) {

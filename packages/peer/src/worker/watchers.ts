@@ -1,7 +1,6 @@
-import type { ChangeSource, Entry } from '@mittsync/core';
-import type { ClientStatus, EntryColumns, EntryTuple, HostEvent, Query } from './api';
+import { type ChangeSource, type Entry, valueBytesOf } from '@mittsync/core';
+import type { ClientStatus, EntryTuple, HostEvent, Query, SlotColumns } from './api';
 import { encodeEvents } from './event-frame';
-import { valueBytes } from './pages';
 
 /** Sends one encoded batch of events to a tab (transferring the bytes). */
 export type EventSink = (bytes: Uint8Array) => void;
@@ -48,23 +47,23 @@ function statusShape(s: ClientStatus): string {
 /**
  * The worker's copy of what one live query's page holds: each key's slot number and version.
  * Deliveries go through it, so the page gets only what is newer than what it has, already
- * numbered (see {@link EntryColumns}).
+ * numbered (see {@link SlotColumns}).
  */
 export class LiveMirror {
   private slots = new Map<string, { id: number; hlc: string }>();
 
   /** A snapshot: every entry, numbered from 0. */
-  snapshot(entries: readonly Entry[]): EntryColumns {
+  snapshot(entries: readonly Entry[]): SlotColumns {
     this.slots = new Map();
-    return this.columns(entries, true) as EntryColumns;
+    return this.columns(entries, true) as SlotColumns;
   }
 
   /** The entries newer than what the page has, or null when there are none. */
-  change(entries: readonly Entry[]): EntryColumns | null {
+  change(entries: readonly Entry[]): SlotColumns | null {
     return this.columns(entries, false);
   }
 
-  private columns(entries: readonly Entry[], all: boolean): EntryColumns | null {
+  private columns(entries: readonly Entry[], all: boolean): SlotColumns | null {
     const ids: number[] = [];
     const taken: Entry[] = [];
     const k: string[] = [];
@@ -94,7 +93,7 @@ export class LiveMirror {
       if (e.deleted) x[j] = 1;
       else {
         // A downloaded entry's own bytes, not its value decoded and encoded again.
-        const bytes = valueBytes(e);
+        const bytes = valueBytesOf(e);
         parts.push(bytes);
         size += bytes.length;
       }
@@ -202,6 +201,12 @@ export class WatchHub {
     if (!this.tabs.has(w.tabId)) return;
     const b = w.mirror.change(entries);
     if (b !== null) this.push(w.tabId, { t: 'chg', w: w.id, b, s: source });
+  }
+
+  /** Whether any tab watches `bucket` (changes elsewhere need no entries made). */
+  watches(bucket: string): boolean {
+    for (const w of this.watchers.values()) if (w.bucket === bucket) return true;
+    return false;
   }
 
   /** Routes a committed change to every matching watcher. */
