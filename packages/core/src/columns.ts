@@ -3,7 +3,7 @@ import { type Checksum, checksumAdd, checksumAddBytes } from './checksum';
 import { MittsyncError } from './errors';
 import type { Hlc } from './hlc';
 import type { Entry } from './model';
-import { firstBadValue, packedEntry, packedValueOf } from './packed';
+import { firstBadValue, packedEntry, packedValueOf, textAt } from './packed';
 import { utf8Length } from './validate';
 
 /**
@@ -47,27 +47,6 @@ export function valueBytesOf(e: Entry): Uint8Array {
 
 /** Where piece `i` starts, given the ends of all pieces. */
 export const startIn = (ends: Uint32Array, i: number): number => (i === 0 ? 0 : (ends[i - 1] as number));
-
-/** Scratch space of {@link textAt} (one thread, no re-entry). */
-const CODES: number[] = [];
-
-/** `bytes[start, end)` (UTF-8) as a string. */
-export function textAt(bytes: Uint8Array, start: number, end: number): string {
-  const len = end - start;
-  if (len <= 64) {
-    // Short ASCII (keys and versions mostly are): one fromCharCode, cheaper than TextDecoder.
-    const codes = CODES;
-    codes.length = len;
-    let i = 0;
-    for (; i < len; i++) {
-      const c = bytes[start + i] as number;
-      if (c >= 0x80) break;
-      codes[i] = c;
-    }
-    if (i === len) return String.fromCharCode.apply(null, codes);
-  }
-  return utf8Strict.decode(bytes.subarray(start, end));
-}
 
 /** How many entries `c` holds. */
 export const columnSize = (c: EntryColumns): number => c.keyEnds.length;
@@ -305,7 +284,8 @@ function unpackColumns(bytes: Uint8Array): EntryColumns {
   if (littleEndian) {
     // Not aligned (a field of a frame): copy the numbers only; the bytes stay views.
     const o = offsets(n, keyLen, hlcLen);
-    const nums = bytes.slice(o.seqs, o.keyBytes).buffer;
+    // A copy even when `bytes` is a Node Buffer (whose own `slice` is a view).
+    const nums = Uint8Array.prototype.slice.call(bytes, o.seqs, o.keyBytes).buffer;
     return {
       seqs: new Float64Array(nums, 0, n),
       keyEnds: new Uint32Array(nums, n * 8, n),

@@ -39,7 +39,6 @@ export {
   maxHlcIn,
   rangeEntries,
   startIn,
-  textAt,
   valueBytesOf,
 } from './columns';
 export type { Env } from './env';
@@ -67,7 +66,7 @@ export type { MittBounds } from './mitt';
 export { DEFAULT_MITT_BOUNDS, Mitt } from './mitt';
 export type { Entry, Op, SeqOp, Value, Version } from './model';
 export { approxBytes, keyOrder, mergeEntry, opBytes, opToEntry, versionOf, wins } from './model';
-export { packedEntry, packedValueOf, plainEntry } from './packed';
+export { packedEntry, packedValueOf, plainEntry, textAt } from './packed';
 export type * from './protocol';
 export { CLOSE_CODES, PROTOCOL_VERSION } from './protocol';
 export type {

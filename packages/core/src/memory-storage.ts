@@ -1,3 +1,4 @@
+import { rangeEntries } from './columns';
 import { upperBound } from './host-store';
 import type { Entry, Op } from './model';
 import { plainEntry } from './packed';
@@ -23,6 +24,8 @@ function cloneMeta(m: BucketMeta): BucketMeta {
  */
 export class MemoryReplicaStorage implements ReplicaStorage {
   readonly persistent = false;
+  /** Takes column ranges (and keeps them as entries), as the browser store does. */
+  readonly columnar = true;
   private identity: StoredIdentity | null = null;
   private readonly buckets = new Map<string, MemBucket>();
   /** Set to make the next commits fail (tests of storage trouble). */
@@ -93,7 +96,7 @@ export class MemoryReplicaStorage implements ReplicaStorage {
       throw new Error('simulated storage failure');
     }
     const b = this.bucket(batch.bucket);
-    for (const e of batch.puts ?? []) {
+    for (const e of [...(batch.puts ?? []), ...(batch.columns ?? []).flatMap(rangeEntries)]) {
       if (!b.entries.has(e.key)) b.sorted = null;
       // A packed entry's value is decoded now: this store hands out what it keeps.
       b.entries.set(e.key, plainEntry(e));

@@ -1,3 +1,5 @@
+import { decodeFrame, encodeFrame } from '../codec';
+import { columnsOf } from '../columns';
 import type { Env } from '../env';
 import { BucketHost, type HostConnection } from '../host';
 import { MemoryHostStore } from '../host-store';
@@ -217,9 +219,20 @@ export class SimRelay {
       case 'push':
         this.host(msg.bucket).push(link.replicaId, msg, this.conn(link, msg.bucket));
         return;
-      case 'pageReq':
-        this.toClient(link, this.host(msg.bucket).page(msg));
+      case 'pageReq': {
+        const page = this.host(msg.bucket).page(msg);
+        // As the relay does: columns when asked for, through the real codec (packed and read
+        // back, so every simulated join runs the column path end to end).
+        if (msg.cols === true && page.type === 'page' && page.entries.length > 0)
+          this.toClient(
+            link,
+            decodeFrame(
+              encodeFrame({ ...page, entries: [], cols: columnsOf(page.entries) }),
+            ) as ServerMessage,
+          );
+        else this.toClient(link, page);
         return;
+      }
       case 'markerReply':
         this.host(msg.bucket).markerReply(this.conn(link, msg.bucket), msg);
         return;

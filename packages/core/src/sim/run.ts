@@ -17,7 +17,11 @@ export interface SimResult {
 class CrashableStorage implements ReplicaStorage {
   dead = false;
   readonly persistent = true;
-  constructor(readonly inner: MemoryReplicaStorage) {}
+  /** Half the nodes take columns (the browser store's way), half entries (the replica makes them). */
+  constructor(
+    readonly inner: MemoryReplicaStorage,
+    readonly columnar: boolean,
+  ) {}
   private guard<T>(fn: () => Promise<T>): Promise<T> {
     return this.dead ? new Promise<T>(() => undefined) : fn();
   }
@@ -157,7 +161,7 @@ export async function runSeed(
     if (n.replica !== null || n.starting) return;
     n.starting = true;
     const gen = ++n.gen;
-    const storage = new CrashableStorage(n.memory);
+    const storage = new CrashableStorage(n.memory, n.index % 2 === 0);
     const transport = new SimTransport(relay, n.latencyMs);
     const alive = () => n.gen === gen;
     const nodeRandom = prng(seed * 31 + n.index * 7919 + gen);

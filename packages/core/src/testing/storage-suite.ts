@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { Entry, Op } from '../model';
+import { type ColumnRange, columnsOf, rangeEntries } from '../columns';
+import { type Entry, keyOrder, type Op } from '../model';
+import { plainEntry } from '../packed';
 import { type BucketMeta, newBucketMeta, type ReplicaStorage } from '../storage';
 
 /** How a storage suite gets a store: `reopen` simulates a restart on the same data when the store persists. */
@@ -126,6 +128,71 @@ export function runReplicaStorageTests(name: string, setup: StorageSetup): void 
       const some = await s.getEntries('big', ['key000000', 'key002500', 'key004999']);
       expect(some.map((e) => e?.seq)).toEqual([1, 2501, 5000]);
       await s.close();
+    });
+
+    it('takes a download by column: ranges of runs, beside plain puts and what is stored', async () => {
+      const s = await setup.create();
+      await s.open();
+      if (s.columnar !== true) {
+        await s.close();
+        return;
+      }
+      const key = (i: number) => `c${String(i).padStart(5, '0')}${i % 7 === 0 ? 'é日' : ''}`;
+      // Stored first: every third key of the lot, so some runs land inside existing pages.
+      const before = Array.from({ length: 1200 }, (_, i) => entry(key(i * 3), 1, { old: i }));
+      await s.commit({ bucket: 'cols', puts: before });
+      const all = Array.from({ length: 6000 }, (_, i): Entry => {
+        const e = entry(key(i), 2 + i, { i }, 10 + i);
+        return i % 11 === 0 ? { key: e.key, hlc: e.hlc, seq: e.seq, deleted: true } : e;
+      });
+      // Two runs (pages of two ranges), each with entries left out (they lost to newer ones).
+      const first = columnsOf(all.slice(0, 3000));
+      const second = columnsOf(all.slice(3000, 5990));
+      const columns: ColumnRange[] = [
+        { c: first, from: 0, to: 1000 },
+        { c: first, from: 1001, to: 3000 },
+        { c: second, from: 0, to: 2500 },
+        { c: second, from: 2600, to: 2990 },
+      ];
+      const puts = [entry(key(5995), 9000, { plain: true })];
+      await s.commit({ bucket: 'cols', puts, columns, meta: meta('cols') });
+      const expected = new Map(before.map((e) => [e.key, e]));
+      for (const e of columns.flatMap(rangeEntries)) expected.set(e.key, e);
+      for (const e of puts) expected.set(e.key, e);
+      // Then keys after everything stored: they start pages of their own, cut from the ranges.
+      const later = columnsOf(
+        Array.from({ length: 5000 }, (_, i) => entry(`d${String(i).padStart(5, '0')}`, 3, { d: i })),
+      );
+      const tail: ColumnRange[] = [
+        { c: later, from: 0, to: 1700 },
+        { c: later, from: 1702, to: 4000 },
+        { c: later, from: 4001, to: 5000 },
+      ];
+      await s.commit({ bucket: 'cols', columns: tail });
+      for (const e of tail.flatMap(rangeEntries)) expected.set(e.key, e);
+      const want = [...expected.values()].sort(keyOrder).map((e) => plainEntry(e));
+      const check = async (t: ReplicaStorage) => {
+        expect(await t.scan('cols', { includeDeleted: true })).toEqual(want);
+        const probe = [
+          key(1000),
+          key(1001),
+          key(5500),
+          key(5995),
+          key(0),
+          key(5999),
+          'd01700',
+          'd01701',
+          'd04999',
+        ];
+        expect(await t.getEntries('cols', probe)).toEqual(probe.map((k) => want.find((e) => e.key === k)));
+      };
+      await check(s);
+      if (setup.reopen) {
+        await s.close();
+        const again = await setup.reopen(s);
+        await check(again);
+        await again.close();
+      } else await s.close();
     });
 
     it('resets a bucket keeping only the named keys, atomically with its meta', async () => {

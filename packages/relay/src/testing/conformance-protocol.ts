@@ -1,4 +1,4 @@
-import { encodeFrame, PROTOCOL_VERSION } from '@mittsync/core';
+import { columnEntries, type EntryColumns, encodeFrame, PROTOCOL_VERSION } from '@mittsync/core';
 import { describe, expect, it } from 'vitest';
 import { type RelayUnderTest, rawClient, sleep, uniq } from './harness';
 import { RawClient } from './raw-client';
@@ -120,6 +120,36 @@ export function protocolTests(ctx: { relay: RelayUnderTest }): void {
         ['k03', false],
         ['k20', true],
       ]);
+      w.close();
+    });
+
+    it('answers a page request that asks for columns with the same entries, packed by column', async () => {
+      const bucket = uniq('b');
+      const w = await rawClient(ctx.relay);
+      const keys = Array.from(
+        { length: 30 },
+        (_, i) => `k${String(i).padStart(2, '0')}-${i % 4 === 0 ? 'é日😀' : 'x'}`,
+      );
+      w.send({
+        type: 'push',
+        bucket,
+        ops: keys.map((k, i) => w.op(k, i % 3 === 0 ? { i, s: 'v'.repeat(i) } : i)),
+      });
+      await w.next('ack');
+      w.send({ type: 'push', bucket, ops: [w.op(keys[5] as string, null, 'del')] });
+      await w.next('ack');
+      w.send({ type: 'pageReq', bucket, reqId: 1, since: 0, limit: 100 });
+      const plain = await w.next('page', (p) => p.reqId === 1);
+      w.send({ type: 'pageReq', bucket, reqId: 2, since: 0, limit: 100, cols: true });
+      const cols = await w.next('page', (p) => p.reqId === 2);
+      expect(cols.entries).toEqual([]);
+      expect(cols.cols).toBeDefined();
+      const json = (es: unknown) => JSON.parse(JSON.stringify(es));
+      expect(json(columnEntries(cols.cols as EntryColumns))).toEqual(json(plain.entries));
+      expect(plain.entries).toHaveLength(30);
+      // An empty answer stays a plain (empty) page.
+      w.send({ type: 'pageReq', bucket, reqId: 3, since: 0, after: 'zz', limit: 10, cols: true });
+      expect(await w.next('page', (p) => p.reqId === 3)).toMatchObject({ entries: [], next: null });
       w.close();
     });
 
