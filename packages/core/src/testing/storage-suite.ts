@@ -170,6 +170,16 @@ export function runReplicaStorageTests(name: string, setup: StorageSetup): void 
       ];
       await s.commit({ bucket: 'cols', columns: tail });
       for (const e of tail.flatMap(rangeEntries)) expected.set(e.key, e);
+      // And a run that falls between two neighbouring stored keys (a gap inside a page).
+      const gap = columnsOf(
+        Array.from({ length: 600 }, (_, i) => entry(`d01700-${String(i).padStart(3, '0')}`, 4, { g: i })),
+      );
+      const between: ColumnRange[] = [
+        { c: gap, from: 0, to: 300 },
+        { c: gap, from: 301, to: 600 },
+      ];
+      await s.commit({ bucket: 'cols', columns: between });
+      for (const e of between.flatMap(rangeEntries)) expected.set(e.key, e);
       const want = [...expected.values()].sort(keyOrder).map((e) => plainEntry(e));
       const check = async (t: ReplicaStorage) => {
         expect(await t.scan('cols', { includeDeleted: true })).toEqual(want);

@@ -2,8 +2,10 @@ import { type ColumnRange, columnEntry, type Entry, keyAt, keyOrder, lowerBoundI
 import { type BucketIndex, DELTA_LIMIT } from './bucket-index';
 import type { PageCache } from './page-cache';
 import {
+  cutPage,
   emptyPage,
   entryAt,
+  lowerBound,
   mergeAndSplit,
   mergeIntoPage,
   PAGE_SPLIT_BYTES,
@@ -120,7 +122,9 @@ export async function writeEntries(
     let made: Page[];
     // Entries that all sort after a well-filled page (a bulk download's next run of keys) start
     // pages of their own: rewriting the page they follow would store its entries again.
+    const gap = own.length === 0 ? gapFor(stored, slices) : -1;
     if (own.length === 0 && appendsTo(stored, slices)) made = pagesOfRanges(slices);
+    else if (gap >= 0) made = cutAtGap(stored, gap, slices);
     else {
       const base = own.length > 0 ? mergeIntoPage(stored, own) : stored;
       made = mergeAndSplit(base, sliceEntries(slices));
@@ -140,6 +144,34 @@ export async function writeEntries(
     deltaPuts: deltaPuts.map((e) => packedDeltas.get(e.key) as Entry),
     deltaRecords,
   };
+}
+
+/** Below this many new entries, merging them into their page costs less than cutting it. */
+const GAP_CUT_MIN = 256;
+
+/**
+ * Where `slices` (sorted, at least {@link GAP_CUT_MIN} entries) fall between two neighbouring
+ * keys of `page` with none of its keys among them: the index of the page's first key after
+ * them, or -1. A bulk download fills such gaps: its parallel ranges leave a page holding the
+ * end of one range and the start of the next, and the first range's next run lands between.
+ */
+function gapFor(page: Page, slices: readonly Slice[]): number {
+  if (slicesSize(slices) < GAP_CUT_MIN) return -1;
+  const head = slices[0] as Slice;
+  const tail = slices[slices.length - 1] as Slice;
+  const j = lowerBound(page.keys, keyAt(head.c, head.from));
+  if (j === 0 || j === page.keys.length) return -1; // nothing before (or after): not a gap
+  return (page.keys[j] as string) > keyAt(tail.c, tail.to - 1) ? j : -1;
+}
+
+/**
+ * The pages for `slices` landing in the gap of `page` before its key `j`: the page's entries
+ * before the gap keep its first key, the new entries get pages of their own (cut from their
+ * ranges, like a download appended after a page), and the page's entries after the gap start a
+ * page at their first key. The new entries are never taken apart into entries.
+ */
+function cutAtGap(page: Page, j: number, slices: readonly Slice[]): Page[] {
+  return [cutPage(page, 0, j), ...pagesOfRanges(slices), cutPage(page, j, page.keys.length)];
 }
 
 /**

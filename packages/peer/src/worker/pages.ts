@@ -373,6 +373,14 @@ function mergePages(page: Page, puts: readonly Entry[], split: boolean): Page[] 
   return out;
 }
 
+/** Entries `from..to-1` of `page` as a page of their own (first key: `page.first` from 0, else theirs). */
+export function cutPage(page: Page, from: number, to: number): Page {
+  const order = new Int32Array(to - from);
+  for (let i = 0; i < order.length; i++) order[i] = from + i;
+  const cut = build(page, [], [], order, 0, order.length);
+  return from === 0 ? cut : { ...cut, first: page.keys[from] as string };
+}
+
 /** Bytes of the value at merge source `src` (see mergePages): old entry `src`, or put `-1 - src`. */
 function valueLength(page: Page, putBytes: readonly Uint8Array[], src: number): number {
   return src >= 0
