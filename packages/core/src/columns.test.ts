@@ -183,6 +183,14 @@ describe('entry columns', () => {
     expect(decodeColumns(good).keyEnds.length).toBe(2);
   });
 
+  it('refuses to pack a key with a lone surrogate (it has no UTF-8 form)', () => {
+    const hlc = encodeHlc(1, 0, 'rA');
+    expect(() => columnsOf([{ key: 'a\uD800', hlc, seq: 1, value: 1 }])).toThrow(
+      expect.objectContaining({ code: 'BAD_MESSAGE' }),
+    );
+    expect(keyAt(columnsOf([{ key: 'a\uD83D\uDE00', hlc, seq: 1, value: 1 }]), 0)).toBe('a😀');
+  });
+
   it('is taken by a columnar store as ranges, each entry read back as it was', async () => {
     const s = new MemoryReplicaStorage();
     const entries: Entry[] = Array.from({ length: 20 }, (_, i) => ({

@@ -35,7 +35,6 @@ export interface EntryColumns {
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 const NO_BYTES = new Uint8Array(0);
-const utf8 = new TextEncoder();
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
 /** An entry's value as MessagePack (its own bytes when it came packed); none for a tombstone. */
@@ -102,33 +101,91 @@ export function rangeEntries({ c, from, to }: ColumnRange): Entry[] {
   return out;
 }
 
-/** Ends of pieces of `sizes`. */
-function endsOf(n: number, size: (i: number) => number): Uint32Array {
-  const ends = new Uint32Array(n);
-  let at = 0;
-  for (let i = 0; i < n; i++) {
-    at += size(i);
-    ends[i] = at;
+/** The packed buffer behind columns made by {@link columnsOf} (what {@link encodeColumns} sends). */
+const packedOf = new WeakMap<EntryColumns, Uint8Array>();
+
+/**
+ * Writes `s` as UTF-8 into `out` at `at`; returns the position after it, or -1 when `s` has a
+ * lone surrogate (no UTF-8 form: encoders would write U+FFFD, a different key).
+ */
+function writeUtf8(out: Uint8Array, at: number, s: string): number {
+  let p = at;
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i);
+    if (c < 0x80) out[p++] = c;
+    else if (c < 0x800) {
+      out[p++] = 0xc0 | (c >> 6);
+      out[p++] = 0x80 | (c & 0x3f);
+    } else if (c >= 0xd800 && c <= 0xdfff) {
+      const d = s.charCodeAt(i + 1);
+      if (c > 0xdbff || !(d >= 0xdc00 && d <= 0xdfff)) return -1;
+      c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+      i++;
+      out[p++] = 0xf0 | (c >> 18);
+      out[p++] = 0x80 | ((c >> 12) & 0x3f);
+      out[p++] = 0x80 | ((c >> 6) & 0x3f);
+      out[p++] = 0x80 | (c & 0x3f);
+    } else {
+      out[p++] = 0xe0 | (c >> 12);
+      out[p++] = 0x80 | ((c >> 6) & 0x3f);
+      out[p++] = 0x80 | (c & 0x3f);
+    }
   }
-  return ends;
+  return p;
 }
 
-/** `entries` (sorted by key, unique) by column. */
+/**
+ * `entries` (sorted by key, unique) by column, written in one pass into one buffer of the
+ * packed layout (the relay sends that buffer as it is). Throws `BAD_MESSAGE` for a key that is
+ * not well-formed Unicode: it has no UTF-8 form (the relay then sends the page as entries).
+ */
 export function columnsOf(entries: readonly Entry[]): EntryColumns {
   const n = entries.length;
   const bytes = entries.map(valueBytesOf);
-  const valEnds = endsOf(n, (i) => (bytes[i] as Uint8Array).length);
-  const vals = new Uint8Array(startIn(valEnds, n));
-  for (let i = 0; i < n; i++) vals.set(bytes[i] as Uint8Array, startIn(valEnds, i));
-  return {
-    keyBytes: utf8.encode(entries.map((e) => e.key).join('')),
-    keyEnds: endsOf(n, (i) => utf8Length((entries[i] as Entry).key)),
-    hlcBytes: utf8.encode(entries.map((e) => e.hlc).join('')),
-    hlcEnds: endsOf(n, (i) => (entries[i] as Entry).hlc.length),
-    seqs: Float64Array.from(entries, (e) => e.seq),
-    vals,
-    valEnds,
-  };
+  let keyLen = 0;
+  let hlcLen = 0;
+  let valLen = 0;
+  for (let i = 0; i < n; i++) {
+    const e = entries[i] as Entry;
+    keyLen += utf8Length(e.key);
+    hlcLen += e.hlc.length;
+    valLen += (bytes[i] as Uint8Array).length;
+  }
+  const buf = new Uint8Array(packedSize(n, keyLen, hlcLen, valLen));
+  const dv = new DataView(buf.buffer);
+  buf[0] = LAYOUT_VERSION;
+  dv.setUint32(4, n, true);
+  dv.setUint32(8, keyLen, true);
+  dv.setUint32(12, hlcLen, true);
+  dv.setUint32(16, valLen, true);
+  const c = littleEndian ? viewsOf(buf, n, keyLen, hlcLen, valLen) : undefined;
+  const o = offsets(n, keyLen, hlcLen);
+  const keyBytes = buf.subarray(o.keyBytes, o.keyBytes + keyLen);
+  const hlcBytes = buf.subarray(o.hlcBytes, o.hlcBytes + hlcLen);
+  const vals = buf.subarray(o.vals, o.vals + valLen);
+  const seqs = c?.seqs ?? new Float64Array(n);
+  const keyEnds = c?.keyEnds ?? new Uint32Array(n);
+  const hlcEnds = c?.hlcEnds ?? new Uint32Array(n);
+  const valEnds = c?.valEnds ?? new Uint32Array(n);
+  let kb = 0;
+  let hb = 0;
+  let vb = 0;
+  for (let i = 0; i < n; i++) {
+    const e = entries[i] as Entry;
+    const v = bytes[i] as Uint8Array;
+    seqs[i] = e.seq;
+    kb = writeUtf8(keyBytes, kb, e.key);
+    if (kb < 0) throw new MittsyncError('BAD_MESSAGE', 'a key with a lone surrogate has no UTF-8 form');
+    keyEnds[i] = kb;
+    hb = writeUtf8(hlcBytes, hb, e.hlc);
+    hlcEnds[i] = hb;
+    vals.set(v, vb);
+    vb += v.length;
+    valEnds[i] = vb;
+  }
+  const out: EntryColumns = c ?? { keyBytes, keyEnds, hlcBytes, hlcEnds, seqs, vals, valEnds };
+  if (c !== undefined) packedOf.set(out, buf);
+  return out;
 }
 
 /** Entries `from..to-1` of a run. */
@@ -237,8 +294,10 @@ function viewsOf(buf: Uint8Array, n: number, keyLen: number, hlcLen: number, val
   };
 }
 
-/** `c` packed into one buffer (see the layout above). */
+/** `c` packed into one buffer (see the layout above); made by {@link columnsOf}, its own. */
 export function encodeColumns(c: EntryColumns): Uint8Array {
+  const own = packedOf.get(c);
+  if (own !== undefined) return own;
   const n = columnSize(c);
   const keyLen = c.keyBytes.length;
   const hlcLen = c.hlcBytes.length;

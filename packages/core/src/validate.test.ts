@@ -36,6 +36,8 @@ describe('inbound validation', () => {
       [push([op({ originSeq: 0 })]), 'BAD_MESSAGE'],
       [push([op({ hlc: 'yesterday' })]), 'BAD_HLC'],
       [push([op({ key: 'k'.repeat(DEFAULT_LIMITS.maxKeyBytes + 1) })]), 'KEY_TOO_LARGE'],
+      [push([op({ key: 'a\uD800b' })]), 'BAD_MESSAGE'],
+      [push([op({ key: '\uDC00' })]), 'BAD_MESSAGE'],
       [push([op({ value: 'v'.repeat(DEFAULT_LIMITS.maxValueBytes) })]), 'VALUE_TOO_LARGE'],
       [push(Array.from({ length: DEFAULT_LIMITS.maxOpsPerFrame + 1 }, () => op())), 'TOO_MANY_OPS'],
       [push([op({ value: Number.NaN })]), 'BAD_MESSAGE'],

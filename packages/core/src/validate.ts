@@ -86,8 +86,13 @@ export function measureValue(v: unknown, depth = 0): number {
   }
 }
 
+/** A UTF-16 surrogate without its other half. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 function checkKey(key: unknown, limits: WireLimits): asserts key is string {
   if (typeof key !== 'string' || key.length === 0) bad('key must be a non-empty string');
+  // Such a key has no UTF-8 form: the wire would turn it into another key.
+  if (LONE_SURROGATE.test(key)) bad('key must be well-formed Unicode (a lone surrogate)');
   if (key.length > limits.maxKeyBytes || utf8Length(key) > limits.maxKeyBytes) {
     throw new MittsyncError('KEY_TOO_LARGE', `key is longer than ${limits.maxKeyBytes} bytes`, {
       detail: { limit: limits.maxKeyBytes },

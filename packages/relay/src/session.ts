@@ -7,7 +7,9 @@ import {
   type HelloMsg,
   type HostConnection,
   isBucketName,
+  type PageMsg,
   PROTOCOL_VERSION,
+  type ResetMsg,
   type ServerMessage,
   toMittsyncError,
   validateClientMessage,
@@ -317,10 +319,7 @@ export class Session implements SocketHandler {
         }
         if (this.conn(msg.bucket, msg.reqId) === undefined) return;
         const page = this.relay.page(msg.bucket, msg);
-        // Columns when asked for and the socket is binary (they have no JSON form).
-        if (msg.cols === true && this.format === 'msgpack' && page.type === 'page' && page.entries.length > 0)
-          this.send({ ...page, entries: [], cols: columnsOf(page.entries) });
-        else this.send(page);
+        this.send(msg.cols === true ? this.byColumns(page) : page);
         return;
       }
       case 'markerReply': {
@@ -333,6 +332,20 @@ export class Session implements SocketHandler {
         host.markerReply(conn, msg);
         return;
       }
+    }
+  }
+
+  /**
+   * A page by column, when this socket is binary (columns have no JSON form) and every key has
+   * a UTF-8 form (one with a lone surrogate, stored before keys were checked for it, has not):
+   * otherwise the page as it is.
+   */
+  private byColumns(page: PageMsg | ResetMsg): ServerMessage {
+    if (this.format !== 'msgpack' || page.type !== 'page' || page.entries.length === 0) return page;
+    try {
+      return { ...page, entries: [], cols: columnsOf(page.entries) };
+    } catch {
+      return page;
     }
   }
 
