@@ -151,13 +151,7 @@ export function columnsOf(entries: readonly Entry[]): EntryColumns {
     hlcLen += e.hlc.length;
     valLen += (bytes[i] as Uint8Array).length;
   }
-  const buf = new Uint8Array(packedSize(n, keyLen, hlcLen, valLen));
-  const dv = new DataView(buf.buffer);
-  buf[0] = LAYOUT_VERSION;
-  dv.setUint32(4, n, true);
-  dv.setUint32(8, keyLen, true);
-  dv.setUint32(12, hlcLen, true);
-  dv.setUint32(16, valLen, true);
+  const { buf } = packedBuffer(n, keyLen, hlcLen, valLen);
   const c = littleEndian ? viewsOf(buf, n, keyLen, hlcLen, valLen) : undefined;
   const o = offsets(n, keyLen, hlcLen);
   const keyBytes = buf.subarray(o.keyBytes, o.keyBytes + keyLen);
@@ -280,6 +274,18 @@ function offsets(n: number, keyLen: number, hlcLen: number) {
   return { seqs, keyEnds, hlcEnds, valEnds, keyBytes, hlcBytes, vals };
 }
 
+/** A zeroed buffer of the packed layout for these sizes, its header written. */
+function packedBuffer(n: number, keyLen: number, hlcLen: number, valLen: number) {
+  const buf = new Uint8Array(packedSize(n, keyLen, hlcLen, valLen));
+  const dv = new DataView(buf.buffer);
+  buf[0] = LAYOUT_VERSION;
+  dv.setUint32(4, n, true);
+  dv.setUint32(8, keyLen, true);
+  dv.setUint32(12, hlcLen, true);
+  dv.setUint32(16, valLen, true);
+  return { buf, dv };
+}
+
 function viewsOf(buf: Uint8Array, n: number, keyLen: number, hlcLen: number, valLen: number): EntryColumns {
   const o = offsets(n, keyLen, hlcLen);
   const at = buf.byteOffset;
@@ -302,13 +308,7 @@ export function encodeColumns(c: EntryColumns): Uint8Array {
   const keyLen = c.keyBytes.length;
   const hlcLen = c.hlcBytes.length;
   const valLen = c.vals.length;
-  const buf = new Uint8Array(packedSize(n, keyLen, hlcLen, valLen));
-  const dv = new DataView(buf.buffer);
-  buf[0] = LAYOUT_VERSION;
-  dv.setUint32(4, n, true);
-  dv.setUint32(8, keyLen, true);
-  dv.setUint32(12, hlcLen, true);
-  dv.setUint32(16, valLen, true);
+  const { buf, dv } = packedBuffer(n, keyLen, hlcLen, valLen);
   const o = offsets(n, keyLen, hlcLen);
   for (let i = 0; i < n; i++) {
     dv.setFloat64(o.seqs + i * 8, c.seqs[i] as number, true);
