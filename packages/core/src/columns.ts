@@ -4,6 +4,7 @@ import { MittsyncError } from './errors';
 import type { Hlc } from './hlc';
 import type { Entry } from './model';
 import { firstBadValue, packedEntry, packedValueOf, textAt } from './packed';
+import type { ServerMessage } from './protocol';
 import { utf8Length } from './validate';
 
 /**
@@ -87,18 +88,31 @@ export function columnEntry(c: EntryColumns, i: number): Entry {
     : packedEntry(key, hlc, seq, c.vals.subarray(start, end));
 }
 
-/** All entries of `c`, in order. */
-export function columnEntries(c: EntryColumns): Entry[] {
-  const out: Entry[] = new Array(columnSize(c));
-  for (let i = 0; i < out.length; i++) out[i] = columnEntry(c, i);
-  return out;
-}
-
 /** The entries of a range of a run, in order. */
 export function rangeEntries({ c, from, to }: ColumnRange): Entry[] {
   const out: Entry[] = new Array(to - from);
   for (let i = from; i < to; i++) out[i - from] = columnEntry(c, i);
   return out;
+}
+
+/** All entries of `c`, in order. */
+export const columnEntries = (c: EntryColumns): Entry[] => rangeEntries({ c, from: 0, to: columnSize(c) });
+
+/** How many entries `ranges` hold. */
+export const rangesSize = (ranges: readonly ColumnRange[]): number =>
+  ranges.reduce((n, r) => n + r.to - r.from, 0);
+
+/**
+ * `page` by column, as a relay answers a `pageReq` that asks for columns; `page` as it is when
+ * it is no page (a reset), holds nothing, or has a key with no UTF-8 form (see {@link columnsOf}).
+ */
+export function pageByColumns(page: ServerMessage): ServerMessage {
+  if (page.type !== 'page' || page.entries.length === 0) return page;
+  try {
+    return { ...page, entries: [], cols: columnsOf(page.entries) };
+  } catch {
+    return page;
+  }
 }
 
 /** The packed buffer behind columns made by {@link columnsOf} (what {@link encodeColumns} sends). */
@@ -151,16 +165,9 @@ export function columnsOf(entries: readonly Entry[]): EntryColumns {
     hlcLen += e.hlc.length;
     valLen += (bytes[i] as Uint8Array).length;
   }
-  const { buf } = packedBuffer(n, keyLen, hlcLen, valLen);
-  const c = littleEndian ? viewsOf(buf, n, keyLen, hlcLen, valLen) : undefined;
-  const o = offsets(n, keyLen, hlcLen);
-  const keyBytes = buf.subarray(o.keyBytes, o.keyBytes + keyLen);
-  const hlcBytes = buf.subarray(o.hlcBytes, o.hlcBytes + hlcLen);
-  const vals = buf.subarray(o.vals, o.vals + valLen);
-  const seqs = c?.seqs ?? new Float64Array(n);
-  const keyEnds = c?.keyEnds ?? new Uint32Array(n);
-  const hlcEnds = c?.hlcEnds ?? new Uint32Array(n);
-  const valEnds = c?.valEnds ?? new Uint32Array(n);
+  const buf = packedBuffer(n, keyLen, hlcLen, valLen);
+  const out = viewsOf(buf, n, keyLen, hlcLen, valLen);
+  const { keyBytes, hlcBytes, vals, seqs, keyEnds, hlcEnds, valEnds } = out;
   let kb = 0;
   let hb = 0;
   let vb = 0;
@@ -177,8 +184,7 @@ export function columnsOf(entries: readonly Entry[]): EntryColumns {
     vb += v.length;
     valEnds[i] = vb;
   }
-  const out: EntryColumns = c ?? { keyBytes, keyEnds, hlcBytes, hlcEnds, seqs, vals, valEnds };
-  if (c !== undefined) packedOf.set(out, buf);
+  packedOf.set(out, buf);
   return out;
 }
 
@@ -251,8 +257,8 @@ export function maxHlcIn(c: EntryColumns): Hlc {
  *   u32 value bytes, 4 bytes zero                        (24 bytes: what follows is aligned)
  *   f64 x n seqs, u32 x n key ends, u32 x n version ends, u32 x n value ends
  *   the keys (UTF-8), the versions (ASCII), the values (MessagePack), each back to back
- * On a little-endian machine (all of today's browsers and servers) the columns are views into
- * the buffer.
+ * The columns are views into the buffer, which takes a little-endian machine (all of today's
+ * browsers and servers are): on another, packing and reading columns throws.
  */
 const LAYOUT_VERSION = 1;
 const HEADER = 24;
@@ -275,7 +281,7 @@ function offsets(n: number, keyLen: number, hlcLen: number) {
 }
 
 /** A zeroed buffer of the packed layout for these sizes, its header written. */
-function packedBuffer(n: number, keyLen: number, hlcLen: number, valLen: number) {
+function packedBuffer(n: number, keyLen: number, hlcLen: number, valLen: number): Uint8Array {
   const buf = new Uint8Array(packedSize(n, keyLen, hlcLen, valLen));
   const dv = new DataView(buf.buffer);
   buf[0] = LAYOUT_VERSION;
@@ -283,10 +289,11 @@ function packedBuffer(n: number, keyLen: number, hlcLen: number, valLen: number)
   dv.setUint32(8, keyLen, true);
   dv.setUint32(12, hlcLen, true);
   dv.setUint32(16, valLen, true);
-  return { buf, dv };
+  return buf;
 }
 
 function viewsOf(buf: Uint8Array, n: number, keyLen: number, hlcLen: number, valLen: number): EntryColumns {
+  if (!littleEndian) throw new MittsyncError('INTERNAL', 'column pages need a little-endian machine');
   const o = offsets(n, keyLen, hlcLen);
   const at = buf.byteOffset;
   return {
@@ -308,17 +315,15 @@ export function encodeColumns(c: EntryColumns): Uint8Array {
   const keyLen = c.keyBytes.length;
   const hlcLen = c.hlcBytes.length;
   const valLen = c.vals.length;
-  const { buf, dv } = packedBuffer(n, keyLen, hlcLen, valLen);
-  const o = offsets(n, keyLen, hlcLen);
-  for (let i = 0; i < n; i++) {
-    dv.setFloat64(o.seqs + i * 8, c.seqs[i] as number, true);
-    dv.setUint32(o.keyEnds + i * 4, c.keyEnds[i] as number, true);
-    dv.setUint32(o.hlcEnds + i * 4, c.hlcEnds[i] as number, true);
-    dv.setUint32(o.valEnds + i * 4, c.valEnds[i] as number, true);
-  }
-  buf.set(c.keyBytes, o.keyBytes);
-  buf.set(c.hlcBytes, o.hlcBytes);
-  buf.set(c.vals, o.vals);
+  const buf = packedBuffer(n, keyLen, hlcLen, valLen);
+  const out = viewsOf(buf, n, keyLen, hlcLen, valLen);
+  out.seqs.set(c.seqs);
+  out.keyEnds.set(c.keyEnds);
+  out.hlcEnds.set(c.hlcEnds);
+  out.valEnds.set(c.valEnds);
+  out.keyBytes.set(c.keyBytes);
+  out.hlcBytes.set(c.hlcBytes);
+  out.vals.set(c.vals);
   return buf;
 }
 
@@ -327,8 +332,8 @@ function malformed(why: string): never {
 }
 
 /**
- * The columns of a packed buffer, as views into it (into an aligned copy when `bytes` is not
- * 8-aligned; copied out on a big-endian machine). Checks only that the sizes fit.
+ * The columns of a packed buffer, as views into it (the numbers copied out when `bytes` is not
+ * 8-aligned). Checks only that the sizes fit.
  */
 function unpackColumns(bytes: Uint8Array): EntryColumns {
   if (bytes.length < HEADER || bytes[0] !== LAYOUT_VERSION) malformed('unknown layout');
@@ -339,32 +344,17 @@ function unpackColumns(bytes: Uint8Array): EntryColumns {
   const valLen = dv.getUint32(16, true);
   if (n > bytes.length || packedSize(n, keyLen, hlcLen, valLen) !== bytes.length)
     malformed('sizes do not match');
-  if (littleEndian && bytes.byteOffset % 8 === 0) return viewsOf(bytes, n, keyLen, hlcLen, valLen);
-  if (littleEndian) {
-    // Not aligned (a field of a frame): copy the numbers only; the bytes stay views.
-    const o = offsets(n, keyLen, hlcLen);
-    // A copy even when `bytes` is a Node Buffer (whose own `slice` is a view).
-    const nums = Uint8Array.prototype.slice.call(bytes, o.seqs, o.keyBytes).buffer;
-    return {
-      seqs: new Float64Array(nums, 0, n),
-      keyEnds: new Uint32Array(nums, n * 8, n),
-      hlcEnds: new Uint32Array(nums, n * 12, n),
-      valEnds: new Uint32Array(nums, n * 16, n),
-      keyBytes: bytes.subarray(o.keyBytes, o.keyBytes + keyLen),
-      hlcBytes: bytes.subarray(o.hlcBytes, o.hlcBytes + hlcLen),
-      vals: bytes.subarray(o.vals, o.vals + valLen),
-    };
-  }
+  if (bytes.byteOffset % 8 === 0) return viewsOf(bytes, n, keyLen, hlcLen, valLen);
+  // Not aligned (a field of a frame): copy the numbers only; the bytes stay views.
+  if (!littleEndian) throw new MittsyncError('INTERNAL', 'column pages need a little-endian machine');
   const o = offsets(n, keyLen, hlcLen);
-  const read = (at: number, size: 4 | 8) =>
-    Array.from({ length: n }, (_, i) =>
-      size === 8 ? dv.getFloat64(at + i * 8, true) : dv.getUint32(at + i * 4, true),
-    );
+  // A copy even when `bytes` is a Node Buffer (whose own `slice` is a view).
+  const nums = Uint8Array.prototype.slice.call(bytes, o.seqs, o.keyBytes).buffer;
   return {
-    seqs: Float64Array.from(read(o.seqs, 8)),
-    keyEnds: Uint32Array.from(read(o.keyEnds, 4)),
-    hlcEnds: Uint32Array.from(read(o.hlcEnds, 4)),
-    valEnds: Uint32Array.from(read(o.valEnds, 4)),
+    seqs: new Float64Array(nums, 0, n),
+    keyEnds: new Uint32Array(nums, n * 8, n),
+    hlcEnds: new Uint32Array(nums, n * 12, n),
+    valEnds: new Uint32Array(nums, n * 16, n),
     keyBytes: bytes.subarray(o.keyBytes, o.keyBytes + keyLen),
     hlcBytes: bytes.subarray(o.hlcBytes, o.hlcBytes + hlcLen),
     vals: bytes.subarray(o.vals, o.vals + valLen),

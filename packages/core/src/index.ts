@@ -37,7 +37,9 @@ export {
   keyAt,
   lowerBoundIn,
   maxHlcIn,
+  pageByColumns,
   rangeEntries,
+  rangesSize,
   startIn,
   valueBytesOf,
 } from './columns';

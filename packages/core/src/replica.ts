@@ -13,7 +13,6 @@ import {
   type ColumnRange,
   checksumAddIn,
   columnEntries,
-  columnEntry,
   columnSize,
   type EntryColumns,
   hlcAt,
@@ -1009,6 +1008,7 @@ export class Replica {
       }
       const c = page;
       const n = columnSize(c);
+      if (n === 0) continue;
       for (let i = 0; i < n; i++) if ((c.seqs[i] as number) > cu.dlMaxSeq) cu.dlMaxSeq = c.seqs[i] as number;
       const top = maxHlcIn(c);
       if (top > maxHlc) maxHlc = top;
@@ -1025,7 +1025,8 @@ export class Replica {
       for (const key of cu.kept.keys()) find(key);
       const lost: number[] = [];
       for (const i of special) {
-        if (!decide(keyAt(c, i), hlcAt(c, i), isTombstoneIn(c, i), cu.kept.get(keyAt(c, i)))) lost.push(i);
+        const key = keyAt(c, i);
+        if (!decide(key, hlcAt(c, i), isTombstoneIn(c, i), cu.kept.get(key))) lost.push(i);
       }
       for (let i = 0; i < n; i++) if (!special.has(i) && !isTombstoneIn(c, i)) checksumAddIn(meta.sum, c, i);
       // The page less the entries that lost, as ranges of it (a columnar store copies them once).
@@ -1035,10 +1036,7 @@ export class Replica {
         from = d + 1;
       }
     }
-    if (this.storage.columnar !== true) {
-      for (const { c, from, to } of columns.splice(0))
-        for (let i = from; i < to; i++) puts.push(columnEntry(c, i));
-    }
+    if (this.storage.columnar !== true) puts.push(...columns.splice(0).flatMap(rangeEntries));
     if (maxHlc !== '') this.clock.observe(maxHlc);
     await this.storage.commit({
       bucket: b.name,

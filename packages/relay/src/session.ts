@@ -1,15 +1,13 @@
 import {
   CLOSE_CODES,
   type ClientMessage,
-  columnsOf,
   decodeFrame,
   type ErrorCode,
   type HelloMsg,
   type HostConnection,
   isBucketName,
-  type PageMsg,
   PROTOCOL_VERSION,
-  type ResetMsg,
+  pageByColumns,
   type ServerMessage,
   toMittsyncError,
   validateClientMessage,
@@ -319,7 +317,8 @@ export class Session implements SocketHandler {
         }
         if (this.conn(msg.bucket, msg.reqId) === undefined) return;
         const page = this.relay.page(msg.bucket, msg);
-        this.send(msg.cols === true ? this.byColumns(page) : page);
+        // Columns when asked for over a binary socket: they have no JSON form.
+        this.send(msg.cols === true && this.format === 'msgpack' ? pageByColumns(page) : page);
         return;
       }
       case 'markerReply': {
@@ -332,20 +331,6 @@ export class Session implements SocketHandler {
         host.markerReply(conn, msg);
         return;
       }
-    }
-  }
-
-  /**
-   * A page by column, when this socket is binary (columns have no JSON form) and every key has
-   * a UTF-8 form (one with a lone surrogate, stored before keys were checked for it, has not):
-   * otherwise the page as it is.
-   */
-  private byColumns(page: PageMsg | ResetMsg): ServerMessage {
-    if (this.format !== 'msgpack' || page.type !== 'page' || page.entries.length === 0) return page;
-    try {
-      return { ...page, entries: [], cols: columnsOf(page.entries) };
-    } catch {
-      return page;
     }
   }
 

@@ -1,5 +1,5 @@
 import { decodeFrame, encodeFrame } from '../codec';
-import { columnsOf } from '../columns';
+import { pageByColumns } from '../columns';
 import type { Env } from '../env';
 import { BucketHost, type HostConnection } from '../host';
 import { MemoryHostStore } from '../host-store';
@@ -223,14 +223,8 @@ export class SimRelay {
         const page = this.host(msg.bucket).page(msg);
         // As the relay does: columns when asked for, through the real codec (packed and read
         // back, so every simulated join runs the column path end to end).
-        if (msg.cols === true && page.type === 'page' && page.entries.length > 0)
-          this.toClient(
-            link,
-            decodeFrame(
-              encodeFrame({ ...page, entries: [], cols: columnsOf(page.entries) }),
-            ) as ServerMessage,
-          );
-        else this.toClient(link, page);
+        const cols = msg.cols === true ? pageByColumns(page) : page;
+        this.toClient(link, cols === page ? page : (decodeFrame(encodeFrame(cols)) as ServerMessage));
         return;
       }
       case 'markerReply':

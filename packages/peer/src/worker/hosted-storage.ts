@@ -5,6 +5,7 @@ import {
   type Op,
   opToEntry,
   type ReplicaStorage,
+  rangesSize,
   type ScanQuery,
   type StorageBatch,
   type StoredIdentity,
@@ -67,7 +68,7 @@ export class HostedStorage implements ReplicaStorage {
 
   async commit(batch: StorageBatch): Promise<void> {
     const f = this.hooks.faults;
-    const puts = (batch.puts?.length ?? 0) + (batch.columns ?? []).reduce((n, r) => n + r.to - r.from, 0);
+    const puts = (batch.puts?.length ?? 0) + rangesSize(batch.columns ?? []);
     if (f !== undefined && puts >= f.minPuts) {
       this.commits++;
       if (this.commits > f.skip && this.commits <= f.skip + f.times)

@@ -11,6 +11,7 @@ import {
   plainEntry,
   type ReplicaStorage,
   rangeEntries,
+  rangesSize,
   type ScanQuery,
   type StorageBatch,
   type StoredIdentity,
@@ -361,7 +362,7 @@ export class IdbReplicaStorage implements ReplicaStorage {
     const t0 = performance.now();
     const { bucket } = batch;
     const runs = runsOf(batch);
-    const count = runs.reduce((n, r) => n + r.to - r.from, 0);
+    const count = rangesSize(runs);
     const index = count > 0 ? await this.bucketIndex(bucket) : undefined;
     let plan: Awaited<ReturnType<typeof writeEntries>> | undefined;
     await this.run('commit', async (db) => {

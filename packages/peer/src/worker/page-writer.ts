@@ -1,4 +1,12 @@
-import { type ColumnRange, columnEntry, type Entry, keyAt, keyOrder, lowerBoundIn } from '@mittsync/core';
+import {
+  type ColumnRange,
+  type Entry,
+  keyAt,
+  keyOrder,
+  lowerBoundIn,
+  rangeEntries,
+  rangesSize,
+} from '@mittsync/core';
 import { type BucketIndex, DELTA_LIMIT } from './bucket-index';
 import type { PageCache } from './page-cache';
 import {
@@ -50,14 +58,6 @@ const quiet = (p: Promise<unknown>) => void p.catch(() => undefined);
 /** Entries `from..to-1` of a run: the part of a commit's entries that falls in one page. */
 type Slice = ColumnRange;
 
-const slicesSize = (slices: readonly Slice[]): number => slices.reduce((n, s) => n + s.to - s.from, 0);
-
-function sliceEntries(slices: readonly Slice[]): Entry[] {
-  const out: Entry[] = [];
-  for (const { c, from, to } of slices) for (let i = from; i < to; i++) out.push(columnEntry(c, i));
-  return out;
-}
-
 /**
  * Writes `runs` (ranges of sorted runs; no key in two) into a bucket inside a readwrite
  * transaction: a page that gets only a few of them (counting the deltas it already has) gets
@@ -96,8 +96,8 @@ export async function writeEntries(
   const deltaRecords = new Map<string, string>();
   const fold: string[] = [];
   for (const [home, slices] of groups) {
-    if (index.firsts.length > 0 && slicesSize(slices) + index.deltaCount(home) <= DELTA_LIMIT) {
-      const group = sliceEntries(slices);
+    if (index.firsts.length > 0 && rangesSize(slices) + index.deltaCount(home) <= DELTA_LIMIT) {
+      const group = slices.flatMap(rangeEntries);
       for (const e of group) deltaRecords.set(e.key, index.recordFor(e.key, home));
       deltaPuts.push(...group);
     } else fold.push(home);
@@ -127,7 +127,7 @@ export async function writeEntries(
     else if (gap >= 0) made = cutAtGap(stored, gap, slices);
     else {
       const base = own.length > 0 ? mergeIntoPage(stored, own) : stored;
-      made = mergeAndSplit(base, sliceEntries(slices));
+      made = mergeAndSplit(base, slices.flatMap(rangeEntries));
     }
     for (const p of made) {
       quiet(pages.put(recordOf(p), [bucket, p.first]));
@@ -156,7 +156,7 @@ const GAP_CUT_MIN = 256;
  * end of one range and the start of the next, and the first range's next run lands between.
  */
 function gapFor(page: Page, slices: readonly Slice[]): number {
-  if (slicesSize(slices) < GAP_CUT_MIN) return -1;
+  if (rangesSize(slices) < GAP_CUT_MIN) return -1;
   const head = slices[0] as Slice;
   const tail = slices[slices.length - 1] as Slice;
   const j = lowerBound(page.keys, keyAt(head.c, head.from));
