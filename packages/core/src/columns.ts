@@ -263,7 +263,8 @@ export function maxHlcIn(c: EntryColumns): Hlc {
 const LAYOUT_VERSION = 1;
 const HEADER = 24;
 const PER_ENTRY = 8 + 4 + 4 + 4;
-const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+/** Whether this machine can read column pages (they are views of little-endian numbers). */
+export const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 const packedSize = (n: number, keyLen: number, hlcLen: number, valLen: number): number =>
   HEADER + n * PER_ENTRY + keyLen + hlcLen + valLen;

@@ -19,6 +19,7 @@ import {
   indexIn,
   isTombstoneIn,
   keyAt,
+  littleEndian,
   maxHlcIn,
   rangeEntries,
 } from './columns';
@@ -841,7 +842,8 @@ export class Replica {
       since: cu.since,
       // Small first pages get storage busy sooner; the rest at full size.
       limit: Math.min(this.pageSize, FIRST_PAGE_ENTRIES * 2 ** cu.requested++),
-      cols: true,
+      // Columns where this machine can read them (see columns.ts).
+      ...(littleEndian ? { cols: true as const } : {}),
       ...(r.after === undefined ? {} : { after: r.after }),
       ...(r.until === undefined ? {} : { until: r.until }),
     };
