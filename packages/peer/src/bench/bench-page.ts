@@ -4,7 +4,7 @@
  */
 import { type Client, createClient } from '../client';
 import { devToken } from '../dev-token';
-import { emptyPage, mergeAndSplit, recordOf } from '../worker/pages';
+import { emptyPage, mergeAndSplit, recordOf } from '../worker/idb/pages';
 import { benchKey, benchValue } from './data';
 
 const relay = location.origin;
