@@ -1,5 +1,6 @@
 import type { Entry } from '@mittsync/core';
 import { describe, expect, it, vi } from 'vitest';
+import { LiveQueryState } from '../live-query';
 import type { ClientStatus } from './api';
 import { decodeEvents } from './event-frame';
 import { LiveMirror, STATUS_EVERY_MS, WatchHub } from './watchers';
@@ -27,6 +28,41 @@ describe('LiveMirror (the worker-side copy of a live query)', () => {
     expect(m.change([set('c', 'h1', 'old')])).toBeNull();
     const again = m.snapshot([set('z', 'h3', 9)]);
     expect([ids(again.i), again.k]).toEqual([[0], 'z']);
+  });
+});
+
+describe('WatchHub live queries', () => {
+  it('follows the initial result with the changes committed while it was read, each once, in order', async () => {
+    const stored = [set('a', 'h1', 1)];
+    let finishRead = () => {};
+    const reading = new Promise<void>((resolve) => {
+      finishRead = resolve;
+    });
+    const h = new WatchHub(async () => {
+      const snapshot = [...stored];
+      await reading;
+      return snapshot;
+    });
+    const state = new LiveQueryState<number>();
+    const seen: string[] = [];
+    h.addTab('t', (bytes) => {
+      for (const ev of decodeEvents(bytes)) {
+        if (ev.t === 'status') continue;
+        const r = ev.t === 'snap' ? state.snapshot(ev.b) : state.apply(ev.b, ev.s);
+        for (const c of r?.changes ?? []) seen.push(`${c.source} ${c.key}=${c.value}`);
+      }
+    });
+    const watching = h.watch('t', 1, 'b', { prefix: '' });
+    // Committed while the snapshot is read: held, then sent after it...
+    h.onChange('b', [set('b', 'h2', 2)], 'local');
+    // ...but not what the snapshot already has (committed before the read, announced after).
+    h.onChange('b', [set('a', 'h1', 1)], 'local');
+    h.onChange('b', [set('a', 'h3', 3), set('c', 'h3', 3)], 'remote');
+    finishRead();
+    await watching;
+    h.onChange('b', [set('c', 'h4', 4)], 'local');
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(seen).toEqual(['initial a=1', 'local b=2', 'remote a=3', 'remote c=3', 'local c=4']);
   });
 });
 
