@@ -98,27 +98,84 @@ describe('live queries', () => {
     await Promise.all([a.close(), b.close()]);
   });
 
-  it('leaves no gap between the initial result and the stream while writes keep coming', async () => {
+  /**
+   * Starts a live query on the prefix `k` while one writer keeps putting value i at `keyOf(i)`
+   * for i = 0, 1, 2... (each awaited, so commit order is i's order); stops writing once `after`
+   * changes were delivered.
+   * Returns `[key, value]` of the initial result's rows, then of every change, as delivered:
+   * once every write is acknowledged by the relay, a last write (`sentinel`) closes the stream,
+   * so a change delivered twice, however late, shows up before it.
+   */
+  async function watchWhileWriting(
+    keyOf: (i: number) => string,
+    sentinel: string,
+    after: number,
+  ): Promise<{
+    initial: [string, number][];
+    changes: [string, number][];
+    written: number;
+    snapshots: number;
+  }> {
     const c = client();
     const b = c.bucket<number>(uniq('b'));
-    let stopWriting = false;
+    await b.whenReady();
     let written = 0;
+    let stopWriting = false;
     const writer = (async () => {
-      while (!stopWriting) await b.put(`k${written % 50}`, written++);
+      while (!stopWriting) {
+        await b.put(keyOf(written), written);
+        written++;
+      }
     })();
-    await until(() => written > 20, 5000, 'writes');
-    let latest: LiveResult<number> | undefined;
+    await until(() => written >= 30, 5000, 'writes before the live query');
+    const initial: [string, number][] = [];
+    const changes: [string, number][] = [];
+    let snapshots = 0;
     const stop = b.watch({ prefix: 'k' }, (r) => {
-      latest = r;
+      if (r.initial) {
+        snapshots++;
+        initial.push(...r.rows().map((row): [string, number] => [row.key, row.value]));
+      } else changes.push(...r.changes.map((ch): [string, number] => [ch.key, ch.value ?? Number.NaN]));
     });
-    await until(() => written > 200, 10_000, 'more writes');
+    await until(() => changes.length >= after, 20_000, 'changes after the initial result');
     stopWriting = true;
     await writer;
-    const expected = await b.scan({ prefix: 'k' });
-    await until(() => latest?.size === expected.length, 5000, 'live result');
-    expect(latest?.rows()).toEqual(expected);
+    await until(() => b.status()?.pending === 0, 20_000, 'writes acknowledged');
+    await b.put(sentinel, -1);
+    await until(() => changes.some(([key]) => key === sentinel), 5000, 'the last write').catch(() => {});
     stop();
     await c.close();
+    return { initial, changes, written, snapshots };
+  }
+
+  it('delivers every new key written while it starts exactly once, in commit order', async () => {
+    const key = (i: number) => `k${String(i).padStart(6, '0')}`;
+    const { initial, changes, written, snapshots } = await watchWhileWriting(key, 'k~', 200);
+    expect(snapshots).toBe(1);
+    // Keys sort in write order: the initial result is the first writes, the stream the rest.
+    expect(initial.length).toBeGreaterThanOrEqual(30);
+    const all = Array.from({ length: written }, (_, i): [string, number] => [key(i), i]);
+    expect([...initial, ...changes]).toEqual([...all, ['k~', -1]]);
+  });
+
+  it('delivers every overwrite made while it starts exactly once, in commit order', async () => {
+    const keys = 10;
+    const key = (i: number) => `k${i % keys}`;
+    const { initial, changes, written, snapshots } = await watchWhileWriting(key, 'k~', 200);
+    expect(snapshots).toBe(1);
+    // The initial result is the state after some write `last`: each key's latest write up to it.
+    const last = Math.max(...initial.map(([, v]) => v));
+    const expected = Array.from({ length: keys }, (_, k): [string, number] => [
+      `k${k}`,
+      last - ((((last - k) % keys) + keys) % keys),
+    ]);
+    expect(initial).toEqual(expected);
+    // Then every later write, each once, in the order they were committed.
+    const rest = Array.from({ length: written - last - 1 }, (_, n): [string, number] => [
+      key(last + 1 + n),
+      last + 1 + n,
+    ]);
+    expect(changes).toEqual([...rest, ['k~', -1]]);
   });
 });
 

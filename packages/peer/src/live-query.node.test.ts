@@ -1,10 +1,10 @@
 import type { Entry } from '@mittsync/core';
 import fc from 'fast-check';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LiveQueryState } from './live-query';
-import type { ClientStatus, HostEvent } from './worker/api';
+import type { HostEvent } from './worker/api';
 import { decodeEvents, encodeEvents } from './worker/event-frame';
-import { LiveMirror, STATUS_EVERY_MS, WatchHub } from './worker/watchers';
+import { LiveMirror } from './worker/watchers';
 
 const set = (key: string, hlc: string, value: unknown): Entry => ({
   key,
@@ -75,46 +75,6 @@ describe('LiveQueryState (page side of a live query) and its worker-side mirror'
     expect(s.apply([set('k', 'abd', 4)], 'remote')?.get('k')).toBe(4);
   });
 
-  it('numbers keys from 0 at each snapshot and sends a key only with its first delivery', () => {
-    const m = new LiveMirror();
-    const ids = (b: Uint32Array) => [...b];
-    const snap = m.snapshot([set('a', 'h1', 1), set('b', 'h1', 2)]);
-    expect(ids(snap.i)).toEqual([0, 1]);
-    expect(snap.k).toBe('ab');
-    const chg = m.change([set('b', 'h2', 3), set('c', 'h2', 4), del('a', 'h2')]);
-    if (chg === null) throw new Error('expected a delivery');
-    expect(ids(chg.i)).toEqual([1, 2, 0]);
-    expect([chg.k, [...chg.kl]]).toEqual(['c', [1]]);
-    expect([...chg.x]).toEqual([0, 0, 1]);
-    expect(m.change([set('c', 'h1', 'old')])).toBeNull();
-    const again = m.snapshot([set('z', 'h3', 9)]);
-    expect([ids(again.i), again.k]).toEqual([[0], 'z']);
-  });
-
-  it('reads a batch from bytes at any offset, and rejects one that does not add up', () => {
-    const m = new LiveMirror();
-    const s = new LiveQueryState<unknown>();
-    const bytes = encodeEvents([
-      { t: 'snap', w: 7, b: m.snapshot([set('a', 'h1', 'one'), set('b', 'h1', [2])]) },
-    ]);
-    const shifted = new Uint8Array(bytes.length + 1);
-    shifted.set(bytes, 1);
-    const [ev] = decodeEvents(shifted.subarray(1));
-    if (ev?.t !== 'snap') throw new Error('expected a snapshot');
-    expect(ev.w).toBe(7);
-    expect(s.snapshot(ev.b).rows()).toEqual([
-      { key: 'a', value: 'one' },
-      { key: 'b', value: [2] },
-    ]);
-    for (const cut of [0, 4, 12, bytes.length - 4])
-      expect(() => decodeEvents(bytes.subarray(0, cut))).toThrow(
-        expect.objectContaining({ code: 'BAD_FRAME' }),
-      );
-    const unknown = bytes.slice();
-    new Uint32Array(unknown.buffer)[1] = 9;
-    expect(() => decodeEvents(unknown)).toThrow(expect.objectContaining({ code: 'BAD_FRAME' }));
-  });
-
   it('holds what a plain map holds, through snapshots, deletes and any number of keys', () => {
     const op = fc.record({
       key: fc.integer({ min: 0, max: 150 }),
@@ -168,147 +128,5 @@ describe('LiveQueryState (page side of a live query) and its worker-side mirror'
     };
     expect(() => s.apply(bad, 'remote')).toThrow(expect.objectContaining({ code: 'BAD_FRAME' }));
     expect(snap.get('a')).toBe(1);
-  });
-
-  it('round-trips batches of status and entry events, any keys and values', () => {
-    const status = {
-      connection: 'online',
-      buckets: [],
-      pending: 3,
-      persistent: true,
-    } as unknown as ClientStatus;
-    const entry = fc.record({
-      key: fc.string({ unit: 'binary', minLength: 1, maxLength: 12 }),
-      value: fc.oneof(fc.string(), fc.integer(), fc.constant(null), fc.array(fc.boolean())),
-      deleted: fc.boolean(),
-    });
-    fc.assert(
-      fc.property(
-        fc.array(fc.array(entry, { maxLength: 20 }), { maxLength: 4 }),
-        fc.boolean(),
-        (batches, withStatus) => {
-          const m = new LiveMirror();
-          let hlc = 0;
-          const toEntries = (es: (typeof batches)[number]) => {
-            hlc++;
-            const h = String(hlc).padStart(6, '0');
-            return es.map((e) => (e.deleted ? del(e.key, h) : set(e.key, h, e.value)));
-          };
-          const events: HostEvent[] = [];
-          if (withStatus) events.push({ t: 'status', s: status });
-          events.push({
-            t: 'snap',
-            w: 0,
-            b: m.snapshot(toEntries(batches[0] ?? []).filter((e) => !e.deleted)),
-          });
-          for (const [n, b] of batches.slice(1).entries()) {
-            const cols = m.change(toEntries(b));
-            if (cols !== null)
-              events.push({ t: 'chg', w: n + 1, b: cols, s: n % 2 === 0 ? 'local' : 'remote' });
-          }
-          const plain = (evs: HostEvent[]) =>
-            evs.map((ev) =>
-              ev.t === 'status'
-                ? ev
-                : {
-                    ...ev,
-                    b: {
-                      ...ev.b,
-                      i: [...ev.b.i],
-                      kl: [...ev.b.kl],
-                      x: [...ev.b.x],
-                      v: [...ev.b.v],
-                      o: [...ev.b.o],
-                    },
-                  },
-            );
-          expect(plain(decodeEvents(encodeEvents(events)))).toEqual(plain(events));
-        },
-      ),
-    );
-  });
-});
-
-describe('WatchHub status events', () => {
-  const bucket = (pending: number, phase = 'ready') =>
-    ({
-      bucket: 'b',
-      phase,
-      ready: phase === 'ready',
-      checkpoint: pending,
-      epoch: 'e',
-      pending,
-      progress: { pages: 0, entries: 0, ranges: 0, rangesDone: 0 },
-      mitt: { ops: 0, bytes: 0 },
-      verified: 0,
-      lastError: null,
-    }) as unknown as ClientStatus['buckets'][number];
-  const status = (pending: number, phase?: string, connection = 'open') =>
-    ({
-      replicaId: 'r',
-      connection,
-      persistent: true,
-      hosting: 'shared',
-      buckets: [bucket(pending, phase)],
-      error: null,
-    }) as ClientStatus;
-
-  /** A hub with one tab; returns the statuses the tab received, batch by batch. */
-  function hub() {
-    const h = new WatchHub(async () => []);
-    const got: ClientStatus[][] = [];
-    h.addTab('t', (bytes) => got.push(decodeEvents(bytes).flatMap((e) => (e.t === 'status' ? [e.s] : []))));
-    return { h, got, pendings: () => got.flat().map((s) => s.buckets[0]?.pending) };
-  }
-
-  it('sends counter changes at most every STATUS_EVERY_MS, always ending on the newest', async () => {
-    vi.useFakeTimers();
-    try {
-      const { h, got, pendings } = hub();
-      h.status(() => status(0));
-      await vi.advanceTimersByTimeAsync(0);
-      for (let p = 1; p <= 5; p++) {
-        h.status(() => status(p));
-        await vi.advanceTimersByTimeAsync(5);
-      }
-      // The first change went out; the rest wait for the interval, then only the newest goes.
-      expect(pendings()).toEqual([0]);
-      await vi.advanceTimersByTimeAsync(STATUS_EVERY_MS);
-      expect(pendings()).toEqual([0, 5]);
-      // The same status again sends nothing.
-      h.status(() => status(5));
-      await vi.advanceTimersByTimeAsync(STATUS_EVERY_MS * 2);
-      expect(got.length).toBe(2);
-      // A counter change long after the last one goes out at once.
-      h.status(() => status(6));
-      await vi.advanceTimersByTimeAsync(0);
-      expect(pendings()).toEqual([0, 5, 6]);
-    } finally {
-      vi.useRealTimers();
-    }
-  });
-
-  it('sends phase, connection and error changes at once, and stops when the tab leaves', async () => {
-    vi.useFakeTimers();
-    try {
-      const { h, got } = hub();
-      h.status(() => status(0, 'joining'));
-      await vi.advanceTimersByTimeAsync(1);
-      h.status(() => status(0, 'ready'));
-      await vi.advanceTimersByTimeAsync(1);
-      h.status(() => status(0, 'ready', 'connecting'));
-      await vi.advanceTimersByTimeAsync(1);
-      expect(got.flat().map((s) => [s.connection, s.buckets[0]?.phase])).toEqual([
-        ['open', 'joining'],
-        ['open', 'ready'],
-        ['connecting', 'ready'],
-      ]);
-      h.status(() => status(9, 'ready', 'connecting'));
-      h.removeTab('t');
-      await vi.advanceTimersByTimeAsync(STATUS_EVERY_MS * 2);
-      expect(got.length).toBe(3);
-    } finally {
-      vi.useRealTimers();
-    }
   });
 });

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { client, uniq, until } from './testing/helpers';
 import type { ClientStatus } from './worker/api';
-import { IdbReplicaStorage } from './worker/idb-storage';
+import { IdbReplicaStorage } from './worker/idb/storage';
 
 const deleteDatabase = (name: string) =>
   new Promise<void>((resolve, reject) => {

@@ -1,6 +1,6 @@
 import { MittsyncError, randomId, toMittsyncError } from '@mittsync/core';
 import type { AttachInfo, HostConfig, Outcome, Request } from './api';
-import { ReplicaHost, type TokenSource } from './host';
+import { ReplicaHost, type TokenSource } from './replica-host';
 import type { EventSink } from './watchers';
 
 /** What a worker's tab port talks to: the local host, or the leader tab's host. */

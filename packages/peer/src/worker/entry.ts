@@ -7,8 +7,8 @@ import { MittsyncError, toMittsyncError } from '@mittsync/core';
 import * as Comlink from 'comlink';
 import type { AttachInfo, HostConfig, Outcome, TabPort } from './api';
 import { type Backend, DedicatedBackend } from './dedicated';
-import { ReplicaHost } from './host';
 import { mark } from './marks';
+import { ReplicaHost } from './replica-host';
 
 mark('worker script');
 

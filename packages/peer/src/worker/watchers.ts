@@ -1,4 +1,4 @@
-import { type ChangeSource, type Entry, valueBytesOf } from '@mittsync/core';
+import { type ChangeSource, type Entry, valueBytesOf, wins } from '@mittsync/core';
 import type { ClientStatus, EntryTuple, HostEvent, Query, SlotColumns } from './api';
 import { encodeEvents } from './event-frame';
 
@@ -76,7 +76,8 @@ export class LiveMirror {
         ids.push(id);
         k.push(e.key);
         kl.push(e.key.length);
-      } else if (cur.hlc < e.hlc) {
+      } else if (wins(e.hlc, cur.hlc)) {
+        // Core's LWW rule: the page keeps exactly what the replica's merge keeps.
         cur.hlc = e.hlc;
         ids.push(cur.id);
       } else continue;

@@ -1,7 +1,7 @@
 import { runReplicaStorageTests } from '@mittsync/core/testing';
 import { describe, expect, it } from 'vitest';
-import { runIdbLayoutTests } from './idb-layout.cases.test';
-import { IdbReplicaStorage } from './idb-storage';
+import { runIdbLayoutTests } from './layout.cases.test';
+import { IdbReplicaStorage } from './storage';
 
 const run = Math.random().toString(36).slice(2, 8);
 let n = 0;

@@ -1,7 +1,7 @@
 import 'fake-indexeddb/auto';
 import { runReplicaStorageTests } from '@mittsync/core/testing';
-import { runIdbLayoutTests } from './idb-layout.cases.test';
-import { IdbReplicaStorage } from './idb-storage';
+import { runIdbLayoutTests } from './layout.cases.test';
+import { IdbReplicaStorage } from './storage';
 
 let n = 0;
 

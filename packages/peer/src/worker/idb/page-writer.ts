@@ -28,7 +28,7 @@ import {
   recordOf,
 } from './pages';
 
-/** The parts of the idb stores used here (the schema lives in idb-storage.ts). */
+/** The parts of the idb stores used here (the schema lives in storage.ts). */
 export interface PagesStore {
   get(key: [string, string]): Promise<PageRecord | undefined>;
   put(value: PageRecord, key: [string, string]): Promise<unknown>;

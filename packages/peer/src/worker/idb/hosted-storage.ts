@@ -10,10 +10,10 @@ import {
   type StorageBatch,
   type StoredIdentity,
 } from '@mittsync/core';
-import type { QuotaFault } from './api';
-import { toStorageError } from './idb-errors';
-import type { RescuedState } from './idb-storage';
-import { mark } from './marks';
+import type { QuotaFault } from '../api';
+import { mark } from '../marks';
+import { toStorageError } from './errors';
+import type { RescuedState } from './storage';
 
 /** What the host wants to hear from its store (and, in tests, inject). */
 export interface HostedStorageHooks {

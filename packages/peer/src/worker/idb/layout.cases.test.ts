@@ -2,7 +2,7 @@ import type { Entry, Op } from '@mittsync/core';
 import { prng } from '@mittsync/core/testing';
 import { describe, expect, it } from 'vitest';
 import { DELTA_GROUP_PAGES } from './bucket-index';
-import { IdbReplicaStorage } from './idb-storage';
+import { IdbReplicaStorage } from './storage';
 
 /**
  * Tests of the page and delta layout, run on fake-indexeddb (fast, in Node) and on Chromium's

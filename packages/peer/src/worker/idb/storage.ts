@@ -16,10 +16,10 @@ import {
   type StorageBatch,
   type StoredIdentity,
 } from '@mittsync/core';
-import type { StorageStats } from './api';
+import type { StorageStats } from '../api';
+import { mark } from '../marks';
 import { BucketIndex } from './bucket-index';
-import { type Db, IdbConnection, type RwTx, type StoreName } from './idb-connection';
-import { mark } from './marks';
+import { type Db, IdbConnection, type RwTx, type StoreName } from './connection';
 import { PageCache } from './page-cache';
 import { writeEntries } from './page-writer';
 import {
@@ -406,7 +406,7 @@ export class IdbReplicaStorage implements ReplicaStorage {
   }
 
   /**
-   * Everything of `batch` but entries. The outbox holds runs of ops (see `idb-connection.ts`),
+   * Everything of `batch` but entries. The outbox holds runs of ops (see `connection.ts`),
    * each keyed by its last `originSeq`: a commit's local writes are one record or a few (of at
    * most {@link OUTBOX_RUN} ops), not one per op (a 1,000-key transaction spent about half its
    * worker time in those puts), and an ack deletes the runs it covers by key range. A run an

@@ -10,8 +10,8 @@ import {
   WebSocketTransport,
 } from '@mittsync/core';
 import type { AttachInfo, ClientStatus, DebugInfo, HostConfig, Query, Request } from './api';
-import { HostedStorage, seedRescued } from './hosted-storage';
-import { IdbReplicaStorage } from './idb-storage';
+import { HostedStorage, seedRescued } from './idb/hosted-storage';
+import { IdbReplicaStorage } from './idb/storage';
 import { mark, startupMarks } from './marks';
 import { type EventSink, toTuple, WatchHub } from './watchers';
 

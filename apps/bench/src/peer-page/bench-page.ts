@@ -2,9 +2,9 @@
  * The page `apps/bench` loads in headless Chromium (built with Vite, served by the relay):
  * each function runs one measurement with `performance.now()` inside the page.
  */
-import { type Client, createClient } from '../client';
-import { devToken } from '../dev-token';
-import { emptyPage, mergeAndSplit, recordOf } from '../worker/pages';
+import { type Client, createClient, devToken } from '@mittsync/peer';
+// The peer's own page records (not part of its API), so the IndexedDB floor stores what a join does.
+import { emptyPage, mergeAndSplit, recordOf } from '../../../../packages/peer/src/worker/idb/pages';
 import { benchKey, benchValue } from './data';
 
 const relay = location.origin;

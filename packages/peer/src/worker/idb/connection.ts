@@ -7,7 +7,7 @@ import {
   type Value,
 } from '@mittsync/core';
 import { type DBSchema, type IDBPDatabase, type IDBPTransaction, openDB } from 'idb';
-import { isConnectionError, toStorageError } from './idb-errors';
+import { isConnectionError, toStorageError } from './errors';
 import { type PageRecord, pageOf, recordOf } from './pages';
 
 /** The database: one per replica, every bucket in it. */
