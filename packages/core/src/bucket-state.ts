@@ -1,5 +1,6 @@
 import type { Checksum } from './checksum';
 import type { EntryColumns } from './columns';
+import type { Env } from './env';
 import type { MittsyncError } from './errors';
 import type { Mitt } from './mitt';
 import type { Entry, Op, Version } from './model';
@@ -190,6 +191,19 @@ export function newBucketState(meta: BucketMeta, outbox: Op[]): BucketState {
     readyWaiters: [],
     lastReady: null,
   };
+}
+
+/**
+ * Cancels every timer of a bucket: the outbox's ack timeout, the live stream's gap timeout,
+ * the subscription's retry and the catch-up's flush timeout (a new subscription or a lost
+ * connection makes them all moot).
+ */
+export function clearTimers(b: BucketState, env: Env): void {
+  env.clearTimeout(b.ackTimer);
+  env.clearTimeout(b.gapTimer);
+  env.clearTimeout(b.subTimer);
+  if (b.catchUp !== null) env.clearTimeout(b.catchUp.flushTimer);
+  b.ackTimer = b.gapTimer = b.subTimer = undefined;
 }
 
 export function bucketStatus(b: BucketState): BucketStatus {
