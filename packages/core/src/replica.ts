@@ -7,6 +7,7 @@ import {
   type ReadyInfo,
 } from './bucket-state';
 import { CatchUpRunner } from './catch-up';
+import { type ConnectionState, RelayConnection } from './connection';
 import { backoffDelay, type Env, randomId, systemEnv } from './env';
 import { MittsyncError, toMittsyncError } from './errors';
 import { HlcClock } from './hlc';
@@ -16,12 +17,13 @@ import { DEFAULT_MITT_BOUNDS, type MittBounds } from './mitt';
 import type { Entry, Op, Value } from './model';
 import { Outbox } from './outbox';
 import { type PageFetcher, PageRequests } from './page-requests';
-import { type ClientMessage, PROTOCOL_VERSION, type ServerMessage, type WireLimits } from './protocol';
+import { PROTOCOL_VERSION, type ServerMessage, type WireLimits } from './protocol';
 import { newBucketMeta, type ReplicaStorage, type ScanQuery } from './storage';
 import type { ChangeSource, SyncContext } from './sync-context';
 import type { Transport } from './transport';
 import { DEFAULT_LIMITS, isBucketName } from './validate';
 
+export type { ConnectionState } from './connection';
 export type { Write } from './local-writes';
 export type { PageFetcher } from './page-requests';
 export type { ChangeSource } from './sync-context';
@@ -66,8 +68,6 @@ export type AckLevel = 'local' | 'relay';
 
 export type ChangeListener = (bucket: string, entries: readonly Entry[], source: ChangeSource) => void;
 
-export type ConnectionState = 'connecting' | 'open' | 'closed';
-
 export interface ReplicaStatus {
   replicaId: string;
   connection: ConnectionState;
@@ -80,11 +80,12 @@ export interface ReplicaStatus {
  * the background. Runtime-agnostic: the browser worker hosts one on IndexedDB, a Node process
  * on memory storage, the simulator many at once.
  *
- * The class owns the local API, the connection and the dispatch of relay frames; the sync
- * work itself is in modules over `BucketState` that it wires together: `CatchUpRunner`
- * (subscribe, download, merge, state flush, ready), `LiveStream` (the mitt, gaps, applying
- * live ops, checksums), `Outbox` (pushes, acks, refusals, originSeq reconciliation) and
- * `commitWrites` (local writes). Each gets a narrow context, never the replica itself.
+ * The class owns the local API, the connection lifecycle (its mechanics are in
+ * `RelayConnection`) and the dispatch of relay frames; the sync work itself is in modules
+ * over `BucketState` that it wires together: `CatchUpRunner` (subscribe, download, merge,
+ * state flush, ready), `LiveStream` (the mitt, gaps, applying live ops, checksums), `Outbox`
+ * (pushes, acks, refusals, originSeq reconciliation) and `commitWrites` (local writes). Each
+ * gets a narrow context (see `SyncContext`), never the replica itself.
  *
  * @example
  * ```ts
@@ -97,9 +98,8 @@ export interface ReplicaStatus {
 export class Replica {
   readonly replicaId: string;
   private readonly storage: ReplicaStorage;
-  private readonly transport: Transport;
+  private readonly conn: RelayConnection;
   private readonly env: Env;
-  private readonly pingIntervalMs: number;
   private readonly backoff: { baseMs: number; capMs: number };
   private readonly catchUp: CatchUpRunner;
   private readonly live: LiveStream;
@@ -112,24 +112,26 @@ export class Replica {
   private readonly statusListeners = new Set<(s: ReplicaStatus) => void>();
   private readonly readyListeners = new Set<(info: ReadyInfo) => void>();
   private limits: WireLimits = DEFAULT_LIMITS;
-  private connection: ConnectionState = 'closed';
-  private welcomed = false;
-  private attempt = 0;
-  private reconnectTimer: unknown;
-  private pingTimer: unknown;
-  private pingId = 0;
-  /** Pings sent without an answer yet. */
-  private unansweredPings = 0;
   private closed = false;
   private tail: Promise<unknown> = Promise.resolve();
 
   private constructor(opts: ReplicaOptions, replicaId: string, clock: HlcClock, env: Env) {
     this.replicaId = replicaId;
     this.storage = opts.storage;
-    this.transport = opts.transport;
     this.env = env;
-    this.pingIntervalMs = opts.pingIntervalMs ?? 15_000;
     this.backoff = opts.backoff ?? { baseMs: 250, capMs: 30_000 };
+    this.conn = new RelayConnection(
+      opts.transport,
+      env,
+      replicaId,
+      { pingIntervalMs: opts.pingIntervalMs ?? 15_000, backoff: this.backoff },
+      {
+        connecting: () => this.emitStatus(),
+        message: (msg) => this.onMessage(msg),
+        probe: () => this.probe(),
+        down: () => this.onDisconnect(),
+      },
+    );
     const requestTimeoutMs = opts.requestTimeoutMs ?? 15_000;
     const bounds: MittBounds = { ...DEFAULT_MITT_BOUNDS, ...opts.mitt };
     // The modules reach each other through these arrows (built before the fields are set).
@@ -137,8 +139,8 @@ export class Replica {
       env,
       storage: opts.storage,
       clock,
-      send: (msg) => this.send(msg),
-      isOpen: () => this.connection === 'open',
+      send: (msg) => this.conn.send(msg),
+      isOpen: () => this.conn.state === 'open',
       emitChange: (bucket, changed, source) => this.emitChange(bucket, changed, source),
       emitStatus: () => this.emitStatus(),
       fail: (b, err) => this.fail(b, err),
@@ -168,7 +170,7 @@ export class Replica {
     this.catchUp = new CatchUpRunner(
       {
         ...ctx,
-        welcomed: () => this.welcomed,
+        welcomed: () => this.conn.welcomed,
         fetchPage,
         emitReady: (info) => {
           for (const l of this.readyListeners) l(info);
@@ -232,7 +234,7 @@ export class Replica {
         const b = newBucketState(meta, await this.storage.loadOutbox(bucket));
         this.buckets.set(bucket, b);
         this.opening.delete(bucket);
-        if (this.welcomed) this.catchUp.subscribe(b);
+        if (this.conn.welcomed) this.catchUp.subscribe(b);
         return b;
       });
       this.opening.set(bucket, p);
@@ -327,7 +329,7 @@ export class Replica {
     }
     return {
       replicaId: this.replicaId,
-      connection: this.connection,
+      connection: this.conn.state,
       buckets: [...this.buckets.values()].map(bucketStatus),
       persistent: this.storage.persistent,
     };
@@ -337,11 +339,9 @@ export class Replica {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.env.clearTimeout(this.reconnectTimer);
-    this.env.clearTimeout(this.pingTimer);
     for (const b of this.buckets.values()) clearTimers(b, this.env);
     this.pages.rejectAll(new MittsyncError('CLOSED', 'replica closed'));
-    this.transport.close();
+    this.conn.close();
     await this.tail.catch(() => undefined);
     for (const b of this.buckets.values()) {
       this.outbox.rejectWaiters(
@@ -406,52 +406,22 @@ export class Replica {
     this.emitStatus();
   }
 
-  private send(msg: ClientMessage): void {
-    if (this.connection === 'open') this.transport.send(msg);
-  }
-
   // -------------------------------------------------------------------------------------------
-  // Connection
+  // Connection lifecycle and dispatch
   // -------------------------------------------------------------------------------------------
 
   /** Connects (or reconnects) to the relay; called by `open` unless `autoConnect` is false. */
   connect(): void {
-    if (this.closed || this.connection !== 'closed') return;
-    this.connection = 'connecting';
-    this.emitStatus();
-    let live = true;
-    this.transport.connect({
-      open: () => {
-        if (!live) return;
-        this.connection = 'open';
-        this.send({ type: 'hello', v: PROTOCOL_VERSION, replicaId: this.replicaId });
-        this.armPing();
-      },
-      message: (msg) => {
-        if (live) this.onMessage(msg);
-      },
-      close: () => {
-        if (!live) return;
-        live = false;
-        this.onDisconnect();
-      },
-    });
+    this.conn.connect();
   }
 
   /** Drops the connection now; with `reconnect: false` it stays down until `connect()`. */
   disconnect(opts?: { reconnect?: boolean }): void {
-    if (opts?.reconnect === false) {
-      this.env.clearTimeout(this.reconnectTimer);
-      this.attempt = -1;
-    }
-    this.transport.close();
+    this.conn.disconnect(opts);
   }
 
+  /** The connection dropped: requests fail, subscriptions end, pushes wait for the next one. */
   private onDisconnect(): void {
-    this.connection = 'closed';
-    this.welcomed = false;
-    this.unansweredPings = 0;
-    this.env.clearTimeout(this.pingTimer);
     this.pages.rejectAll(new MittsyncError('CLOSED', 'connection closed'));
     for (const b of this.buckets.values()) {
       clearTimers(b, this.env);
@@ -459,51 +429,29 @@ export class Replica {
       this.catchUp.stop(b);
     }
     this.emitStatus();
-    if (this.closed) return;
-    if (this.attempt < 0) {
-      this.attempt = 0;
-      return;
-    }
-    const delay = backoffDelay(this.attempt++, this.env.random, this.backoff.baseMs, this.backoff.capMs);
-    this.reconnectTimer = this.env.setTimeout(() => this.connect(), delay);
   }
 
-  private armPing(): void {
-    this.env.clearTimeout(this.pingTimer);
-    this.pingTimer = this.env.setTimeout(() => this.ping(), this.pingIntervalMs);
-  }
-
-  private ping(): void {
-    if (this.connection !== 'open') return;
-    if (this.unansweredPings >= 2) {
-      // No answer for two whole intervals: the socket is dead without having said so.
-      this.transport.close();
-      return;
-    }
+  /** A head the relay reported last time that we still haven't reached: the stream's tail was lost. */
+  private probe(): void {
     for (const b of this.buckets.values()) {
-      // A head reported last time that we still haven't reached: the stream's tail was lost.
       if (b.mitt !== null && b.mitt.upTo < b.probedHead) this.catchUp.subscribe(b);
     }
-    this.unansweredPings++;
-    this.send({ type: 'ping', id: ++this.pingId });
-    this.armPing();
   }
 
   private onMessage(msg: ServerMessage): void {
     if (msg.type === 'welcome') {
       if (msg.v !== PROTOCOL_VERSION) {
-        this.transport.close();
+        this.conn.disconnect();
         return;
       }
       this.limits = msg.limits;
-      this.welcomed = true;
-      this.attempt = 0;
+      this.conn.welcome();
       for (const b of this.buckets.values()) this.catchUp.subscribe(b);
       this.emitStatus();
       return;
     }
     if (msg.type === 'pong') {
-      this.unansweredPings = 0;
+      this.conn.answered();
       for (const [name, head] of Object.entries(msg.heads)) {
         const b = this.buckets.get(name);
         if (b !== undefined) b.probedHead = head;
