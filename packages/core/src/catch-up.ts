@@ -1,5 +1,5 @@
 import type { ArrivedPage, BucketState, CatchUp, RangeCursor, ReadyInfo } from './bucket-state';
-import { clearTimers } from './bucket-state';
+import { clearTimers, newCatchUp } from './bucket-state';
 import { checksumReplace, emptyChecksum } from './checksum';
 import { littleEndian } from './columns';
 import { backoffDelay } from './env';
@@ -124,36 +124,7 @@ export class CatchUpRunner {
     b.sumAt = { seq: msg.from - 1, sum: msg.sum };
     const early = b.early;
     b.early = [];
-    const keys = [undefined, ...msg.splits];
-    const parts = since === 0 ? keys.length : 1;
-    const cu: CatchUp = {
-      subId: msg.subId,
-      since,
-      from: msg.from,
-      epoch: msg.epoch,
-      fresh: since === 0,
-      kept: new Map(),
-      arrived: [],
-      merged: [],
-      merging: false,
-      ranges: Array.from({ length: parts }, (_, i) => ({
-        after: keys[i],
-        until: since === 0 ? msg.splits[i] : undefined,
-        done: false,
-        inflight: false,
-      })),
-      requested: 0,
-      pages: 0,
-      entries: 0,
-      dlMaxSeq: 0,
-      flushId: msg.flushId,
-      flushed: undefined,
-      flushTimer: undefined,
-      flushTimedOut: false,
-      pageFailures: 0,
-      downloadDone: false,
-      finishing: false,
-    };
+    const cu = newCatchUp(msg, since);
     b.catchUp = cu;
     for (const m of early) {
       if (m.type === 'deliver') ctx.live.deliver(b, m);
