@@ -1,9 +1,10 @@
 import type { Checksum } from './checksum';
 import type { EntryColumns } from './columns';
+import type { Env } from './env';
 import type { MittsyncError } from './errors';
 import type { Mitt } from './mitt';
 import type { Entry, Op, Version } from './model';
-import type { DeliverMsg, FlushedMsg } from './protocol';
+import type { DeliverMsg, FlushedMsg, SubscribedMsg } from './protocol';
 import type { BucketMeta } from './storage';
 
 /** Where a bucket's sync stands, as shown to users. */
@@ -190,6 +191,56 @@ export function newBucketState(meta: BucketMeta, outbox: Op[]): BucketState {
     readyWaiters: [],
     lastReady: null,
   };
+}
+
+/**
+ * The progress record of a catch-up the relay just confirmed with `msg`: a join (`since` 0)
+ * downloads every key range the relay split the bucket into, a resume one range from `since`.
+ */
+export function newCatchUp(msg: SubscribedMsg, since: number): CatchUp {
+  const keys = [undefined, ...msg.splits];
+  const parts = since === 0 ? keys.length : 1;
+  return {
+    subId: msg.subId,
+    since,
+    from: msg.from,
+    epoch: msg.epoch,
+    fresh: since === 0,
+    kept: new Map(),
+    arrived: [],
+    merged: [],
+    merging: false,
+    ranges: Array.from({ length: parts }, (_, i) => ({
+      after: keys[i],
+      until: since === 0 ? msg.splits[i] : undefined,
+      done: false,
+      inflight: false,
+    })),
+    requested: 0,
+    pages: 0,
+    entries: 0,
+    dlMaxSeq: 0,
+    flushId: msg.flushId,
+    flushed: undefined,
+    flushTimer: undefined,
+    flushTimedOut: false,
+    pageFailures: 0,
+    downloadDone: false,
+    finishing: false,
+  };
+}
+
+/**
+ * Cancels every timer of a bucket: the outbox's ack timeout, the live stream's gap timeout,
+ * the subscription's retry and the catch-up's flush timeout (a new subscription or a lost
+ * connection makes them all moot).
+ */
+export function clearTimers(b: BucketState, env: Env): void {
+  env.clearTimeout(b.ackTimer);
+  env.clearTimeout(b.gapTimer);
+  env.clearTimeout(b.subTimer);
+  if (b.catchUp !== null) env.clearTimeout(b.catchUp.flushTimer);
+  b.ackTimer = b.gapTimer = b.subTimer = undefined;
 }
 
 export function bucketStatus(b: BucketState): BucketStatus {
