@@ -33,7 +33,7 @@ export interface SeqOp extends Op {
   /**
    * On delivered ops: the key's state on the relay just before this op (`null`: absent). A
    * joining replica uses it to apply the live ops it held without reading its own storage
-   * (see `Replica`'s fresh-join merge). Absent when the relay did not say.
+   * (see fresh-join.ts). Absent when the relay did not say.
    */
   prev?: Version | null;
 }
