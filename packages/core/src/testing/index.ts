@@ -6,6 +6,8 @@ export { runSeed } from '../sim/run';
 export { prng, Scheduler } from '../sim/scheduler';
 export type { HarnessReplica } from './harness';
 export { Harness } from './harness';
+export type { HostStoreSetup } from './host-store-fixtures';
+export { runHostStoreTests } from './host-store-suite';
 export type { SocketTarget } from './raw-client';
 export { RawClient, UpgradeRefused } from './raw-client';
 export { runRelayConformanceTests } from './relay-conformance';
