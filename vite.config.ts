@@ -46,7 +46,7 @@ export default defineConfig({
           name: 'peer-browser',
           include: ['packages/peer/src/**/*.browser.test.ts'],
           // The real Node relay, started once per run; tests get its URL with inject('relayUrl').
-          globalSetup: ['packages/peer/src/testing/relay-setup.ts'],
+          globalSetup: ['packages/relay/src/testing/vitest-relay-setup.ts'],
           testTimeout: 60_000,
           // Browser tests share one origin (locks, SharedWorkers): run files one at a time.
           fileParallelism: false,

@@ -70,16 +70,21 @@ export class MemoryHostStore implements HostStore {
   }
 
   transaction<T>(fn: () => T): T {
-    if (this.undo !== null) return fn();
-    this.undo = [];
+    const outer = this.undo;
+    // Nested, like a savepoint: a failure undoes only what ran since this call began.
+    const log = outer ?? [];
+    const mark = log.length;
+    this.undo = log;
     try {
       const out = fn();
-      this.undo = null;
+      this.undo = outer;
       return out;
     } catch (e) {
-      const log = this.undo ?? [];
-      this.undo = null;
-      for (let i = log.length - 1; i >= 0; i--) log[i]?.();
+      for (let i = log.length - 1; i >= mark; i--) log[i]?.();
+      log.length = mark;
+      this.undo = outer;
+      // Restored keys may be missing from a key order computed inside the transaction.
+      this.sorted = null;
       throw e;
     }
   }

@@ -69,6 +69,8 @@ export { DEFAULT_MITT_BOUNDS, Mitt } from './mitt';
 export type { Entry, Op, SeqOp, Value, Version } from './model';
 export { approxBytes, keyOrder, mergeEntry, opBytes, opToEntry, versionOf, wins } from './model';
 export { packedEntry, packedValueOf, plainEntry, textAt } from './packed';
+export type { FetchLike, HttpPageFetcherOptions } from './page-fetcher';
+export { createHttpPageFetcher } from './page-fetcher';
 export type * from './protocol';
 export { CLOSE_CODES, PROTOCOL_VERSION } from './protocol';
 export type {

@@ -18,7 +18,7 @@ import { cors } from 'hono/cors';
 import { bearerToken, type Principal, signToken } from './auth';
 import { TokenBucket, WindowCounter } from './limits';
 import type { Relay } from './relay';
-import type { RelaySocket, SocketHandler } from './session';
+import type { RelaySocket, SocketHandler } from './session-host';
 
 /**
  * The runtime's WebSocket upgrade: called once the request is authorized, it upgrades and

@@ -29,5 +29,5 @@ export type { HttpPageFetcherOptions } from './page-fetcher';
 export { createHttpPageFetcher } from './page-fetcher';
 export type { HostStoreProvider, LogLevel, RelayLog, RelayOptions } from './relay';
 export { Relay, sqlStores } from './relay';
-export type { RelaySocket, SocketHandler } from './session';
+export type { RelaySocket, SocketHandler } from './session-host';
 export { ensureSchema, SCHEMA_VERSION, SqlHostStore } from './sql-host-store';

@@ -12,7 +12,7 @@ import type { RelayLimits } from './limits';
 import { parseMetrics } from './metrics';
 import { SqliteDriver } from './node/sqlite-driver';
 import { Relay, sqlStores } from './relay';
-import type { RelaySocket, SocketHandler } from './session';
+import type { RelaySocket, SocketHandler } from './session-host';
 
 class FakeSocket implements RelaySocket {
   readonly frames: ServerMessage[] = [];

@@ -19,7 +19,8 @@ import {
 import type { Authenticator, Principal } from './auth';
 import { type RelayLimits, resolveLimits, wireLimits } from './limits';
 import { RelayMetrics } from './metrics';
-import { type RelaySocket, Session, type SocketHandler } from './session';
+import { Session } from './session';
+import type { HostedSession, RelaySocket, SessionHost, SessionPush, SocketHandler } from './session-host';
 import { SqlHostStore } from './sql-host-store';
 
 /** Where bucket hosts keep their state, and the transaction a group commit runs in. */
@@ -61,18 +62,16 @@ export interface RelayOptions {
   schedule?: (fn: () => void) => void;
 }
 
-interface PushJob {
-  bucket: string;
-  replicaId: string;
-  msg: PushMsg;
+/** A queued push: from a session (the ack goes to `conn`) or from HTTP (`resolve` gets it). */
+interface PushJob extends Omit<SessionPush, 'conn'> {
   conn: HostConnection | undefined;
   resolve?: (ack: AckMsg) => void;
   reject?: (err: MittsyncError) => void;
 }
 
 type Outgoing =
-  | { session: Session; frame: Uint8Array | string; msg: ServerMessage }
-  | { session: Session; close: number; reason: string };
+  | { session: HostedSession; frame: Uint8Array | string; msg: ServerMessage }
+  | { session: HostedSession; close: number; reason: string };
 
 const now = (): number => globalThis.performance?.now() ?? Date.now();
 
@@ -87,7 +86,7 @@ function defaultSchedule(): (fn: () => void) => void {
  * limits and metrics. {@link createRelayApp} puts HTTP and WebSocket routes in front of it;
  * runtime entries supply the storage and the socket upgrade.
  */
-export class Relay {
+export class Relay implements SessionHost {
   readonly limits: RelayLimits;
   readonly metrics = new RelayMetrics();
   readonly auth: Authenticator;
@@ -102,7 +101,7 @@ export class Relay {
   };
   private readonly schedule: (fn: () => void) => void;
   private readonly resident = new Map<string, BucketHost>();
-  private readonly sessions = new Set<Session>();
+  private readonly sessions = new Set<HostedSession>();
   private queue: PushJob[] = [];
   private scheduled = false;
   private deferred: Outgoing[] | null = null;
@@ -324,7 +323,7 @@ export class Relay {
   }
 
   /** @internal Called by a session when it ends. */
-  forget(session: Session): void {
+  forget(session: HostedSession): void {
     this.sessions.delete(session);
   }
 
@@ -343,14 +342,14 @@ export class Relay {
   }
 
   /** @internal Sends a message to a session's socket, after the open commit if there is one. */
-  sendTo(session: Session, msg: ServerMessage, format: WireFormat): void {
+  sendTo(session: HostedSession, msg: ServerMessage, format: WireFormat): void {
     const frame = this.encode(msg, format);
     if (this.deferred !== null) this.deferred.push({ session, frame, msg });
     else this.flushOutgoing({ session, frame, msg });
   }
 
   /** @internal Closes a session's socket, after the open commit if there is one. */
-  closeSocket(session: Session, code: number, reason: string): void {
+  closeSocket(session: HostedSession, code: number, reason: string): void {
     if (this.deferred !== null) this.deferred.push({ session, close: code, reason });
     else this.flushOutgoing({ session, close: code, reason });
   }

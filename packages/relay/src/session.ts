@@ -15,23 +15,7 @@ import {
 } from '@mittsync/core';
 import type { Principal } from './auth';
 import { TokenBucket, wireLimits } from './limits';
-import type { Relay } from './relay';
-
-/** What the relay needs of an accepted WebSocket, whatever the runtime. */
-export interface RelaySocket {
-  /** Sends one frame: bytes as a binary frame, a string as a text frame. */
-  send(frame: Uint8Array | string): void;
-  close(code: number, reason: string): void;
-  /** Bytes queued towards the client and not yet written (0 where the runtime cannot tell). */
-  readonly bufferedAmount: number;
-}
-
-/** What the runtime reports to the relay about an accepted socket. */
-export interface SocketHandler {
-  message(data: Uint8Array, isText: boolean): void;
-  /** The socket closed (either side). */
-  close(): void;
-}
+import type { HostedSession, RelaySocket, SessionHost, SocketHandler } from './session-host';
 
 /** Longest timer the platform can arm (about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -72,9 +56,10 @@ function reqIdOf(raw: unknown): number | undefined {
 /**
  * One WebSocket connection: handshake and token, then routing of every frame to the bucket
  * hosts with authorization, limits and rate limiting on each one. Runtime-agnostic: runtimes
- * feed it frames through {@link SocketHandler}.
+ * feed it frames through {@link SocketHandler}, and it reaches buckets, commits and its socket
+ * only through its {@link SessionHost}.
  */
-export class Session implements SocketHandler {
+export class Session implements SocketHandler, HostedSession {
   private phase: 'hello' | 'authing' | 'open' | 'closed' = 'hello';
   private format: WireFormat = 'msgpack';
   private readonly conns = new Map<string, RelayConn>();
@@ -83,7 +68,7 @@ export class Session implements SocketHandler {
   private timer: unknown;
 
   constructor(
-    private readonly relay: Relay,
+    private readonly relay: SessionHost,
     readonly socket: RelaySocket,
     readonly id: string,
     private principal: Principal | undefined,

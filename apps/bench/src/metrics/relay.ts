@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { decodeFrame, MemoryReplicaStorage, Replica } from '@mittsync/core';
 import { signToken } from '@mittsync/relay';
 import { spawnRelayProcess, WebSocketTransport } from '@mittsync/relay/node';
-import { RawClient } from '@mittsync/relay/testing';
+import { nodeSocketTarget, RawClient } from '@mittsync/relay/testing';
 import { type Metric, percentile } from '../metric';
 
 /**
@@ -45,7 +45,10 @@ async function ingest(quick: boolean): Promise<number> {
   const relay = await startRelay();
   try {
     const writers = await Promise.all(
-      [0, 1, 2, 3].map(async (i) => (await RawClient.open(relay.url, await token(`w${i}`), `w${i}`)).client),
+      [0, 1, 2, 3].map(
+        async (i) =>
+          (await RawClient.open(nodeSocketTarget(relay.url), await token(`w${i}`), `w${i}`)).client,
+      ),
     );
     const frameOps = 500;
     const window = 4;
@@ -138,6 +141,13 @@ function writeObserve(quick: boolean): Promise<{ p50: number; p99: number }> {
   return observeRun;
 }
 
+/** The part of a `ws` socket the fan-out benchmark reads frames from. */
+interface NodeSocket {
+  binaryType: string;
+  removeAllListeners(event: 'message'): void;
+  on(event: 'message', listener: (data: Buffer) => void): void;
+}
+
 /** One writer, 1,000 subscribed sockets: op deliveries (one op to one socket) per second. */
 async function fanout(quick: boolean): Promise<number> {
   const relay = await startRelay();
@@ -149,7 +159,7 @@ async function fanout(quick: boolean): Promise<number> {
       const batch = await Promise.all(
         Array.from(
           { length: Math.min(50, sockets - i) },
-          async () => (await RawClient.open(relay.url, t, 'sub')).client,
+          async () => (await RawClient.open(nodeSocketTarget(relay.url), t, 'sub')).client,
         ),
       );
       subs.push(...batch);
@@ -159,9 +169,12 @@ async function fanout(quick: boolean): Promise<number> {
     let checked = 0;
     subs.forEach((c, i) => {
       c.send({ type: 'sub', bucket: 'fanout', since: 0, flush: false, subId: 1 });
-      // Count ops as frames arrive, without keeping them.
-      c.ws.removeAllListeners('message');
-      c.ws.on('message', (data: Buffer) => {
+      // Count ops as frames arrive, without keeping them: straight off the `ws` socket
+      // (nodeSocketTarget opens them with it), as Buffers, bypassing the client's decoding.
+      const ws = c.socket as unknown as NodeSocket;
+      ws.binaryType = 'nodebuffer';
+      ws.removeAllListeners('message');
+      ws.on('message', (data: Buffer) => {
         const n = countOps(data);
         if (i === 0 && checked < 100) {
           // Keep the shortcut honest: socket 0 decodes its first frames for real.
@@ -174,7 +187,7 @@ async function fanout(quick: boolean): Promise<number> {
       });
     });
     await sleep(500);
-    const w = (await RawClient.open(relay.url, await token('writer'), 'writer')).client;
+    const w = (await RawClient.open(nodeSocketTarget(relay.url), await token('writer'), 'writer')).client;
     const frameOps = 20;
     const window = 2;
     let stop = false;

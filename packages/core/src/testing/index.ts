@@ -6,5 +6,21 @@ export { runSeed } from '../sim/run';
 export { prng, Scheduler } from '../sim/scheduler';
 export type { HarnessReplica } from './harness';
 export { Harness } from './harness';
+export type { HostStoreSetup } from './host-store-fixtures';
+export { runHostStoreTests } from './host-store-suite';
+export type { SocketTarget } from './raw-client';
+export { RawClient, UpgradeRefused } from './raw-client';
+export { runRelayConformanceTests } from './relay-conformance';
+export type { RelaySetup, RelayUnderTest, TokenRequest } from './relay-harness';
+export {
+  eventually,
+  httpGet,
+  liveState,
+  openReplica,
+  rawClient,
+  relayEntries,
+  sleep,
+  uniq,
+} from './relay-harness';
 export type { StorageSetup } from './storage-suite';
 export { runReplicaStorageTests } from './storage-suite';

@@ -6,15 +6,17 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { signToken } from '../auth';
 import { parseMetrics } from '../metrics';
 import {
+  createNodeSocket,
   eventually,
   liveState,
   openReplica,
+  RawClient,
   type RelayUnderTest,
   rawClient,
   relayEntries,
   sleep,
-} from '../testing/harness';
-import { RawClient, UpgradeRefused } from '../testing/raw-client';
+  UpgradeRefused,
+} from '../testing';
 import { type NodeRelay, startNodeRelay } from './server';
 
 const secret = 'bad-input-secret-bad-input-secret!!';
@@ -38,6 +40,7 @@ beforeAll(async () => {
   relay = {
     url: node.url,
     httpUrl: node.httpUrl,
+    createSocket: createNodeSocket,
     makeToken: (c) => signToken(secret, c),
     close: () => node.close(),
   };
@@ -219,12 +222,12 @@ it('survives 10,000 malformed, oversized, out-of-scope and unauthenticated input
   sent += 2000;
   for (let n = 0; n < 250; n++) {
     try {
-      await RawClient.connect(relay.url, { token: forged });
+      await RawClient.connect(relay, { token: forged });
       statuses.push(101);
     } catch (e) {
       statuses.push(e instanceof UpgradeRefused ? e.status : 0);
     }
-    const anon = await RawClient.connect(relay.url);
+    const anon = await RawClient.connect(relay);
     anon.send({ type: 'hello', v: PROTOCOL_VERSION, replicaId: `anon${n}` });
     statuses.push((await anon.closed).code);
   }

@@ -7,6 +7,7 @@ import type { Replica } from '@mittsync/core';
 import { afterAll, expect, it } from 'vitest';
 import { signToken } from '../auth';
 import {
+  createNodeSocket,
   eventually,
   liveState,
   openReplica,
@@ -14,7 +15,7 @@ import {
   rawClient,
   relayEntries,
   sleep,
-} from '../testing/harness';
+} from '../testing';
 import { spawnRelayProcess } from './process';
 
 const secret = 'crash-test-secret-crash-test-secret';
@@ -63,6 +64,7 @@ it(`loses no acked op when the relay is SIGKILLed ${KILLS} times under load`, as
   const relay: RelayUnderTest = {
     url: `ws://127.0.0.1:${port}/v1/sync`,
     httpUrl: `http://127.0.0.1:${port}`,
+    createSocket: createNodeSocket,
     makeToken: (c) => signToken(secret, c),
     close: async () => undefined,
   };

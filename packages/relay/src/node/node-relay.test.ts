@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { signToken } from '../auth';
-import { runRelayConformanceTests } from '../testing/conformance';
+import { createNodeSocket, runRelayConformanceTests } from '../testing';
 import { type NodeRelay, startNodeRelay } from './server';
 
 const secret = 'conformance-secret-conformance-secret';
@@ -16,6 +16,7 @@ runRelayConformanceTests(async () => {
   return {
     url: relay.url,
     httpUrl: relay.httpUrl,
+    createSocket: createNodeSocket,
     tombstoneRetainOps: 100,
     makeToken: ({ sub, read, write, ttlS }) =>
       signToken(secret, {

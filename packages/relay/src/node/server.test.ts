@@ -5,7 +5,7 @@ import { encodeHlc, PROTOCOL_VERSION } from '@mittsync/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { signToken } from '../auth';
 import { parseMetrics } from '../metrics';
-import { RawClient, UpgradeRefused } from '../testing/raw-client';
+import { nodeSocketTarget, RawClient, UpgradeRefused } from '../testing';
 import { type NodeRelay, startNodeRelay } from './server';
 
 const secret = 'server-test-secret-server-test-secret';
@@ -26,8 +26,8 @@ describe('Node relay server', () => {
   it('refuses WebSocket upgrades past the per-address connection rate with HTTP 429', async () => {
     const r = await start({ limits: { connectionsPerAddressPerMinute: 3 } });
     const token = await signToken(secret, { sub: 'a', read: ['*'] });
-    const ok = await Promise.all([0, 1, 2].map(() => RawClient.connect(r.url, { token })));
-    const refused = await RawClient.connect(r.url, { token }).catch((e: unknown) => e);
+    const ok = await Promise.all([0, 1, 2].map(() => RawClient.connect(nodeSocketTarget(r.url), { token })));
+    const refused = await RawClient.connect(nodeSocketTarget(r.url), { token }).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(UpgradeRefused);
     expect(refused).toMatchObject({ status: 429, code: 'RATE_LIMITED' });
     for (const c of ok) c.close();
@@ -116,7 +116,7 @@ describe('Node relay server', () => {
       headers: { origin: 'http://evil.example' },
     });
     expect(same.headers.get('access-control-allow-origin')).toBeNull();
-    const c = await RawClient.connect(dev.url, { token });
+    const c = await RawClient.connect(nodeSocketTarget(dev.url), { token });
     c.send({ type: 'hello', v: PROTOCOL_VERSION, replicaId: 'demo-1' });
     await c.next('welcome');
     c.close();
@@ -150,7 +150,7 @@ describe('Node relay server', () => {
     dirs.push(dir);
     const token = await signToken(secret, { sub: 'w', read: ['*'], write: ['*'] });
     const first = await startNodeRelay({ port: 0, data: dir, auth: { secret } });
-    const { client } = await RawClient.open(first.url, token, 'w');
+    const { client } = await RawClient.open(nodeSocketTarget(first.url), token, 'w');
     client.send({ type: 'push', bucket: 'b', ops: [client.op('k', 'v')] });
     await client.next('ack');
     await first.close();

@@ -1,14 +1,19 @@
-/** Test helpers for relays: the conformance suite, a raw protocol client and harness helpers. */
-export { runRelayConformanceTests } from './conformance';
-export type { RelaySetup, RelayUnderTest, TokenRequest } from './harness';
+/**
+ * Test helpers for relays on Node: the conformance suite and protocol helpers from
+ * `@mittsync/core/testing` (re-exported), and what needs Node to run them here.
+ */
+export type { RelaySetup, RelayUnderTest, SocketTarget, TokenRequest } from '@mittsync/core/testing';
 export {
   eventually,
   httpGet,
   liveState,
   openReplica,
+  RawClient,
   rawClient,
   relayEntries,
+  runRelayConformanceTests,
   sleep,
+  UpgradeRefused,
   uniq,
-} from './harness';
-export { RawClient, UpgradeRefused } from './raw-client';
+} from '@mittsync/core/testing';
+export { createNodeSocket, nodeSocketTarget } from './node-socket';

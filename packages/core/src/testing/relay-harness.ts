@@ -1,14 +1,10 @@
-import {
-  decodeFrame,
-  type Entry,
-  MemoryReplicaStorage,
-  type PageMsg,
-  Replica,
-  type ReplicaOptions,
-  type ServerMessage,
-} from '@mittsync/core';
-import { WebSocketTransport, type WebSocketTransportOptions } from '../node/ws-transport';
-import { RawClient } from './raw-client';
+import { decodeFrame } from '../codec';
+import { MemoryReplicaStorage } from '../memory-storage';
+import type { Entry } from '../model';
+import type { PageMsg, ServerMessage } from '../protocol';
+import { Replica, type ReplicaOptions } from '../replica';
+import { WebSocketTransport, type WebSocketTransportOptions } from '../ws-transport';
+import { RawClient, type SocketTarget } from './raw-client';
 
 /** What a token for a test should say. */
 export interface TokenRequest {
@@ -19,10 +15,12 @@ export interface TokenRequest {
   ttlS?: number;
 }
 
-/** A relay under test, as the conformance suite needs it. */
-export interface RelayUnderTest {
-  /** WebSocket sync endpoint, e.g. `ws://127.0.0.1:8787/v1/sync`. */
-  url: string;
+/**
+ * A relay under test, as the conformance suite needs it: its addresses, how to sign tokens
+ * for it, and how this process opens WebSockets (`createSocket`, from {@link SocketTarget}).
+ * HTTP requests go through the global `fetch`.
+ */
+export interface RelayUnderTest extends SocketTarget {
   /** HTTP base URL, e.g. `http://127.0.0.1:8787`. */
   httpUrl: string;
   /** Signs a token the relay accepts. */
@@ -34,6 +32,7 @@ export interface RelayUnderTest {
   tombstoneRetainOps?: number;
 }
 
+/** Starts the relay the conformance suite runs against (once for the whole suite). */
 export type RelaySetup = () => Promise<RelayUnderTest>;
 
 let counter = 0;
@@ -44,6 +43,7 @@ export function uniq(prefix: string): string {
   return `${prefix}-${runId}-${++counter}`;
 }
 
+/** Resolves after `ms` milliseconds. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -69,10 +69,13 @@ export async function rawClient(
   scopes?: Partial<TokenRequest>,
 ): Promise<RawClient> {
   const token = await relay.makeToken({ sub, read: ['*'], write: ['*'], ...scopes });
-  return (await RawClient.open(relay.url, token, sub)).client;
+  return (await RawClient.open(relay, token, sub)).client;
 }
 
-/** A Replica on memory storage connected through the Node WebSocket transport. */
+/**
+ * A Replica on memory storage connected through core's WebSocket transport, on the relay's
+ * `createSocket`, the token in the `Authorization` header.
+ */
 export async function openReplica(
   relay: RelayUnderTest,
   opts: {
@@ -86,6 +89,8 @@ export async function openReplica(
   const sub = given ?? uniq('r');
   const transportOpts: WebSocketTransportOptions = {
     url: relay.url,
+    createSocket: relay.createSocket,
+    tokenIn: 'header',
     getToken: () => relay.makeToken({ sub, read: read ?? ['*'], write: write ?? ['*'] }),
     ...transport,
   };

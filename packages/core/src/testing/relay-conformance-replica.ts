@@ -1,6 +1,6 @@
-import type { Replica } from '@mittsync/core';
 import { describe, expect, it } from 'vitest';
 import { createHttpPageFetcher } from '../page-fetcher';
+import type { Replica } from '../replica';
 import {
   eventually,
   liveState,
@@ -10,7 +10,7 @@ import {
   relayEntries,
   sleep,
   uniq,
-} from './harness';
+} from './relay-harness';
 
 async function settled(relay: RelayUnderTest, bucket: string, replicas: Replica[]): Promise<string[]> {
   const token = await relay.makeToken({ sub: uniq('check'), read: ['*'] });
@@ -27,7 +27,7 @@ async function settled(relay: RelayUnderTest, bucket: string, replicas: Replica[
   return want;
 }
 
-/** Replicas (the core `Replica` over the Node WebSocket transport) against the relay. */
+/** Replicas (the core `Replica` over its WebSocket transport) against the relay. */
 export function replicaTests(ctx: { relay: RelayUnderTest }): void {
   describe('replicas', () => {
     it('delivers one replica’s write to another and acks at relay level only after commit', async () => {

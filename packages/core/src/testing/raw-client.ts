@@ -1,22 +1,24 @@
-import {
-  type ClientMessage,
-  decodeFrame,
-  type ErrorCode,
-  encodeFrame,
-  encodeHlc,
-  type Op,
-  PROTOCOL_VERSION,
-  type ServerMessage,
-  validateServerMessage,
-  type WelcomeMsg,
-} from '@mittsync/core';
 import { Packr } from 'msgpackr';
-import WebSocket from 'ws';
+import { decodeFrame, encodeFrame } from '../codec';
+import type { ErrorCode } from '../errors';
+import { encodeHlc } from '../hlc';
+import type { Op } from '../model';
+import { type ClientMessage, PROTOCOL_VERSION, type ServerMessage, type WelcomeMsg } from '../protocol';
+import { validateServerMessage } from '../validate';
+import type { WebSocketFactory, WebSocketLike } from '../ws-transport';
 
 // Encodes test frames exactly as given (core's encodeFrame would normalize malformed ops).
 const plain = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 
-/** The HTTP answer to a refused WebSocket upgrade. */
+const CONNECTING = 0;
+const OPEN = 1;
+
+/**
+ * The HTTP answer to a refused WebSocket upgrade. A {@link SocketTarget}'s `createSocket`
+ * reports it by passing it as the `error` of the socket's first error event (the shape of the
+ * standard `ErrorEvent`), before the close: standard WebSocket clients never see the response
+ * of a refused upgrade, so only a factory that can read it (such as one on Node's `ws`) can.
+ */
 export class UpgradeRefused extends Error {
   constructor(
     readonly status: number,
@@ -26,11 +28,36 @@ export class UpgradeRefused extends Error {
   }
 }
 
+/** Where a raw client connects, and how this process opens a WebSocket. */
+export interface SocketTarget {
+  /** WebSocket sync endpoint, e.g. `ws://127.0.0.1:8787/v1/sync`. */
+  url: string;
+  /**
+   * Opens a WebSocket with `headers` sent on the upgrade request (tokens travel there), and
+   * reports a refused upgrade as an {@link UpgradeRefused}.
+   */
+  createSocket: WebSocketFactory;
+}
+
 type Msg<T extends ServerMessage['type']> = Extract<ServerMessage, { type: T }>;
+
+/** A frame as the socket hands it over, as bytes and format; undefined for what it cannot be. */
+function inbound(data: unknown): { bytes: Uint8Array; text: boolean } | undefined {
+  if (typeof data === 'string') return { bytes: new TextEncoder().encode(data), text: true };
+  if (data instanceof Uint8Array) return { bytes: data, text: false };
+  if (data instanceof ArrayBuffer) return { bytes: new Uint8Array(data), text: false };
+  return undefined;
+}
+
+function refusalOf(ev: unknown): UpgradeRefused | undefined {
+  const error = (ev as { error?: unknown } | null)?.error;
+  return error instanceof UpgradeRefused ? error : undefined;
+}
 
 /**
  * A bare protocol client for conformance tests, benchmarks and abuse tests: it speaks frames
- * directly, with no replica logic, so tests can send anything, including garbage.
+ * directly, with no replica logic, so tests can send anything, including garbage. It runs on
+ * any WebSocket the target's `createSocket` opens.
  */
 export class RawClient {
   private readonly inbox: ServerMessage[] = [];
@@ -46,21 +73,20 @@ export class RawClient {
   private counter = 0;
 
   private constructor(
-    readonly ws: WebSocket,
+    /** The open socket (binary frames arrive as `ArrayBuffer`s). */
+    readonly socket: WebSocketLike,
     readonly replicaId: string,
   ) {
-    this.closed = new Promise((resolve) =>
-      ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
-    );
-    ws.on('message', (data, isBinary) => {
-      const bytes = Array.isArray(data)
-        ? Buffer.concat(data)
-        : data instanceof ArrayBuffer
-          ? new Uint8Array(data)
-          : data;
+    this.closed = new Promise((resolve) => {
+      socket.onclose = (ev) => resolve({ code: ev.code, reason: String(ev.reason ?? '') });
+    });
+    socket.onerror = () => undefined;
+    socket.onmessage = (ev) => {
+      const frame = inbound(ev.data);
       let msg: ServerMessage;
       try {
-        msg = validateServerMessage(decodeFrame(bytes, isBinary ? 'msgpack' : 'json'));
+        if (frame === undefined) throw new Error('unsupported frame type');
+        msg = validateServerMessage(decodeFrame(frame.bytes, frame.text ? 'json' : 'msgpack'));
       } catch {
         this.malformed++;
         return;
@@ -71,49 +97,42 @@ export class RawClient {
         const [w] = this.waiters.splice(i, 1);
         w?.resolve(msg);
       } else this.inbox.push(msg);
-    });
-    ws.on('error', () => undefined);
+    };
   }
 
   /** Opens a socket; rejects with {@link UpgradeRefused} when the relay refuses the upgrade. */
   static connect(
-    url: string,
+    target: SocketTarget,
     opts: { token?: string; tokenIn?: 'header' | 'query'; replicaId?: string } = {},
   ): Promise<RawClient> {
-    let target = url;
+    let url = target.url;
     const headers: Record<string, string> = {};
     if (opts.token !== undefined) {
-      if (opts.tokenIn === 'query') target += `?token=${encodeURIComponent(opts.token)}`;
+      if (opts.tokenIn === 'query') url += `?token=${encodeURIComponent(opts.token)}`;
       else headers.authorization = `Bearer ${opts.token}`;
     }
-    const ws = new WebSocket(target, { headers, perMessageDeflate: false, maxPayload: 256 * 1024 * 1024 });
+    const ws = target.createSocket(url, { headers });
+    ws.binaryType = 'arraybuffer';
     return new Promise((resolve, reject) => {
-      ws.on('unexpected-response', (req, res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          let code: ErrorCode | undefined;
-          try {
-            code = (decodeFrame(Buffer.concat(chunks)) as { code?: ErrorCode }).code;
-          } catch {
-            code = undefined;
-          }
-          reject(new UpgradeRefused(res.statusCode ?? 0, code));
-          req.destroy();
-        });
-      });
-      ws.on('error', reject);
-      ws.on('open', () => resolve(new RawClient(ws, opts.replicaId ?? 'raw')));
+      let refusal: UpgradeRefused | undefined;
+      ws.onerror = (ev) => {
+        refusal ??= refusalOf(ev);
+        reject(refusal ?? new Error(`could not connect to ${target.url}`));
+      };
+      ws.onclose = (ev) => {
+        reject(refusal ?? new Error(`the socket closed with ${ev.code} before it opened`));
+      };
+      ws.onopen = () => resolve(new RawClient(ws, opts.replicaId ?? 'raw'));
     });
   }
 
   /** Connects and completes the handshake. */
   static async open(
-    url: string,
+    target: SocketTarget,
     token: string,
     replicaId: string,
   ): Promise<{ client: RawClient; welcome: WelcomeMsg }> {
-    const client = await RawClient.connect(url, { token, replicaId });
+    const client = await RawClient.connect(target, { token, replicaId });
     client.send({ type: 'hello', v: PROTOCOL_VERSION, replicaId });
     const welcome = await client.next('welcome');
     return { client, welcome };
@@ -121,14 +140,14 @@ export class RawClient {
 
   /** Sends a message (msgpack), or raw bytes / text as they are. */
   send(msg: ClientMessage | Record<string, unknown> | Uint8Array | string): void {
-    if (this.ws.readyState !== WebSocket.OPEN) return;
-    if (typeof msg === 'string' || msg instanceof Uint8Array) this.ws.send(msg);
-    else this.ws.send(encodeFrame(msg));
+    if (this.socket.readyState !== OPEN) return;
+    if (typeof msg === 'string' || msg instanceof Uint8Array) this.socket.send(msg);
+    else this.socket.send(encodeFrame(msg));
   }
 
   /** Sends `x` as a MessagePack frame exactly as given, bypassing the codec's op encoding. */
   sendRaw(x: unknown): void {
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(plain.pack(x));
+    if (this.socket.readyState === OPEN) this.socket.send(plain.pack(x));
   }
 
   /** Waits for the next message of `type` (and matching `pred`), taking it from the inbox. */
@@ -143,11 +162,13 @@ export class RawClient {
     return new Promise((resolve, reject) => {
       const w = { pred: match, resolve: (m: ServerMessage) => resolve(m as Msg<T>) };
       this.waiters.push(w);
-      setTimeout(() => {
+      const timer = setTimeout(() => {
         if (!this.waiters.includes(w)) return;
         this.waiters = this.waiters.filter((x) => x !== w);
         reject(new Error(`timed out waiting for ${type}; inbox: ${this.inbox.map((m) => m.type).join(',')}`));
-      }, timeoutMs).unref?.();
+      }, timeoutMs);
+      // Where timers keep a process alive (Node), a pending wait should not.
+      (timer as { unref?: () => void }).unref?.();
     });
   }
 
@@ -189,11 +210,16 @@ export class RawClient {
   }
 
   close(): void {
-    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING)
-      this.ws.close(1000);
+    if (this.socket.readyState === OPEN || this.socket.readyState === CONNECTING) this.socket.close(1000);
   }
 
+  /**
+   * Drops the connection without a closing handshake where the socket can (`ws` has
+   * `terminate`), as a crashed or unplugged client would; elsewhere closes it.
+   */
   terminate(): void {
-    this.ws.terminate();
+    const terminate = (this.socket as { terminate?: () => void }).terminate;
+    if (terminate !== undefined) terminate.call(this.socket);
+    else this.close();
   }
 }

@@ -1,20 +1,23 @@
 import { afterAll, beforeAll, describe } from 'vitest';
-import { authTests } from './conformance-auth';
-import { protocolTests } from './conformance-protocol';
-import { replicaTests, restartTests } from './conformance-replica';
-import type { RelaySetup, RelayUnderTest } from './harness';
+import { authTests } from './relay-conformance-auth';
+import { protocolTests } from './relay-conformance-protocol';
+import { replicaTests, restartTests } from './relay-conformance-replica';
+import type { RelaySetup, RelayUnderTest } from './relay-harness';
 
 /**
  * The acceptance suite every relay runtime runs (Node on SQLite, workerd with Durable
  * Objects): protocol round trips, join while writing, resume, reset, dedupe, the state flush,
- * the auth matrix, limits and malformed frames. `setup` starts one relay for the whole suite;
- * tests use buckets and replicaIds of their own, so they never see each other's data.
+ * the auth matrix, limits and malformed frames. It speaks only the wire protocol, over the
+ * WebSockets the setup's `createSocket` opens and the global `fetch`, so it runs wherever the
+ * relay is reachable. `setup` starts one relay for the whole suite; tests use buckets and
+ * replicaIds of their own, so they never see each other's data.
  *
  * @example
  * ```ts
  * runRelayConformanceTests(async () => {
  *   const relay = await startNodeRelay({ port: 0, data: dir, auth: { secret } });
- *   return { url: relay.url, httpUrl: relay.httpUrl, makeToken: (c) => signToken(secret, c), close: relay.close };
+ *   return { url: relay.url, httpUrl: relay.httpUrl, createSocket: createNodeSocket,
+ *     makeToken: (c) => signToken(secret, c), close: relay.close };
  * });
  * ```
  */

@@ -1,7 +1,8 @@
-import { CLOSE_CODES, encodeHlc, PROTOCOL_VERSION } from '@mittsync/core';
 import { describe, expect, it } from 'vitest';
-import { httpGet, type RelayUnderTest, rawClient, uniq } from './harness';
+import { encodeHlc } from '../hlc';
+import { CLOSE_CODES, PROTOCOL_VERSION } from '../protocol';
 import { RawClient, UpgradeRefused } from './raw-client';
+import { httpGet, type RelayUnderTest, rawClient, uniq } from './relay-harness';
 
 async function refusal(p: Promise<unknown>): Promise<UpgradeRefused> {
   try {
@@ -13,8 +14,9 @@ async function refusal(p: Promise<unknown>): Promise<UpgradeRefused> {
   throw new Error('the upgrade was accepted');
 }
 
+/** base64url of `x` as JSON (ASCII only: the JWT headers built here). */
 function b64url(x: unknown): string {
-  return Buffer.from(JSON.stringify(x)).toString('base64url');
+  return btoa(JSON.stringify(x)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
 /** The auth matrix and the limits every relay enforces. */
@@ -28,21 +30,21 @@ export function authTests(ctx: { relay: RelayUnderTest }): void {
       const forged = `${b64url({ alg: 'none', typ: 'JWT' })}.${p}.`;
       const expired = await ctx.relay.makeToken({ sub, read: ['*'], write: ['*'], ttlS: -60 });
       for (const token of [tampered, forged, 'not-a-jwt']) {
-        const r = await refusal(RawClient.connect(ctx.relay.url, { token }));
+        const r = await refusal(RawClient.connect(ctx.relay, { token }));
         expect(r.status).toBe(401);
         expect(r.code).toBe('UNAUTHENTICATED');
       }
-      const r = await refusal(RawClient.connect(ctx.relay.url, { token: expired }));
+      const r = await refusal(RawClient.connect(ctx.relay, { token: expired }));
       expect(r.status).toBe(401);
       expect(r.code).toBe('TOKEN_EXPIRED');
     });
 
     it('closes with 4001 without any token, or when hello.replicaId is not the token subject', async () => {
-      const anon = await RawClient.connect(ctx.relay.url);
+      const anon = await RawClient.connect(ctx.relay);
       anon.send({ type: 'hello', v: PROTOCOL_VERSION, replicaId: 'anon' });
       expect((await anon.closed).code).toBe(CLOSE_CODES.UNAUTHENTICATED);
       const token = await ctx.relay.makeToken({ sub: uniq('alice'), read: ['*'], write: ['*'] });
-      const mallory = await RawClient.connect(ctx.relay.url, { token });
+      const mallory = await RawClient.connect(ctx.relay, { token });
       mallory.send({ type: 'hello', v: PROTOCOL_VERSION, replicaId: 'mallory' });
       expect((await mallory.closed).code).toBe(CLOSE_CODES.UNAUTHENTICATED);
       expect(mallory.received.find((m) => m.type === 'welcome')).toBeUndefined();
@@ -51,18 +53,18 @@ export function authTests(ctx: { relay: RelayUnderTest }): void {
     it('accepts the token in the query string or in hello.token; an expired hello token closes 4002', async () => {
       const sub = uniq('q');
       const token = await ctx.relay.makeToken({ sub, read: ['*'], write: ['*'] });
-      const q = await RawClient.connect(ctx.relay.url, { token, tokenIn: 'query' });
+      const q = await RawClient.connect(ctx.relay, { token, tokenIn: 'query' });
       q.send({ type: 'hello', v: PROTOCOL_VERSION, replicaId: sub });
       await q.next('welcome');
       q.close();
-      const h = await RawClient.connect(ctx.relay.url);
+      const h = await RawClient.connect(ctx.relay);
       h.send({ type: 'hello', v: PROTOCOL_VERSION, replicaId: sub, token });
       h.send({ type: 'ping', id: 1 }); // sent before the token is verified: handled after
       await h.next('welcome');
       expect((await h.next('pong')).id).toBe(1);
       h.close();
       const expired = await ctx.relay.makeToken({ sub, read: ['*'], write: ['*'], ttlS: -60 });
-      const e = await RawClient.connect(ctx.relay.url);
+      const e = await RawClient.connect(ctx.relay);
       e.send({ type: 'hello', v: PROTOCOL_VERSION, replicaId: sub, token: expired });
       expect((await e.closed).code).toBe(CLOSE_CODES.TOKEN_EXPIRED);
     });
@@ -107,7 +109,7 @@ export function authTests(ctx: { relay: RelayUnderTest }): void {
     it('closes a socket with 4002 when its token expires while connected', async () => {
       const sub = uniq('e');
       const token = await ctx.relay.makeToken({ sub, read: ['*'], write: ['*'], ttlS: 2 });
-      const { client } = await RawClient.open(ctx.relay.url, token, sub);
+      const { client } = await RawClient.open(ctx.relay, token, sub);
       const closed = await client.closed;
       expect(closed.code).toBe(CLOSE_CODES.TOKEN_EXPIRED);
       expect(client.received.find((m) => m.type === 'error')).toMatchObject({ code: 'TOKEN_EXPIRED' });
@@ -135,7 +137,7 @@ export function authTests(ctx: { relay: RelayUnderTest }): void {
     it('refuses frames past the announced limits with typed errors, and the socket keeps working', async () => {
       const sub = uniq('l');
       const token = await ctx.relay.makeToken({ sub, read: ['*'], write: ['*'] });
-      const { client: c, welcome } = await RawClient.open(ctx.relay.url, token, sub);
+      const { client: c, welcome } = await RawClient.open(ctx.relay, token, sub);
       const L = welcome.limits;
       const bucket = uniq('b');
       const many = Array.from({ length: L.maxOpsPerFrame + 1 }, (_, i) => ({
@@ -165,7 +167,7 @@ export function authTests(ctx: { relay: RelayUnderTest }): void {
     it('caps the buckets one socket may use', async () => {
       const sub = uniq('l');
       const token = await ctx.relay.makeToken({ sub, read: ['*'], write: ['*'] });
-      const { client: c, welcome } = await RawClient.open(ctx.relay.url, token, sub);
+      const { client: c, welcome } = await RawClient.open(ctx.relay, token, sub);
       const n = welcome.limits.maxBucketsPerSocket;
       const names = Array.from({ length: n + 1 }, () => uniq('many'));
       names.forEach((bucket, i) => {
@@ -182,7 +184,7 @@ export function authTests(ctx: { relay: RelayUnderTest }): void {
     it('closes a socket that sends a frame over the size limit (4009, or 1009 from the socket layer)', async () => {
       const sub = uniq('l');
       const token = await ctx.relay.makeToken({ sub, read: ['*'], write: ['*'] });
-      const { client: c, welcome } = await RawClient.open(ctx.relay.url, token, sub);
+      const { client: c, welcome } = await RawClient.open(ctx.relay, token, sub);
       c.send(new Uint8Array(welcome.limits.maxFrameBytes + 1));
       const closed = await c.closed;
       expect([CLOSE_CODES.FRAME_TOO_LARGE, 1009]).toContain(closed.code);

@@ -1,15 +1,11 @@
 /**
- * Vitest global setup of the `peer-browser` project: starts the real Node relay (CLI, dev
- * mode, a temporary data directory) once for the run and provides its URL to the browser
- * tests (`inject('relayUrl')`).
+ * A Vitest global setup (`test.globalSetup`) for tests that need the real Node relay, such as
+ * the browser peer's tests in Chromium: it starts the relay CLI once per run (dev mode, a
+ * temporary data directory, CORS open) and provides its HTTP URL as `relayUrl`. Tests read it
+ * with `inject('relayUrl')`; they declare that key on Vitest's `ProvidedContext` themselves,
+ * so they need no import of the relay.
  */
-import { type RelayProcess, spawnRelayProcess } from '@mittsync/relay/node';
-
-declare module 'vitest' {
-  export interface ProvidedContext {
-    relayUrl: string;
-  }
-}
+import { type RelayProcess, spawnRelayProcess } from '../node/process';
 
 /** Limits high enough for tests that open many clients and download in many pages. */
 export const TEST_LIMITS = {

@@ -1,7 +1,9 @@
-import { columnEntries, type EntryColumns, encodeFrame, PROTOCOL_VERSION } from '@mittsync/core';
 import { describe, expect, it } from 'vitest';
-import { type RelayUnderTest, rawClient, sleep, uniq } from './harness';
+import { encodeFrame } from '../codec';
+import { columnEntries, type EntryColumns } from '../columns';
+import { PROTOCOL_VERSION } from '../protocol';
 import { RawClient } from './raw-client';
+import { type RelayUnderTest, rawClient, sleep, uniq } from './relay-harness';
 
 /** Protocol round trips, dedupe, resume, reset, the state flush and malformed frames. */
 export function protocolTests(ctx: { relay: RelayUnderTest }): void {
@@ -9,7 +11,7 @@ export function protocolTests(ctx: { relay: RelayUnderTest }): void {
     it('answers hello with welcome, the protocol version and its limits', async () => {
       const sub = uniq('w');
       const token = await ctx.relay.makeToken({ sub, read: ['*'], write: ['*'] });
-      const { client, welcome } = await RawClient.open(ctx.relay.url, token, sub);
+      const { client, welcome } = await RawClient.open(ctx.relay, token, sub);
       expect(welcome.v).toBe(PROTOCOL_VERSION);
       for (const v of Object.values(welcome.limits)) expect(v).toBeGreaterThan(0);
       client.close();
@@ -276,7 +278,7 @@ export function protocolTests(ctx: { relay: RelayUnderTest }): void {
     it('speaks JSON text frames to a client that says hello in JSON', async () => {
       const sub = uniq('j');
       const token = await ctx.relay.makeToken({ sub, read: ['*'], write: ['*'] });
-      const c = await RawClient.connect(ctx.relay.url, { token, replicaId: sub });
+      const c = await RawClient.connect(ctx.relay, { token, replicaId: sub });
       c.send(JSON.stringify({ type: 'hello', v: PROTOCOL_VERSION, replicaId: sub }));
       await c.next('welcome');
       c.send(JSON.stringify({ type: 'ping', id: 3 }));
@@ -296,7 +298,7 @@ export function protocolTests(ctx: { relay: RelayUnderTest }): void {
         ['{not json', 'BAD_FRAME'],
       ];
       for (const [frame, code] of cases) {
-        const c = await RawClient.connect(ctx.relay.url, { token, replicaId: sub });
+        const c = await RawClient.connect(ctx.relay, { token, replicaId: sub });
         c.send(frame);
         const closed = await c.closed;
         expect(closed.code).toBe(4000);
