@@ -16,8 +16,12 @@ import type { ChangeSource, SyncContext } from '../sync-context';
  * module sent, emitted and failed.
  */
 
+// Node's setImmediate where there is one (these helpers build without Node's types).
+const nextTurn: (fn: () => void) => void =
+  (globalThis as { setImmediate?: (fn: () => void) => void }).setImmediate ?? ((fn) => setTimeout(fn, 0));
+
 /** Lets every pending promise settle (the storage fakes resolve on the microtask queue). */
-export const settle = (): Promise<void> => new Promise<void>((r) => setImmediate(r));
+export const settle = (): Promise<void> => new Promise<void>((r) => nextTurn(r));
 
 /** HLC at wall time `wall` of replica `node` (`hlc(2) > hlc(1)`). */
 export const hlc = (wall: number, node = 'rA'): string => encodeHlc(wall, 0, node);
