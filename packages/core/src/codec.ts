@@ -1,8 +1,9 @@
 import { Packr } from 'msgpackr';
-import { decodeColumns, type EntryColumns, encodeColumns } from './columns';
+import { columnsOf, decodeColumns, type EntryColumns, encodeColumns } from './columns';
 import { MittsyncError } from './errors';
 import { type Entry, type Version, versionOf } from './model';
 import { decodePageFrame, encodePageFrame, packedValueOf } from './packed';
+import type { ServerMessage } from './protocol';
 
 /**
  * The wire codec: MessagePack (msgpackr) in plain, self-contained frames: every frame
@@ -130,4 +131,17 @@ export function decodeFrame(bytes: Uint8Array, format: WireFormat = 'msgpack'): 
     throw new MittsyncError('BAD_FRAME', 'frame could not be decoded', { cause });
   }
   return expand(raw);
+}
+
+/**
+ * `page` by column, as a relay answers a `pageReq` that asks for columns; `page` as it is when
+ * it is no page (a reset), holds nothing, or has a key with no UTF-8 form (see {@link columnsOf}).
+ */
+export function pageByColumns(page: ServerMessage): ServerMessage {
+  if (page.type !== 'page' || page.entries.length === 0) return page;
+  try {
+    return { ...page, entries: [], cols: columnsOf(page.entries) };
+  } catch {
+    return page;
+  }
 }

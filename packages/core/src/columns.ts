@@ -3,9 +3,8 @@ import { type Checksum, checksumAdd, checksumAddBytes } from './checksum';
 import { MittsyncError } from './errors';
 import type { Hlc } from './hlc';
 import type { Entry } from './model';
-import { firstBadValue, packedEntry, packedValueOf, textAt } from './packed';
-import type { ServerMessage } from './protocol';
-import { utf8Length } from './validate';
+import { firstBadValue, packedEntry, packedValueOf } from './packed';
+import { textAt, utf8Length, writeUtf8 } from './utf8';
 
 /**
  * A run of entries, sorted by key and unique, stored by column: what a catch-up page carries
@@ -102,51 +101,8 @@ export const columnEntries = (c: EntryColumns): Entry[] => rangeEntries({ c, fro
 export const rangesSize = (ranges: readonly ColumnRange[]): number =>
   ranges.reduce((n, r) => n + r.to - r.from, 0);
 
-/**
- * `page` by column, as a relay answers a `pageReq` that asks for columns; `page` as it is when
- * it is no page (a reset), holds nothing, or has a key with no UTF-8 form (see {@link columnsOf}).
- */
-export function pageByColumns(page: ServerMessage): ServerMessage {
-  if (page.type !== 'page' || page.entries.length === 0) return page;
-  try {
-    return { ...page, entries: [], cols: columnsOf(page.entries) };
-  } catch {
-    return page;
-  }
-}
-
 /** The packed buffer behind columns made by {@link columnsOf} (what {@link encodeColumns} sends). */
 const packedOf = new WeakMap<EntryColumns, Uint8Array>();
-
-/**
- * Writes `s` as UTF-8 into `out` at `at`; returns the position after it, or -1 when `s` has a
- * lone surrogate (no UTF-8 form: encoders would write U+FFFD, a different key).
- */
-function writeUtf8(out: Uint8Array, at: number, s: string): number {
-  let p = at;
-  for (let i = 0; i < s.length; i++) {
-    let c = s.charCodeAt(i);
-    if (c < 0x80) out[p++] = c;
-    else if (c < 0x800) {
-      out[p++] = 0xc0 | (c >> 6);
-      out[p++] = 0x80 | (c & 0x3f);
-    } else if (c >= 0xd800 && c <= 0xdfff) {
-      const d = s.charCodeAt(i + 1);
-      if (c > 0xdbff || !(d >= 0xdc00 && d <= 0xdfff)) return -1;
-      c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
-      i++;
-      out[p++] = 0xf0 | (c >> 18);
-      out[p++] = 0x80 | ((c >> 12) & 0x3f);
-      out[p++] = 0x80 | ((c >> 6) & 0x3f);
-      out[p++] = 0x80 | (c & 0x3f);
-    } else {
-      out[p++] = 0xe0 | (c >> 12);
-      out[p++] = 0x80 | ((c >> 6) & 0x3f);
-      out[p++] = 0x80 | (c & 0x3f);
-    }
-  }
-  return p;
-}
 
 /**
  * `entries` (sorted by key, unique) by column, written in one pass into one buffer of the

@@ -21,7 +21,7 @@ export {
   emptyChecksum,
 } from './checksum';
 export type { WireFormat } from './codec';
-export { decodeFrame, encodeFrame } from './codec';
+export { decodeFrame, encodeFrame, pageByColumns } from './codec';
 export type { ColumnRange, EntryColumns } from './columns';
 export {
   checksumAddIn,
@@ -37,7 +37,6 @@ export {
   keyAt,
   lowerBoundIn,
   maxHlcIn,
-  pageByColumns,
   rangeEntries,
   rangesSize,
   startIn,
@@ -68,7 +67,7 @@ export type { MittBounds } from './mitt';
 export { DEFAULT_MITT_BOUNDS, Mitt } from './mitt';
 export type { Entry, Op, SeqOp, Value, Version } from './model';
 export { approxBytes, keyOrder, mergeEntry, opBytes, opToEntry, versionOf, wins } from './model';
-export { packedEntry, packedValueOf, plainEntry, textAt } from './packed';
+export { packedEntry, packedValueOf, plainEntry } from './packed';
 export type * from './protocol';
 export { CLOSE_CODES, PROTOCOL_VERSION } from './protocol';
 export type {
@@ -86,11 +85,11 @@ export type { SqlDriver, SqlValue } from './sql';
 export type { BucketMeta, ReplicaStorage, ScanQuery, StorageBatch, StoredIdentity } from './storage';
 export { newBucketMeta } from './storage';
 export type { Transport, TransportHandlers } from './transport';
+export { textAt, utf8Length } from './utf8';
 export {
   DEFAULT_LIMITS,
   isBucketName,
   measureValue,
-  utf8Length,
   validateClientMessage,
   validateOp,
   validateServerMessage,

@@ -1,5 +1,6 @@
 import { Packr } from 'msgpackr';
 import type { Entry, Value } from './model';
+import { textAt } from './utf8';
 
 /**
  * Values a store already keeps as MessagePack (the relay's SQLite does) travel into page
@@ -188,34 +189,6 @@ export function encodePageFrame(wire: Record<string, unknown>, entries: readonly
 
 /** Thrown by {@link Reader} when the bytes are not what the fast path expects. */
 class NotFast extends Error {}
-
-const latin1 = new TextDecoder('latin1');
-const utf8 = new TextDecoder();
-
-/** Scratch space of {@link textAt} (one thread, no re-entry). */
-const CODES: number[] = [];
-
-/** `bytes[start, end)` (UTF-8) as a string. */
-export function textAt(bytes: Uint8Array, start: number, end: number): string {
-  const len = end - start;
-  if (len <= 64) {
-    // Short ASCII (keys and versions mostly are): char codes into a reused array, then one
-    // fromCharCode; twice as fast as a subarray per string, and cheaper than TextDecoder.
-    const codes = CODES;
-    codes.length = len;
-    let i = 0;
-    for (; i < len; i++) {
-      const c = bytes[start + i] as number;
-      if (c >= 0x80) break;
-      codes[i] = c;
-    }
-    if (i === len) return String.fromCharCode.apply(null, codes);
-    return utf8.decode(bytes.subarray(start, end));
-  }
-  let ascii = true;
-  for (let i = start; i < end && ascii; i++) ascii = (bytes[i] as number) < 0x80;
-  return (ascii ? latin1 : utf8).decode(bytes.subarray(start, end));
-}
 
 /**
  * Reads the MessagePack that {@link Writer} writes. Anything else (an unexpected type, a
