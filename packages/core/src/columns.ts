@@ -1,10 +1,10 @@
-import { Packr } from 'msgpackr';
 import { type Checksum, checksumAdd, checksumAddBytes } from './checksum';
 import { MittsyncError } from './errors';
 import type { Hlc } from './hlc';
 import type { Entry } from './model';
 import { firstBadValue, packedEntry, packedValueOf } from './packed';
 import { textAt, utf8Length, writeUtf8 } from './utf8';
+import { encodeValueView } from './value-codec';
 
 /**
  * A run of entries, sorted by key and unique, stored by column: what a catch-up page carries
@@ -33,15 +33,17 @@ export interface EntryColumns {
   readonly valEnds: Uint32Array;
 }
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 const NO_BYTES = new Uint8Array(0);
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
-/** An entry's value as MessagePack (its own bytes when it came packed); none for a tombstone. */
+/**
+ * An entry's value as MessagePack (its own bytes when it came packed); none for a tombstone.
+ * A view, not a copy (of the frame or page a packed entry came from, or of msgpackr's buffer,
+ * see `encodeValueView`): every caller copies it into the record or page it builds, at once.
+ */
 export function valueBytesOf(e: Entry): Uint8Array {
   if (e.deleted) return NO_BYTES;
-  // pack() returns a view into a buffer msgpackr reuses: copy it out.
-  return packedValueOf(e) ?? packr.pack(e.value ?? null).slice();
+  return packedValueOf(e) ?? encodeValueView(e.value ?? null);
 }
 
 /** Where piece `i` starts, given the ends of all pieces. */

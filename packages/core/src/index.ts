@@ -94,5 +94,6 @@ export {
   validateOp,
   validateServerMessage,
 } from './validate';
+export { decodeValue, encodeValue, encodeValueView } from './value-codec';
 export type { WebSocketFactory, WebSocketLike, WebSocketTransportOptions } from './ws-transport';
 export { WebSocketTransport } from './ws-transport';

@@ -1,15 +1,14 @@
-import { Packr } from 'msgpackr';
 import type { Entry, Value } from './model';
 import { textAt } from './utf8';
+import { decodeValue, msgpack } from './value-codec';
 
 /**
  * Values a store already keeps as MessagePack (the relay's SQLite does) travel into page
  * frames byte for byte: a {@link packedEntry} holds the bytes and decodes them only if
  * something reads `value`, and the codec copies them into the frame instead of decoding and
- * re-encoding each value. The frame is the same MessagePack a plain entry would give (both
- * sides use the options below), so nothing changes for the receiver.
+ * re-encoding each value. The frame is the same MessagePack a plain entry would give (values
+ * and frames share one configuration, `msgpack`), so nothing changes for the receiver.
  */
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 
 class PackedEntry {
   readonly #bytes: Uint8Array;
@@ -26,7 +25,7 @@ class PackedEntry {
 
   get value(): Value {
     // Boxed, so a decoded `null` is remembered too.
-    this.#decoded ??= { value: packr.unpack(this.#bytes) as Value };
+    this.#decoded ??= { value: decodeValue(this.#bytes) };
     return this.#decoded.value;
   }
 
@@ -149,7 +148,8 @@ class Writer {
 
   /** Anything else, through msgpackr. */
   any(v: unknown): void {
-    this.bytes(packr.pack(v));
+    // A view into msgpackr's buffer, copied into this one at once.
+    this.bytes(msgpack.pack(v));
   }
 
   done(): Uint8Array {
@@ -325,7 +325,7 @@ class Reader {
   /** The next value, decoded by msgpackr (for the few small fields around the entries). */
   any(): unknown {
     const start = this.skip();
-    return packr.unpack(this.buf.subarray(start, this.pos));
+    return msgpack.unpack(this.buf.subarray(start, this.pos));
   }
 }
 
