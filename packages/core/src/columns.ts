@@ -153,7 +153,11 @@ export interface ColumnRange {
   to: number;
 }
 
-/** Index of the first key of `c[from, to)` that is `>= key` (`to` when none is). */
+/**
+ * Index of the first key of `c[from, to)` that is `>= key` (`to` when none is). The same loop
+ * as `lowerBound` in `search.ts`, which searches arrays: a run's keys are read through
+ * `keyAt`, and a callback there would make every array search slower (see `search.ts`).
+ */
 export function lowerBoundIn(c: EntryColumns, key: string, from = 0, to = columnSize(c)): number {
   let lo = from;
   let hi = to;

@@ -61,7 +61,7 @@ export {
 export type { BucketHostOptions, HostConnection } from './host';
 export { allHostEntries, BucketHost } from './host';
 export type { HostMeta, HostStore } from './host-store';
-export { MemoryHostStore, upperBound } from './host-store';
+export { MemoryHostStore } from './host-store';
 export { MemoryReplicaStorage } from './memory-storage';
 export type { MittBounds } from './mitt';
 export { DEFAULT_MITT_BOUNDS, Mitt } from './mitt';
@@ -81,6 +81,7 @@ export type {
   Write,
 } from './replica';
 export { Replica } from './replica';
+export { lowerBound, upperBound } from './search';
 export type { SqlDriver, SqlValue } from './sql';
 export type { BucketMeta, ReplicaStorage, ScanQuery, StorageBatch, StoredIdentity } from './storage';
 export { newBucketMeta } from './storage';
