@@ -1,4 +1,5 @@
-import { decodeValue, keyOrder, MittsyncError } from '@mittsync/core';
+import { decodeValue, MittsyncError } from '@mittsync/core';
+import { keyOrder } from '@mittsync/core/model';
 import type { SlotColumns } from './worker/api';
 
 /** One key and its value in a result. */

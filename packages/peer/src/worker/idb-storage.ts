@@ -1,22 +1,24 @@
+import type {
+  BucketMeta,
+  ColumnRange,
+  Entry,
+  MittsyncError,
+  Op,
+  ReplicaStorage,
+  ScanQuery,
+  StorageBatch,
+  StoredIdentity,
+} from '@mittsync/core';
 import {
-  type BucketMeta,
-  type ColumnRange,
   columnSize,
   columnsOf,
-  type Entry,
   keyAt,
-  keyOrder,
   lowerBound,
-  type MittsyncError,
-  type Op,
   plainEntry,
-  type ReplicaStorage,
   rangeEntries,
   rangesSize,
-  type ScanQuery,
-  type StorageBatch,
-  type StoredIdentity,
-} from '@mittsync/core';
+} from '@mittsync/core/columns';
+import { keyOrder } from '@mittsync/core/model';
 import type { StorageStats } from './api';
 import { BucketIndex } from './bucket-index';
 import { type Db, IdbConnection, type RwTx, type StoreName } from './idb-connection';

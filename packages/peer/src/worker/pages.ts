@@ -1,15 +1,13 @@
+import { type ColumnRange, type Entry, packedEntry } from '@mittsync/core';
 import {
-  type ColumnRange,
-  type Entry,
   keyAt,
   lowerBound,
-  packedEntry,
   plainEntry,
   startIn,
   textAt,
   upperBound,
   valueBytesOf,
-} from '@mittsync/core';
+} from '@mittsync/core/columns';
 
 /**
  * Key-range pages: a bucket's entries live in records of up to {@link PAGE_MAX_ENTRIES}

@@ -1,4 +1,5 @@
-import { type ChangeSource, type Entry, valueBytesOf } from '@mittsync/core';
+import type { ChangeSource, Entry } from '@mittsync/core';
+import { valueBytesOf } from '@mittsync/core/columns';
 import type { ClientStatus, EntryTuple, HostEvent, Query, SlotColumns } from './api';
 import { encodeEvents } from './event-frame';
 

@@ -1,4 +1,5 @@
-import { CLOSE_CODES, encodeHlc, PROTOCOL_VERSION } from '@mittsync/core';
+import { CLOSE_CODES, PROTOCOL_VERSION } from '@mittsync/core';
+import { encodeHlc } from '@mittsync/core/model';
 import { describe, expect, it } from 'vitest';
 import { httpGet, type RelayUnderTest, rawClient, uniq } from './harness';
 import { RawClient, UpgradeRefused } from './raw-client';

@@ -1,4 +1,5 @@
-import { columnEntries, type EntryColumns, encodeFrame, PROTOCOL_VERSION } from '@mittsync/core';
+import { type EntryColumns, encodeFrame, PROTOCOL_VERSION } from '@mittsync/core';
+import { columnEntries } from '@mittsync/core/columns';
 import { describe, expect, it } from 'vitest';
 import { type RelayUnderTest, rawClient, sleep, uniq } from './harness';
 import { RawClient } from './raw-client';

@@ -3,13 +3,13 @@ import {
   decodeFrame,
   type ErrorCode,
   encodeFrame,
-  encodeHlc,
   type Op,
   PROTOCOL_VERSION,
   type ServerMessage,
   validateServerMessage,
   type WelcomeMsg,
 } from '@mittsync/core';
+import { encodeHlc } from '@mittsync/core/model';
 import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
 
