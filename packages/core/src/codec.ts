@@ -1,8 +1,9 @@
-import { Packr } from 'msgpackr';
-import { decodeColumns, type EntryColumns, encodeColumns } from './columns';
+import { columnsOf, decodeColumns, type EntryColumns, encodeColumns } from './columns';
 import { MittsyncError } from './errors';
 import { type Entry, type Version, versionOf } from './model';
 import { decodePageFrame, encodePageFrame, packedValueOf } from './packed';
+import type { ServerMessage } from './protocol';
+import { msgpack } from './value-codec';
 
 /**
  * The wire codec: MessagePack (msgpackr) in plain, self-contained frames: every frame
@@ -10,9 +11,9 @@ import { decodePageFrame, encodePageFrame, packedValueOf } from './packed';
  * extension would shrink frames further, but its structures live across frames, which breaks
  * as soon as one frame is dropped or two senders share a decoder.) The bulk of any frame is
  * its ops or entries, so those travel as positional tuples instead of keyed maps: that is
- * where records would have saved bytes. JSON is available as a debug format.
+ * where records would have saved bytes. JSON is available as a debug format. Frames and the
+ * values inside them share one MessagePack configuration (`msgpack`, in `value-codec.ts`).
  */
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 
 export type WireFormat = 'msgpack' | 'json';
 
@@ -95,7 +96,7 @@ export function encodeFrame(msg: unknown, format: WireFormat = 'msgpack'): Uint8
     // Columns travel as one binary field (see `encodeColumns`): there is no JSON form.
     if (format !== 'msgpack')
       throw new MittsyncError('BAD_MESSAGE', 'column pages need the binary wire format');
-    return packr.pack({ ...m, cols: encodeColumns(m.cols as EntryColumns) });
+    return msgpack.pack({ ...m, cols: encodeColumns(m.cols as EntryColumns) });
   }
   if (format === 'msgpack' && m.type === 'page' && Array.isArray(m.entries)) {
     const entries = m.entries as Entry[];
@@ -110,7 +111,7 @@ export function encodeFrame(msg: unknown, format: WireFormat = 'msgpack'): Uint8
   }
   const wire = compact(msg);
   if (format === 'json') return new TextEncoder().encode(JSON.stringify(wire));
-  return packr.pack(wire);
+  return msgpack.pack(wire);
 }
 
 /**
@@ -125,9 +126,22 @@ export function decodeFrame(bytes: Uint8Array, format: WireFormat = 'msgpack'): 
       const page = decodePageFrame(bytes);
       if (page !== undefined) return page;
     }
-    raw = format === 'json' ? JSON.parse(new TextDecoder().decode(bytes)) : packr.unpack(bytes);
+    raw = format === 'json' ? JSON.parse(new TextDecoder().decode(bytes)) : msgpack.unpack(bytes);
   } catch (cause) {
     throw new MittsyncError('BAD_FRAME', 'frame could not be decoded', { cause });
   }
   return expand(raw);
+}
+
+/**
+ * `page` by column, as a relay answers a `pageReq` that asks for columns; `page` as it is when
+ * it is no page (a reset), holds nothing, or has a key with no UTF-8 form (see {@link columnsOf}).
+ */
+export function pageByColumns(page: ServerMessage): ServerMessage {
+  if (page.type !== 'page' || page.entries.length === 0) return page;
+  try {
+    return { ...page, entries: [], cols: columnsOf(page.entries) };
+  } catch {
+    return page;
+  }
 }

@@ -1,11 +1,10 @@
-import { Packr } from 'msgpackr';
 import { type Checksum, checksumAdd, checksumAddBytes } from './checksum';
 import { MittsyncError } from './errors';
 import type { Hlc } from './hlc';
 import type { Entry } from './model';
-import { firstBadValue, packedEntry, packedValueOf, textAt } from './packed';
-import type { ServerMessage } from './protocol';
-import { utf8Length } from './validate';
+import { firstBadValue, packedEntry, packedValueOf } from './packed';
+import { textAt, utf8Length, writeUtf8 } from './utf8';
+import { encodeValueView } from './value-codec';
 
 /**
  * A run of entries, sorted by key and unique, stored by column: what a catch-up page carries
@@ -34,15 +33,17 @@ export interface EntryColumns {
   readonly valEnds: Uint32Array;
 }
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 const NO_BYTES = new Uint8Array(0);
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
-/** An entry's value as MessagePack (its own bytes when it came packed); none for a tombstone. */
+/**
+ * An entry's value as MessagePack (its own bytes when it came packed); none for a tombstone.
+ * A view, not a copy (of the frame or page a packed entry came from, or of msgpackr's buffer,
+ * see `encodeValueView`): every caller copies it into the record or page it builds, at once.
+ */
 export function valueBytesOf(e: Entry): Uint8Array {
   if (e.deleted) return NO_BYTES;
-  // pack() returns a view into a buffer msgpackr reuses: copy it out.
-  return packedValueOf(e) ?? packr.pack(e.value ?? null).slice();
+  return packedValueOf(e) ?? encodeValueView(e.value ?? null);
 }
 
 /** Where piece `i` starts, given the ends of all pieces. */
@@ -102,51 +103,8 @@ export const columnEntries = (c: EntryColumns): Entry[] => rangeEntries({ c, fro
 export const rangesSize = (ranges: readonly ColumnRange[]): number =>
   ranges.reduce((n, r) => n + r.to - r.from, 0);
 
-/**
- * `page` by column, as a relay answers a `pageReq` that asks for columns; `page` as it is when
- * it is no page (a reset), holds nothing, or has a key with no UTF-8 form (see {@link columnsOf}).
- */
-export function pageByColumns(page: ServerMessage): ServerMessage {
-  if (page.type !== 'page' || page.entries.length === 0) return page;
-  try {
-    return { ...page, entries: [], cols: columnsOf(page.entries) };
-  } catch {
-    return page;
-  }
-}
-
 /** The packed buffer behind columns made by {@link columnsOf} (what {@link encodeColumns} sends). */
 const packedOf = new WeakMap<EntryColumns, Uint8Array>();
-
-/**
- * Writes `s` as UTF-8 into `out` at `at`; returns the position after it, or -1 when `s` has a
- * lone surrogate (no UTF-8 form: encoders would write U+FFFD, a different key).
- */
-function writeUtf8(out: Uint8Array, at: number, s: string): number {
-  let p = at;
-  for (let i = 0; i < s.length; i++) {
-    let c = s.charCodeAt(i);
-    if (c < 0x80) out[p++] = c;
-    else if (c < 0x800) {
-      out[p++] = 0xc0 | (c >> 6);
-      out[p++] = 0x80 | (c & 0x3f);
-    } else if (c >= 0xd800 && c <= 0xdfff) {
-      const d = s.charCodeAt(i + 1);
-      if (c > 0xdbff || !(d >= 0xdc00 && d <= 0xdfff)) return -1;
-      c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
-      i++;
-      out[p++] = 0xf0 | (c >> 18);
-      out[p++] = 0x80 | ((c >> 12) & 0x3f);
-      out[p++] = 0x80 | ((c >> 6) & 0x3f);
-      out[p++] = 0x80 | (c & 0x3f);
-    } else {
-      out[p++] = 0xe0 | (c >> 12);
-      out[p++] = 0x80 | ((c >> 6) & 0x3f);
-      out[p++] = 0x80 | (c & 0x3f);
-    }
-  }
-  return p;
-}
 
 /**
  * `entries` (sorted by key, unique) by column, written in one pass into one buffer of the
@@ -195,7 +153,11 @@ export interface ColumnRange {
   to: number;
 }
 
-/** Index of the first key of `c[from, to)` that is `>= key` (`to` when none is). */
+/**
+ * Index of the first key of `c[from, to)` that is `>= key` (`to` when none is). The same loop
+ * as `lowerBound` in `search.ts`, which searches arrays: a run's keys are read through
+ * `keyAt`, and a callback there would make every array search slower (see `search.ts`).
+ */
 export function lowerBoundIn(c: EntryColumns, key: string, from = 0, to = columnSize(c)): number {
   let lo = from;
   let hi = to;

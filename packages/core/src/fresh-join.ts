@@ -38,7 +38,10 @@ export function addMerged(cu: CatchUp, span: MergedSpan | undefined): void {
   cu.merged.splice(at, 0, span);
 }
 
-/** Index of the last span whose `after` is below `key` (undefined sorts first), or -1. */
+/**
+ * Index of the last span whose `after` is below `key` (undefined sorts first), or -1. Its own
+ * loop: search.ts searches arrays of keys, and this reads a field that may be undefined.
+ */
 function spanIndex(spans: readonly MergedSpan[], key: string | undefined): number {
   let lo = 0;
   let hi = spans.length;

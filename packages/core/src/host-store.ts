@@ -2,6 +2,7 @@ import type { Checksum } from './checksum';
 import type { Hlc } from './hlc';
 import type { Entry } from './model';
 import type { packedEntry } from './packed';
+import { upperBound } from './search';
 
 /** Durable state of one bucket on the relay, besides its entries. */
 export interface HostMeta {
@@ -169,16 +170,4 @@ export class MemoryHostStore implements HostStore {
   allEntries(): Entry[] {
     return [...this.entries.values()];
   }
-}
-
-/** Index of the first element greater than `key` in a sorted array. */
-export function upperBound(sorted: readonly string[], key: string): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if ((sorted[mid] as string) <= key) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }

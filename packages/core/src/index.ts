@@ -1,6 +1,12 @@
 /**
  * @mittsync/core: the runtime-agnostic replication core.
  *
+ * This entry is what an application or a runtime author uses: the `Replica` and its storage and
+ * transport contracts, the relay side (`BucketHost`, `HostStore`, `SqlDriver`), the wire protocol
+ * and its codec, errors and the data model's types. Internals that other Mittsync packages share
+ * live behind subpaths: `@mittsync/core/columns` (column runs and packed values, for stores),
+ * `@mittsync/core/model` (HLC, merge and checksum functions) and `@mittsync/core/testing`.
+ *
  * @example
  * ```ts
  * import { Replica, MemoryReplicaStorage } from '@mittsync/core';
@@ -9,69 +15,56 @@
  * ```
  */
 
+// The replica, for applications.
 export type { BucketStatus, Phase, ReadyInfo } from './bucket-state';
+// The data model.
 export type { Checksum } from './checksum';
-export {
-  checksumAdd,
-  checksumAddBytes,
-  checksumEquals,
-  checksumOf,
-  checksumRemove,
-  checksumReplace,
-  emptyChecksum,
-} from './checksum';
 export type { WireFormat } from './codec';
-export { decodeFrame, encodeFrame } from './codec';
+export { decodeFrame, encodeFrame, pageByColumns } from './codec';
+// Contracts a runtime implements, and the implementations core ships.
 export type { ColumnRange, EntryColumns } from './columns';
-export {
-  checksumAddIn,
-  columnEntries,
-  columnEntry,
-  columnSize,
-  columnsOf,
-  decodeColumns,
-  encodeColumns,
-  hlcAt,
-  indexIn,
-  isTombstoneIn,
-  keyAt,
-  lowerBoundIn,
-  maxHlcIn,
-  pageByColumns,
-  rangeEntries,
-  rangesSize,
-  startIn,
-  valueBytesOf,
-} from './columns';
 export type { Env } from './env';
-export { backoffDelay, randomId, systemEnv } from './env';
+export { systemEnv } from './env';
+// Errors.
 export type { ErrorCode } from './errors';
 export { ERROR_CODES, isErrorCode, MittsyncError, toMittsyncError } from './errors';
 export type { Hlc } from './hlc';
-export {
-  checkDrift,
-  compareHlc,
-  decodeHlc,
-  encodeHlc,
-  HlcClock,
-  hlcNode,
-  hlcWall,
-  isHlc,
-  isReplicaId,
-} from './hlc';
+export { isReplicaId } from './hlc';
 export type { BucketHostOptions, HostConnection } from './host';
-export { allHostEntries, BucketHost } from './host';
+export { BucketHost } from './host';
 export type { HostMeta, HostStore } from './host-store';
-export { MemoryHostStore, upperBound } from './host-store';
+export { MemoryHostStore } from './host-store';
 export { MemoryReplicaStorage } from './memory-storage';
 export type { MittBounds } from './mitt';
-export { DEFAULT_MITT_BOUNDS, Mitt } from './mitt';
+export { DEFAULT_MITT_BOUNDS } from './mitt';
 export type { Entry, Op, SeqOp, Value, Version } from './model';
-export { approxBytes, keyOrder, mergeEntry, opBytes, opToEntry, versionOf, wins } from './model';
-export { packedEntry, packedValueOf, plainEntry, textAt } from './packed';
+export { packedEntry } from './packed';
 export type { FetchLike, HttpPageFetcherOptions } from './page-fetcher';
 export { createHttpPageFetcher } from './page-fetcher';
-export type * from './protocol';
+// The wire protocol and its codec.
+export type {
+  AckMsg,
+  ClientMessage,
+  DeliverMsg,
+  ErrorMsg,
+  FlushedMsg,
+  HelloMsg,
+  MarkerMsg,
+  MarkerReplyMsg,
+  PageMsg,
+  PageReqMsg,
+  PingMsg,
+  PongMsg,
+  PushMsg,
+  ResetMsg,
+  ResyncMsg,
+  ServerMessage,
+  SubMsg,
+  SubscribedMsg,
+  UnsubMsg,
+  WelcomeMsg,
+  WireLimits,
+} from './protocol';
 export { CLOSE_CODES, PROTOCOL_VERSION } from './protocol';
 export type {
   AckLevel,
@@ -86,16 +79,8 @@ export type {
 export { Replica } from './replica';
 export type { SqlDriver, SqlValue } from './sql';
 export type { BucketMeta, ReplicaStorage, ScanQuery, StorageBatch, StoredIdentity } from './storage';
-export { newBucketMeta } from './storage';
 export type { Transport, TransportHandlers } from './transport';
-export {
-  DEFAULT_LIMITS,
-  isBucketName,
-  measureValue,
-  utf8Length,
-  validateClientMessage,
-  validateOp,
-  validateServerMessage,
-} from './validate';
+export { DEFAULT_LIMITS, isBucketName, validateClientMessage, validateServerMessage } from './validate';
+export { decodeValue, encodeValue, encodeValueView } from './value-codec';
 export type { WebSocketFactory, WebSocketLike, WebSocketTransportOptions } from './ws-transport';
 export { WebSocketTransport } from './ws-transport';

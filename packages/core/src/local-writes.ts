@@ -6,7 +6,8 @@ import { type Entry, type Op, opToEntry, type Value } from './model';
 import type { Outbox } from './outbox';
 import type { WireLimits } from './protocol';
 import type { SyncContext } from './sync-context';
-import { measureValue, utf8Length } from './validate';
+import { utf8Length } from './utf8';
+import { measureValue } from './validate';
 
 /** One write of a `Replica.transact` batch. */
 export type Write = { key: string; value: Value } | { key: string; delete: true };

@@ -1,7 +1,7 @@
 import { rangeEntries } from './columns';
-import { upperBound } from './host-store';
 import type { Entry, Op } from './model';
 import { plainEntry } from './packed';
+import { lowerBound } from './search';
 import type { BucketMeta, ReplicaStorage, ScanQuery, StorageBatch, StoredIdentity } from './storage';
 
 interface MemBucket {
@@ -141,9 +141,4 @@ export class MemoryReplicaStorage implements ReplicaStorage {
     this.identity = null;
     this.buckets.clear();
   }
-}
-
-function lowerBound(sorted: readonly string[], key: string): number {
-  const i = upperBound(sorted, key);
-  return i > 0 && sorted[i - 1] === key ? i - 1 : i;
 }

@@ -1,14 +1,14 @@
-import { Packr } from 'msgpackr';
 import type { Entry, Value } from './model';
+import { textAt } from './utf8';
+import { decodeValue, msgpack } from './value-codec';
 
 /**
  * Values a store already keeps as MessagePack (the relay's SQLite does) travel into page
  * frames byte for byte: a {@link packedEntry} holds the bytes and decodes them only if
  * something reads `value`, and the codec copies them into the frame instead of decoding and
- * re-encoding each value. The frame is the same MessagePack a plain entry would give (both
- * sides use the options below), so nothing changes for the receiver.
+ * re-encoding each value. The frame is the same MessagePack a plain entry would give (values
+ * and frames share one configuration, `msgpack`), so nothing changes for the receiver.
  */
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 
 class PackedEntry {
   readonly #bytes: Uint8Array;
@@ -25,7 +25,7 @@ class PackedEntry {
 
   get value(): Value {
     // Boxed, so a decoded `null` is remembered too.
-    this.#decoded ??= { value: packr.unpack(this.#bytes) as Value };
+    this.#decoded ??= { value: decodeValue(this.#bytes) };
     return this.#decoded.value;
   }
 
@@ -148,7 +148,8 @@ class Writer {
 
   /** Anything else, through msgpackr. */
   any(v: unknown): void {
-    this.bytes(packr.pack(v));
+    // A view into msgpackr's buffer, copied into this one at once.
+    this.bytes(msgpack.pack(v));
   }
 
   done(): Uint8Array {
@@ -188,34 +189,6 @@ export function encodePageFrame(wire: Record<string, unknown>, entries: readonly
 
 /** Thrown by {@link Reader} when the bytes are not what the fast path expects. */
 class NotFast extends Error {}
-
-const latin1 = new TextDecoder('latin1');
-const utf8 = new TextDecoder();
-
-/** Scratch space of {@link textAt} (one thread, no re-entry). */
-const CODES: number[] = [];
-
-/** `bytes[start, end)` (UTF-8) as a string. */
-export function textAt(bytes: Uint8Array, start: number, end: number): string {
-  const len = end - start;
-  if (len <= 64) {
-    // Short ASCII (keys and versions mostly are): char codes into a reused array, then one
-    // fromCharCode; twice as fast as a subarray per string, and cheaper than TextDecoder.
-    const codes = CODES;
-    codes.length = len;
-    let i = 0;
-    for (; i < len; i++) {
-      const c = bytes[start + i] as number;
-      if (c >= 0x80) break;
-      codes[i] = c;
-    }
-    if (i === len) return String.fromCharCode.apply(null, codes);
-    return utf8.decode(bytes.subarray(start, end));
-  }
-  let ascii = true;
-  for (let i = start; i < end && ascii; i++) ascii = (bytes[i] as number) < 0x80;
-  return (ascii ? latin1 : utf8).decode(bytes.subarray(start, end));
-}
 
 /**
  * Reads the MessagePack that {@link Writer} writes. Anything else (an unexpected type, a
@@ -352,7 +325,7 @@ class Reader {
   /** The next value, decoded by msgpackr (for the few small fields around the entries). */
   any(): unknown {
     const start = this.skip();
-    return packr.unpack(this.buf.subarray(start, this.pos));
+    return msgpack.unpack(this.buf.subarray(start, this.pos));
   }
 }
 

@@ -2,6 +2,7 @@ import { isErrorCode, MittsyncError } from './errors';
 import { isHlc, isReplicaId } from './hlc';
 import type { Entry, Op, SeqOp, Value } from './model';
 import type { ClientMessage, ServerMessage, WireLimits } from './protocol';
+import { utf8Length } from './utf8';
 
 /** Default limits; the relay may configure its own and announces them in `welcome`. */
 export const DEFAULT_LIMITS: WireLimits = {
@@ -34,21 +35,6 @@ function isCount(x: unknown): x is number {
  */
 export function isBucketName(x: unknown): x is string {
   return typeof x === 'string' && BUCKET_RE.test(x) && !x.includes('..');
-}
-
-/** UTF-8 byte length of a string, without allocating. */
-export function utf8Length(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff) {
-      n += 4;
-      i++;
-    } else n += 3;
-  }
-  return n;
 }
 
 /**

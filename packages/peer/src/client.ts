@@ -1,4 +1,5 @@
-import { MittsyncError, randomId, type Value } from '@mittsync/core';
+import { MittsyncError, type Value } from '@mittsync/core';
+import { randomId } from '@mittsync/core/model';
 import * as Comlink from 'comlink';
 import { Bucket, type BucketLink } from './bucket';
 import { connectWorker, type Hosting, holdTabLock, type WorkerLink } from './connect';

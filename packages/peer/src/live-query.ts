@@ -1,5 +1,5 @@
-import { keyOrder, MittsyncError } from '@mittsync/core';
-import { Unpackr } from 'msgpackr';
+import { decodeValue, MittsyncError } from '@mittsync/core';
+import { keyOrder } from '@mittsync/core/model';
 import type { SlotColumns } from './worker/api';
 
 /** One key and its value in a result. */
@@ -35,8 +35,6 @@ export interface LiveResult<T> {
   /** The current result in key order (built on each call). */
   rows(): Row<T>[];
 }
-
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 
 /** Slot flags: the key is deleted (or was never set); its value is decoded in `values`. */
 const DEAD = 1;
@@ -91,7 +89,7 @@ class SlotTable {
     if (f & DEAD) return undefined;
     if (f & DECODED) return this.values[slot];
     const raw = this.raw[slot] as Uint8Array;
-    const v = unpackr.unpack(raw.subarray(this.start[slot], this.end[slot]));
+    const v = decodeValue(raw.subarray(this.start[slot], this.end[slot]));
     this.values[slot] = v;
     this.flags[slot] = f | DECODED;
     return v;
@@ -195,7 +193,7 @@ class Delivery<T> implements LiveResult<T> {
         const key = table.keys[i[j] as number] as string;
         if (x[j] === 1) return { key, deleted: true, source };
         const start = j === 0 ? 0 : (o[j - 1] as number);
-        const value = unpackr.unpack(v.subarray(start, o[j] as number)) as T;
+        const value = decodeValue(v.subarray(start, o[j] as number)) as T;
         return { key, value, deleted: false, source };
       });
     }

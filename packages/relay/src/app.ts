@@ -7,11 +7,11 @@ import {
   MittsyncError,
   type PageReqMsg,
   type PushMsg,
-  randomId,
   type ServerMessage,
   toMittsyncError,
   validateClientMessage,
 } from '@mittsync/core';
+import { randomId } from '@mittsync/core/model';
 import { type Context, Hono } from 'hono';
 import { compress } from 'hono/compress';
 import { cors } from 'hono/cors';

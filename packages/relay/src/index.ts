@@ -1,6 +1,11 @@
 /**
  * @mittsync/relay: the Mittsync relay, one Hono app for every runtime.
  *
+ * This entry is what a runtime entry or an application server uses: the app factory, the
+ * `Relay`, SQLite storage over any `SqlDriver`, token verification and signing, limits and the
+ * HTTP page fetcher. The Node runtime is `@mittsync/relay/node`; the conformance suite and test
+ * clients are `@mittsync/relay/testing`.
+ *
  * @example
  * ```ts
  * import { Relay, createAuthenticator, createRelayApp, sqlStores } from '@mittsync/relay';
@@ -11,23 +16,15 @@
  */
 
 export type { RelayAppOptions, UpgradeWebSocket } from './app';
-export { API_PREFIX, createRelayApp, httpStatus } from './app';
+export { createRelayApp } from './app';
 export type { Authenticator, AuthOptions, Principal, RelayTokenClaims, ScopeClaim } from './auth';
-export {
-  bearerToken,
-  compileScope,
-  createAuthenticator,
-  principalFromClaims,
-  scopeAllows,
-  signToken,
-} from './auth';
+export { createAuthenticator, principalFromClaims, signToken } from './auth';
 export type { RelayLimits } from './limits';
-export { DEFAULT_RELAY_LIMITS, RELAY_LIMIT_NAMES, resolveLimits, wireLimits } from './limits';
-export type { MetricGauges } from './metrics';
-export { parseMetrics, RelayMetrics } from './metrics';
+export { DEFAULT_RELAY_LIMITS } from './limits';
+export type { MetricGauges, RelayMetrics } from './metrics';
 export type { HttpPageFetcherOptions } from './page-fetcher';
 export { createHttpPageFetcher } from './page-fetcher';
 export type { HostStoreProvider, LogLevel, RelayLog, RelayOptions } from './relay';
 export { Relay, sqlStores } from './relay';
 export type { RelaySocket, SocketHandler } from './session-host';
-export { ensureSchema, SCHEMA_VERSION, SqlHostStore } from './sql-host-store';
+export { SqlHostStore } from './sql-host-store';

@@ -1,11 +1,5 @@
-import {
-  CLOSE_CODES,
-  decodeFrame,
-  encodeFrame,
-  encodeHlc,
-  PROTOCOL_VERSION,
-  type ServerMessage,
-} from '@mittsync/core';
+import { CLOSE_CODES, decodeFrame, encodeFrame, PROTOCOL_VERSION, type ServerMessage } from '@mittsync/core';
+import { encodeHlc } from '@mittsync/core/model';
 import { describe, expect, it } from 'vitest';
 import { createAuthenticator, principalFromClaims } from './auth';
 import type { RelayLimits } from './limits';

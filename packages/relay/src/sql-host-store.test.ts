@@ -1,18 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  allHostEntries,
-  BucketHost,
-  checksumOf,
-  type Env,
-  encodeHlc,
-  type HostStore,
-  MemoryHostStore,
-  type Op,
-  type PushMsg,
-} from '@mittsync/core';
-import { runHostStoreTests } from '@mittsync/core/testing';
+import { BucketHost, type Env, type HostStore, MemoryHostStore, type Op, type PushMsg } from '@mittsync/core';
+import { checksumOf, encodeHlc } from '@mittsync/core/model';
+import { allHostEntries, runHostStoreTests } from '@mittsync/core/testing';
 import { Packr } from 'msgpackr';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteDriver } from './node/sqlite-driver';

@@ -1,6 +1,5 @@
-import type { Entry, Hlc, HostMeta, HostStore, SqlDriver, SqlValue, Value } from '@mittsync/core';
-import { MittsyncError, packedEntry } from '@mittsync/core';
-import { Packr } from 'msgpackr';
+import type { Entry, Hlc, HostMeta, HostStore, SqlDriver, SqlValue } from '@mittsync/core';
+import { decodeValue, encodeValueView, MittsyncError, packedEntry } from '@mittsync/core';
 
 /**
  * Entries clustered by (bucket, key): a join's download walks one B-tree in key order with
@@ -89,9 +88,6 @@ export function ensureSchema(sql: SqlDriver): void {
   prepared.add(sql);
 }
 
-// Values are stored as MessagePack: smaller and faster than JSON text, and one codec with the wire.
-const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true });
-
 interface EntryRow extends Record<string, unknown> {
   key: string;
   hlc: string;
@@ -113,7 +109,7 @@ interface BucketRow extends Record<string, unknown> {
 
 function rowToEntry(r: EntryRow): Entry {
   if (r.deleted) return { key: r.key, hlc: r.hlc, seq: r.seq, deleted: true };
-  return { key: r.key, hlc: r.hlc, seq: r.seq, value: packr.unpack(r.value as Uint8Array) as Value };
+  return { key: r.key, hlc: r.hlc, seq: r.seq, value: decodeValue(r.value as Uint8Array) };
 }
 
 /**
@@ -212,7 +208,9 @@ export class SqlHostStore implements HostStore {
   }
 
   putEntry(entry: Entry): void {
-    const value = entry.deleted ? null : (packr.pack(entry.value) as Uint8Array);
+    // Values are stored as MessagePack: smaller and faster than JSON text, and the same bytes
+    // as on the wire (pages copy them into frames as they are). SQLite copies the view.
+    const value = entry.deleted ? null : encodeValueView(entry.value ?? null);
     this.sql.exec(
       `INSERT INTO entries (b, key, hlc, seq, deleted, value) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (b, key) DO UPDATE SET hlc = excluded.hlc, seq = excluded.seq, deleted = excluded.deleted, value = excluded.value`,

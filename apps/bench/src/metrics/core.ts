@@ -1,9 +1,7 @@
 import {
   type Checksum,
   type ClientMessage,
-  checksumReplace,
   DEFAULT_LIMITS,
-  emptyChecksum,
   MemoryReplicaStorage,
   PROTOCOL_VERSION,
   Replica,
@@ -12,6 +10,7 @@ import {
   type Transport,
   type TransportHandlers,
 } from '@mittsync/core';
+import { checksumReplace, emptyChecksum } from '@mittsync/core/model';
 import type { Metric } from '../metric';
 
 /**

@@ -1,5 +1,4 @@
-import { decodeFrame, encodeFrame } from '../codec';
-import { pageByColumns } from '../columns';
+import { decodeFrame, encodeFrame, pageByColumns } from '../codec';
 import type { Env } from '../env';
 import { BucketHost, type HostConnection } from '../host';
 import { MemoryHostStore } from '../host-store';

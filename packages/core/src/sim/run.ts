@@ -1,6 +1,7 @@
 import type { Env } from '../env';
-import { type Entry, hlcNode, type Op } from '../index';
+import { hlcNode } from '../hlc';
 import { MemoryReplicaStorage } from '../memory-storage';
+import type { Entry, Op } from '../model';
 import { Replica } from '../replica';
 import type { BucketMeta, ReplicaStorage, ScanQuery, StorageBatch, StoredIdentity } from '../storage';
 import { NO_FAULTS, SimRelay, SimTransport } from './network';

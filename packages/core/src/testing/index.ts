@@ -1,5 +1,7 @@
 /** Test helpers shared by every package: acceptance suites and the simulator. */
 
+export { allHostEntries } from '../host';
+
 export { NO_FAULTS, SimRelay, SimTransport } from '../sim/network';
 export type { SimResult } from '../sim/run';
 export { runSeed } from '../sim/run';

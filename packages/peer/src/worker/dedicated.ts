@@ -1,4 +1,5 @@
-import { MittsyncError, randomId, toMittsyncError } from '@mittsync/core';
+import { MittsyncError, toMittsyncError } from '@mittsync/core';
+import { randomId } from '@mittsync/core/model';
 import type { AttachInfo, HostConfig, Outcome, Request } from './api';
 import { ReplicaHost, type TokenSource } from './replica-host';
 import type { EventSink } from './watchers';

@@ -66,7 +66,8 @@ function tabPort(): TabPort {
     },
     async request(tabId, req) {
       try {
-        if (backend === null) throw new Error('attach first');
+        if (backend === null)
+          throw new MittsyncError('INTERNAL', 'a tab sent a request before attaching to the worker');
         const value = await backend.request(tabId, req);
         const outcome: Outcome<unknown> = { ok: true, value };
         // Big results move as bytes: transferred, not cloned.

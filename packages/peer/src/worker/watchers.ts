@@ -1,4 +1,6 @@
-import { type ChangeSource, type Entry, valueBytesOf, wins } from '@mittsync/core';
+import type { ChangeSource, Entry } from '@mittsync/core';
+import { valueBytesOf } from '@mittsync/core/columns';
+import { wins } from '@mittsync/core/model';
 import type { ClientStatus, EntryTuple, HostEvent, Query, SlotColumns } from './api';
 import { encodeEvents } from './event-frame';
 

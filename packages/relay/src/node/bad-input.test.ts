@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLOSE_CODES, encodeFrame, encodeHlc, PROTOCOL_VERSION } from '@mittsync/core';
+import { CLOSE_CODES, encodeFrame, PROTOCOL_VERSION } from '@mittsync/core';
+import { encodeHlc } from '@mittsync/core/model';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { signToken } from '../auth';
 import { parseMetrics } from '../metrics';

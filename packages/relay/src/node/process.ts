@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MittsyncError } from '@mittsync/core';
 
 /** The CLI entry of this package (`mittsync`). */
 export const RELAY_BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'mittsync.mjs');
@@ -86,7 +87,11 @@ export async function spawnRelayProcess(opts: RelayProcessOptions = {}): Promise
     };
     child.stdout?.on('data', onData);
     child.once('exit', (code, signal) =>
-      reject(new Error(`relay exited (${code ?? signal}) before listening:\n${out}${log}`)),
+      reject(
+        new MittsyncError('CLOSED', `relay exited (${code ?? signal}) before listening:\n${out}${log}`, {
+          detail: { exitCode: code, signal },
+        }),
+      ),
     );
   });
   return {

@@ -1,7 +1,8 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeHlc, PROTOCOL_VERSION } from '@mittsync/core';
+import { PROTOCOL_VERSION } from '@mittsync/core';
+import { encodeHlc } from '@mittsync/core/model';
 import { afterAll, describe, expect, it } from 'vitest';
 import { signToken } from '../auth';
 import { parseMetrics } from '../metrics';

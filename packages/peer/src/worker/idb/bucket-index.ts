@@ -1,4 +1,5 @@
-import { type Entry, keyOrder } from '@mittsync/core';
+import type { Entry } from '@mittsync/core';
+import { keyOrder } from '@mittsync/core/model';
 import { pageIndexOf } from './pages';
 
 /**

@@ -1,15 +1,14 @@
-import {
-  type BucketMeta,
-  checksumOf,
-  type Entry,
-  type Op,
-  opToEntry,
-  type ReplicaStorage,
-  rangesSize,
-  type ScanQuery,
-  type StorageBatch,
-  type StoredIdentity,
+import type {
+  BucketMeta,
+  Entry,
+  Op,
+  ReplicaStorage,
+  ScanQuery,
+  StorageBatch,
+  StoredIdentity,
 } from '@mittsync/core';
+import { rangesSize } from '@mittsync/core/columns';
+import { checksumOf, opToEntry } from '@mittsync/core/model';
 import type { QuotaFault } from '../api';
 import { mark } from '../marks';
 import { toStorageError } from './errors';

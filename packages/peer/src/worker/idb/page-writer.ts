@@ -1,19 +1,12 @@
-import {
-  type ColumnRange,
-  type Entry,
-  keyAt,
-  keyOrder,
-  lowerBoundIn,
-  rangeEntries,
-  rangesSize,
-} from '@mittsync/core';
+import type { ColumnRange, Entry } from '@mittsync/core';
+import { keyAt, lowerBound, lowerBoundIn, rangeEntries, rangesSize } from '@mittsync/core/columns';
+import { keyOrder } from '@mittsync/core/model';
 import { type BucketIndex, DELTA_LIMIT } from './bucket-index';
 import type { PageCache } from './page-cache';
 import {
   cutPage,
   emptyPage,
   entryAt,
-  lowerBound,
   mergeAndSplit,
   mergeIntoPage,
   PAGE_SPLIT_BYTES,

@@ -1,13 +1,13 @@
+import { type ColumnRange, type Entry, packedEntry } from '@mittsync/core';
 import {
-  type ColumnRange,
-  type Entry,
   keyAt,
-  packedEntry,
+  lowerBound,
   plainEntry,
   startIn,
   textAt,
+  upperBound,
   valueBytesOf,
-} from '@mittsync/core';
+} from '@mittsync/core/columns';
 
 /**
  * Key-range pages: a bucket's entries live in records of up to {@link PAGE_MAX_ENTRIES}
@@ -179,26 +179,7 @@ export function pageOf(first: string, entries: readonly Entry[]): Page {
 
 /** Index of the last element `<= key` in sorted `firsts` (the page that holds `key`), or -1. */
 export function pageIndexOf(firsts: readonly string[], key: string): number {
-  let lo = 0;
-  let hi = firsts.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if ((firsts[mid] as string) <= key) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo - 1;
-}
-
-/** Index of the first key `>= key` in sorted `keys`. */
-export function lowerBound(keys: readonly string[], key: string): number {
-  let lo = 0;
-  let hi = keys.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if ((keys[mid] as string) < key) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+  return upperBound(firsts, key) - 1;
 }
 
 /** Where `key` is in `page`, or -1. */
@@ -356,7 +337,7 @@ function mergePages(page: Page, puts: readonly Entry[], split: boolean): Page[] 
     }
   };
   puts.forEach((p, j) => {
-    takeOld(Math.max(i, lowerBound(old, p.key)));
+    takeOld(lowerBound(old, p.key, i));
     if (old[i] === p.key) i++;
     order[n++] = -1 - j;
     bytes += entryBytes(p.key, p.hlc);

@@ -1,21 +1,24 @@
+import type {
+  BucketMeta,
+  ColumnRange,
+  Entry,
+  MittsyncError,
+  Op,
+  ReplicaStorage,
+  ScanQuery,
+  StorageBatch,
+  StoredIdentity,
+} from '@mittsync/core';
 import {
-  type BucketMeta,
-  type ColumnRange,
   columnSize,
   columnsOf,
-  type Entry,
   keyAt,
-  keyOrder,
-  type MittsyncError,
-  type Op,
+  lowerBound,
   plainEntry,
-  type ReplicaStorage,
   rangeEntries,
   rangesSize,
-  type ScanQuery,
-  type StorageBatch,
-  type StoredIdentity,
-} from '@mittsync/core';
+} from '@mittsync/core/columns';
+import { keyOrder } from '@mittsync/core/model';
 import type { StorageStats } from '../api';
 import { mark } from '../marks';
 import { BucketIndex } from './bucket-index';
@@ -27,7 +30,6 @@ import {
   entryAt,
   findInPage,
   isTombstoneAt,
-  lowerBound,
   mergeIntoPage,
   type Page,
   type PageRecord,
