@@ -1105,6 +1105,9 @@ export class Replica {
       for (const w of b.readyWaiters.splice(0)) w(info);
       for (const l of this.readyListeners) l(info);
       this.emitStatus();
+      // Live ops that came while this commit ran went into the mitt as the join's; no later
+      // delivery may come to apply them, so apply them now.
+      this.applyHeld(b, mitt);
     });
   }
 
@@ -1160,12 +1163,22 @@ export class Replica {
       this.tryFinish(b, cu);
       return;
     }
+    this.applyHeld(b, mitt);
+  }
+
+  /**
+   * Applies the ops a ready bucket's mitt holds, moves the checkpoint with them and reports
+   * it: a replica that only receives hears of its new checkpoint from nothing else.
+   */
+  private applyHeld(b: BucketState, mitt: Mitt): void {
+    if (mitt.heldCount === 0) return;
     const subId = b.subId;
     this.syncTask(b, async () => {
       if (b.subId !== subId || b.mitt !== mitt || mitt.heldCount === 0) return;
       const upTo = mitt.upTo;
       await this.applyLive(b, mitt.spill(), { checkpoint: upTo });
       this.verify(b);
+      this.emitStatus();
     });
   }
 
