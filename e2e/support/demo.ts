@@ -98,6 +98,9 @@ export class Demo {
     const find = this.page.getByPlaceholder('Go to key…');
     await find.fill(key);
     await find.press('Enter');
+    // The table redraws on the next frame: until then its row elements (reused as it scrolls)
+    // still hold the rows before the scroll, and a locator could take one about to change.
+    await this.nextFrame();
     const cell = this.page.locator(`[data-key="${key}"] [data-field="${field}"]`);
     await cell.waitFor();
     return cell;
