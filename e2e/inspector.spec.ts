@@ -1,5 +1,5 @@
 import { relayHead } from './support/relay-data';
-import { expect, seed, test } from './support/test';
+import { expect, expectConverged, seed, test } from './support/test';
 
 const inspected = (text: string | null) => Number((text ?? '').replace(/\D/g, ''));
 
@@ -57,4 +57,5 @@ test('a device that only receives: its inspector follows live writes, and only l
   await expect(ui.getByTestId('mitt')).toHaveText('empty');
   expect((await receiver.bucketStatus())?.mitt).toEqual({ ops: 0, bytes: 0 });
   expect((await receiver.bucketStatus())?.pending).toBe(0);
+  await expectConverged(relay, bucket, [writer, receiver]);
 });
