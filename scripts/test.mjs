@@ -35,7 +35,14 @@ const steps = [
     title: 'Chromium for browser tests',
     run: () => console.log(`using ${ensureChromium()}`),
   },
-  { name: 'lint', title: 'Biome (format + lint)', run: () => sh(bin('biome'), ['check', '.']) },
+  {
+    name: 'lint',
+    title: 'Biome (format + lint), the e2e table of docs/demo.md',
+    run: () => {
+      sh(bin('biome'), ['check', '.']);
+      sh(process.execPath, [join(root, 'scripts', 'check-e2e-docs.mjs')]);
+    },
+  },
   { name: 'typecheck', title: 'TypeScript (tsc -b)', run: () => sh(bin('tsc'), ['-b']) },
   { name: 'unit', title: 'Vitest (all projects)', run: () => sh(bin('vitest'), ['run']) },
   {

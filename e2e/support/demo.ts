@@ -6,6 +6,8 @@ import type { MittsyncTestHook, ReadyCapture, StatusPoint } from '../../apps/dem
 declare global {
   interface Window {
     __mittsync: MittsyncTestHook;
+    /** Keys of the table rows seen flashing since {@link Demo.recordFlashes}. */
+    __flashed?: string[];
   }
 }
 
@@ -96,9 +98,42 @@ export class Demo {
     const find = this.page.getByPlaceholder('Go to key…');
     await find.fill(key);
     await find.press('Enter');
+    // The table redraws on the next frame: until then its row elements (reused as it scrolls)
+    // still hold the rows before the scroll, and a locator could take one about to change.
+    await this.nextFrame();
     const cell = this.page.locator(`[data-key="${key}"] [data-field="${field}"]`);
     await cell.waitFor();
     return cell;
+  }
+
+  /** Resolves after the page has drawn a frame (and run what was due before it). */
+  nextFrame(): Promise<void> {
+    return this.page.evaluate(
+      () => new Promise<void>((r) => requestAnimationFrame(() => requestAnimationFrame(() => r()))),
+    );
+  }
+
+  /**
+   * From now on, records the key of every table row that shows the flash of a live change
+   * (rows are reused elements: a row is recorded when it gains the flash or, flashing, gets
+   * another key).
+   */
+  recordFlashes(): Promise<void> {
+    return this.page.evaluate(() => {
+      const flashed: string[] = [];
+      window.__flashed = flashed;
+      new MutationObserver((records) => {
+        for (const r of records) {
+          const row = r.target as HTMLElement;
+          if (row.classList.contains('flash') && row.dataset.key !== undefined) flashed.push(row.dataset.key);
+        }
+      }).observe(document.body, { subtree: true, attributes: true, attributeFilter: ['class', 'data-key'] });
+    });
+  }
+
+  /** Keys recorded by {@link recordFlashes}, each once, in the order first seen. */
+  flashedKeys(): Promise<string[]> {
+    return this.page.evaluate(() => [...new Set(window.__flashed ?? [])]);
   }
 
   /** Edits one cell in place, as a user would: click, type, Enter. */

@@ -10,26 +10,38 @@ export async function devToken(relay: RelayProcess, sub: string): Promise<string
   return ((await res.json()) as { token: string }).token;
 }
 
+/** One page of `bucket` from the relay's HTTP API. */
+async function relayPage(relay: RelayProcess, bucket: string, q: URLSearchParams): Promise<PageMsg> {
+  const token = await devToken(relay, 'e2e-checker');
+  const res = await fetch(`${relay.httpUrl}/v1/buckets/${encodeURIComponent(bucket)}/pages?${q}`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  const body = decodeFrame(new Uint8Array(await res.arrayBuffer())) as PageMsg | { type: string };
+  if (res.status !== 200 || body.type !== 'page') {
+    throw new Error(`page request failed: HTTP ${res.status} ${JSON.stringify(body)}`);
+  }
+  return body as PageMsg;
+}
+
 /** Every live entry of `bucket` on the relay, read page by page over HTTP. */
 export async function relayEntries(relay: RelayProcess, bucket: string): Promise<Entry[]> {
-  const token = await devToken(relay, 'e2e-checker');
   const out: Entry[] = [];
   let after: string | undefined;
   for (;;) {
     const q = new URLSearchParams({ limit: '10000' });
     if (after !== undefined) q.set('after', after);
-    const res = await fetch(`${relay.httpUrl}/v1/buckets/${encodeURIComponent(bucket)}/pages?${q}`, {
-      headers: { authorization: `Bearer ${token}` },
-    });
-    const body = decodeFrame(new Uint8Array(await res.arrayBuffer())) as PageMsg | { type: string };
-    if (res.status !== 200 || body.type !== 'page') {
-      throw new Error(`page request failed: HTTP ${res.status} ${JSON.stringify(body)}`);
-    }
-    const page = body as PageMsg;
+    const page = await relayPage(relay, bucket, q);
     for (const e of page.entries) if (!e.deleted) out.push(e);
     if (page.next === null) return out;
     after = page.next;
   }
+}
+
+/** The relay's head seq of `bucket`: the checkpoint of a replica that has every write. */
+export async function relayHead(relay: RelayProcess, bucket: string): Promise<number> {
+  const page = await relayPage(relay, bucket, new URLSearchParams({ limit: '1' }));
+  if (page.head === undefined) throw new Error('the relay sent a page without its head seq');
+  return page.head;
 }
 
 /** Count and digest of the relay's copy of `bucket`, computed like the page's. */

@@ -170,8 +170,11 @@ export class Inspector {
       const dd = el('dd', cls, v);
       if (id !== undefined) dd.dataset.testid = id;
       dl.append(el('dt', undefined, k), dd);
+      return dd;
     };
-    add('Mitt', `${fmt.format(b.mitt.ops)} ops, ${bytes(b.mitt.bytes)}`, 'mitt');
+    add('Mitt', mittText(b, catchingUp), 'mitt').title =
+      'Live ops caught while the download runs, applied once it is done. Once ready, live ops ' +
+      'pass through it only until they are written to storage.';
     add('Checkpoint', fmt.format(b.checkpoint), 'checkpoint');
     add('Pending outbox', fmt.format(b.pending), 'pending', b.pending > 0 ? 'warn' : undefined);
     add('Checksum checks', fmt.format(b.verified), 'verified');
@@ -185,6 +188,16 @@ export class Inspector {
     card.append(dl);
     return card;
   }
+}
+
+/**
+ * What the mitt holds: while catching up, the live ops held back from the download; once
+ * ready, it is empty but for a delivery on its way to storage, and says so.
+ */
+function mittText(b: BucketStatus, catchingUp: boolean): string {
+  if (b.mitt.ops === 0) return 'empty';
+  const held = `${fmt.format(b.mitt.ops)} ops, ${bytes(b.mitt.bytes)}`;
+  return catchingUp ? `${held} held` : `${held} being applied`;
 }
 
 function hostingText(h: ClientStatus['hosting']): string {

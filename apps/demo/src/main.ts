@@ -150,7 +150,11 @@ function openBucket(): Bucket<Item> {
   const b = client.bucket<Item>(cfg.bucket);
   bucket = b;
   b.watch({ prefix: '' }, (r) => {
-    model.apply(r.initial, r.changes);
+    // Status events and changes come in order on one channel: while the last status says the
+    // bucket is catching up (joining, resuming, flushing), its remote changes are downloaded
+    // rows (and live ops the mitt held meanwhile); once it says ready, they are live writes.
+    const phase = client.status?.buckets.find((x) => x.bucket === cfg.bucket)?.phase;
+    model.apply(r.initial, r.changes, phase === 'ready');
     rowCount.textContent = model.size.toLocaleString('en-US');
     table.schedule();
   });

@@ -24,7 +24,7 @@ function lowerBound(keys: readonly string[], key: string): number {
 export class TableModel<T> {
   private keys: string[] = [];
   private readonly values = new Map<string, T>();
-  /** When each key last changed remotely (the table flashes those rows). */
+  /** When each key last changed by a live write of another tab or device (the table flashes those rows). */
   private readonly touched = new Map<string, number>();
   /** Bumped on every change, so views know when to redraw. */
   version = 0;
@@ -69,8 +69,12 @@ export class TableModel<T> {
     return this.values.entries();
   }
 
-  /** Applies one delivery of a live query; an `initial` delivery replaces everything. */
-  apply(initial: boolean, changes: readonly Change<T>[], now = performance.now()): void {
+  /**
+   * Applies one delivery of a live query; an `initial` delivery replaces everything. `live`
+   * says whether its remote changes are live writes, which flash, rather than rows a join or
+   * resume downloaded, which arrive as remote changes too and would make the table blink.
+   */
+  apply(initial: boolean, changes: readonly Change<T>[], live: boolean, now = performance.now()): void {
     if (initial) {
       this.values.clear();
       this.touched.clear();
@@ -78,8 +82,7 @@ export class TableModel<T> {
     }
     const added: string[] = [];
     let removed = 0;
-    // Live edits flash; the bulk pages of a join would only make the whole table blink.
-    const flash = changes.length <= 500;
+    const flash = live && !initial;
     for (const c of changes) {
       const had = this.values.has(c.key);
       if (c.deleted) {

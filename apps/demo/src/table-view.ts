@@ -32,6 +32,23 @@ function cellText(col: Column, index: number, key: string, item: Item | undefine
   return typeof v === 'string' || typeof v === 'number' ? String(v) : '';
 }
 
+/** The row key and field an editable cell shows now, or null for a cell in no row. */
+function editTarget(cell: HTMLElement): { key: string; field: EditableField } | null {
+  const key = cell.closest<HTMLElement>('.row')?.dataset.key;
+  const field = cell.dataset.field;
+  if (key === undefined || field === undefined || !(field in EDITABLE)) return null;
+  return { key, field: field as EditableField };
+}
+
+/** The open editor: which cell it edits, and its input. */
+interface Editor {
+  key: string;
+  field: EditableField;
+  input: HTMLInputElement;
+  /** False until a redraw first puts the input in its cell. */
+  shown: boolean;
+}
+
 /** Called when the user commits an edit; `value` is already parsed. */
 export type EditHandler = (key: string, field: EditableField, value: string | number) => void;
 
@@ -50,7 +67,11 @@ export class TableView {
   private drawnVersion = -1;
   private drawnFirst = -1;
   private frame = 0;
-  private editing: { key: string; field: EditableField; input: HTMLInputElement } | null = null;
+  private editing: Editor | null = null;
+  /** The editable cell a pointer went down on, and the row it showed then (see {@link onPress}). */
+  private pressed: { cell: HTMLElement; key: string; field: EditableField } | null = null;
+  /** True while the table itself takes the editor's input out of the DOM (its blur is ours). */
+  private detaching = false;
 
   constructor(
     private readonly model: TableModel<Item>,
@@ -81,6 +102,7 @@ export class TableView {
     this.viewport.append(this.spacer, this.empty);
     this.element.append(head, this.viewport);
     this.viewport.addEventListener('scroll', () => this.schedule(), { passive: true });
+    this.viewport.addEventListener('pointerdown', (ev) => this.onPress(ev));
     this.viewport.addEventListener('click', (ev) => this.onClick(ev));
     new ResizeObserver(() => this.schedule(true)).observe(this.viewport);
     this.schedule();
@@ -131,8 +153,8 @@ export class TableView {
       this.fillRow(row, index, key, now);
       if (this.editing?.key === key) editingShown = true;
     }
-    // An edit whose row scrolled away (or was deleted) is abandoned.
-    if (this.editing !== null && !editingShown) this.editing = null;
+    // Leaving the cell saves: so does scrolling its row away (a deleted row has nothing to save).
+    if (this.editing !== null && !editingShown) this.finishEdit(true, this.editing);
     if (flashing) this.schedule();
   }
 
@@ -168,26 +190,65 @@ export class TableView {
       const ed = this.editing;
       if (ed !== null && ed.key === key && ed.field === col.field) {
         if (ed.input.parentNode !== cell) {
+          // First shown, or its row now sits in another pooled element (rows above it were
+          // added or removed, or the table scrolled): the input moves, and stays focused.
+          this.detach(ed.input);
           cell.textContent = '';
           cell.append(ed.input);
-          ed.input.focus();
-          ed.input.select();
+          if (ed.shown) {
+            ed.input.focus({ preventScroll: true });
+          } else {
+            ed.shown = true;
+            ed.input.focus();
+            ed.input.select();
+          }
         }
         return;
       }
       const text = cellText(col, index, key, item);
-      if (cell.firstChild instanceof HTMLInputElement || cell.textContent !== text) cell.textContent = text;
+      if (cell.firstChild instanceof HTMLInputElement) {
+        this.detach(cell.firstChild);
+        cell.textContent = text;
+      } else if (cell.textContent !== text) cell.textContent = text;
     });
   }
 
-  private onClick(ev: MouseEvent): void {
+  /**
+   * Takes an input out of the DOM without the blur that Chromium fires on removing a focused
+   * element closing the editor: the table moves or drops inputs on its own while it redraws.
+   */
+  private detach(input: HTMLInputElement): void {
+    if (!input.isConnected) return;
+    this.detaching = true;
+    try {
+      input.remove();
+    } finally {
+      this.detaching = false;
+    }
+  }
+
+  /** Remembers which row's cell a pointer went down on (see {@link onClick}). */
+  private onPress(ev: PointerEvent): void {
     const cell = (ev.target as HTMLElement).closest<HTMLElement>('.cell.editable');
-    const row = cell?.closest<HTMLElement>('.row');
-    const key = row?.dataset.key;
-    const field = cell?.dataset.field as EditableField | undefined;
-    if (cell == null || key === undefined || field === undefined || !(field in EDITABLE)) return;
-    if (this.editing?.key === key && this.editing.field === field) return;
-    this.startEdit(key, field);
+    const target = cell === null ? null : editTarget(cell);
+    this.pressed = cell === null || target === null ? null : { cell, ...target };
+  }
+
+  /**
+   * Opens the editor on the cell clicked. The table reuses its row elements: a redraw between
+   * the press and the click (a live write adding a row above, the table scrolling) can put
+   * another key in the element clicked, so the click edits the row pressed, read at the press.
+   */
+  private onClick(ev: MouseEvent): void {
+    const pressed = this.pressed;
+    this.pressed = null;
+    const cell = (ev.target as HTMLElement).closest<HTMLElement>('.cell.editable');
+    if (cell === null) return;
+    // A click with no press on this cell (a synthetic one) edits what the cell shows now.
+    const target = pressed?.cell === cell ? pressed : editTarget(cell);
+    if (target === null) return;
+    if (this.editing?.key === target.key && this.editing.field === target.field) return;
+    this.startEdit(target.key, target.field);
   }
 
   /** Opens the editor on one cell (also used by keyboard shortcuts and tests). */
@@ -205,18 +266,22 @@ export class TableView {
           ? ''
           : String(current);
     input.setAttribute('aria-label', `${field} of ${key}`);
+    const ed: Editor = { key, field, input, shown: false };
+    // Each input ends its own editor only: a late event of an input already replaced must not
+    // close the editor opened since.
     input.addEventListener('keydown', (e) => {
-      if (e.key === 'Enter') this.finishEdit(true);
-      else if (e.key === 'Escape') this.finishEdit(false);
+      if (e.key === 'Enter') this.finishEdit(true, ed);
+      else if (e.key === 'Escape') this.finishEdit(false, ed);
     });
-    input.addEventListener('blur', () => this.finishEdit(true));
-    this.editing = { key, field, input };
+    input.addEventListener('blur', () => {
+      if (!this.detaching) this.finishEdit(true, ed);
+    });
+    this.editing = ed;
     this.schedule(true);
   }
 
-  private finishEdit(save: boolean): void {
-    const ed = this.editing;
-    if (ed === null) return;
+  private finishEdit(save: boolean, ed: Editor | null = this.editing): void {
+    if (ed === null || this.editing !== ed) return;
     this.editing = null;
     if (save) {
       const parsed = EDITABLE[ed.field](ed.input.value);
@@ -225,7 +290,7 @@ export class TableView {
         this.onEdit(ed.key, ed.field, parsed);
       }
     }
-    ed.input.remove();
+    this.detach(ed.input);
     this.schedule(true);
   }
 }

@@ -26,7 +26,7 @@ export interface CatchUpContext
   /** Tells ready listeners that a bucket completed a catch-up. */
   emitReady(info: ReadyInfo): void;
   /** Takes ops that overtook `subscribed`, and applies the mitt when the catch-up ends. */
-  live: Pick<LiveStream, 'deliver' | 'apply' | 'verify'>;
+  live: Pick<LiveStream, 'deliver' | 'apply' | 'applyHeld' | 'verify'>;
   /** Holds pushes until the relay's reception counter is known, then reconciles and pushes. */
   outbox: Pick<Outbox, 'hold' | 'reconcile' | 'release'>;
 }
@@ -222,6 +222,9 @@ export class CatchUpRunner {
       for (const w of b.readyWaiters.splice(0)) w(info);
       ctx.emitReady(info);
       ctx.emitStatus();
+      // Live ops that came while this commit ran went into the mitt as the join's; no later
+      // delivery may come to apply them, so apply them now.
+      ctx.live.applyHeld(b, mitt);
     });
   }
 

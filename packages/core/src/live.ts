@@ -2,7 +2,7 @@ import type { BucketState, CatchUp } from './bucket-state';
 import { checksumEquals, checksumReplace } from './checksum';
 import { MittsyncError } from './errors';
 import { keep, knownVersions, OLDER } from './fresh-join';
-import type { MittBounds } from './mitt';
+import type { Mitt, MittBounds } from './mitt';
 import { type Entry, opToEntry, type SeqOp, type Version, wins } from './model';
 import type { DeliverMsg } from './protocol';
 import type { BucketMeta } from './storage';
@@ -10,7 +10,7 @@ import type { SyncContext } from './sync-context';
 
 /** What the live stream needs from its owner and from catch-up. */
 export interface LiveContext
-  extends Pick<SyncContext, 'env' | 'storage' | 'clock' | 'emitChange' | 'fail' | 'syncTask'> {
+  extends Pick<SyncContext, 'env' | 'storage' | 'clock' | 'emitChange' | 'emitStatus' | 'fail' | 'syncTask'> {
   /** Subscribes again (a gap in the stream persisted or overflowed; a resume recovers it). */
   resubscribe(b: BucketState): void;
   /** Lets the catch-up in progress finish if the stream now covers its cut. */
@@ -82,12 +82,23 @@ export class LiveStream {
       ctx.tryFinish(b, cu);
       return;
     }
+    this.applyHeld(b, mitt);
+  }
+
+  /**
+   * Applies the ops a ready bucket's mitt holds, moves the checkpoint with them and reports
+   * it: a replica that only receives hears of its new checkpoint from nothing else.
+   */
+  applyHeld(b: BucketState, mitt: Mitt): void {
+    if (mitt.heldCount === 0) return;
+    const ctx = this.ctx;
     const subId = b.subId;
     ctx.syncTask(b, async () => {
       if (b.subId !== subId || b.mitt !== mitt || mitt.heldCount === 0) return;
       const upTo = mitt.upTo;
       await this.apply(b, mitt.spill(), { checkpoint: upTo });
       this.verify(b);
+      ctx.emitStatus();
     });
   }
 

@@ -135,6 +135,66 @@ describe('Replica', () => {
     expect(r.storage.peekMeta('b').meta?.checkpoint).toBe(h.relay.hosts.get('b')?.state.head);
   });
 
+  it('tells status listeners the checkpoint each live delivery advances it to', async () => {
+    const h = new Harness(settle);
+    const w = await h.open('rW');
+    const r = await h.open('rR');
+    await r.replica.openBucket('b');
+    await w.replica.openBucket('b');
+    await h.run(100);
+    // The receiving replica writes nothing: only live deliveries can move its status.
+    const seen: number[] = [];
+    r.replica.onStatus((s) => seen.push(s.buckets.find((x) => x.bucket === 'b')?.checkpoint ?? -1));
+    for (let i = 0; i < 3; i++) {
+      await w.replica.put('b', `k${i}`, i);
+      await h.run(50);
+    }
+    const head = h.relay.hosts.get('b')?.state.head;
+    expect(head).toBe(3);
+    expect(r.storage.peekMeta('b').meta?.checkpoint).toBe(head);
+    expect(seen.at(-1)).toBe(head);
+    expect(r.replica.status('b')?.mitt.ops).toBe(0);
+  });
+
+  it('applies live ops that arrive while the join commits ready, and holds none once ready', async () => {
+    const h = new Harness(settle);
+    const w = await h.open('rW');
+    for (let i = 0; i < 20; i++) await w.replica.put('b', `k${i}`, 0);
+    await h.run(200);
+    // The joiner's commit that makes it ready waits until the test lets it finish.
+    let release: (() => void) | null = null;
+    let holdReady = true;
+    const storage = new (class extends MemoryReplicaStorage {
+      override async commit(batch: Parameters<MemoryReplicaStorage['commit']>[0]) {
+        if (holdReady && batch.meta?.ready === true) {
+          holdReady = false;
+          await new Promise<void>((r) => {
+            release = r;
+          });
+        }
+        return super.commit(batch);
+      }
+    })();
+    const j = await h.open('rJ', { storage });
+    const statuses: { phase: string; mitt: number; checkpoint: number }[] = [];
+    j.replica.onStatus((s) => {
+      const b = s.buckets.find((x) => x.bucket === 'b');
+      if (b !== undefined) statuses.push({ phase: b.phase, mitt: b.mitt.ops, checkpoint: b.checkpoint });
+    });
+    await j.replica.openBucket('b');
+    await h.run(500);
+    expect(release).not.toBeNull();
+    // Live writes reach the joiner while its ready commit is in flight.
+    for (let i = 0; i < 3; i++) await w.replica.put('b', `k${i}`, 1);
+    await h.run(200);
+    (release as unknown as () => void)();
+    await h.run(500);
+    const head = h.relay.hosts.get('b')?.state.head;
+    expect(j.replica.status('b')).toMatchObject({ phase: 'ready', checkpoint: head, mitt: { ops: 0 } });
+    expect(live(j.storage.peek('b').values())).toEqual(live(w.storage.peek('b').values()));
+    expect(statuses.at(-1)).toEqual({ phase: 'ready', mitt: 0, checkpoint: head });
+  });
+
   it('scenario 18: a download cut off leaves the bucket not ready; the join completes after reconnecting', async () => {
     const h = new Harness(settle);
     const w = await h.open('rW');
