@@ -1,13 +1,21 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BucketHost, type Env, type HostStore, MemoryHostStore, type Op, type PushMsg } from '@mittsync/core';
+import {
+  BucketHost,
+  type Env,
+  type HostStore,
+  MemoryHostStore,
+  type Op,
+  type PushMsg,
+  type SqlDriver,
+  type SqlValue,
+} from '@mittsync/core';
 import { checksumOf, encodeHlc } from '@mittsync/core/model';
 import { allHostEntries, runHostStoreTests } from '@mittsync/core/testing';
-import { Packr } from 'msgpackr';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteDriver } from './node/sqlite-driver';
-import { ensureSchema, SqlHostStore } from './sql-host-store';
+import { SqlHostStore } from './sql-host-store';
 
 const dirs: string[] = [];
 const drivers: SqliteDriver[] = [];
@@ -96,10 +104,6 @@ runHostStoreTests('SQLite file (better-sqlite3)', {
     const { path, driver } = homeOf(store);
     return openStore(path, 'another-bucket', driver);
   },
-  knownIssues: {
-    utf16KeyOrder:
-      'SQLite compares TEXT by UTF-8 bytes, so keys with U+E000..U+FFFF sort after keys past U+FFFF',
-  },
 });
 
 describe('SqlHostStore', () => {
@@ -176,42 +180,71 @@ describe('SqlHostStore', () => {
     expect(store.getEntry('c')).toBeUndefined();
   });
 
-  it('converts a schema-1 database (entries in a rowid table) in place, keeping every entry', () => {
-    const path = tempDb();
-    const d = new SqliteDriver(path);
-    // The tables as the first release created them.
-    d.exec(`CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)`);
-    d.exec(`INSERT INTO meta (name, value) VALUES ('schema_version', '1')`);
-    d.exec(`CREATE TABLE buckets (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, epoch TEXT,
-      head INTEGER NOT NULL DEFAULT 0, horizon INTEGER NOT NULL DEFAULT 0, purged_hlc TEXT NOT NULL DEFAULT '',
-      sum_count INTEGER NOT NULL DEFAULT 0, sum_a INTEGER NOT NULL DEFAULT 0, sum_b INTEGER NOT NULL DEFAULT 0)`);
-    d.exec(`CREATE TABLE entries (b INTEGER NOT NULL, key TEXT NOT NULL, hlc TEXT NOT NULL, seq INTEGER NOT NULL,
-      deleted INTEGER NOT NULL, value BLOB, PRIMARY KEY (b, key))`);
-    d.exec(`CREATE INDEX entries_by_seq ON entries (b, seq, key)`);
-    d.exec(`CREATE TABLE received (b INTEGER NOT NULL, origin TEXT NOT NULL, origin_seq INTEGER NOT NULL,
-      PRIMARY KEY (b, origin)) WITHOUT ROWID`);
-    d.exec(`INSERT INTO buckets (id, name, epoch, head) VALUES (1, 'b', 'e1', 3)`);
-    const insert = 'INSERT INTO entries (b, key, hlc, seq, deleted, value) VALUES (1, ?, ?, ?, ?, ?)';
-    d.exec(insert, 'm', 'h3', 3, 0, new Packr({ useRecords: false }).pack({ n: 3 }));
-    d.exec(insert, 'a', 'h1', 1, 0, new Packr({ useRecords: false }).pack('one'));
-    d.exec(insert, 'd', 'h2', 2, 1, null);
-    d.close();
-    const driver = new SqliteDriver(path);
+  it('keeps a key as TEXT only when it has a character past U+FFFF; reads the others from the sort key', () => {
+    const driver = new SqliteDriver(':memory:');
     const store = new SqlHostStore(driver, 'b');
-    expect(store.loadMeta()).toMatchObject({ epoch: 'e1', head: 3 });
-    expect(store.scan(0, undefined, undefined, 10)).toEqual([
-      { key: 'a', hlc: 'h1', seq: 1, value: 'one' },
-      { key: 'd', hlc: 'h2', seq: 2, deleted: true },
-      { key: 'm', hlc: 'h3', seq: 3, value: { n: 3 } },
-    ]);
-    expect(store.scan(2, undefined, undefined, 10).map((e) => e.key)).toEqual(['m']);
-    const table = driver.exec<{ sql: string }>(`SELECT sql FROM sqlite_master WHERE name = 'entries'`)[0];
-    expect(table?.sql).toMatch(/WITHOUT ROWID/);
-    expect(driver.exec(`SELECT name FROM sqlite_master WHERE name = 'entries_by_seq'`)).toHaveLength(1);
-    expect(driver.exec(`SELECT value FROM meta WHERE name = 'schema_version'`)).toEqual([{ value: '2' }]);
-    store.putEntry({ key: 'b', hlc: 'h4', seq: 4, value: 4 });
-    expect(store.getEntry('b')?.value).toBe(4);
-    driver.close();
+    const keys = ['plain', 'é日本！\uFFFF', 'nul\u0000inside', '\u0000', '😀', 'a😀b', '\u{10FFFF}'];
+    store.transaction(() => {
+      keys.forEach((key, i) => {
+        store.putEntry({ key, hlc: 'h', seq: i + 1, value: i });
+      });
+    });
+    const sorted = [...keys].sort();
+    const rows = driver.exec<{ astral_key: string | null; type: string }>(
+      'SELECT astral_key, typeof(sort_key) AS type FROM entries ORDER BY sort_key',
+    );
+    expect(rows.map((r) => r.astral_key)).toEqual(sorted.map((k) => (/[\uD800-\uDFFF]/.test(k) ? k : null)));
+    expect(rows.map((r) => r.type)).toEqual(sorted.map(() => 'blob'));
+    for (const [i, key] of keys.entries())
+      expect(store.getEntry(key), key).toEqual({ key, hlc: 'h', seq: i + 1, value: i });
+    expect(store.scan(0, undefined, undefined, 10).map((e) => e.key)).toEqual(sorted);
+    expect(store.pageScan(0, undefined, undefined, 10).map((e) => e.key)).toEqual(sorted);
+    expect(store.splitKeys(7)).toEqual(sorted.slice(0, 6));
+  });
+
+  it('looks keys up, pages and splits by range scans of the (b, sort_key) key, never a full scan', () => {
+    const driver = new SqliteDriver(':memory:');
+    const statements: { sql: string; params: SqlValue[] }[] = [];
+    const recording: SqlDriver = {
+      exec: (sql, ...params) => {
+        statements.push({ sql, params });
+        return driver.exec(sql, ...params);
+      },
+      transaction: (fn) => driver.transaction(fn),
+    };
+    const store = new SqlHostStore(recording, 'b');
+    store.transaction(() => {
+      for (let i = 0; i < 100; i++) store.putEntry({ key: `k${i}😀`, hlc: 'h', seq: i + 1, value: i });
+      store.saveMeta({ epoch: 'e', head: 100, horizon: 0, purgedHlc: '', sum: { count: 100, a: 0, b: 0 } });
+    });
+    statements.length = 0;
+    store.getEntry('k5😀');
+    store.scan(0, undefined, undefined, 10);
+    store.scan(0, 'k1', 'k5', 10);
+    store.splitKeys(4);
+    store.scan(95, 'k1', undefined, 10); // a resume: walks the seq index, then sorts the few
+    store.purgeTombstones(50, 'z');
+    const plans = statements
+      .filter((st) => /FROM entries/.test(st.sql))
+      .map((st) => ({
+        sql: st.sql,
+        plan: driver
+          .exec<{ detail: string }>(`EXPLAIN QUERY PLAN ${st.sql}`, ...st.params)
+          .map((r) => r.detail),
+      }));
+    const byKey = plans.filter((p) => p.sql.includes('sort_key'));
+    expect(byKey.length).toBeGreaterThanOrEqual(7);
+    expect(byKey.some((p) => p.sql.includes('INDEXED BY'))).toBe(true);
+    for (const { sql, plan } of plans) expect(plan.join(' | '), sql).toMatch(/^SEARCH entries /);
+    for (const { sql, plan } of byKey) {
+      expect(plan[0], sql).toMatch(
+        /^SEARCH entries USING (PRIMARY KEY \(b=\? AND sort_key|INDEX entries_by_seq)/,
+      );
+      // Only a resume sorts (the few entries changed since its checkpoint); pages in key
+      // order come off the primary key already sorted.
+      const sorts = plan.some((d) => d.includes('TEMP B-TREE'));
+      expect(sorts, sql).toBe(sql.includes('INDEXED BY entries_by_seq'));
+    }
   });
 
   it('reads pages the same through raw rows as through row objects', () => {
@@ -253,15 +286,5 @@ describe('SqlHostStore', () => {
     expect(small.db.pragma('cache_size', { simple: true })).toBe(-8192);
     expect(small.db.pragma('synchronous', { simple: true })).toBe(1);
     small.close();
-  });
-
-  it('refuses a database written by a newer schema, and a second relay on the same file', () => {
-    const path = tempDb();
-    const d = new SqliteDriver(path);
-    ensureSchema(d);
-    d.exec(`UPDATE meta SET value = '99' WHERE name = 'schema_version'`);
-    expect(() => new SqliteDriver(path)).toThrow(/another relay/);
-    d.close();
-    expect(() => new SqlHostStore(new SqliteDriver(path), 'b')).toThrow(/schema version 99/);
   });
 });

@@ -1,92 +1,7 @@
 import type { Entry, Hlc, HostMeta, HostStore, SqlDriver, SqlValue } from '@mittsync/core';
 import { decodeValue, encodeValueView, MittsyncError, packedEntry } from '@mittsync/core';
-
-/**
- * Entries clustered by (bucket, key): a join's download walks one B-tree in key order with
- * each row's columns in place. (Schema 1 kept them in a rowid table behind a (b, key) index,
- * one lookup in each per row: reading 200,000 entries inserted in random key order in pages
- * of 2,000 took 1.3 s there and 0.38 s here.)
- */
-function entriesTable(name: string): string {
-  return `CREATE TABLE IF NOT EXISTS ${name} (
-    b INTEGER NOT NULL,
-    key TEXT NOT NULL,
-    hlc TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    deleted INTEGER NOT NULL,
-    value BLOB,
-    PRIMARY KEY (b, key)
-  ) WITHOUT ROWID`;
-}
-
-const ENTRIES_BY_SEQ = `CREATE INDEX IF NOT EXISTS entries_by_seq ON entries (b, seq, key)`;
-
-/**
- * The relay's tables. One database holds every bucket (`b` is the bucket's row id), so a group
- * commit spanning many buckets is one transaction and one fsync, the number of open files does
- * not grow with the number of buckets, and bucket names never become file names. A Durable
- * Object (one bucket per database) uses the same tables with a single `buckets` row.
- */
-const SCHEMA = [
-  `CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)`,
-  `CREATE TABLE IF NOT EXISTS buckets (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    epoch TEXT,
-    head INTEGER NOT NULL DEFAULT 0,
-    horizon INTEGER NOT NULL DEFAULT 0,
-    purged_hlc TEXT NOT NULL DEFAULT '',
-    sum_count INTEGER NOT NULL DEFAULT 0,
-    sum_a INTEGER NOT NULL DEFAULT 0,
-    sum_b INTEGER NOT NULL DEFAULT 0
-  )`,
-  entriesTable('entries'),
-  // Covers resumes ("changed since"), tombstone purges, and the key filter of ranged resumes.
-  ENTRIES_BY_SEQ,
-  `CREATE TABLE IF NOT EXISTS received (
-    b INTEGER NOT NULL,
-    origin TEXT NOT NULL,
-    origin_seq INTEGER NOT NULL,
-    PRIMARY KEY (b, origin)
-  ) WITHOUT ROWID`,
-];
-
-/** Bumped when the tables change incompatibly; a newer database is refused, not misread. */
-export const SCHEMA_VERSION = 2;
-
-/** Converts a schema-1 database in place (inside the caller's transaction). */
-function fromVersion1(sql: SqlDriver): void {
-  sql.exec(entriesTable('entries_v2'));
-  sql.exec(
-    'INSERT INTO entries_v2 (b, key, hlc, seq, deleted, value) SELECT b, key, hlc, seq, deleted, value FROM entries',
-  );
-  sql.exec('DROP TABLE entries');
-  sql.exec('ALTER TABLE entries_v2 RENAME TO entries');
-  sql.exec(ENTRIES_BY_SEQ);
-  sql.exec(`UPDATE meta SET value = ? WHERE name = 'schema_version'`, String(SCHEMA_VERSION));
-}
-
-const prepared = new WeakSet<SqlDriver>();
-
-/** Creates the tables if needed (once per driver) and checks the schema version. */
-export function ensureSchema(sql: SqlDriver): void {
-  if (prepared.has(sql)) return;
-  sql.transaction(() => {
-    for (const stmt of SCHEMA) sql.exec(stmt);
-    const rows = sql.exec<{ value: string }>(`SELECT value FROM meta WHERE name = 'schema_version'`);
-    const found = rows[0] === undefined ? undefined : Number(rows[0].value);
-    if (found === undefined)
-      sql.exec(`INSERT INTO meta (name, value) VALUES ('schema_version', ?)`, String(SCHEMA_VERSION));
-    else if (found === 1) fromVersion1(sql);
-    else if (found !== SCHEMA_VERSION) {
-      throw new MittsyncError(
-        'STORAGE_UNAVAILABLE',
-        `relay database has schema version ${found}; this relay understands ${SCHEMA_VERSION}`,
-      );
-    }
-  });
-  prepared.add(sql);
-}
+import { SortKeyWriter, sortKey, sortKeyIsNotUtf8 } from './sort-key';
+import { ensureSchema, KEY_TEXT } from './sql-schema';
 
 interface EntryRow extends Record<string, unknown> {
   key: string;
@@ -124,12 +39,16 @@ function rawToPackedEntry(r: SqlValue[]): Entry {
 /** {@link rawToPackedEntry} for a row as an object. */
 const rowToPackedEntry = (r: EntryRow): Entry => rawToPackedEntry([r.key, r.hlc, r.seq, r.deleted, r.value]);
 
-const COLS = 'key, hlc, seq, deleted, value';
+const COLS = `${KEY_TEXT} AS key, hlc, seq, deleted, value`;
+
+/** The sort key below every key (keys are never empty). */
+const BEFORE_ALL: Uint8Array = new Uint8Array(0);
 
 /**
  * A {@link HostStore} over any {@link SqlDriver}: better-sqlite3 on Node, `ctx.storage.sql`
  * in a Durable Object. Every statement binds its parameters; bucket names and keys never
- * reach the SQL text.
+ * reach the SQL text. Keys are looked up, ordered and bounded by their sort key (sort-key.ts),
+ * so every page is in core's key order (UTF-16 code units), whatever SQLite's TEXT order.
  *
  * @example
  * ```ts
@@ -141,6 +60,8 @@ export class SqlHostStore implements HostStore {
   /** Head and entry count as of the last meta write, for cheap `count` and query planning. */
   private head = 0;
   private countCache: { head: number; count: number } | undefined;
+  /** Sort keys of the per-op path (a lookup and an upsert per op), in one reused buffer. */
+  private readonly sortKeys = new SortKeyWriter();
 
   constructor(
     private readonly sql: SqlDriver,
@@ -203,7 +124,11 @@ export class SqlHostStore implements HostStore {
   }
 
   getEntry(key: string): Entry | undefined {
-    const r = this.sql.exec<EntryRow>(`SELECT ${COLS} FROM entries WHERE b = ? AND key = ?`, this.b, key)[0];
+    const r = this.sql.exec<EntryRow>(
+      `SELECT ${COLS} FROM entries WHERE b = ? AND sort_key = ?`,
+      this.b,
+      this.sortKeys.of(key),
+    )[0];
     return r === undefined ? undefined : rowToEntry(r);
   }
 
@@ -212,10 +137,12 @@ export class SqlHostStore implements HostStore {
     // as on the wire (pages copy them into frames as they are). SQLite copies the view.
     const value = entry.deleted ? null : encodeValueView(entry.value ?? null);
     this.sql.exec(
-      `INSERT INTO entries (b, key, hlc, seq, deleted, value) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT (b, key) DO UPDATE SET hlc = excluded.hlc, seq = excluded.seq, deleted = excluded.deleted, value = excluded.value`,
+      `INSERT INTO entries (b, sort_key, astral_key, hlc, seq, deleted, value) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (b, sort_key) DO UPDATE SET hlc = excluded.hlc, seq = excluded.seq, deleted = excluded.deleted, value = excluded.value`,
       this.b,
-      entry.key,
+      this.sortKeys.of(entry.key),
+      // The same key has the same sort key: a conflict never changes the key's text.
+      sortKeyIsNotUtf8(entry.key) ? entry.key : null,
       entry.hlc,
       entry.seq,
       entry.deleted ? 1 : 0,
@@ -275,15 +202,16 @@ export class SqlHostStore implements HostStore {
     const dirty = this.head - since;
     const bySeq = since > 0 && dirty * 4 < this.count();
     const from = bySeq ? 'entries INDEXED BY entries_by_seq' : 'entries';
-    const lo = after ?? '';
+    // Bounds are sort keys (BLOBs): a TEXT bound would compare below every BLOB in SQLite.
+    const lo = after === undefined ? BEFORE_ALL : sortKey(after);
     return until === undefined
       ? {
-          sql: `SELECT ${COLS} FROM ${from} WHERE b = ? AND seq > ? AND key > ? ORDER BY key LIMIT ?`,
+          sql: `SELECT ${COLS} FROM ${from} WHERE b = ? AND seq > ? AND sort_key > ? ORDER BY sort_key LIMIT ?`,
           params: [this.b, since, lo, limit],
         }
       : {
-          sql: `SELECT ${COLS} FROM ${from} WHERE b = ? AND seq > ? AND key > ? AND key <= ? ORDER BY key LIMIT ?`,
-          params: [this.b, since, lo, until, limit],
+          sql: `SELECT ${COLS} FROM ${from} WHERE b = ? AND seq > ? AND sort_key > ? AND sort_key <= ? ORDER BY sort_key LIMIT ?`,
+          params: [this.b, since, lo, sortKey(until), limit],
         };
   }
 
@@ -292,18 +220,18 @@ export class SqlHostStore implements HostStore {
     const out: string[] = [];
     if (parts < 2 || n < parts) return out;
     const step = Math.floor(n / parts);
-    // One pass over the (b, key) index: each split continues after the previous one.
-    let prev = '';
+    // One pass over the (b, sort_key) primary key: each split continues after the previous one.
+    let prev = BEFORE_ALL;
     for (let p = 1; p < parts; p++) {
       const r = this.sql.exec<{ key: string }>(
-        'SELECT key FROM entries WHERE b = ? AND key > ? ORDER BY key LIMIT 1 OFFSET ?',
+        `SELECT ${KEY_TEXT} AS key FROM entries WHERE b = ? AND sort_key > ? ORDER BY sort_key LIMIT 1 OFFSET ?`,
         this.b,
         prev,
         step - 1,
       )[0];
       if (r === undefined) break;
       out.push(r.key);
-      prev = r.key;
+      prev = sortKey(r.key);
     }
     return out;
   }

@@ -17,14 +17,6 @@ export interface HostStoreSetup {
   reopen?(previous: HostStore): HostStore | Promise<HostStore>;
   /** A store of another bucket in the same storage as `store` (one database holding many buckets). */
   sibling?(store: HostStore): HostStore | Promise<HostStore>;
-  /**
-   * Contract points this store is known to break, each with the reason. Their tests are
-   * skipped, with the reason in the test's name, until the store is fixed.
-   */
-  knownIssues?: {
-    /** Keys are not ordered by UTF-16 code units (core's `keyOrder`) beyond U+FFFF. */
-    utf16KeyOrder?: string;
-  };
 }
 
 export const WALL = 1_700_000_000_000;
