@@ -1,8 +1,10 @@
 import { columnsOf, decodeColumns, type EntryColumns, encodeColumns } from './columns';
 import { MittsyncError } from './errors';
+import { checkFrameStrings } from './frame-strings';
 import { type Entry, type Version, versionOf } from './model';
 import { decodePageFrame, encodePageFrame, packedValueOf } from './packed';
 import type { ServerMessage } from './protocol';
+import { isUtf8 } from './utf8';
 import { msgpack } from './value-codec';
 
 /**
@@ -116,9 +118,14 @@ export function encodeFrame(msg: unknown, format: WireFormat = 'msgpack'): Uint8
 
 /**
  * Decodes one frame; anything that is not a well-formed frame becomes `BAD_FRAME` (the caller
- * still validates the message's shape).
+ * still validates the message's shape). A string anywhere in it that is not well-formed UTF-8
+ * is `BAD_MESSAGE`, as a lone surrogate is: decoding would replace its bytes and could make it
+ * equal to another string (see `frame-strings.ts`).
  */
 export function decodeFrame(bytes: Uint8Array, format: WireFormat = 'msgpack'): unknown {
+  if (format === 'msgpack') checkFrameStrings(bytes);
+  else if (!isUtf8(bytes, 0, bytes.length))
+    throw new MittsyncError('BAD_MESSAGE', 'a JSON frame must be well-formed UTF-8');
   let raw: unknown;
   try {
     // Page frames (the bulk of a catch-up) keep their values packed until something reads them.

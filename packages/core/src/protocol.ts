@@ -249,6 +249,12 @@ export const CLOSE_CODES = {
   UNAUTHENTICATED: 4001,
   /** The token expired while connected: fetch a new one and reconnect. */
   TOKEN_EXPIRED: 4002,
+  /**
+   * A valid token used for another replica: `hello.replicaId` is not its subject. An
+   * authorization failure (as HTTP 403), not an authentication one: a fresh token for the same
+   * subject fails again.
+   */
+  FORBIDDEN: 4003,
   /** Too many frames, ops or connections. */
   RATE_LIMITED: 4008,
   /** A frame exceeded the size limit. */

@@ -77,3 +77,40 @@ export function textAt(bytes: Uint8Array, start: number, end: number): string {
   for (let i = start; i < end && ascii; i++) ascii = (bytes[i] as number) < 0x80;
   return (ascii ? latin1 : utf8).decode(bytes.subarray(start, end));
 }
+
+/**
+ * Whether `bytes[start, end)` is well-formed UTF-8 (Unicode's table 3-7: no overlong forms, no
+ * encoded surrogates, nothing past U+10FFFF, no truncated sequence). Decoders that substitute
+ * U+FFFD, or that do not check continuation bytes (msgpackr's), would turn such bytes into the
+ * string of other, valid bytes.
+ */
+export function isUtf8(bytes: Uint8Array, start: number, end: number): boolean {
+  let i = start;
+  while (i < end) {
+    const c = bytes[i] as number;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    if (c >= 0xc2 && c <= 0xdf) {
+      if (i + 2 > end || ((bytes[i + 1] as number) & 0xc0) !== 0x80) return false;
+      i += 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      if (i + 3 > end) return false;
+      const c1 = bytes[i + 1] as number;
+      // E0 needs A0.. (else overlong), ED at most 9F (else a surrogate).
+      if (c1 < (c === 0xe0 ? 0xa0 : 0x80) || c1 > (c === 0xed ? 0x9f : 0xbf)) return false;
+      if (((bytes[i + 2] as number) & 0xc0) !== 0x80) return false;
+      i += 3;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      if (i + 4 > end) return false;
+      const c1 = bytes[i + 1] as number;
+      // F0 needs 90.. (else overlong), F4 at most 8F (else past U+10FFFF).
+      if (c1 < (c === 0xf0 ? 0x90 : 0x80) || c1 > (c === 0xf4 ? 0x8f : 0xbf)) return false;
+      if (((bytes[i + 2] as number) & 0xc0) !== 0x80 || ((bytes[i + 3] as number) & 0xc0) !== 0x80)
+        return false;
+      i += 4;
+    } else return false;
+  }
+  return true;
+}

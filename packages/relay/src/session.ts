@@ -178,10 +178,11 @@ export class Session implements SocketHandler, HostedSession {
     const p = this.principal as Principal;
     const env = this.relay.env;
     if (hello.replicaId !== p.replicaId) {
+      // The token is valid: it just does not allow acting as this replica (authorization).
       this.fatal(
-        'UNAUTHENTICATED',
-        `hello.replicaId ${hello.replicaId} is not the token subject ${p.replicaId}`,
-        CLOSE_CODES.UNAUTHENTICATED,
+        'FORBIDDEN',
+        `hello.replicaId ${hello.replicaId} is not the token subject ${p.replicaId}: use a token for this replica`,
+        CLOSE_CODES.FORBIDDEN,
       );
       return;
     }

@@ -13,6 +13,8 @@ export { runHostStoreTests } from './host-store-suite';
 export type { SocketTarget } from './raw-client';
 export { RawClient, UpgradeRefused } from './raw-client';
 export { runRelayConformanceTests } from './relay-conformance';
+export type { RelayFuzzOptions } from './relay-fuzz';
+export { runRelayFuzzTests } from './relay-fuzz';
 export type { RelaySetup, RelayUnderTest, TokenRequest } from './relay-harness';
 export {
   eventually,

@@ -39,15 +39,27 @@ export function authTests(ctx: { relay: RelayUnderTest }): void {
       expect(r.code).toBe('TOKEN_EXPIRED');
     });
 
-    it('closes with 4001 without any token, or when hello.replicaId is not the token subject', async () => {
+    it('closes with 4001 UNAUTHENTICATED without any token', async () => {
       const anon = await RawClient.connect(ctx.relay);
       anon.send({ type: 'hello', v: PROTOCOL_VERSION, replicaId: 'anon' });
       expect((await anon.closed).code).toBe(CLOSE_CODES.UNAUTHENTICATED);
+      expect(anon.received.find((m) => m.type === 'error')).toMatchObject({ code: 'UNAUTHENTICATED' });
+    });
+
+    it('closes with 4003 FORBIDDEN when a valid token is used for another replicaId', async () => {
       const token = await ctx.relay.makeToken({ sub: uniq('alice'), read: ['*'], write: ['*'] });
-      const mallory = await RawClient.connect(ctx.relay, { token });
-      mallory.send({ type: 'hello', v: PROTOCOL_VERSION, replicaId: 'mallory' });
-      expect((await mallory.closed).code).toBe(CLOSE_CODES.UNAUTHENTICATED);
-      expect(mallory.received.find((m) => m.type === 'welcome')).toBeUndefined();
+      for (const tokenIn of ['header', 'hello'] as const) {
+        const mallory = await RawClient.connect(ctx.relay, tokenIn === 'header' ? { token } : {});
+        mallory.send({
+          type: 'hello',
+          v: PROTOCOL_VERSION,
+          replicaId: 'mallory',
+          ...(tokenIn === 'hello' ? { token } : {}),
+        });
+        expect((await mallory.closed).code).toBe(CLOSE_CODES.FORBIDDEN);
+        expect(mallory.received.find((m) => m.type === 'error')).toMatchObject({ code: 'FORBIDDEN' });
+        expect(mallory.received.find((m) => m.type === 'welcome')).toBeUndefined();
+      }
     });
 
     it('accepts the token in the query string or in hello.token; an expired hello token closes 4002', async () => {

@@ -345,5 +345,59 @@ export function protocolTests(ctx: { relay: RelayUnderTest }): void {
       expect((await c.next('page')).entries).toEqual([]);
       c.close();
     });
+
+    it('refuses a push whose strings are not UTF-8 with BAD_MESSAGE and stores nothing of it', async () => {
+      const c = await rawClient(ctx.relay);
+      const bucket = uniq('utf8');
+      // Each would decode leniently to another key (U+FFFD, or `Á` for C3 41): keys must not merge.
+      const invalid = [
+        [0x61, 0xff],
+        [0xed, 0xa0],
+        [0xc3, 0x41],
+      ];
+      for (const bad of invalid) {
+        const frame = withBytes(encodeFrame({ type: 'push', bucket, ops: [c.op('kZQ', 1)] }), bad);
+        c.send(frame);
+        expect((await c.next('error')).code).toBe('BAD_MESSAGE');
+        c.resumeAt(0);
+      }
+      // The same in a value's string and over HTTP.
+      const inValue = withBytes(
+        encodeFrame({ type: 'push', bucket, ops: [c.op('k', { s: 'ZQ' })] }),
+        [0xc0, 0xaf],
+      );
+      c.send(inValue);
+      expect((await c.next('error')).code).toBe('BAD_MESSAGE');
+      c.resumeAt(0);
+      const token = await ctx.relay.makeToken({ sub: c.replicaId, read: ['*'], write: ['*'] });
+      const res = await fetch(`${ctx.relay.httpUrl}/v1/buckets/${bucket}/ops`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/x-msgpack',
+          accept: 'application/json',
+        },
+        body: withBytes(encodeFrame({ type: 'push', bucket, ops: [c.op('kZQ', 1)] }), [0x61, 0xff]).slice()
+          .buffer,
+      });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ code: 'BAD_MESSAGE' });
+      c.resumeAt(0);
+      // A real U+FFFD is a key like any other; it is the only entry.
+      c.send({ type: 'push', bucket, ops: [c.op('k\uFFFD', 2)] });
+      expect((await c.next('ack')).upTo).toBe(1);
+      c.send({ type: 'pageReq', bucket, reqId: 1, since: 0, limit: 10 });
+      expect((await c.next('page')).entries.map((e) => e.key)).toEqual(['k\uFFFD']);
+      c.close();
+    });
   });
+}
+
+/** `frame` with the first `ZQ` (two ASCII bytes of a string) replaced by `bytes`. */
+function withBytes(frame: Uint8Array, bytes: readonly number[]): Uint8Array {
+  const out = new Uint8Array(frame);
+  const at = out.findIndex((b, i) => b === 0x5a && out[i + 1] === 0x51);
+  if (at < 0) throw new Error('no ZQ in the frame');
+  out.set(bytes, at);
+  return out;
 }
