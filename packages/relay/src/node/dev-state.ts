@@ -67,7 +67,9 @@ export function isLoopback(host: string): boolean {
 
 /** The `Host` values that name a relay on loopback `port`. */
 export function loopbackHosts(port: number): string[] {
-  return [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`];
+  const names = ['localhost', '127.0.0.1', '[::1]'];
+  // Browsers leave the default port out of Host and Origin.
+  return [...names.map((n) => `${n}:${port}`), ...(port === 80 ? names : [])];
 }
 
 /** `path` with symlinks resolved as far as it exists (the rest appended as given). */

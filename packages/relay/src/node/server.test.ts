@@ -202,6 +202,8 @@ describe('Node relay server', () => {
       expect(text, path).not.toContain('SECRET');
     }
     expect(await (await fetch(`${r.httpUrl}/a/ok.txt`)).text()).toBe('ok');
+    // A bucket may start with a dot: the API still answers for it.
+    expect((await fetch(`${r.httpUrl}/v1/buckets/.x/pages`)).status).toBe(401);
   });
 
   it('refuses to start with the data directory inside the static directory', async () => {

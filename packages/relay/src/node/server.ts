@@ -252,12 +252,15 @@ export async function startNodeRelay(opts: NodeRelayOptions = {}): Promise<NodeR
   if (opts.staticDir !== undefined) {
     const root = relative(process.cwd(), opts.staticDir) || '.';
     // Dotfiles and dot-directories (.env, .git, a data directory) are never part of a web app.
-    app.use('/*', (c, next) =>
-      hasDotSegment(c.req.path)
-        ? Promise.resolve(c.json({ type: 'error', code: 'BAD_MESSAGE', message: 'not found' }, 404))
-        : next(),
-    );
-    app.use('/*', serveStatic({ root }));
+    // Bucket routes are the API's (a bucket may be named `.x`), never files.
+    const buckets = `${API_PREFIX}/buckets/`;
+    const files = serveStatic({ root });
+    app.use('/*', (c, next) => {
+      if (c.req.path.startsWith(buckets)) return next();
+      if (hasDotSegment(c.req.path))
+        return Promise.resolve(c.json({ type: 'error', code: 'BAD_MESSAGE', message: 'not found' }, 404));
+      return files(c, next);
+    });
     // Client-side routes of a single-page app fall back to its index.
     const index = serveStatic({ path: join(root, 'index.html') });
     app.get('/*', (c, next) => (c.req.path.startsWith(`${API_PREFIX}/`) ? next() : index(c, next)));
