@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { playwright } from '@vitest/browser-playwright';
@@ -8,6 +9,18 @@ import { CHROMIUM_ARGS, findChromium } from './scripts/chromium.mjs';
 // The browser tests' profile directory (see the peer-browser project), removed when the run ends.
 const browserProfile = mkdtempSync(join(tmpdir(), 'mittsync-vitest-profile-'));
 process.on('exit', () => rmSync(browserProfile, { recursive: true, force: true }));
+
+// The browser tests' page is served on this port, so the dev relay they use (see
+// vitest-relay-setup.ts) can accept this one page origin for dev tokens, and no other.
+const browserPort = await new Promise<number>((resolve, reject) => {
+  const srv = createServer();
+  srv.once('error', reject);
+  srv.listen(0, 'localhost', () => {
+    const { port } = srv.address() as { port: number };
+    srv.close(() => resolve(port));
+  });
+});
+process.env.MITTSYNC_TEST_PAGE_ORIGIN = `http://localhost:${browserPort}`;
 
 // One vitest run covers every package; each project sees only its own environment.
 export default defineConfig({
@@ -60,6 +73,7 @@ export default defineConfig({
               persistentContext: browserProfile,
             }),
             instances: [{ browser: 'chromium' }],
+            api: { port: browserPort, strictPort: true },
           },
         },
       },

@@ -1,18 +1,34 @@
 import { decodeFrame, type Entry, MemoryReplicaStorage, type PageMsg, Replica } from '@mittsync/core';
+import { devToken as peerDevToken } from '@mittsync/peer';
 import { WebSocketTransport } from '@mittsync/relay/node';
 import { digestRows, type RowsDigest } from '../../apps/demo/src/rows-hash';
 import type { RelayProcess } from './relay-process';
 
-/** A dev token for `sub` from the relay's dev endpoint. */
-export async function devToken(relay: RelayProcess, sub: string): Promise<string> {
-  const res = await fetch(`${relay.httpUrl}/v1/dev/token?sub=${encodeURIComponent(sub)}`);
-  if (!res.ok) throw new Error(`dev token: HTTP ${res.status}`);
-  return ((await res.json()) as { token: string }).token;
+/** The peer's dev token source per relay: it keeps each replica's last token to renew it. */
+const sources = new Map<string, ReturnType<typeof peerDevToken>>();
+
+/**
+ * A dev token from the relay's dev endpoint: for replica `sub` (the relay hands an id to its
+ * first caller only; later calls renew with the token they got), or for a fresh replica.
+ */
+export async function devToken(relay: RelayProcess, sub?: string): Promise<string> {
+  if (sub === undefined) {
+    const res = await fetch(`${relay.httpUrl}/v1/dev/token`);
+    if (!res.ok) throw new Error(`dev token: HTTP ${res.status}`);
+    return ((await res.json()) as { token: string }).token;
+  }
+  let source = sources.get(relay.httpUrl);
+  if (source === undefined) {
+    source = peerDevToken(relay.httpUrl);
+    sources.set(relay.httpUrl, source);
+  }
+  return source({ replicaId: sub });
 }
 
 /** One page of `bucket` from the relay's HTTP API. */
 async function relayPage(relay: RelayProcess, bucket: string, q: URLSearchParams): Promise<PageMsg> {
-  const token = await devToken(relay, 'e2e-checker');
+  // A fresh replica id each time: the checker only reads.
+  const token = await devToken(relay);
   const res = await fetch(`${relay.httpUrl}/v1/buckets/${encodeURIComponent(bucket)}/pages?${q}`, {
     headers: { authorization: `Bearer ${token}` },
   });

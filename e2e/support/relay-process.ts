@@ -8,9 +8,6 @@ import { spawnRelayProcess } from '@mittsync/relay/node';
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const DEMO_DIST = join(ROOT, 'apps', 'demo', 'dist');
 
-/** One fixed dev secret, so tokens stay valid across a restart (a real relay keeps its key). */
-const DEV_SECRET = 'e2e-dev-secret-0123456789abcdef0123456789abcdef';
-
 /** Limits raised past what a test's reconnect storms and bulk seeding need. */
 const LIMITS = {
   connectionsPerAddressPerMinute: 100_000,
@@ -94,8 +91,7 @@ export class RelayProcess {
         port: this.port,
         data: this.dataDir,
         dev: true,
-        // One fixed secret, so tokens stay valid across a restart (a real relay keeps its key).
-        secret: DEV_SECRET,
+        // Dev mode keeps its secret in the data directory (dev.json): tokens outlive a restart.
         limits: LIMITS,
         args: ['--static', DEMO_DIST, '--flush-timeout', FLUSH_TIMEOUT_MS, ...this.extraArgs],
         cwd: ROOT,

@@ -7,6 +7,8 @@ import { devToken } from './dev-token';
 /** A stand-in for the relay's dev token route: the replicaId picks the answer. */
 let server: Server;
 let url: string;
+/** The Authorization header of each `sub=renew` request. */
+const renewals: (string | undefined)[] = [];
 
 beforeAll(async () => {
   server = createServer((req, res) => {
@@ -16,7 +18,10 @@ beforeAll(async () => {
       res.end(JSON.stringify(body));
     };
     if (sub === 'ok') json(200, { token: 't-ok', sub, dev: true });
-    else if (sub === 'plain') json(404, { type: 'error', code: 'BAD_MESSAGE', message: 'no route' });
+    else if (sub === 'renew') {
+      renewals.push(req.headers.authorization);
+      json(200, { token: `t-renew-${renewals.length}`, sub, dev: true });
+    } else if (sub === 'plain') json(404, { type: 'error', code: 'BAD_MESSAGE', message: 'no route' });
     else if (sub === 'busy') json(429, { type: 'error', code: 'RATE_LIMITED', message: 'too many requests' });
     else if (sub === 'odd') json(200, { nothing: true });
     else json(500, 'oops');
@@ -40,6 +45,13 @@ async function failure(replicaId: string, relay = url): Promise<MittsyncError> {
 describe('devToken', () => {
   it('returns the token a dev relay hands out, asking over HTTP for a ws:// relay URL', async () => {
     expect(await devToken(url)({ replicaId: 'ok' })).toBe('t-ok');
+  });
+
+  it('renews a replica with the token it got for it before', async () => {
+    const get = devToken(url);
+    expect(await get({ replicaId: 'renew' })).toBe('t-renew-1');
+    expect(await get({ replicaId: 'renew' })).toBe('t-renew-2');
+    expect(renewals).toEqual([undefined, 'Bearer t-renew-1']);
   });
 
   it('says the relay must run with --dev when the route does not exist', async () => {

@@ -1,10 +1,27 @@
 import { isErrorCode, MittsyncError } from '@mittsync/core';
 
+/** Where a page keeps the last dev token of each replica, to renew it after a reload. */
+const STORE_PREFIX = 'mittsync-dev-token:';
+
+function storage(): Storage | undefined {
+  try {
+    return (globalThis as { localStorage?: Storage }).localStorage;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * A `getToken` for a relay started with `--dev`: asks its `/v1/dev/token` endpoint for a
  * read/write token bound to this replica. For demos and tests only (the relay says so loudly).
+ *
+ * A dev relay hands a replica's id out once: to renew it, the caller shows a token it got for
+ * that id before. This keeps the last one per replica (in memory, and in `localStorage` where
+ * there is one, so a reloaded page still proves it is that replica).
+ *
  * Fails with `UNAUTHENTICATED` when no token can be had (the relay is unreachable or not in dev
- * mode), with the relay's own code when it refuses the request (`RATE_LIMITED`...), and with
+ * mode), with the relay's own code when it refuses the request (`RATE_LIMITED`, `FORBIDDEN` for
+ * a page the relay does not serve or a replica id another caller holds...), and with
  * `BAD_MESSAGE` when its answer holds no token.
  *
  * @example
@@ -17,10 +34,23 @@ export function devToken(relay: string): (ctx: { replicaId: string }) => Promise
   if (u.protocol === 'ws:') u.protocol = 'http:';
   else if (u.protocol === 'wss:') u.protocol = 'https:';
   const base = u.origin;
+  const held = new Map<string, string>();
+  const storeKey = (replicaId: string) => `${STORE_PREFIX}${base} ${replicaId}`;
   return async ({ replicaId }) => {
+    let proof = held.get(replicaId);
+    if (proof === undefined) {
+      try {
+        proof = storage()?.getItem(storeKey(replicaId)) ?? undefined;
+      } catch {
+        // Storage denied (privacy settings): the relay will only know this replica by memory.
+      }
+    }
     let res: Response;
     try {
-      res = await fetch(`${base}/v1/dev/token?sub=${encodeURIComponent(replicaId)}`);
+      res = await fetch(
+        `${base}/v1/dev/token?sub=${encodeURIComponent(replicaId)}`,
+        proof === undefined ? {} : { headers: { authorization: `Bearer ${proof}` } },
+      );
     } catch (cause) {
       throw new MittsyncError(
         'UNAUTHENTICATED',
@@ -34,6 +64,12 @@ export function devToken(relay: string): (ctx: { replicaId: string }) => Promise
     const body = (await res.json().catch(() => undefined)) as { token?: unknown } | undefined;
     if (typeof body?.token !== 'string')
       throw new MittsyncError('BAD_MESSAGE', 'dev token response has no token');
+    held.set(replicaId, body.token);
+    try {
+      storage()?.setItem(storeKey(replicaId), body.token);
+    } catch {
+      // As above: kept in memory only.
+    }
     return body.token;
   };
 }

@@ -3,7 +3,6 @@ import {
   type ErrorCode,
   type ErrorMsg,
   encodeFrame,
-  isReplicaId,
   MittsyncError,
   type PageReqMsg,
   type PushMsg,
@@ -11,11 +10,11 @@ import {
   toMittsyncError,
   validateClientMessage,
 } from '@mittsync/core';
-import { randomId } from '@mittsync/core/model';
 import { type Context, Hono } from 'hono';
 import { compress } from 'hono/compress';
 import { cors } from 'hono/cors';
-import { bearerToken, type Principal, signToken } from './auth';
+import { bearerToken, type Principal } from './auth';
+import { DEV_TOKEN_PATH, type DevModeOptions, installDevTokenRoute } from './dev-token';
 import { TokenBucket, WindowCounter } from './limits';
 import type { Relay } from './relay';
 import type { RelaySocket, SocketHandler } from './session-host';
@@ -37,10 +36,10 @@ export interface RelayAppOptions {
   /** The client's address, for per-address rate limits (runtime-specific). */
   clientAddress?: (c: Context) => string | undefined;
   /**
-   * Dev mode: serve `GET /v1/dev/token?sub=` issuing tokens with read/write `*`, signed with
-   * this secret. Never enable it unless asked for.
+   * Dev mode: serve `GET /v1/dev/token` issuing read/write `*` tokens to this relay's own pages
+   * (see {@link DevModeOptions}). Never enable it unless asked for.
    */
-  devSecret?: string | Uint8Array;
+  dev?: DevModeOptions;
   /**
    * Origins allowed to call the HTTP API from a browser (CORS), or `*`. Default none: the API
    * is then same-origin only (WebSockets are not subject to CORS; tokens, not cookies,
@@ -145,13 +144,13 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
   let opBucketsMinute = 0;
   const address = (c: Context) => opts.clientAddress?.(c) ?? 'unknown';
 
-  const fail = (c: Context, e: unknown): Response => {
+  const fail = (c: Context, e: unknown, json = wantsJson(c)): Response => {
     const err = toMittsyncError(e);
     relay.metrics.reject(err.code);
     if (err.code === 'INTERNAL')
       relay.log('error', 'request failed', { path: c.req.path, message: err.message });
     const msg: ErrorMsg = { type: 'error', code: err.code, message: err.message };
-    return reply(c, msg, httpStatus(err.code));
+    return json ? c.json(msg, httpStatus(err.code) as 400) : reply(c, msg, httpStatus(err.code));
   };
 
   const principal = async (c: Context): Promise<Principal> => {
@@ -189,10 +188,9 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
 
   if (opts.corsOrigins !== undefined) {
     const origin = opts.corsOrigins === '*' ? '*' : opts.corsOrigins;
-    app.use(
-      `${API_PREFIX}/*`,
-      cors({ origin, allowHeaders: ['authorization', 'content-type'], maxAge: 600 }),
-    );
+    const api = cors({ origin, allowHeaders: ['authorization', 'content-type'], maxAge: 600 });
+    // Never on the dev token route: that one answers the relay's own pages only.
+    app.use(`${API_PREFIX}/*`, (c, next) => (c.req.path === DEV_TOKEN_PATH ? next() : api(c, next)));
   }
 
   app.get('/healthz', (c) =>
@@ -298,17 +296,8 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
     }
   });
 
-  const devSecret = opts.devSecret;
-  if (devSecret !== undefined) {
-    app.get(`${API_PREFIX}/dev/token`, async (c) => {
-      const sub = c.req.query('sub') ?? `dev-${randomId(relay.env.random, 10)}`;
-      if (!isReplicaId(sub))
-        return fail(c, new MittsyncError('BAD_MESSAGE', 'sub must be 1-64 chars of [A-Za-z0-9_-]'));
-      const ttlS = 24 * 3600;
-      const token = await signToken(devSecret, { sub, read: ['*'], write: ['*'], ttlS });
-      return c.json({ token, sub, expiresAt: Date.now() + ttlS * 1000, dev: true });
-    });
-  }
+  if (opts.dev !== undefined)
+    installDevTokenRoute(app, opts.dev, relay.env.random, (c, e) => fail(c, e, true));
 
   app.notFound((c) =>
     c.json({ type: 'error', code: 'BAD_MESSAGE', message: `no route ${c.req.method} ${c.req.path}` }, 404),

@@ -13,7 +13,10 @@ const USAGE = `usage: mittsync relay [options]
   --jwks <url>          verify tokens against this JWKS instead of a secret
   --audience <aud>      required token audience
   --issuer <iss>        required token issuer
-  --dev                 dev mode: token endpoint handing out read/write * tokens (demo only)
+  --dev                 dev mode: token endpoint handing out read/write * tokens to the relay's
+                        own pages (demo only; own random secret, never --secret's)
+  --dev-origin <origin> a dev server (http://localhost:5173) whose pages may get dev tokens too (repeatable)
+  --dev-allow-remote    allow --dev on a non-loopback --host (anyone reaching it can read and write everything)
   --static <dir>        serve a built web app at /
   --cors <origin>       allow this browser origin to call the HTTP API (repeatable; * for any)
   --limit <name=value>  override a limit (repeatable): ${RELAY_LIMIT_NAMES.join(', ')}
@@ -49,6 +52,8 @@ export async function main(argv: string[]): Promise<void> {
       audience: { type: 'string' },
       issuer: { type: 'string' },
       dev: { type: 'boolean', default: false },
+      'dev-origin': { type: 'string', multiple: true },
+      'dev-allow-remote': { type: 'boolean', default: false },
       static: { type: 'string' },
       cors: { type: 'string', multiple: true },
       limit: { type: 'string', multiple: true },
@@ -70,6 +75,12 @@ export async function main(argv: string[]): Promise<void> {
     if (m === null) fail(`--limit expects name=value, got ${l}`);
     limits[m[1] as keyof RelayLimits] = Number(m[2]);
   }
+  for (const o of values['dev-origin'] ?? []) {
+    if (!/^https?:\/\/[^/]+$/.test(o))
+      fail(`--dev-origin expects an origin like http://localhost:5173, got ${o}`);
+  }
+  if (!values.dev && (values['dev-origin'] !== undefined || values['dev-allow-remote']))
+    fail('--dev-origin and --dev-allow-remote only apply with --dev');
   const secret = values.secret ?? process.env.MITTSYNC_SECRET;
   let auth: AuthOptions | undefined;
   if (values.jwks !== undefined) auth = { jwks: values.jwks };
@@ -94,6 +105,8 @@ export async function main(argv: string[]): Promise<void> {
       host: values.host ?? '127.0.0.1',
       data: values.data ?? './.mittsync',
       dev: values.dev,
+      ...(values['dev-origin'] === undefined ? {} : { devOrigins: values['dev-origin'] }),
+      ...(values['dev-allow-remote'] ? { devAllowRemote: true } : {}),
       limits,
       log,
       ...(auth === undefined ? {} : { auth }),
@@ -111,7 +124,7 @@ export async function main(argv: string[]): Promise<void> {
   }
   if (values.dev) {
     process.stderr.write(
-      `\n  !! DEV MODE: ${relay.httpUrl}/v1/dev/token hands out read/write tokens for every bucket.\n  !! Never run --dev where anyone else can reach it.\n\n`,
+      `\n  !! DEV MODE: ${relay.httpUrl}/v1/dev/token hands out read/write tokens for every bucket\n  !! to this relay's own pages${values['dev-origin'] === undefined ? '' : ` and ${values['dev-origin'].join(', ')}`}.\n  !! Never run --dev where anyone else can reach it.${values['dev-allow-remote'] ? `\n  !! --dev-allow-remote: ANYONE WHO CAN REACH ${values.host} CAN READ AND WRITE EVERYTHING.` : ''}\n\n`,
     );
   }
   // Tests and scripts wait for this exact line.

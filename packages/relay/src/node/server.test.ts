@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PROTOCOL_VERSION } from '@mittsync/core';
@@ -107,12 +107,6 @@ describe('Node relay server', () => {
       sub: string;
     };
     expect(sub).toBe('demo-1');
-    // Dev mode lets a dev server on another origin fetch tokens and pages.
-    const pre = await fetch(`${dev.httpUrl}/v1/dev/token`, {
-      method: 'OPTIONS',
-      headers: { origin: 'http://localhost:5173', 'access-control-request-method': 'GET' },
-    });
-    expect(pre.headers.get('access-control-allow-origin')).toBe('*');
     const same = await fetch(`${plain.httpUrl}/v1/buckets/b/pages`, {
       headers: { origin: 'http://evil.example' },
     });
@@ -144,6 +138,93 @@ describe('Node relay server', () => {
     const metrics = await fetch(`${r.httpUrl}/metrics`);
     expect(metrics.headers.get('content-type')).toContain('text/plain');
     expect(await metrics.text()).toContain('# TYPE mittsync_commit_seconds histogram');
+  });
+
+  it('refuses dev mode on a non-loopback interface unless told it is meant', async () => {
+    await expect(
+      startNodeRelay({ port: 0, data: ':memory:', dev: true, host: '0.0.0.0' }),
+    ).rejects.toMatchObject({
+      message: expect.stringContaining('--dev-allow-remote'),
+    });
+    const warnings: string[] = [];
+    const remote = await start({
+      auth: undefined,
+      dev: true,
+      host: '0.0.0.0',
+      devAllowRemote: true,
+      log: (level, msg) => warnings.push(`${level} ${msg}`),
+    });
+    expect(warnings.some((w) => w.startsWith('warn DEV MODE ON 0.0.0.0: ANYONE'))).toBe(true);
+    expect((await fetch(`http://127.0.0.1:${remote.port}/v1/dev/token`)).status).toBe(200);
+    expect((await start({ auth: undefined, dev: true, host: 'localhost' })).devSecret).toBeDefined();
+  });
+
+  it('keeps the dev secret and the ids it issued in the data directory, apart from --secret', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mittsync-dev-'));
+    dirs.push(dir);
+    const first = await startNodeRelay({ port: 0, data: dir, dev: true, auth: { secret } });
+    expect(first.devSecret).not.toBe(secret);
+    const a = (await (await fetch(`${first.httpUrl}/v1/dev/token?sub=rKept`)).json()) as { token: string };
+    await first.close();
+    const second = await start({ data: dir, dev: true });
+    expect(second.devSecret).toBe(first.devSecret);
+    // Still its id after a restart: only its token renews it.
+    expect((await fetch(`${second.httpUrl}/v1/dev/token?sub=rKept`)).status).toBe(403);
+    const renewed = await fetch(`${second.httpUrl}/v1/dev/token?sub=rKept`, {
+      headers: { authorization: `Bearer ${a.token}` },
+    });
+    expect(renewed.status).toBe(200);
+  });
+
+  it('never serves dotfiles or dot-directories from --static, however encoded', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mittsync-static-'));
+    dirs.push(dir);
+    mkdirSync(join(dir, 'a'));
+    mkdirSync(join(dir, '.git'));
+    writeFileSync(join(dir, 'index.html'), '<!doctype html><title>demo</title>');
+    writeFileSync(join(dir, '.env'), 'SECRET=1');
+    writeFileSync(join(dir, '.git', 'config'), '[core]');
+    writeFileSync(join(dir, 'a', 'ok.txt'), 'ok');
+    const r = await start({ staticDir: dir });
+    for (const path of [
+      '/.env',
+      '/%2eenv',
+      '/%2Eenv',
+      '/a/..%2f.env',
+      '/a/%2e%2e/.env',
+      '/.git/config',
+      '/a%2f.git/config',
+      '/%252eenv',
+    ]) {
+      const res = await fetch(`${r.httpUrl}${path}`);
+      const text = await res.text();
+      expect(res.status, path).toBe(404);
+      expect(text, path).not.toContain('SECRET');
+    }
+    expect(await (await fetch(`${r.httpUrl}/a/ok.txt`)).text()).toBe('ok');
+    // A bucket may start with a dot: the API still answers for it.
+    expect((await fetch(`${r.httpUrl}/v1/buckets/.x/pages`)).status).toBe(401);
+  });
+
+  it('refuses to start with the data directory inside the static directory', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mittsync-static-'));
+    dirs.push(dir);
+    writeFileSync(join(dir, 'index.html'), '<!doctype html>');
+    for (const data of [join(dir, '.mittsync'), dir, join(dir, 'a', '..', 'b')]) {
+      await expect(start({ staticDir: dir, data }), data).rejects.toMatchObject({
+        message: expect.stringMatching(/data directory .* is inside the static directory/),
+      });
+    }
+    // Through a symlink to the static directory too.
+    const link = join(tmpdir(), `mittsync-link-${process.pid}`);
+    symlinkSync(dir, link);
+    dirs.push(link);
+    await expect(start({ staticDir: link, data: join(dir, 'data') })).rejects.toMatchObject({
+      message: expect.stringContaining(realpathSync(dir)),
+    });
+    const outside = mkdtempSync(join(tmpdir(), 'mittsync-data-'));
+    dirs.push(outside);
+    await expect(start({ staticDir: dir, data: outside })).resolves.toBeDefined();
   });
 
   it('keeps data in a file in the data directory across restarts', async () => {

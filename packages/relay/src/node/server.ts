@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, relative } from 'node:path';
@@ -9,9 +8,10 @@ import { type Env, MittsyncError } from '@mittsync/core';
 import type { Context } from 'hono';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { API_PREFIX, createRelayApp, type UpgradeWebSocket } from '../app';
-import { type AuthOptions, createAuthenticator } from '../auth';
+import { type Authenticator, type AuthOptions, createAuthenticator } from '../auth';
 import type { RelayLimits } from '../limits';
 import { Relay, type RelayLog, sqlStores } from '../relay';
+import { checkDataOutsideStatic, type DevState, isLoopback, loadDevState, loopbackHosts } from './dev-state';
 import { SqliteDriver } from './sqlite-driver';
 
 export interface NodeRelayOptions {
@@ -24,10 +24,16 @@ export interface NodeRelayOptions {
   /** Token verification. Required unless `dev` is set. */
   auth?: AuthOptions;
   /**
-   * Dev mode: a random secret (or `auth.secret` when given) and a token endpoint handing out
-   * read/write `*` tokens to anyone. For the demo only.
+   * Dev mode: a token endpoint handing out read/write `*` tokens to the relay's own pages, signed
+   * with dev mode's own random secret (kept in `<data>/dev.json`; `auth` still verifies your
+   * real tokens but never signs dev ones). For the demo only; refused on a non-loopback `host`
+   * unless `devAllowRemote` is set.
    */
   dev?: boolean;
+  /** Origins of dev servers (`http://localhost:5173`) whose pages may fetch dev tokens too. */
+  devOrigins?: string[];
+  /** Allow dev mode on a non-loopback `host`: anyone who reaches it gets read/write tokens. */
+  devAllowRemote?: boolean;
   limits?: Partial<RelayLimits>;
   /** Serve the files of this directory at `/` (a built web app). */
   staticDir?: string;
@@ -54,7 +60,7 @@ export interface NodeRelay {
   url: string;
   /** `http://host:port` */
   httpUrl: string;
-  /** The dev-mode signing secret (dev mode only). */
+  /** Dev mode's own signing secret (dev mode only; never the production secret). */
   devSecret?: string;
   /** Graceful shutdown: commit what is queued, close sockets with 1012, close the database. */
   close(): Promise<void>;
@@ -75,6 +81,47 @@ function requestFrom(req: IncomingMessage): Request {
     method: req.method ?? 'GET',
     headers,
   });
+}
+
+/**
+ * Whether a URL path has a segment starting with a dot, in any encoding (`/.env`, `/%2eenv`,
+ * `/a/..%2f.env`, `/a%5c.git`): such files are never served from `--static`.
+ */
+export function hasDotSegment(path: string): boolean {
+  let p = path;
+  for (let i = 0; i < 3; i++) {
+    if (/(^|[/\\])\./.test(p)) return true;
+    let next: string;
+    try {
+      next = decodeURIComponent(p);
+    } catch {
+      return /%/.test(p);
+    }
+    if (next === p) return false;
+    p = next;
+  }
+  return true;
+}
+
+/**
+ * Dev mode's authenticator next to the configured one: dev tokens verify with dev mode's own
+ * secret, real tokens with `auth`, and neither key signs the other's tokens.
+ */
+function eitherAuthenticator(dev: Authenticator, real: Authenticator): Authenticator {
+  return {
+    verify: async (token) => {
+      try {
+        return await dev.verify(token);
+      } catch (devError) {
+        try {
+          return await real.verify(token);
+        } catch (realError) {
+          // A dev token that verified but expired says more than the real key's complaint.
+          throw (devError as { code?: string }).code === 'TOKEN_EXPIRED' ? devError : realError;
+        }
+      }
+    },
+  };
 }
 
 /** Writes a plain HTTP response on a socket whose upgrade was refused. */
@@ -102,27 +149,38 @@ async function refuse(socket: Duplex, res: Response): Promise<void> {
  */
 export async function startNodeRelay(opts: NodeRelayOptions = {}): Promise<NodeRelay> {
   const log = opts.log ?? (() => undefined);
-  let auth = opts.auth;
-  let devSecret: string | undefined;
+  const data = opts.data ?? './.mittsync';
+  const listenHost = opts.host ?? '127.0.0.1';
+  if (opts.staticDir !== undefined) checkDataOutsideStatic(data, opts.staticDir);
+  let auth: Authenticator | undefined = opts.auth === undefined ? undefined : createAuthenticator(opts.auth);
+  let dev: DevState | undefined;
   if (opts.dev) {
-    devSecret = typeof auth?.secret === 'string' ? auth.secret : randomBytes(32).toString('hex');
-    auth = { ...auth, secret: devSecret };
+    if (!isLoopback(listenHost) && opts.devAllowRemote !== true) {
+      throw new MittsyncError(
+        'BAD_MESSAGE',
+        `dev mode hands out read/write tokens: it listens on loopback only, not ${listenHost} (pass --dev-allow-remote if everyone who can reach ${listenHost} may read and write everything)`,
+      );
+    }
+    dev = loadDevState(data);
+    const devAuth = createAuthenticator({ secret: dev.secret });
+    auth = auth === undefined ? devAuth : eitherAuthenticator(devAuth, auth);
     log(
       'warn',
-      'DEV MODE: anyone can get a read/write token for every bucket from /v1/dev/token. Never use in production.',
+      isLoopback(listenHost)
+        ? 'DEV MODE: pages of this relay can get a read/write token for every bucket from /v1/dev/token. Never use in production.'
+        : `DEV MODE ON ${listenHost}: ANYONE WHO REACHES THIS RELAY CAN GET A READ/WRITE TOKEN FOR EVERY BUCKET. Never use in production.`,
     );
   }
   if (auth === undefined) {
     throw new MittsyncError('UNAUTHENTICATED', 'no auth configured: pass a secret, a JWKS, or dev mode');
   }
-  const data = opts.data ?? './.mittsync';
   const driver = new SqliteDriver(data === ':memory:' ? ':memory:' : join(data, 'relay.db'), {
     ...(opts.synchronous === undefined ? {} : { synchronous: opts.synchronous }),
     ...(opts.cacheMb === undefined ? {} : { cacheMb: opts.cacheMb }),
   });
   const relay = new Relay({
     stores: sqlStores(driver),
-    auth: createAuthenticator(auth),
+    auth,
     ...(opts.limits === undefined ? {} : { limits: opts.limits }),
     ...(opts.env === undefined ? {} : { env: opts.env }),
     ...(opts.maxResidentBuckets === undefined ? {} : { maxResidentBuckets: opts.maxResidentBuckets }),
@@ -169,11 +227,22 @@ export async function startNodeRelay(opts: NodeRelayOptions = {}): Promise<NodeR
     return new Response(null, { status: 200 });
   };
 
+  // Known once the server listens; no request is answered before that.
+  let ownHosts: string[] = [];
   const app = createRelayApp({
     relay,
     upgradeWebSocket,
     clientAddress: (c: Context) => (c.env as UpgradeEnv | undefined)?.incoming?.socket?.remoteAddress,
-    ...(devSecret === undefined ? {} : { devSecret }),
+    ...(dev === undefined
+      ? {}
+      : {
+          dev: {
+            secret: dev.secret,
+            registry: dev.registry,
+            isOwnHost: (h: string) => ownHosts.includes(h),
+            ...(opts.devOrigins === undefined ? {} : { origins: opts.devOrigins }),
+          },
+        }),
     ...(opts.corsOrigins !== undefined
       ? { corsOrigins: opts.corsOrigins }
       : opts.dev
@@ -182,7 +251,16 @@ export async function startNodeRelay(opts: NodeRelayOptions = {}): Promise<NodeR
   });
   if (opts.staticDir !== undefined) {
     const root = relative(process.cwd(), opts.staticDir) || '.';
-    app.use('/*', serveStatic({ root }));
+    // Dotfiles and dot-directories (.env, .git, a data directory) are never part of a web app.
+    // Bucket routes are the API's (a bucket may be named `.x`), never files.
+    const buckets = `${API_PREFIX}/buckets/`;
+    const files = serveStatic({ root });
+    app.use('/*', (c, next) => {
+      if (c.req.path.startsWith(buckets)) return next();
+      if (hasDotSegment(c.req.path))
+        return Promise.resolve(c.json({ type: 'error', code: 'BAD_MESSAGE', message: 'not found' }, 404));
+      return files(c, next);
+    });
     // Client-side routes of a single-page app fall back to its index.
     const index = serveStatic({ path: join(root, 'index.html') });
     app.get('/*', (c, next) => (c.req.path.startsWith(`${API_PREFIX}/`) ? next() : index(c, next)));
@@ -198,7 +276,7 @@ export async function startNodeRelay(opts: NodeRelayOptions = {}): Promise<NodeR
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port ?? 8787, opts.host ?? '127.0.0.1', () => {
+    server.listen(opts.port ?? 8787, listenHost, () => {
       server.off('error', reject);
       resolve();
     });
@@ -206,6 +284,7 @@ export async function startNodeRelay(opts: NodeRelayOptions = {}): Promise<NodeR
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const httpUrl = `http://${host}:${addr.port}`;
+  ownHosts = loopbackHosts(addr.port);
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -228,7 +307,7 @@ export async function startNodeRelay(opts: NodeRelayOptions = {}): Promise<NodeR
     port: addr.port,
     url: `${httpUrl.replace(/^http/, 'ws')}/v1/sync`,
     httpUrl,
-    ...(devSecret === undefined ? {} : { devSecret }),
+    ...(dev === undefined ? {} : { devSecret: dev.secret }),
     close,
   };
 }

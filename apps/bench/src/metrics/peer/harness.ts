@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MemoryReplicaStorage, Replica } from '@mittsync/core';
+import { devToken } from '@mittsync/peer';
 import { type RelayProcess, spawnRelayProcess, WebSocketTransport } from '@mittsync/relay/node';
 import type { BenchApi } from '../../peer-page/bench-page';
 import { benchKey, benchValue } from '../../peer-page/data';
@@ -61,14 +62,13 @@ export function startRelay(
 }
 
 /** A Node replica on the relay (memory storage), authenticated with a dev token. */
-async function nodeReplica(relay: RunningRelay, id: string): Promise<Replica> {
-  const getToken = async () => {
-    const res = await fetch(`${relay.httpUrl}/v1/dev/token?sub=${id}`);
-    return ((await res.json()) as { token: string }).token;
-  };
+async function nodeReplica(relay: RunningRelay, name: string): Promise<Replica> {
+  // A dev relay hands an id to its first caller only: unique per run, renewed by devToken.
+  const id = `${name}-${Math.random().toString(36).slice(2, 10)}`;
+  const tokens = devToken(relay.httpUrl);
   return Replica.open({
     storage: new MemoryReplicaStorage(),
-    transport: new WebSocketTransport({ url: relay.url, getToken }),
+    transport: new WebSocketTransport({ url: relay.url, getToken: () => tokens({ replicaId: id }) }),
     replicaId: id,
   });
 }
