@@ -65,6 +65,7 @@ export class FaultProxy {
     readonly port: number,
     private readonly relay: RelayProcess,
     seed: number,
+    private readonly selected: WeakMap<IncomingMessage, string>,
   ) {
     this.random = prng(seed);
   }
@@ -72,8 +73,15 @@ export class FaultProxy {
   static async start(relay: RelayProcess, seed = 1): Promise<FaultProxy> {
     const port = await freePort();
     const server = createServer();
-    const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 << 20 });
-    const proxy = new FaultProxy(server, wss, port, relay, seed);
+    const selected = new WeakMap<IncomingMessage, string>();
+    // The client gets the subprotocol the relay selected (never one it did not).
+    const wss = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false,
+      maxPayload: 64 << 20,
+      handleProtocols: (_offered, req) => selected.get(req) || false,
+    });
+    const proxy = new FaultProxy(server, wss, port, relay, seed, selected);
     server.on('request', (req, res) => {
       const up = httpRequest(
         { host: '127.0.0.1', port: relay.port, path: req.url, method: req.method, headers: req.headers },
@@ -124,40 +132,73 @@ export class FaultProxy {
     return this.pairs.size;
   }
 
+  /**
+   * Opens the upstream socket first, with the client's credentials (its subprotocols and any
+   * `Authorization` header), and completes the client's handshake only once the relay has: a
+   * refused upgrade reaches the client as the relay's HTTP answer, and the client gets the
+   * subprotocol the relay selected.
+   */
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (this.down) {
       this.stats.refused++;
       socket.destroy();
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (client) => {
-      this.stats.connections++;
-      const upstream = new WebSocket(`ws://127.0.0.1:${this.relay.port}${req.url ?? '/'}`, {
-        perMessageDeflate: false,
-        maxPayload: 64 << 20,
-      });
-      const pair = { client, upstream };
-      this.pairs.add(pair);
-      const queued: [Buffer, boolean][] = [];
-      const close = () => {
-        this.pairs.delete(pair);
-        if (client.readyState <= WebSocket.OPEN) client.terminate();
-        if (upstream.readyState <= WebSocket.OPEN) upstream.terminate();
-      };
-      upstream.on('open', () => {
-        for (const [d, b] of queued) this.forward(upstream, d, b);
-        queued.length = 0;
-      });
-      client.on('message', (data: Buffer, isBinary) => {
-        if (upstream.readyState === WebSocket.OPEN) this.forward(upstream, data, isBinary);
-        else queued.push([data, isBinary]);
-      });
-      upstream.on('message', (data: Buffer, isBinary) => this.forward(client, data, isBinary));
-      client.on('close', close);
-      upstream.on('close', close);
-      client.on('error', close);
-      upstream.on('error', close);
+    socket.on('error', () => socket.destroy());
+    const offered = (req.headers['sec-websocket-protocol'] ?? '')
+      .split(',')
+      .map((p) => p.trim())
+      .filter((p) => p.length > 0);
+    const authorization = req.headers.authorization;
+    const upstream = new WebSocket(`ws://127.0.0.1:${this.relay.port}${req.url ?? '/'}`, offered, {
+      perMessageDeflate: false,
+      maxPayload: 64 << 20,
+      ...(authorization === undefined ? {} : { headers: { authorization } }),
     });
+    upstream.on('unexpected-response', (_r, res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const type = res.headers['content-type'];
+        socket.end(
+          `HTTP/1.1 ${res.statusCode ?? 502} ${res.statusMessage ?? ''}\r\n` +
+            `${type === undefined ? '' : `content-type: ${type}\r\n`}` +
+            `content-length: ${body.length}\r\nconnection: close\r\n\r\n${body.toString('latin1')}`,
+          'latin1',
+        );
+        upstream.terminate();
+      });
+    });
+    upstream.on('error', () => {
+      if (upstream.readyState !== WebSocket.OPEN) socket.destroy();
+    });
+    upstream.once('open', () => {
+      if (this.down || socket.destroyed) {
+        upstream.terminate();
+        socket.destroy();
+        return;
+      }
+      this.selected.set(req, upstream.protocol);
+      this.wss.handleUpgrade(req, socket, head, (client) => this.pair(client, upstream));
+    });
+  }
+
+  private pair(client: WebSocket, upstream: WebSocket): void {
+    this.stats.connections++;
+    const pair = { client, upstream };
+    this.pairs.add(pair);
+    const close = () => {
+      this.pairs.delete(pair);
+      if (client.readyState <= WebSocket.OPEN) client.terminate();
+      if (upstream.readyState <= WebSocket.OPEN) upstream.terminate();
+    };
+    client.on('message', (data: Buffer, isBinary) => this.forward(upstream, data, isBinary));
+    upstream.on('message', (data: Buffer, isBinary) => this.forward(client, data, isBinary));
+    client.on('close', close);
+    upstream.on('close', close);
+    client.on('error', close);
+    upstream.on('error', close);
   }
 
   private forward(to: WebSocket, data: Buffer, isBinary: boolean): void {

@@ -44,6 +44,8 @@ export { createHttpPageFetcher } from './page-fetcher';
 // The wire protocol and its codec.
 export type {
   AckMsg,
+  AuthedMsg,
+  AuthMsg,
   ClientMessage,
   DeliverMsg,
   ErrorMsg,
@@ -65,7 +67,7 @@ export type {
   WelcomeMsg,
   WireLimits,
 } from './protocol';
-export { CLOSE_CODES, PROTOCOL_VERSION } from './protocol';
+export { BEARER_SUBPROTOCOL_PREFIX, CLOSE_CODES, PROTOCOL_VERSION, SUBPROTOCOL } from './protocol';
 export type {
   AckLevel,
   ChangeListener,
@@ -83,4 +85,4 @@ export type { Transport, TransportHandlers } from './transport';
 export { DEFAULT_LIMITS, isBucketName, validateClientMessage, validateServerMessage } from './validate';
 export { decodeValue, encodeValue, encodeValueView } from './value-codec';
 export type { WebSocketFactory, WebSocketLike, WebSocketTransportOptions } from './ws-transport';
-export { WebSocketTransport } from './ws-transport';
+export { bearerSubprotocols, jwtExpiresAt, WebSocketTransport } from './ws-transport';

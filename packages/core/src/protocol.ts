@@ -10,15 +10,43 @@ export const PROTOCOL_VERSION = 1;
 // Replica -> relay
 // ---------------------------------------------------------------------------------------------
 
-/** First frame on a connection. Nothing else is handled before the relay answers `welcome`. */
+/**
+ * The WebSocket subprotocol of this protocol. A client offers it, and the relay selects it, on
+ * every upgrade; browsers carry their token beside it as {@link BEARER_SUBPROTOCOL_PREFIX}.
+ */
+export const SUBPROTOCOL = 'mittsync.v1';
+
+/**
+ * Prefix of the subprotocol that carries a bearer token on the upgrade request:
+ * `mittsync.bearer.<jwt>`. A JWT (base64url segments joined by dots) is a valid subprotocol
+ * token as it is (RFC 6455 section 4.1, RFC 7230 `tchar`), so it is not encoded again. The
+ * relay never selects (echoes) it.
+ */
+export const BEARER_SUBPROTOCOL_PREFIX = 'mittsync.bearer.';
+
+/**
+ * First frame on a connection. Nothing else is handled before the relay answers `welcome`.
+ * The token is not in it: the relay authenticates the upgrade request, before a socket exists.
+ */
 export interface HelloMsg {
   type: 'hello';
   /** Protocol version the client speaks; must equal the relay's {@link PROTOCOL_VERSION}. */
   v: number;
   /** The client's replicaId; must match the token's subject. */
   replicaId: string;
-  /** Bearer token (JWT) when not sent in the upgrade request. */
-  token?: string;
+}
+
+/**
+ * A fresh token for a live socket, sent before the current one expires (any time after
+ * `welcome`). Its subject must be the connection's replicaId; its scopes replace the old ones
+ * (subscriptions the new token may no longer read are dropped with a `FORBIDDEN` error). The
+ * relay answers `authed`, or an `error` (`UNAUTHENTICATED`, `TOKEN_EXPIRED`) and keeps the old
+ * token until it expires.
+ */
+export interface AuthMsg {
+  type: 'auth';
+  /** Bearer token (JWT). */
+  token: string;
 }
 
 /**
@@ -85,7 +113,15 @@ export interface PingMsg {
   id: number;
 }
 
-export type ClientMessage = HelloMsg | SubMsg | UnsubMsg | PushMsg | PageReqMsg | MarkerReplyMsg | PingMsg;
+export type ClientMessage =
+  | HelloMsg
+  | AuthMsg
+  | SubMsg
+  | UnsubMsg
+  | PushMsg
+  | PageReqMsg
+  | MarkerReplyMsg
+  | PingMsg;
 
 // ---------------------------------------------------------------------------------------------
 // Relay -> replica
@@ -214,6 +250,13 @@ export interface PongMsg {
   heads: Record<string, number>;
 }
 
+/** Answer to `auth`: the socket now runs on the fresh token. */
+export interface AuthedMsg {
+  type: 'authed';
+  /** When the fresh token expires (ms since the epoch). */
+  expiresAt: number;
+}
+
 export interface ErrorMsg {
   type: 'error';
   code: ErrorCode;
@@ -233,6 +276,7 @@ export type ServerMessage =
   | FlushedMsg
   | ResyncMsg
   | PongMsg
+  | AuthedMsg
   | ErrorMsg;
 
 /** WebSocket close codes the relay uses (4000-4999 are application codes). */

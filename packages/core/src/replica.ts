@@ -450,6 +450,7 @@ export class Replica {
       this.emitStatus();
       return;
     }
+    if (msg.type === 'authed') return; // the transport's token refresh
     if (msg.type === 'pong') {
       this.conn.answered();
       for (const [name, head] of Object.entries(msg.heads)) {

@@ -24,6 +24,26 @@ describe('inbound validation', () => {
     expect(validateClientMessage(push([op()]))).toEqual(push([op()]));
   });
 
+  it('validates auth frames, and drops a token from hello (tokens travel on the upgrade)', () => {
+    expect(validateClientMessage({ type: 'auth', token: 'h.p.s', extra: 1 })).toEqual({
+      type: 'auth',
+      token: 'h.p.s',
+    });
+    for (const token of [undefined, '', 42, 'x'.repeat(8193)]) {
+      expect(() => validateClientMessage({ type: 'auth', token })).toThrow(/auth\.token/);
+    }
+    expect(validateClientMessage({ type: 'hello', v: 1, replicaId: 'rA', token: 'h.p.s' })).toEqual({
+      type: 'hello',
+      v: 1,
+      replicaId: 'rA',
+    });
+    expect(validateServerMessage({ type: 'authed', expiresAt: 1_000 })).toEqual({
+      type: 'authed',
+      expiresAt: 1_000,
+    });
+    expect(() => validateServerMessage({ type: 'authed' })).toThrow(/authed/);
+  });
+
   it('rejects malformed messages with typed codes', () => {
     const cases: [unknown, string][] = [
       [null, 'BAD_MESSAGE'],

@@ -16,6 +16,8 @@ export const DEFAULT_LIMITS: WireLimits = {
 
 const BUCKET_RE = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$/;
 const MAX_VALUE_DEPTH = 32;
+/** Longest bearer token accepted (the relay's verifier refuses longer ones too). */
+const MAX_TOKEN_CHARS = 8192;
 
 function bad(message: string): never {
   throw new MittsyncError('BAD_MESSAGE', message);
@@ -121,10 +123,11 @@ export function validateClientMessage(x: unknown, limits: WireLimits = DEFAULT_L
     case 'hello':
       if (!isCount(x.v)) bad('hello.v must be a protocol version');
       if (!isReplicaId(x.replicaId)) bad('hello.replicaId must be 1-64 chars of [A-Za-z0-9_-]');
-      if (x.token !== undefined && typeof x.token !== 'string') bad('hello.token must be a string');
-      return x.token === undefined
-        ? { type: 'hello', v: x.v, replicaId: x.replicaId }
-        : { type: 'hello', v: x.v, replicaId: x.replicaId, token: x.token };
+      return { type: 'hello', v: x.v, replicaId: x.replicaId };
+    case 'auth':
+      if (typeof x.token !== 'string' || x.token.length === 0 || x.token.length > MAX_TOKEN_CHARS)
+        bad(`auth.token must be a string of 1-${MAX_TOKEN_CHARS} chars`);
+      return { type: 'auth', token: x.token };
     case 'sub': {
       checkBucket(x.bucket);
       if (!isCount(x.since)) bad('sub.since must be a non-negative integer');
@@ -221,6 +224,9 @@ export function validateServerMessage(x: unknown): ServerMessage {
   switch (m.type) {
     case 'welcome':
       if (!isCount(m.v) || !isObject(m.limits)) bad('malformed welcome');
+      return m;
+    case 'authed':
+      if (!isCount(m.expiresAt)) bad('malformed authed');
       return m;
     case 'subscribed':
       checkBucket(m.bucket);

@@ -1,4 +1,5 @@
 import {
+  BEARER_SUBPROTOCOL_PREFIX,
   decodeFrame,
   type ErrorCode,
   type ErrorMsg,
@@ -7,6 +8,7 @@ import {
   type PageReqMsg,
   type PushMsg,
   type ServerMessage,
+  SUBPROTOCOL,
   toMittsyncError,
   validateClientMessage,
 } from '@mittsync/core';
@@ -20,13 +22,16 @@ import type { Relay } from './relay';
 import type { RelaySocket, SocketHandler } from './session-host';
 
 /**
- * The runtime's WebSocket upgrade: called once the request is authorized, it upgrades and
+ * The runtime's WebSocket upgrade: called once the request is authenticated, it upgrades and
  * wires the socket to `accept`'s handler. Node uses `ws`; a Durable Object accepts a
- * hibernatable socket itself.
+ * hibernatable socket itself. `init.protocol` is the subprotocol to select in the answer
+ * (`Sec-WebSocket-Protocol`), or undefined to select none; never any other offered one (the
+ * bearer subprotocol carries the token).
  */
 export type UpgradeWebSocket = (
   c: Context,
   accept: (socket: RelaySocket) => SocketHandler,
+  init: { protocol: string | undefined },
 ) => Response | Promise<Response>;
 
 export interface RelayAppOptions {
@@ -46,6 +51,12 @@ export interface RelayAppOptions {
    * authenticate them, so cross-site sockets gain nothing).
    */
   corsOrigins?: string[] | '*';
+  /**
+   * Accept a token in the URL (`?token=`), where it lands in proxy, CDN and server logs. Off
+   * by default (such requests get 401 `TOKEN_IN_URL`); only for clients that cannot be updated
+   * yet to the `mittsync.bearer.<jwt>` subprotocol or the `Authorization` header.
+   */
+  allowQueryToken?: boolean;
 }
 
 /** Where the versioned routes live. */
@@ -56,6 +67,7 @@ export function httpStatus(code: ErrorCode): number {
   switch (code) {
     case 'UNAUTHENTICATED':
     case 'TOKEN_EXPIRED':
+    case 'TOKEN_IN_URL':
       return 401;
     case 'FORBIDDEN':
     case 'ORIGIN_MISMATCH':
@@ -91,6 +103,15 @@ function count(v: string | undefined, name: string, fallback: number): number {
   if (!COUNT_RE.test(v))
     throw new MittsyncError('BAD_MESSAGE', `query parameter ${name} must be a non-negative integer`);
   return Number(v);
+}
+
+/** The subprotocols a WebSocket upgrade request offers (`Sec-WebSocket-Protocol`, in order). */
+function offeredSubprotocols(header: string | undefined): string[] {
+  if (header === undefined) return [];
+  return header
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p.length > 0);
 }
 
 /** Reads a request body, refusing it as soon as it exceeds `cap` bytes. */
@@ -153,12 +174,37 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
     return json ? c.json(msg, httpStatus(err.code) as 400) : reply(c, msg, httpStatus(err.code));
   };
 
-  const principal = async (c: Context): Promise<Principal> => {
-    const token = bearerToken(c.req.header('authorization')) ?? c.req.query('token');
-    if (token === undefined)
-      throw new MittsyncError('UNAUTHENTICATED', 'no token: send Authorization: Bearer <jwt>');
-    return relay.auth.verify(token);
+  /**
+   * The one bearer token of a request: from `Authorization: Bearer`, a `mittsync.bearer.<jwt>`
+   * subprotocol (`offered`, upgrades only), or, when allowed, `?token=`.
+   */
+  const credential = (c: Context, offered: readonly string[] = []): string => {
+    const query = c.req.query('token');
+    if (query !== undefined && opts.allowQueryToken !== true) {
+      throw new MittsyncError(
+        'TOKEN_IN_URL',
+        'tokens in the URL are refused (they end up in logs): send the mittsync.bearer.<jwt> subprotocol or Authorization: Bearer <jwt>',
+      );
+    }
+    const found = [
+      bearerToken(c.req.header('authorization')),
+      ...offered
+        .filter((p) => p.startsWith(BEARER_SUBPROTOCOL_PREFIX))
+        .map((p) => p.slice(BEARER_SUBPROTOCOL_PREFIX.length)),
+      query,
+    ].filter((t) => t !== undefined);
+    if (found.length > 1) throw new MittsyncError('UNAUTHENTICATED', 'more than one token: send exactly one');
+    const token = found[0];
+    if (token === undefined) {
+      throw new MittsyncError(
+        'UNAUTHENTICATED',
+        'no token: send the mittsync.bearer.<jwt> subprotocol (browsers) or Authorization: Bearer <jwt>',
+      );
+    }
+    return token;
   };
+
+  const principal = (c: Context): Promise<Principal> => relay.auth.verify(credential(c));
 
   /** Counts an API request against its address; refuses new work while shutting down. */
   const admit = (c: Context): void => {
@@ -214,17 +260,25 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
       if (!upgrades.hit(addr, relay.env.now())) {
         throw new MittsyncError('RATE_LIMITED', 'too many connections from this address; retry in a minute');
       }
-      const token = bearerToken(c.req.header('authorization')) ?? c.req.query('token');
-      // Without a token here, hello.token must carry one: nothing is handled before it verifies.
-      const who = token === undefined ? undefined : await relay.auth.verify(token);
+      // Every socket is authenticated before it exists: no token, no upgrade (and on the edge,
+      // no Durable Object woken up).
+      const offered = offeredSubprotocols(c.req.header('sec-websocket-protocol'));
+      const who = await relay.auth.verify(credential(c, offered));
+      if (offered.length > 0 && !offered.includes(SUBPROTOCOL)) {
+        // A browser fails a handshake that selects none of the protocols it offered.
+        throw new MittsyncError('BAD_MESSAGE', `offer the ${SUBPROTOCOL} subprotocol`);
+      }
       if (opts.upgradeWebSocket === undefined) {
         return c.json(
           { type: 'error', code: 'BAD_MESSAGE', message: 'WebSockets are not available here' },
           426,
         );
       }
-      return await opts.upgradeWebSocket(c, (socket) =>
-        relay.accept(socket, { address: addr, ...(who === undefined ? {} : { principal: who }) }),
+      const protocol = offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : undefined;
+      return await opts.upgradeWebSocket(
+        c,
+        (socket) => relay.accept(socket, { address: addr, principal: who }),
+        { protocol },
       );
     } catch (e) {
       return fail(c, e);

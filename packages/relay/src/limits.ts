@@ -23,8 +23,6 @@ export interface RelayLimits extends WireLimits {
   maxOutboundBytes: number;
   /** Milliseconds a new socket gets to send a valid `hello`. */
   helloTimeoutMs: number;
-  /** Frames a socket may send while its `hello` token is being verified. */
-  maxFramesBeforeWelcome: number;
   /** Largest `limit` of one page request (the host caps it too). */
   maxPageEntries: number;
 }
@@ -37,7 +35,6 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   opsPerConnectionPerSecond: 50_000,
   maxOutboundBytes: 8 * 1024 * 1024,
   helloTimeoutMs: 10_000,
-  maxFramesBeforeWelcome: 64,
   maxPageEntries: 10_000,
 };
 

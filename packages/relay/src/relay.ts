@@ -308,10 +308,10 @@ export class Relay implements SessionHost {
   // -------------------------------------------------------------------------------------------
 
   /**
-   * Accepts an upgraded socket. `principal` is set when the upgrade request carried a valid
-   * token; otherwise `hello.token` must.
+   * Accepts an upgraded socket, authenticated as `principal` by the token of its upgrade
+   * request (there is no other way in).
    */
-  accept(socket: RelaySocket, info: { address: string; principal?: Principal }): SocketHandler {
+  accept(socket: RelaySocket, info: { address: string; principal: Principal }): SocketHandler {
     const session = new Session(this, socket, `s${this.nextSession++}`, info.principal);
     if (this.closedFlag) {
       socket.close(1012, 'relay restarting');

@@ -29,9 +29,13 @@ class RelayConn implements HostConnection {
     private readonly session: Session,
     readonly bucket: string,
     readonly replicaId: string,
-    readonly canWrite: boolean,
   ) {
     this.id = `${session.id}/${bucket}`;
+  }
+
+  /** Read from the session's current token, which a re-auth may replace. */
+  get canWrite(): boolean {
+    return this.session.canWrite(this.bucket);
   }
 
   send(msg: ServerMessage): void {
@@ -54,24 +58,25 @@ function reqIdOf(raw: unknown): number | undefined {
 }
 
 /**
- * One WebSocket connection: handshake and token, then routing of every frame to the bucket
+ * One WebSocket connection, authenticated by its upgrade request: handshake, then routing of every frame to the bucket
  * hosts with authorization, limits and rate limiting on each one. Runtime-agnostic: runtimes
  * feed it frames through {@link SocketHandler}, and it reaches buckets, commits and its socket
  * only through its {@link SessionHost}.
  */
 export class Session implements SocketHandler, HostedSession {
-  private phase: 'hello' | 'authing' | 'open' | 'closed' = 'hello';
+  private phase: 'hello' | 'open' | 'closed' = 'hello';
   private format: WireFormat = 'msgpack';
   private readonly conns = new Map<string, RelayConn>();
-  private held: [Uint8Array, boolean][] = [];
   private readonly rate: TokenBucket;
   private timer: unknown;
+  /** Counts `auth` frames, so a slow verification never overrides a newer token. */
+  private authSeq = 0;
 
   constructor(
     private readonly relay: SessionHost,
     readonly socket: RelaySocket,
     readonly id: string,
-    private principal: Principal | undefined,
+    private principal: Principal,
   ) {
     this.rate = new TokenBucket(relay.limits.opsPerConnectionPerSecond, relay.env.now());
     this.timer = relay.env.setTimeout(
@@ -99,11 +104,7 @@ export class Session implements SocketHandler, HostedSession {
     }
     if (!this.charge(1)) return;
     if (this.phase === 'hello') this.hello(data, isText);
-    else if (this.phase === 'authing') {
-      if (this.held.length >= relay.limits.maxFramesBeforeWelcome) {
-        this.fatal('RATE_LIMITED', 'too many frames before welcome', CLOSE_CODES.RATE_LIMITED);
-      } else this.held.push([data, isText]);
-    } else this.handle(data, isText);
+    else this.handle(data, isText);
   }
 
   /** Takes `n` from the rate allowance; refuses the frame (or closes an abuser) when out. */
@@ -147,35 +148,11 @@ export class Session implements SocketHandler, HostedSession {
       );
       return;
     }
-    if (this.principal !== undefined) {
-      this.welcome(msg);
-      return;
-    }
-    if (msg.token === undefined) {
-      this.fatal(
-        'UNAUTHENTICATED',
-        'no token: send it in the upgrade request or in hello.token',
-        CLOSE_CODES.UNAUTHENTICATED,
-      );
-      return;
-    }
-    this.phase = 'authing';
-    this.relay.auth.verify(msg.token).then(
-      (p) => {
-        if (this.phase !== 'authing') return;
-        this.principal = p;
-        this.welcome(msg);
-      },
-      (e: unknown) => {
-        const err = toMittsyncError(e, 'UNAUTHENTICATED');
-        const code = err.code === 'TOKEN_EXPIRED' ? CLOSE_CODES.TOKEN_EXPIRED : CLOSE_CODES.UNAUTHENTICATED;
-        this.fatal(err.code, err.message, code);
-      },
-    );
+    this.welcome(msg);
   }
 
   private welcome(hello: HelloMsg): void {
-    const p = this.principal as Principal;
+    const p = this.principal;
     const env = this.relay.env;
     if (hello.replicaId !== p.replicaId) {
       // The token is valid: it just does not allow acting as this replica (authorization).
@@ -199,16 +176,51 @@ export class Session implements SocketHandler, HostedSession {
       relayTime: env.now(),
       limits: wireLimits(this.relay.limits),
     });
-    const held = this.held;
-    this.held = [];
-    for (const [data, isText] of held) {
-      if (this.phase !== 'open') break;
-      this.handle(data, isText);
-    }
+  }
+
+  /**
+   * A fresh token on the live socket: same subject, new expiry and scopes. Until it verifies
+   * (and if it does not) the socket keeps its current token.
+   */
+  private reauth(token: string): void {
+    const seq = ++this.authSeq;
+    this.relay.auth.verify(token).then(
+      (p) => {
+        if (this.phase !== 'open' || seq !== this.authSeq) return;
+        if (p.replicaId !== this.principal.replicaId) {
+          this.error(
+            'FORBIDDEN',
+            `auth token subject ${p.replicaId} is not this connection's ${this.principal.replicaId}`,
+          );
+          return;
+        }
+        this.principal = p;
+        this.relay.env.clearTimeout(this.timer);
+        this.armExpiry();
+        // Scopes may have narrowed: nothing keeps flowing from a bucket the new token cannot read.
+        for (const c of [...this.conns.values()]) {
+          if (p.canRead(c.bucket)) continue;
+          this.relay.peek(c.bucket)?.unsubscribe(c);
+          this.conns.delete(c.bucket);
+          this.forbidden(c.bucket, 'read');
+        }
+        this.send({ type: 'authed', expiresAt: p.expiresAt });
+      },
+      (e: unknown) => {
+        if (this.phase !== 'open' || seq !== this.authSeq) return;
+        const err = toMittsyncError(e, 'UNAUTHENTICATED');
+        this.error(err.code, `auth refused, the socket keeps its current token: ${err.message}`);
+      },
+    );
+  }
+
+  /** @internal Whether the socket's current token may write `bucket`. */
+  canWrite(bucket: string): boolean {
+    return this.principal.canWrite(bucket);
   }
 
   private armExpiry(): void {
-    const p = this.principal as Principal;
+    const p = this.principal;
     const env = this.relay.env;
     const left = p.expiresAt - env.now();
     this.timer = env.setTimeout(
@@ -231,7 +243,7 @@ export class Session implements SocketHandler, HostedSession {
   // -------------------------------------------------------------------------------------------
 
   private handle(data: Uint8Array, isText: boolean): void {
-    const p = this.principal as Principal;
+    const p = this.principal;
     if (p.expiresAt <= this.relay.env.now()) {
       this.fatal('TOKEN_EXPIRED', 'token expired: fetch a new one and reconnect', CLOSE_CODES.TOKEN_EXPIRED);
       return;
@@ -255,6 +267,9 @@ export class Session implements SocketHandler, HostedSession {
     switch (msg.type) {
       case 'hello':
         this.error('BAD_MESSAGE', 'hello was already received');
+        return;
+      case 'auth':
+        this.reauth(msg.token);
         return;
       case 'ping': {
         const heads: Record<string, number> = {};
@@ -334,8 +349,7 @@ export class Session implements SocketHandler, HostedSession {
       );
       return undefined;
     }
-    const p = this.principal as Principal;
-    c = new RelayConn(this, bucket, p.replicaId, p.canWrite(bucket));
+    c = new RelayConn(this, bucket, this.principal.replicaId);
     this.conns.set(bucket, c);
     return c;
   }
@@ -405,7 +419,6 @@ export class Session implements SocketHandler, HostedSession {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
     this.relay.env.clearTimeout(this.timer);
-    this.held = [];
     for (const c of this.conns.values()) this.relay.peek(c.bucket)?.unsubscribe(c);
     this.conns.clear();
     this.relay.forget(this);

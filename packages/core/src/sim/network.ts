@@ -200,6 +200,9 @@ export class SimRelay {
     switch (msg.type) {
       case 'hello':
         return;
+      case 'auth':
+        this.toClient(link, { type: 'authed', expiresAt: this.env.now() + 3_600_000 });
+        return;
       case 'ping': {
         const heads: Record<string, number> = {};
         for (const [bucket, c] of link.conns) {

@@ -3,9 +3,15 @@ import { decodeFrame, encodeFrame } from '../codec';
 import type { ErrorCode } from '../errors';
 import { encodeHlc } from '../hlc';
 import type { Op } from '../model';
-import { type ClientMessage, PROTOCOL_VERSION, type ServerMessage, type WelcomeMsg } from '../protocol';
+import {
+  type ClientMessage,
+  PROTOCOL_VERSION,
+  type ServerMessage,
+  SUBPROTOCOL,
+  type WelcomeMsg,
+} from '../protocol';
 import { validateServerMessage } from '../validate';
-import type { WebSocketFactory, WebSocketLike } from '../ws-transport';
+import { bearerSubprotocols, type WebSocketFactory, type WebSocketLike } from '../ws-transport';
 
 // Encodes test frames exactly as given (core's encodeFrame would normalize malformed ops).
 const plain = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
@@ -33,8 +39,8 @@ export interface SocketTarget {
   /** WebSocket sync endpoint, e.g. `ws://127.0.0.1:8787/v1/sync`. */
   url: string;
   /**
-   * Opens a WebSocket with `headers` sent on the upgrade request (tokens travel there), and
-   * reports a refused upgrade as an {@link UpgradeRefused}.
+   * Opens a WebSocket offering `protocols` and sending `headers` on the upgrade request
+   * (tokens travel there), and reports a refused upgrade as an {@link UpgradeRefused}.
    */
   createSocket: WebSocketFactory;
 }
@@ -100,18 +106,35 @@ export class RawClient {
     };
   }
 
-  /** Opens a socket; rejects with {@link UpgradeRefused} when the relay refuses the upgrade. */
+  /** The subprotocol the relay selected ('' for none). */
+  get protocol(): string {
+    return this.socket.protocol ?? '';
+  }
+
+  /**
+   * Opens a socket; rejects with {@link UpgradeRefused} when the relay refuses the upgrade.
+   * The token travels as a browser sends it (`subprotocol`, the default), in the
+   * `Authorization` header, or in the URL (`query`, which relays refuse unless told not to);
+   * `protocols` replaces the offered subprotocols outright.
+   */
   static connect(
     target: SocketTarget,
-    opts: { token?: string; tokenIn?: 'header' | 'query'; replicaId?: string } = {},
+    opts: {
+      token?: string;
+      tokenIn?: 'subprotocol' | 'header' | 'query';
+      protocols?: string[];
+      replicaId?: string;
+    } = {},
   ): Promise<RawClient> {
     let url = target.url;
     const headers: Record<string, string> = {};
+    let protocols = [SUBPROTOCOL];
     if (opts.token !== undefined) {
       if (opts.tokenIn === 'query') url += `?token=${encodeURIComponent(opts.token)}`;
-      else headers.authorization = `Bearer ${opts.token}`;
+      else if (opts.tokenIn === 'header') headers.authorization = `Bearer ${opts.token}`;
+      else protocols = bearerSubprotocols(opts.token);
     }
-    const ws = target.createSocket(url, { headers });
+    const ws = target.createSocket(url, { headers, protocols: opts.protocols ?? protocols });
     ws.binaryType = 'arraybuffer';
     return new Promise((resolve, reject) => {
       let refusal: UpgradeRefused | undefined;

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { encodeHlc } from '../hlc';
-import { CLOSE_CODES, PROTOCOL_VERSION } from '../protocol';
+import { BEARER_SUBPROTOCOL_PREFIX, CLOSE_CODES, PROTOCOL_VERSION, SUBPROTOCOL } from '../protocol';
 import { RawClient, UpgradeRefused } from './raw-client';
-import { httpGet, type RelayUnderTest, rawClient, uniq } from './relay-harness';
+import { httpGet, type RelayUnderTest, rawClient, sleep, uniq } from './relay-harness';
 
 async function refusal(p: Promise<unknown>): Promise<UpgradeRefused> {
   try {
@@ -29,56 +29,129 @@ export function authTests(ctx: { relay: RelayUnderTest }): void {
       const tampered = `${h}.${p}.${s.slice(0, -4)}${s.endsWith('AAAA') ? 'BBBB' : 'AAAA'}`;
       const forged = `${b64url({ alg: 'none', typ: 'JWT' })}.${p}.`;
       const expired = await ctx.relay.makeToken({ sub, read: ['*'], write: ['*'], ttlS: -60 });
-      for (const token of [tampered, forged, 'not-a-jwt']) {
-        const r = await refusal(RawClient.connect(ctx.relay, { token }));
+      for (const tokenIn of ['subprotocol', 'header'] as const) {
+        for (const token of [tampered, forged, 'not-a-jwt']) {
+          const r = await refusal(RawClient.connect(ctx.relay, { token, tokenIn }));
+          expect(r.status).toBe(401);
+          expect(r.code).toBe('UNAUTHENTICATED');
+        }
+        const r = await refusal(RawClient.connect(ctx.relay, { token: expired, tokenIn }));
         expect(r.status).toBe(401);
-        expect(r.code).toBe('UNAUTHENTICATED');
+        expect(r.code).toBe('TOKEN_EXPIRED');
       }
-      const r = await refusal(RawClient.connect(ctx.relay, { token: expired }));
-      expect(r.status).toBe(401);
-      expect(r.code).toBe('TOKEN_EXPIRED');
     });
 
-    it('closes with 4001 UNAUTHENTICATED without any token', async () => {
-      const anon = await RawClient.connect(ctx.relay);
-      anon.send({ type: 'hello', v: PROTOCOL_VERSION, replicaId: 'anon' });
-      expect((await anon.closed).code).toBe(CLOSE_CODES.UNAUTHENTICATED);
-      expect(anon.received.find((m) => m.type === 'error')).toMatchObject({ code: 'UNAUTHENTICATED' });
+    it('refuses an upgrade without any token with 401: no socket exists until a token verifies', async () => {
+      const r = await refusal(RawClient.connect(ctx.relay));
+      expect(r.status).toBe(401);
+      expect(r.code).toBe('UNAUTHENTICATED');
+      // Naming the protocol alone is no credential either.
+      const bare = await refusal(RawClient.connect(ctx.relay, { protocols: [SUBPROTOCOL] }));
+      expect(bare.status).toBe(401);
+      expect(bare.code).toBe('UNAUTHENTICATED');
+    });
+
+    it('takes the token from the mittsync.bearer subprotocol and selects mittsync.v1, never the token', async () => {
+      const sub = uniq('sp');
+      const token = await ctx.relay.makeToken({ sub, read: ['*'], write: ['*'] });
+      const c = await RawClient.connect(ctx.relay, { token, tokenIn: 'subprotocol' });
+      expect(c.protocol).toBe(SUBPROTOCOL);
+      c.send({ type: 'hello', v: PROTOCOL_VERSION, replicaId: sub });
+      await c.next('welcome');
+      c.close();
+      // The Authorization header (Node clients) gets the same protocol when it is offered.
+      const hd = await RawClient.connect(ctx.relay, { token, tokenIn: 'header' });
+      expect(hd.protocol).toBe(SUBPROTOCOL);
+      hd.close();
+      // A bearer offered without mittsync.v1 could only be answered with the token: refused.
+      const alone = await refusal(
+        RawClient.connect(ctx.relay, { protocols: [`${BEARER_SUBPROTOCOL_PREFIX}${token}`] }),
+      );
+      expect(alone.status).toBe(400);
+      // Two tokens are ambiguous: refused, whichever is valid.
+      const two = await refusal(
+        RawClient.connect(ctx.relay, {
+          protocols: [
+            SUBPROTOCOL,
+            `${BEARER_SUBPROTOCOL_PREFIX}${token}`,
+            `${BEARER_SUBPROTOCOL_PREFIX}x.y.z`,
+          ],
+        }),
+      );
+      expect(two.status).toBe(401);
+    });
+
+    it('refuses a token in the URL with 401 TOKEN_IN_URL, valid or not', async () => {
+      const sub = uniq('q');
+      const token = await ctx.relay.makeToken({ sub, read: ['*'], write: ['*'] });
+      const r = await refusal(RawClient.connect(ctx.relay, { token, tokenIn: 'query' }));
+      expect(r.status).toBe(401);
+      expect(r.code).toBe('TOKEN_IN_URL');
+      const page = await httpGet(ctx.relay, `/v1/buckets/${uniq('b')}/pages?token=${token}`);
+      expect(page.status).toBe(401);
+      expect(page.body).toMatchObject({ type: 'error', code: 'TOKEN_IN_URL' });
     });
 
     it('closes with 4003 FORBIDDEN when a valid token is used for another replicaId', async () => {
       const token = await ctx.relay.makeToken({ sub: uniq('alice'), read: ['*'], write: ['*'] });
-      for (const tokenIn of ['header', 'hello'] as const) {
-        const mallory = await RawClient.connect(ctx.relay, tokenIn === 'header' ? { token } : {});
-        mallory.send({
-          type: 'hello',
-          v: PROTOCOL_VERSION,
-          replicaId: 'mallory',
-          ...(tokenIn === 'hello' ? { token } : {}),
-        });
+      for (const tokenIn of ['header', 'subprotocol'] as const) {
+        const mallory = await RawClient.connect(ctx.relay, { token, tokenIn });
+        mallory.send({ type: 'hello', v: PROTOCOL_VERSION, replicaId: 'mallory' });
         expect((await mallory.closed).code).toBe(CLOSE_CODES.FORBIDDEN);
         expect(mallory.received.find((m) => m.type === 'error')).toMatchObject({ code: 'FORBIDDEN' });
         expect(mallory.received.find((m) => m.type === 'welcome')).toBeUndefined();
       }
     });
 
-    it('accepts the token in the query string or in hello.token; an expired hello token closes 4002', async () => {
-      const sub = uniq('q');
+    it('takes a fresh token in an auth frame: the socket outlives its first token', async () => {
+      const sub = uniq('re');
+      const short = await ctx.relay.makeToken({ sub, read: ['*'], write: ['*'], ttlS: 2 });
+      const { client: c } = await RawClient.open(ctx.relay, short, sub);
+      // Refused fresh tokens leave the socket on its current one.
+      const other = await ctx.relay.makeToken({ sub: uniq('other'), read: ['*'], write: ['*'] });
+      c.send({ type: 'auth', token: other });
+      expect((await c.nextError('FORBIDDEN')).message).toMatch(/subject/);
+      c.send({ type: 'auth', token: 'not-a-jwt' });
+      await c.nextError('UNAUTHENTICATED');
+      const fresh = await ctx.relay.makeToken({ sub, read: ['*'], write: ['*'], ttlS: 3600 });
+      c.send({ type: 'auth', token: fresh });
+      const authed = await c.next('authed');
+      expect(authed.expiresAt).toBeGreaterThan(Date.now() + 3_000_000);
+      await sleep(2_500); // past the first token's expiry
+      c.send({ type: 'ping', id: 7 });
+      expect((await c.next('pong')).id).toBe(7);
+      expect(c.received.find((m) => m.type === 'error' && m.code === 'TOKEN_EXPIRED')).toBeUndefined();
+      c.close();
+    });
+
+    it('applies the scopes of a fresh token: subscriptions it cannot read are dropped', async () => {
+      const sub = uniq('sc');
+      const keep = `keep:${uniq('k')}`;
+      const lose = `lose:${uniq('l')}`;
       const token = await ctx.relay.makeToken({ sub, read: ['*'], write: ['*'] });
-      const q = await RawClient.connect(ctx.relay, { token, tokenIn: 'query' });
-      q.send({ type: 'hello', v: PROTOCOL_VERSION, replicaId: sub });
-      await q.next('welcome');
-      q.close();
-      const h = await RawClient.connect(ctx.relay);
-      h.send({ type: 'hello', v: PROTOCOL_VERSION, replicaId: sub, token });
-      h.send({ type: 'ping', id: 1 }); // sent before the token is verified: handled after
-      await h.next('welcome');
-      expect((await h.next('pong')).id).toBe(1);
-      h.close();
-      const expired = await ctx.relay.makeToken({ sub, read: ['*'], write: ['*'], ttlS: -60 });
-      const e = await RawClient.connect(ctx.relay);
-      e.send({ type: 'hello', v: PROTOCOL_VERSION, replicaId: sub, token: expired });
-      expect((await e.closed).code).toBe(CLOSE_CODES.TOKEN_EXPIRED);
+      const { client: c } = await RawClient.open(ctx.relay, token, sub);
+      c.send({ type: 'sub', bucket: keep, since: 0, flush: false, subId: 1 });
+      c.send({ type: 'sub', bucket: lose, since: 0, flush: false, subId: 2 });
+      await c.next('subscribed', (m) => m.bucket === keep);
+      await c.next('subscribed', (m) => m.bucket === lose);
+      const narrow = await ctx.relay.makeToken({ sub, read: ['keep:*'], write: ['keep:*'] });
+      c.send({ type: 'auth', token: narrow });
+      expect(await c.nextError('FORBIDDEN')).toMatchObject({ bucket: lose });
+      await c.next('authed');
+      c.send({ type: 'push', bucket: lose, ops: [c.op('a', 1)] });
+      expect(await c.nextError('FORBIDDEN')).toMatchObject({ bucket: lose });
+      // Another writer's op on the dropped bucket no longer reaches this socket.
+      const w = await rawClient(ctx.relay);
+      w.send({ type: 'push', bucket: lose, ops: [w.op('x', 1)] });
+      await w.next('ack');
+      w.resumeAt(0); // originSeq counts per bucket
+      w.send({ type: 'push', bucket: keep, ops: [w.op('y', 1)] });
+      await w.next('ack');
+      const got = await c.next('deliver');
+      expect(got.bucket).toBe(keep);
+      expect(c.received.filter((m) => m.type === 'deliver' && m.bucket === lose)).toEqual([]);
+      w.close();
+      c.close();
     });
 
     it('authorizes every frame per bucket: read scopes for sub and pages, write scopes for pushes', async () => {

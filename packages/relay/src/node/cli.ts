@@ -19,6 +19,7 @@ const USAGE = `usage: mittsync relay [options]
   --dev-allow-remote    allow --dev on a non-loopback --host (anyone reaching it can read and write everything)
   --static <dir>        serve a built web app at /
   --cors <origin>       allow this browser origin to call the HTTP API (repeatable; * for any)
+  --allow-query-token   also accept tokens in URLs (?token=), which get logged: old clients only
   --limit <name=value>  override a limit (repeatable): ${RELAY_LIMIT_NAMES.join(', ')}
   --tombstone-retain <n> keep tombstones for at least n seqs (default 100000)
   --tombstone-retain-ms <ms> ...and at least this long (default 30 days)
@@ -56,6 +57,7 @@ export async function main(argv: string[]): Promise<void> {
       'dev-allow-remote': { type: 'boolean', default: false },
       static: { type: 'string' },
       cors: { type: 'string', multiple: true },
+      'allow-query-token': { type: 'boolean', default: false },
       limit: { type: 'string', multiple: true },
       'tombstone-retain': { type: 'string' },
       'tombstone-retain-ms': { type: 'string' },
@@ -114,6 +116,7 @@ export async function main(argv: string[]): Promise<void> {
       ...(values.cors === undefined
         ? {}
         : { corsOrigins: values.cors.includes('*') ? ('*' as const) : values.cors }),
+      ...(values['allow-query-token'] ? { allowQueryToken: true } : {}),
       ...(tombstoneRetainOps === undefined ? {} : { tombstoneRetainOps }),
       ...(tombstoneRetainMs === undefined ? {} : { tombstoneRetainMs }),
       ...(maxResidentBuckets === undefined ? {} : { maxResidentBuckets }),

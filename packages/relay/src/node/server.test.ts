@@ -36,6 +36,24 @@ describe('Node relay server', () => {
     expect(m.get('mittsync_rejections_total{code="RATE_LIMITED"}')).toBe(1);
   });
 
+  it('accepts a token in the URL only when started with allowQueryToken, and warns about it', async () => {
+    const token = await signToken(secret, { sub: 'q', read: ['*'] });
+    const strict = await start();
+    const refused = await RawClient.connect(nodeSocketTarget(strict.url), { token, tokenIn: 'query' }).catch(
+      (e: unknown) => e,
+    );
+    expect(refused).toMatchObject({ status: 401, code: 'TOKEN_IN_URL' });
+    const warnings: string[] = [];
+    const lax = await start({ allowQueryToken: true, log: (level, msg) => warnings.push(`${level} ${msg}`) });
+    expect(warnings.some((w) => w.startsWith('warn tokens are accepted in URLs'))).toBe(true);
+    const c = await RawClient.connect(nodeSocketTarget(lax.url), { token, tokenIn: 'query' });
+    c.send({ type: 'hello', v: PROTOCOL_VERSION, replicaId: 'q' });
+    await c.next('welcome');
+    c.close();
+    const page = await fetch(`${lax.httpUrl}/v1/buckets/b/pages?token=${token}`);
+    expect(page.status).toBe(200);
+  });
+
   it('refuses HTTP API requests past the per-address request rate with 429', async () => {
     const r = await start({ limits: { httpRequestsPerAddressPerMinute: 5 } });
     const token = await signToken(secret, { sub: 'a', read: ['*'] });

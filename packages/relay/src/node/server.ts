@@ -39,6 +39,8 @@ export interface NodeRelayOptions {
   staticDir?: string;
   /** Origins allowed to call the HTTP API from browsers; dev mode allows `*`. */
   corsOrigins?: string[] | '*';
+  /** Accept tokens in the URL (`?token=`), for clients not yet updated; see `RelayAppOptions`. */
+  allowQueryToken?: boolean;
   maxResidentBuckets?: number;
   flushTimeoutMs?: number;
   tombstoneRetainOps?: number;
@@ -171,6 +173,12 @@ export async function startNodeRelay(opts: NodeRelayOptions = {}): Promise<NodeR
         : `DEV MODE ON ${listenHost}: ANYONE WHO REACHES THIS RELAY CAN GET A READ/WRITE TOKEN FOR EVERY BUCKET. Never use in production.`,
     );
   }
+  if (opts.allowQueryToken === true) {
+    log(
+      'warn',
+      'tokens are accepted in URLs (?token=), where proxies and servers log them: update the clients',
+    );
+  }
   if (auth === undefined) {
     throw new MittsyncError('UNAUTHENTICATED', 'no auth configured: pass a secret, a JWKS, or dev mode');
   }
@@ -192,17 +200,22 @@ export async function startNodeRelay(opts: NodeRelayOptions = {}): Promise<NodeR
 
   // ws closes frames past maxPayload itself (1009); between maxFrameBytes and that the relay
   // answers FRAME_TOO_LARGE with close code 4009.
+  // The app picks the subprotocol to select (ws would otherwise select the first one offered,
+  // which may be the one carrying the token).
+  const selected = new WeakMap<IncomingMessage, string>();
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: 2 * relay.limits.maxFrameBytes,
     perMessageDeflate: false,
+    handleProtocols: (_offered, req) => selected.get(req) ?? false,
   });
   const sockets = new Set<WebSocket>();
 
-  const upgradeWebSocket: UpgradeWebSocket = (c, accept) => {
+  const upgradeWebSocket: UpgradeWebSocket = (c, accept, { protocol }) => {
     const u = (c.env as UpgradeEnv).upgrade;
     if (u === undefined) throw new MittsyncError('BAD_MESSAGE', 'not an upgrade request');
     u.done = true;
+    if (protocol !== undefined) selected.set(u.req, protocol);
     wss.handleUpgrade(u.req, u.socket, u.head, (ws) => {
       sockets.add(ws);
       const handler = accept({
@@ -243,6 +256,7 @@ export async function startNodeRelay(opts: NodeRelayOptions = {}): Promise<NodeR
             ...(opts.devOrigins === undefined ? {} : { origins: opts.devOrigins }),
           },
         }),
+    ...(opts.allowQueryToken === true ? { allowQueryToken: true } : {}),
     ...(opts.corsOrigins !== undefined
       ? { corsOrigins: opts.corsOrigins }
       : opts.dev

@@ -13,7 +13,8 @@ export interface WebSocketTransportOptions extends Omit<CoreOptions, 'createSock
 /**
  * The core's `WebSocketTransport` on Node's `ws` package, so a Node process (tests, benchmarks,
  * server-side writers) can run a core `Replica` against the relay. The token goes in the
- * `Authorization` header by default (Node can send headers; browsers use `?token=`).
+ * `Authorization` header by default (Node can send headers; browsers use the
+ * `mittsync.bearer.<jwt>` subprotocol, which `tokenIn: 'subprotocol'` selects here too).
  *
  * @example
  * ```ts
@@ -27,8 +28,8 @@ export class WebSocketTransport extends CoreWebSocketTransport {
     super({
       tokenIn: 'header',
       ...rest,
-      createSocket: (url, { headers }) =>
-        new WebSocket(url, {
+      createSocket: (url, { headers, protocols }) =>
+        new WebSocket(url, protocols, {
           headers,
           perMessageDeflate: false,
           maxPayload: maxPayload ?? 64 * 1024 * 1024,

@@ -4,8 +4,8 @@ import WebSocket from 'ws';
 
 /**
  * Opens WebSockets from a Node process with the `ws` package, for the conformance suite and
- * other protocol tests (`RelayUnderTest.createSocket`). Unlike a standard WebSocket it sends
- * `headers` on the upgrade and reads the answer to a refused one: the socket's first error
+ * other protocol tests (`RelayUnderTest.createSocket`), offering `protocols` as a browser
+ * would. Unlike a standard WebSocket it also sends `headers` on the upgrade and reads the answer to a refused one: the socket's first error
  * event then carries an `UpgradeRefused` with the HTTP status and the error code of the body.
  *
  * @example
@@ -13,8 +13,12 @@ import WebSocket from 'ws';
  * const { client } = await RawClient.open({ url: relay.url, createSocket: createNodeSocket }, token, 'me');
  * ```
  */
-export const createNodeSocket: WebSocketFactory = (url, { headers }) => {
-  const ws = new WebSocket(url, { headers, perMessageDeflate: false, maxPayload: 256 * 1024 * 1024 });
+export const createNodeSocket: WebSocketFactory = (url, { headers, protocols }) => {
+  const ws = new WebSocket(url, protocols, {
+    headers,
+    perMessageDeflate: false,
+    maxPayload: 256 * 1024 * 1024,
+  });
   // An 'error' event nobody listens to would throw; the socket's user may not listen.
   ws.on('error', () => undefined);
   ws.on('unexpected-response', (_req, res) => {
