@@ -76,6 +76,7 @@ export function httpStatus(code: ErrorCode): number {
 }
 
 const MSGPACK = 'application/x-msgpack';
+const utf8 = new TextEncoder();
 const COUNT_RE = /^\d{1,15}$/;
 
 function wantsJson(c: Context): boolean {
@@ -151,6 +152,8 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
     if (err.code === 'INTERNAL')
       relay.log('error', 'request failed', { path: c.req.path, message: err.message });
     const msg: ErrorMsg = { type: 'error', code: err.code, message: err.message };
+    const retryAfter = err.detail?.retryAfterS;
+    if (typeof retryAfter === 'number') c.header('retry-after', String(retryAfter));
     return reply(c, msg, httpStatus(err.code));
   };
 
@@ -259,7 +262,20 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
         throw new MittsyncError('FORBIDDEN', `token does not allow read access to bucket ${req.bucket}`);
       }
       chargeOps(c, 1);
-      return reply(c, relay.page(req.bucket, req, q.epoch));
+      // Admitted before any storage read: over the caps a request costs a token check, not a page.
+      const flight = relay.pageFlights.acquire(who.replicaId);
+      try {
+        const page = relay.page(req.bucket, req, q.epoch);
+        const json = wantsJson(c);
+        const bytes = json ? utf8.encode(JSON.stringify(page)) : encodeFrame(page);
+        return c.body(flight.body(bytes), 200, {
+          'content-type': json ? 'application/json' : MSGPACK,
+          'content-length': String(bytes.byteLength),
+        });
+      } catch (e) {
+        flight.release();
+        throw e;
+      }
     } catch (e) {
       return fail(c, e);
     }

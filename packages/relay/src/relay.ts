@@ -19,6 +19,7 @@ import {
 import type { Authenticator, Principal } from './auth';
 import { type RelayLimits, resolveLimits, wireLimits } from './limits';
 import { RelayMetrics } from './metrics';
+import { PageFlights } from './page-flights';
 import { Session } from './session';
 import type { HostedSession, RelaySocket, SessionHost, SessionPush, SocketHandler } from './session-host';
 import { SqlHostStore } from './sql-host-store';
@@ -92,6 +93,8 @@ export class Relay implements SessionHost {
   readonly auth: Authenticator;
   readonly env: Env;
   readonly log: RelayLog;
+  /** HTTP page responses in flight, capped per principal and in all (`maxPagesInFlight*`). */
+  readonly pageFlights: PageFlights;
   private readonly stores: HostStoreProvider;
   private readonly maxResident: number;
   private readonly hostOpts: {
@@ -114,6 +117,10 @@ export class Relay implements SessionHost {
     this.stores = opts.stores;
     this.auth = opts.auth;
     this.limits = resolveLimits(opts.limits);
+    this.pageFlights = new PageFlights(
+      this.limits.maxPagesInFlight,
+      this.limits.maxPagesInFlightPerPrincipal,
+    );
     this.env = opts.env ?? systemEnv();
     this.log = opts.log ?? (() => undefined);
     this.maxResident = opts.maxResidentBuckets ?? 1000;
@@ -123,6 +130,7 @@ export class Relay implements SessionHost {
       ...(opts.tombstoneRetainMs === undefined ? {} : { tombstoneRetainMs: opts.tombstoneRetainMs }),
     };
     this.schedule = opts.schedule ?? defaultSchedule();
+    this.metrics.pageFlights = this.pageFlights;
     this.metrics.gauges = {
       connections: () => this.sessions.size,
       residentBuckets: () => this.resident.size,
@@ -171,6 +179,7 @@ export class Relay implements SessionHost {
       env: this.env,
       limits: wireLimits(this.limits),
       maxBacklog: this.limits.maxOutboundBytes,
+      maxPageBytes: this.limits.maxPageBytes,
       ...this.hostOpts,
       onCommit: ({ applied }) => {
         this.metrics.opsApplied += applied;
