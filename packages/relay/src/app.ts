@@ -242,6 +242,9 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
   );
 
   app.get(`${API_PREFIX}/buckets/:bucket/pages`, async (c) => {
+    // Read before the first await: @hono/node-server only aborts a signal that exists when the
+    // client goes away.
+    const signal = c.req.raw.signal;
     try {
       admit(c);
       const who = await principal(c);
@@ -264,7 +267,16 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
       chargeOps(c, 1);
       // Admitted before any storage read: over the caps a request costs a token check, not a page.
       const flight = relay.pageFlights.acquire(who.replicaId);
+      // A client gone before its body is read (or before it is built) frees the slot: the
+      // runtime may then never read, nor cancel, the body stream.
+      signal.addEventListener('abort', () => flight.release(), { once: true });
       try {
+        await relay.pageTurn();
+        if (relay.closed) throw new MittsyncError('CLOSED', 'relay is shutting down; retry shortly');
+        if (signal.aborted) {
+          flight.release();
+          return c.body(null, 499 as 200);
+        }
         const page = relay.page(req.bucket, req, q.epoch);
         const json = wantsJson(c);
         const bytes = json ? utf8.encode(JSON.stringify(page)) : encodeFrame(page);

@@ -107,6 +107,7 @@ export class Relay implements SessionHost {
   private readonly sessions = new Set<HostedSession>();
   private queue: PushJob[] = [];
   private scheduled = false;
+  private readonly pageTurns: (() => void)[] = [];
   private deferred: Outgoing[] | null = null;
   private nextSession = 1;
   private lastMsg: ServerMessage | undefined;
@@ -209,6 +210,23 @@ export class Relay implements SessionHost {
       this.resident.delete(name);
       excess--;
     }
+  }
+
+  /**
+   * Resolves when it is this caller's turn to build an HTTP page: one page per turn of the
+   * event loop, in arrival order, so socket frames and commits queued meanwhile run between
+   * two pages instead of behind a burst of them (a page of large values takes a few ms).
+   */
+  pageTurn(): Promise<void> {
+    return new Promise((resolve) => {
+      this.pageTurns.push(resolve);
+      if (this.pageTurns.length === 1) this.schedule(() => this.nextPageTurn());
+    });
+  }
+
+  private nextPageTurn(): void {
+    this.pageTurns.shift()?.();
+    if (this.pageTurns.length > 0) this.schedule(() => this.nextPageTurn());
   }
 
   /** Serves one page of `bucket`; a `reset` when `epoch` is given and differs. */

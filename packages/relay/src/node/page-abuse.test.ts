@@ -120,6 +120,7 @@ it('keeps its memory bounded and live traffic flowing while 20 clients request 3
   await eventually(
     'no page in flight',
     async () => (await metrics(proc.httpUrl)).get('mittsync_http_pages_in_flight') === 0,
+    30_000,
   );
 }, 120_000);
 
@@ -202,6 +203,17 @@ it('closes half-sent requests at the header timeout, cuts unread pages at the id
   await eventually(
     'the stalled pages are cut',
     () => n.relay.pageFlights.count === 0 && n.relay.pageFlights.bytes === 0,
+    10_000,
+  );
+  // Clients that hang up at any point before their page is sent leave no slot behind.
+  for (let round = 0; round < 20; round++) {
+    const quitters = startPageAttack({ httpUrl: n.httpUrl, bucket: 'big', token, attackers: 2 });
+    await sleep(round % 5);
+    quitters.stop();
+  }
+  await eventually(
+    'every slot of a client that hung up is freed',
+    () => n.relay.pageFlights.count === 0,
     10_000,
   );
   const ok = await fetch(`${n.httpUrl}/v1/buckets/big/pages?limit=10000`, {
