@@ -271,15 +271,20 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
       // runtime may then never read, nor cancel, the body stream.
       signal.addEventListener('abort', () => flight.release(), { once: true });
       try {
-        await relay.pageTurn();
-        if (relay.closed) throw new MittsyncError('CLOSED', 'relay is shutting down; retry shortly');
-        if (signal.aborted) {
-          flight.release();
-          return c.body(null, 499 as 200);
-        }
-        const page = relay.page(req.bucket, req, q.epoch);
+        const endTurn = await relay.pageTurn();
+        let bytes: Uint8Array;
         const json = wantsJson(c);
-        const bytes = json ? utf8.encode(JSON.stringify(page)) : encodeFrame(page);
+        try {
+          if (relay.closed) throw new MittsyncError('CLOSED', 'relay is shutting down; retry shortly');
+          if (signal.aborted) {
+            flight.release();
+            return c.body(null, 499 as 200);
+          }
+          const page = relay.page(req.bucket, req, q.epoch);
+          bytes = json ? utf8.encode(JSON.stringify(page)) : encodeFrame(page);
+        } finally {
+          endTurn();
+        }
         return c.body(flight.body(bytes), 200, {
           'content-type': json ? 'application/json' : MSGPACK,
           'content-length': String(bytes.byteLength),

@@ -76,6 +76,12 @@ type Outgoing =
 
 const now = (): number => globalThis.performance?.now() ?? Date.now();
 
+/** Milliseconds from a monotonic clock where there is one (Date.now otherwise). */
+function monotonicMs(): number {
+  const perf = (globalThis as { performance?: { now(): number } }).performance;
+  return perf === undefined ? Date.now() : perf.now();
+}
+
 function defaultSchedule(): (fn: () => void) => void {
   const g = globalThis as { setImmediate?: (fn: () => void) => unknown };
   if (typeof g.setImmediate === 'function') return (fn) => void g.setImmediate?.(fn);
@@ -107,7 +113,8 @@ export class Relay implements SessionHost {
   private readonly sessions = new Set<HostedSession>();
   private queue: PushJob[] = [];
   private scheduled = false;
-  private readonly pageTurns: (() => void)[] = [];
+  private readonly pageTurns: ((end: () => void) => void)[] = [];
+  private pageTurnActive = false;
   private deferred: Outgoing[] | null = null;
   private nextSession = 1;
   private lastMsg: ServerMessage | undefined;
@@ -213,20 +220,41 @@ export class Relay implements SessionHost {
   }
 
   /**
-   * Resolves when it is this caller's turn to build an HTTP page: one page per turn of the
-   * event loop, in arrival order, so socket frames and commits queued meanwhile run between
-   * two pages instead of behind a burst of them (a page of large values takes a few ms).
+   * Waits for this caller's turn to build an HTTP page and resolves with the function that
+   * ends it. Pages are built one at a time, in arrival order, each in its own turn of the event
+   * loop, and after a page that took t ms the next waits t ms: page building gets at most half
+   * of the event loop however many clients ask, and socket frames and commits run in between.
+   * Requests waiting here hold their in-flight slot, so a flood of them meets the caps.
    */
-  pageTurn(): Promise<void> {
+  pageTurn(): Promise<() => void> {
     return new Promise((resolve) => {
       this.pageTurns.push(resolve);
-      if (this.pageTurns.length === 1) this.schedule(() => this.nextPageTurn());
+      if (!this.pageTurnActive) {
+        this.pageTurnActive = true;
+        this.schedule(() => this.nextPageTurn());
+      }
     });
   }
 
   private nextPageTurn(): void {
-    this.pageTurns.shift()?.();
-    if (this.pageTurns.length > 0) this.schedule(() => this.nextPageTurn());
+    const grant = this.pageTurns.shift();
+    if (grant === undefined) {
+      this.pageTurnActive = false;
+      return;
+    }
+    const started = monotonicMs();
+    let ended = false;
+    grant(() => {
+      if (ended) return;
+      ended = true;
+      if (this.pageTurns.length === 0) {
+        this.pageTurnActive = false;
+        return;
+      }
+      const took = monotonicMs() - started;
+      if (took >= 1) this.env.setTimeout(() => this.nextPageTurn(), took);
+      else this.schedule(() => this.nextPageTurn());
+    });
   }
 
   /** Serves one page of `bucket`; a `reset` when `epoch` is given and differs. */
