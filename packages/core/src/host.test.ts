@@ -8,7 +8,7 @@ import type { ServerMessage } from './protocol';
 
 const NOW = 1_700_000_000_000;
 
-function setup(opts: { retainOps?: number; retainMs?: number } = {}) {
+function setup(opts: { retainOps?: number; retainMs?: number; maxPageBytes?: number } = {}) {
   let now = NOW;
   const timers: (() => void)[] = [];
   const env: Env = {
@@ -25,6 +25,7 @@ function setup(opts: { retainOps?: number; retainMs?: number } = {}) {
     flushTimeoutMs: 100,
     tombstoneRetainOps: opts.retainOps ?? 1_000_000,
     tombstoneRetainMs: opts.retainMs ?? 0,
+    ...(opts.maxPageBytes === undefined ? {} : { maxPageBytes: opts.maxPageBytes }),
   });
   const conn = (replicaId: string, canWrite = true) => {
     const inbox: ServerMessage[] = [];
@@ -276,5 +277,46 @@ describe('BucketHost', () => {
     expect(p2.type === 'page' && [p2.entries.map((e) => e.key), p2.next]).toEqual([['c', 'd'], null]);
     const changed = host.page({ type: 'pageReq', bucket: 'b', reqId: 3, since: 3, limit: 10 });
     expect(changed.type === 'page' && changed.entries.map((e) => e.key)).toEqual(['b', 'e']);
+  });
+
+  it('ends a page at the first entry past its byte budget and continues from there', () => {
+    const { host, conn } = setup({ maxPageBytes: 10_000 });
+    const big = 'x'.repeat(3_000);
+    const ops = Array.from({ length: 200 }, (_, i) => ({
+      ...set('rA', i + 1, `k${String(i).padStart(3, '0')}`, NOW),
+      value: big,
+    }));
+    host.push('rA', { type: 'push', bucket: 'b', ops }, conn('rA'));
+    const keys: string[] = [];
+    let after: string | undefined;
+    for (let i = 0; i < 200; i++) {
+      const p = host.page({
+        type: 'pageReq',
+        bucket: 'b',
+        reqId: i,
+        since: 0,
+        limit: 10_000,
+        ...(after ? { after } : {}),
+      });
+      if (p.type !== 'page') throw new Error(p.type);
+      // 3 values of ~3 kB stay under 10 kB; the 4th takes the page past it and ends it.
+      expect(p.entries.length).toBeLessThanOrEqual(4);
+      keys.push(...p.entries.map((e) => e.key));
+      if (p.next === null) break;
+      after = p.next;
+    }
+    expect(keys).toEqual(ops.map((o) => o.key));
+  });
+
+  it('reads a page of small values whole, past its first scan', () => {
+    const { host, conn } = setup({ maxPageBytes: 1024 * 1024 });
+    const ops = Array.from({ length: 300 }, (_, i) =>
+      set('rA', i + 1, `k${String(i).padStart(3, '0')}`, NOW),
+    );
+    host.push('rA', { type: 'push', bucket: 'b', ops }, conn('rA'));
+    const p = host.page({ type: 'pageReq', bucket: 'b', reqId: 1, since: 0, limit: 250 });
+    expect(p.type === 'page' && [p.entries.length, p.next]).toEqual([250, 'k249']);
+    const rest = host.page({ type: 'pageReq', bucket: 'b', reqId: 2, since: 0, after: 'k249', limit: 250 });
+    expect(rest.type === 'page' && [rest.entries.length, rest.next]).toEqual([50, null]);
   });
 });

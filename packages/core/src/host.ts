@@ -4,6 +4,7 @@ import { MittsyncError, toMittsyncError } from './errors';
 import { hlcNode, hlcWall } from './hlc';
 import type { HostMeta, HostStore } from './host-store';
 import { type Entry, type Op, opToEntry, type SeqOp, versionOf } from './model';
+import { packedValueOf } from './packed';
 import type {
   AckMsg,
   FlushedMsg,
@@ -15,7 +16,27 @@ import type {
   SubMsg,
   WireLimits,
 } from './protocol';
-import { DEFAULT_LIMITS } from './validate';
+import { utf8Length } from './utf8';
+import { DEFAULT_LIMITS, measureValue } from './validate';
+
+/** Most entries one page holds, whatever its request asks for. */
+export const MAX_PAGE_ENTRIES = 10_000;
+
+/** Default byte budget of one page (see {@link BucketHostOptions.maxPageBytes}). */
+export const DEFAULT_PAGE_BYTES = 1024 * 1024;
+
+/** Entries read by a page's first scan: small enough that 64 values of the largest size stay a few MB. */
+const FIRST_SCAN = 64;
+
+/**
+ * About the bytes `e` takes in a page frame: its key, HLC, seq and value. A packed value counts
+ * its MessagePack bytes; a plain one is measured as validation measures ops.
+ */
+export function pageEntryBytes(e: Entry): number {
+  const packed = packedValueOf(e);
+  const value = packed !== undefined ? packed.byteLength : e.value === undefined ? 1 : measureValue(e.value);
+  return utf8Length(e.key) + e.hlc.length + value + 24;
+}
 
 /** One replica's connection to one bucket, as the host sees it. */
 export interface HostConnection {
@@ -47,6 +68,12 @@ export interface BucketHostOptions {
   tombstoneRetainMs?: number;
   /** Outbound backlog (as reported by `HostConnection.backlog`) past which a subscriber is dropped. */
   maxBacklog?: number;
+  /**
+   * Byte budget of one page, socket or HTTP alike: a page ends at the first entry that takes
+   * it past this many bytes (so it always holds at least one entry) and its `next` cursor
+   * continues from there. Default {@link DEFAULT_PAGE_BYTES}.
+   */
+  maxPageBytes?: number;
   /** Number of key ranges to suggest for parallel downloads of large buckets. */
   downloadParts?: number;
   /** Buckets with at least this many entries get split points for parallel downloads. */
@@ -80,6 +107,7 @@ export class BucketHost {
   private readonly retain: number;
   private readonly retainMs: number;
   private readonly maxBacklog: number;
+  private readonly maxPageBytes: number;
   private readonly parts: number;
   private readonly splitMin: number;
   private readonly onCommit: BucketHostOptions['onCommit'];
@@ -96,6 +124,7 @@ export class BucketHost {
     this.retain = opts.tombstoneRetainOps ?? 100_000;
     this.retainMs = opts.tombstoneRetainMs ?? 30 * 24 * 3600 * 1000;
     this.maxBacklog = opts.maxBacklog ?? Number.POSITIVE_INFINITY;
+    this.maxPageBytes = opts.maxPageBytes ?? DEFAULT_PAGE_BYTES;
     this.parts = opts.downloadParts ?? 4;
     this.splitMin = opts.splitMinEntries ?? 20_000;
     this.onCommit = opts.onCommit;
@@ -307,27 +336,50 @@ export class BucketHost {
     }
   }
 
-  /** Serves one page of a catch-up download (over the socket or HTTP). */
+  /**
+   * Serves one page of a catch-up download (over the socket or HTTP): at most `req.limit`
+   * entries (and {@link MAX_PAGE_ENTRIES}), ending at the first entry past `maxPageBytes`.
+   */
   page(req: PageReqMsg): PageMsg | ServerMessage {
     if (req.since > 0 && req.since < this.meta.horizon) {
       // Tombstones the caller needs were purged during its download: it must start over.
       return { type: 'reset', bucket: this.bucket, subId: -1, epoch: this.meta.epoch, reason: 'horizon' };
     }
-    const limit = Math.min(req.limit, 10_000);
-    const entries = (this.store.pageScan ?? this.store.scan).call(
-      this.store,
-      req.since,
-      req.after,
-      req.until,
-      limit,
-    );
+    const limit = Math.min(req.limit, MAX_PAGE_ENTRIES);
+    const scan = this.store.pageScan ?? this.store.scan;
+    const budget = this.maxPageBytes;
+    const entries: Entry[] = [];
+    let bytes = 0;
+    let full = false;
+    let after = req.after;
+    // Reading `limit` rows of large values at once would hold megabytes (and the event loop)
+    // only to drop most of them: read a few first, then as many as the rest of the budget
+    // holds at the mean size seen so far.
+    let want = Number.isFinite(budget) ? Math.min(limit, FIRST_SCAN) : limit;
+    for (;;) {
+      const got = scan.call(this.store, req.since, after, req.until, want);
+      for (const e of got) {
+        entries.push(e);
+        bytes += pageEntryBytes(e);
+        if (bytes > budget) break;
+      }
+      const last = entries[entries.length - 1];
+      if (bytes > budget || entries.length >= limit) {
+        full = true;
+        break;
+      }
+      if (got.length < want || last === undefined) break;
+      after = last.key;
+      const mean = bytes / entries.length;
+      want = Math.min(limit - entries.length, Math.max(FIRST_SCAN, Math.ceil((budget - bytes) / mean) + 1));
+    }
     const last = entries[entries.length - 1];
     return {
       type: 'page',
       bucket: this.bucket,
       reqId: req.reqId,
       entries,
-      next: entries.length === limit && last !== undefined && last.key !== req.until ? last.key : null,
+      next: full && last !== undefined && last.key !== req.until ? last.key : null,
       head: this.meta.head,
     };
   }

@@ -31,7 +31,7 @@ export { ERROR_CODES, isErrorCode, MittsyncError, toMittsyncError } from './erro
 export type { Hlc } from './hlc';
 export { isReplicaId } from './hlc';
 export type { BucketHostOptions, HostConnection } from './host';
-export { BucketHost } from './host';
+export { BucketHost, DEFAULT_PAGE_BYTES, MAX_PAGE_ENTRIES } from './host';
 export type { HostMeta, HostStore } from './host-store';
 export { MemoryHostStore } from './host-store';
 export { MemoryReplicaStorage } from './memory-storage';

@@ -87,6 +87,7 @@ export function httpStatus(code: ErrorCode): number {
 }
 
 const MSGPACK = 'application/x-msgpack';
+const utf8 = new TextEncoder();
 const COUNT_RE = /^\d{1,15}$/;
 
 function wantsJson(c: Context): boolean {
@@ -171,6 +172,8 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
     if (err.code === 'INTERNAL')
       relay.log('error', 'request failed', { path: c.req.path, message: err.message });
     const msg: ErrorMsg = { type: 'error', code: err.code, message: err.message };
+    const retryAfter = err.detail?.retryAfterS;
+    if (typeof retryAfter === 'number') c.header('retry-after', String(retryAfter));
     return json ? c.json(msg, httpStatus(err.code) as 400) : reply(c, msg, httpStatus(err.code));
   };
 
@@ -291,6 +294,9 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
   );
 
   app.get(`${API_PREFIX}/buckets/:bucket/pages`, async (c) => {
+    // Read before the first await: @hono/node-server only aborts a signal that exists when the
+    // client goes away.
+    const signal = c.req.raw.signal;
     try {
       admit(c);
       const who = await principal(c);
@@ -311,7 +317,34 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
         throw new MittsyncError('FORBIDDEN', `token does not allow read access to bucket ${req.bucket}`);
       }
       chargeOps(c, 1);
-      return reply(c, relay.page(req.bucket, req, q.epoch));
+      // Admitted before any storage read: over the caps a request costs a token check, not a page.
+      const flight = relay.pageFlights.acquire(who.replicaId);
+      // A client gone before its body is read (or before it is built) frees the slot: the
+      // runtime may then never read, nor cancel, the body stream.
+      signal.addEventListener('abort', () => flight.release(), { once: true });
+      try {
+        const endTurn = await relay.pageTurn();
+        let bytes: Uint8Array;
+        const json = wantsJson(c);
+        try {
+          if (relay.closed) throw new MittsyncError('CLOSED', 'relay is shutting down; retry shortly');
+          if (signal.aborted) {
+            flight.release();
+            return c.body(null, 499 as 200);
+          }
+          const page = relay.page(req.bucket, req, q.epoch);
+          bytes = json ? utf8.encode(JSON.stringify(page)) : encodeFrame(page);
+        } finally {
+          endTurn();
+        }
+        return c.body(flight.body(bytes), 200, {
+          'content-type': json ? 'application/json' : MSGPACK,
+          'content-length': String(bytes.byteLength),
+        });
+      } catch (e) {
+        flight.release();
+        throw e;
+      }
     } catch (e) {
       return fail(c, e);
     }

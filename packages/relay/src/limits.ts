@@ -1,4 +1,4 @@
-import { DEFAULT_LIMITS, MittsyncError, type WireLimits } from '@mittsync/core';
+import { DEFAULT_LIMITS, DEFAULT_PAGE_BYTES, MittsyncError, type WireLimits } from '@mittsync/core';
 
 /**
  * Every limit the relay enforces. The wire limits are announced to clients in `welcome`; the
@@ -25,6 +25,23 @@ export interface RelayLimits extends WireLimits {
   helloTimeoutMs: number;
   /** Largest `limit` of one page request (the host caps it too). */
   maxPageEntries: number;
+  /**
+   * Byte budget of one page, socket or HTTP: a page ends at the first entry past it and its
+   * `next` cursor continues from there (the bucket host enforces it for both).
+   */
+  maxPageBytes: number;
+  /** HTTP page responses in flight (admitted, body not yet handed to the socket) for the whole relay. */
+  maxPagesInFlight: number;
+  /** HTTP page responses in flight per principal (token subject). Past either cap: 429 `RATE_LIMITED`, `Retry-After`. */
+  maxPagesInFlightPerPrincipal: number;
+  /** Node: time to receive a request's headers (slow or half-sent headers are answered 408 and closed). */
+  httpHeadersTimeoutMs: number;
+  /** Node: time to receive a whole request, body included. Not applied to WebSocket upgrades once accepted. */
+  httpRequestTimeoutMs: number;
+  /** Node: how long an idle keep-alive HTTP connection stays open between requests. */
+  httpKeepAliveTimeoutMs: number;
+  /** Node: an HTTP connection with no progress in either direction (a response nobody reads) is cut after this. */
+  httpIdleTimeoutMs: number;
 }
 
 /** The defaults: generous for real apps, small enough that one client cannot hurt the rest. */
@@ -36,6 +53,13 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   maxOutboundBytes: 8 * 1024 * 1024,
   helloTimeoutMs: 10_000,
   maxPageEntries: 10_000,
+  maxPageBytes: DEFAULT_PAGE_BYTES,
+  maxPagesInFlight: 64,
+  maxPagesInFlightPerPrincipal: 8,
+  httpHeadersTimeoutMs: 10_000,
+  httpRequestTimeoutMs: 30_000,
+  httpKeepAliveTimeoutMs: 5_000,
+  httpIdleTimeoutMs: 30_000,
 };
 
 /** The names of all limits, in documentation order. */

@@ -5,6 +5,8 @@
  * need.
  */
 
+import type { PageFlights } from './page-flights';
+
 /** Commit latency histogram bounds, in seconds. */
 const COMMIT_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
@@ -49,6 +51,7 @@ export class RelayMetrics {
   private readonly rejections = new Map<string, number>();
   private readonly commitLatency = new Histogram();
   gauges: MetricGauges | undefined;
+  pageFlights: PageFlights | undefined;
 
   /** Counts one refused frame, request or connection, by error code. */
   reject(code: string): void {
@@ -123,6 +126,22 @@ export class RelayMetrics {
     metric('mittsync_outbound_queue_max_bytes', 'gauge', 'Largest outbound queue of a single socket.', [
       `mittsync_outbound_queue_max_bytes ${g?.maxOutboundQueueBytes() ?? 0}`,
     ]);
+    const pf = this.pageFlights;
+    metric('mittsync_http_pages_in_flight', 'gauge', 'HTTP page responses admitted and not yet sent.', [
+      `mittsync_http_pages_in_flight ${pf?.count ?? 0}`,
+    ]);
+    metric(
+      'mittsync_http_page_bytes_in_flight',
+      'gauge',
+      'Encoded HTTP page bytes not yet handed to sockets.',
+      [`mittsync_http_page_bytes_in_flight ${pf?.bytes ?? 0}`],
+    );
+    metric(
+      'mittsync_http_page_bytes_in_flight_peak',
+      'gauge',
+      'The most HTTP page bytes ever in flight at once.',
+      [`mittsync_http_page_bytes_in_flight_peak ${pf?.peakBytes ?? 0}`],
+    );
     const rej = [...this.rejections.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
     metric(
       'mittsync_rejections_total',

@@ -19,6 +19,7 @@ import {
 import type { Authenticator, Principal } from './auth';
 import { type RelayLimits, resolveLimits, wireLimits } from './limits';
 import { RelayMetrics } from './metrics';
+import { PageFlights } from './page-flights';
 import { Session } from './session';
 import type { HostedSession, RelaySocket, SessionHost, SessionPush, SocketHandler } from './session-host';
 import { SqlHostStore } from './sql-host-store';
@@ -75,6 +76,12 @@ type Outgoing =
 
 const now = (): number => globalThis.performance?.now() ?? Date.now();
 
+/** Milliseconds from a monotonic clock where there is one (Date.now otherwise). */
+function monotonicMs(): number {
+  const perf = (globalThis as { performance?: { now(): number } }).performance;
+  return perf === undefined ? Date.now() : perf.now();
+}
+
 function defaultSchedule(): (fn: () => void) => void {
   const g = globalThis as { setImmediate?: (fn: () => void) => unknown };
   if (typeof g.setImmediate === 'function') return (fn) => void g.setImmediate?.(fn);
@@ -92,6 +99,8 @@ export class Relay implements SessionHost {
   readonly auth: Authenticator;
   readonly env: Env;
   readonly log: RelayLog;
+  /** HTTP page responses in flight, capped per principal and in all (`maxPagesInFlight*`). */
+  readonly pageFlights: PageFlights;
   private readonly stores: HostStoreProvider;
   private readonly maxResident: number;
   private readonly hostOpts: {
@@ -104,6 +113,8 @@ export class Relay implements SessionHost {
   private readonly sessions = new Set<HostedSession>();
   private queue: PushJob[] = [];
   private scheduled = false;
+  private readonly pageTurns: ((end: () => void) => void)[] = [];
+  private pageTurnActive = false;
   private deferred: Outgoing[] | null = null;
   private nextSession = 1;
   private lastMsg: ServerMessage | undefined;
@@ -114,6 +125,10 @@ export class Relay implements SessionHost {
     this.stores = opts.stores;
     this.auth = opts.auth;
     this.limits = resolveLimits(opts.limits);
+    this.pageFlights = new PageFlights(
+      this.limits.maxPagesInFlight,
+      this.limits.maxPagesInFlightPerPrincipal,
+    );
     this.env = opts.env ?? systemEnv();
     this.log = opts.log ?? (() => undefined);
     this.maxResident = opts.maxResidentBuckets ?? 1000;
@@ -123,6 +138,7 @@ export class Relay implements SessionHost {
       ...(opts.tombstoneRetainMs === undefined ? {} : { tombstoneRetainMs: opts.tombstoneRetainMs }),
     };
     this.schedule = opts.schedule ?? defaultSchedule();
+    this.metrics.pageFlights = this.pageFlights;
     this.metrics.gauges = {
       connections: () => this.sessions.size,
       residentBuckets: () => this.resident.size,
@@ -171,6 +187,7 @@ export class Relay implements SessionHost {
       env: this.env,
       limits: wireLimits(this.limits),
       maxBacklog: this.limits.maxOutboundBytes,
+      maxPageBytes: this.limits.maxPageBytes,
       ...this.hostOpts,
       onCommit: ({ applied }) => {
         this.metrics.opsApplied += applied;
@@ -200,6 +217,44 @@ export class Relay implements SessionHost {
       this.resident.delete(name);
       excess--;
     }
+  }
+
+  /**
+   * Waits for this caller's turn to build an HTTP page and resolves with the function that
+   * ends it. Pages are built one at a time, in arrival order, each in its own turn of the event
+   * loop, and after a page that took t ms the next waits t ms: page building gets at most half
+   * of the event loop however many clients ask, and socket frames and commits run in between.
+   * Requests waiting here hold their in-flight slot, so a flood of them meets the caps.
+   */
+  pageTurn(): Promise<() => void> {
+    return new Promise((resolve) => {
+      this.pageTurns.push(resolve);
+      if (!this.pageTurnActive) {
+        this.pageTurnActive = true;
+        this.schedule(() => this.nextPageTurn());
+      }
+    });
+  }
+
+  private nextPageTurn(): void {
+    const grant = this.pageTurns.shift();
+    if (grant === undefined) {
+      this.pageTurnActive = false;
+      return;
+    }
+    const started = monotonicMs();
+    let ended = false;
+    grant(() => {
+      if (ended) return;
+      ended = true;
+      if (this.pageTurns.length === 0) {
+        this.pageTurnActive = false;
+        return;
+      }
+      const took = monotonicMs() - started;
+      if (took >= 1) this.env.setTimeout(() => this.nextPageTurn(), took);
+      else this.schedule(() => this.nextPageTurn());
+    });
   }
 
   /** Serves one page of `bucket`; a `reset` when `epoch` is given and differs. */

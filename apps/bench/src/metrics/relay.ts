@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { decodeFrame, MemoryReplicaStorage, Replica } from '@mittsync/core';
 import { signToken } from '@mittsync/relay';
 import { spawnRelayProcess, WebSocketTransport } from '@mittsync/relay/node';
-import { nodeSocketTarget, RawClient } from '@mittsync/relay/testing';
+import { fillBucket, nodeSocketTarget, RawClient, rssMb, startPageAttack } from '@mittsync/relay/testing';
 import { type Metric, percentile } from '../metric';
 
 /**
@@ -141,6 +141,109 @@ function writeObserve(quick: boolean): Promise<{ p50: number; p99: number }> {
   return observeRun;
 }
 
+interface PageAbuseResult {
+  baselineMb: number;
+  peakMb: number;
+  afterMb: number;
+  p99: number;
+}
+
+let pageAbuseRun: Promise<PageAbuseResult> | undefined;
+
+/**
+ * The page attack seen in the wild: 20 clients with a read token request `limit=10000` pages of
+ * a bucket of 10,000 values of 3.6 kB (36 MB unbounded) over raw TCP, a new request each every
+ * 250 ms, half with gzip, and never read them; meanwhile a writer/observer pair on another
+ * bucket measures write-to-observe at 200 writes/s. RSS of the relay process from /proc.
+ */
+function pageAbuse(quick: boolean): Promise<PageAbuseResult> {
+  pageAbuseRun ??= (async () => {
+    const relay = await spawnRelayProcess({
+      secret,
+      // Loopback gives every attacker one address: lift the per-address caps so only the page
+      // limits stand between the attackers and the relay's memory.
+      limits: { connectionsPerAddressPerMinute: 1_000_000, httpRequestsPerAddressPerMinute: 1_000_000 },
+    });
+    const pid = relay.child.pid as number;
+    try {
+      await fillBucket({
+        httpUrl: relay.httpUrl,
+        bucket: 'big',
+        token: await token('filler'),
+        sub: 'filler',
+        count: 10_000,
+        valueBytes: 3_600,
+      });
+      const open = (sub: string) =>
+        Replica.open({
+          storage: new MemoryReplicaStorage(),
+          transport: new WebSocketTransport({ url: relay.url, getToken: () => token(sub) }),
+          replicaId: sub,
+        });
+      const [a, b] = await Promise.all([open('writer'), open('observer')]);
+      const bucket = 'observe';
+      for (const r of [a, b]) {
+        await r.openBucket(bucket);
+        await r.whenReady(bucket);
+      }
+      const sentAt = new Map<string, number>();
+      const latencies: number[] = [];
+      let counting = false;
+      b.onChange((bk, entries, source) => {
+        if (bk !== bucket || source !== 'remote' || !counting) return;
+        const now = performance.now();
+        for (const e of entries) {
+          const t = sentAt.get(e.key);
+          if (t !== undefined) latencies.push(now - t);
+        }
+      });
+      await sleep(1000);
+      const baselineMb = rssMb(pid) ?? Number.NaN;
+      let peakMb = baselineMb;
+      const sampler = setInterval(() => {
+        peakMb = Math.max(peakMb, rssMb(pid) ?? 0);
+      }, 20);
+      const attack = startPageAttack({
+        httpUrl: relay.httpUrl,
+        bucket: 'big',
+        token: await signToken(secret, { sub: 'attacker', read: ['big'] }),
+        attackers: 20,
+        everyMs: 250,
+        gzip: true,
+      });
+      const rate = 200;
+      const total = rate * (quick ? 3 : 10);
+      const warmup = rate;
+      const start = performance.now();
+      for (let i = 0; i < warmup + total; i++) {
+        const due = start + (i * 1000) / rate;
+        const wait = due - performance.now();
+        if (wait > 0) await sleep(wait);
+        if (i === warmup) counting = true;
+        const key = `k${i}`;
+        sentAt.set(key, performance.now());
+        await a.put(bucket, key, { i, at: Date.now() });
+      }
+      const deadline = performance.now() + 5000;
+      while (latencies.length < total && performance.now() < deadline) await sleep(10);
+      attack.stop();
+      clearInterval(sampler);
+      await Promise.all([a.close(), b.close()]);
+      // Attackers gone: give the relay's allocator and GC a few seconds to hand memory back.
+      await sleep(5000);
+      const afterMb = rssMb(pid) ?? Number.NaN;
+      latencies.sort((x, y) => x - y);
+      // A write never observed counts as the worst case, not as a missing sample.
+      while (latencies.length < total) latencies.push(Number.POSITIVE_INFINITY);
+      return { baselineMb, peakMb, afterMb, p99: percentile(latencies, 0.99) };
+    } finally {
+      await relay.stop();
+      spawnSync('sync');
+    }
+  })();
+  return pageAbuseRun;
+}
+
 /** The part of a `ws` socket the fan-out benchmark reads frames from. */
 interface NodeSocket {
   binaryType: string;
@@ -260,6 +363,36 @@ export const relayMetrics: Metric[] = [
     description: 'The 99th percentile of the same run as write_observe_p50_ms.',
     target: { value: 15, better: 'lower' },
     run: async ({ quick }) => (await writeObserve(quick)).p99,
+  },
+  {
+    name: 'page_abuse_rss_peak_mb',
+    unit: 'MB',
+    description:
+      'Peak RSS of a relay child process while 20 raw-TCP clients each request a limit=10000 page of a 36 MB bucket (10,000 values of 3.6 kB) every 250 ms (half gzip) and never read, and a writer/observer pair syncs another bucket at 200 writes/s; 10 s (--quick: 3 s) after 1 s warm-up.',
+    target: { value: 300, better: 'lower' },
+    run: async ({ quick }) => (await pageAbuse(quick)).peakMb,
+  },
+  {
+    name: 'page_abuse_rss_baseline_mb',
+    unit: 'MB',
+    description:
+      'RSS of the relay process of page_abuse_rss_peak_mb just before the attack (bucket filled, writer/observer connected), for comparison.',
+    run: async ({ quick }) => (await pageAbuse(quick)).baselineMb,
+  },
+  {
+    name: 'page_abuse_rss_after_mb',
+    unit: 'MB',
+    description:
+      'RSS of the relay process of page_abuse_rss_peak_mb 5 s after the attackers closed their sockets (should be near its baseline before the attack).',
+    run: async ({ quick }) => (await pageAbuse(quick)).afterMb,
+  },
+  {
+    name: 'page_abuse_write_observe_p99_ms',
+    unit: 'ms',
+    description:
+      "The 99th percentile of put() to the other Replica's onChange during the page_abuse_rss_peak_mb attack (unobserved writes count as infinite).",
+    target: { value: 50, better: 'lower' },
+    run: async ({ quick }) => (await pageAbuse(quick)).p99,
   },
   {
     name: 'fanout_1k_deliveries_s',

@@ -280,7 +280,22 @@ export async function startNodeRelay(opts: NodeRelayOptions = {}): Promise<NodeR
     app.get('/*', (c, next) => (c.req.path.startsWith(`${API_PREFIX}/`) ? next() : index(c, next)));
   }
 
-  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  const l = relay.limits;
+  const server = createAdaptorServer({
+    fetch: app.fetch,
+    serverOptions: {
+      // Node's defaults hold a half-sent request open for 60 s (headers) and 300 s (body).
+      headersTimeout: Math.min(l.httpHeadersTimeoutMs, l.httpRequestTimeoutMs),
+      requestTimeout: l.httpRequestTimeoutMs,
+      keepAliveTimeout: l.httpKeepAliveTimeoutMs,
+      // How often those two are checked (default 30 s, which would stretch a 10 s timeout to 40 s).
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, l.httpHeadersTimeoutMs / 4)),
+    },
+  }) as Server;
+  // A socket with no progress either way (a page response its client stopped reading) is
+  // destroyed, which cancels the page stream and frees its in-flight slot. `ws` clears this
+  // timeout on the sockets it upgrades.
+  server.timeout = l.httpIdleTimeoutMs;
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
     const env: UpgradeEnv = { incoming: req, upgrade: { req, socket, head, done: false } };

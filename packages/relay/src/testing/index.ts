@@ -17,3 +17,4 @@ export {
   uniq,
 } from '@mittsync/core/testing';
 export { createNodeSocket, nodeSocketTarget } from './node-socket';
+export { type AttackAnswer, fillBucket, type PageAttack, rssMb, startPageAttack } from './page-attack';
