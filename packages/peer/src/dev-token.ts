@@ -1,13 +1,42 @@
 import { isErrorCode, MittsyncError } from '@mittsync/core';
+import { type IDBPDatabase, openDB } from 'idb';
 
-/** Where a page keeps the last dev token of each replica, to renew it after a reload. */
-const STORE_PREFIX = 'mittsync-dev-token:';
+/**
+ * Where a page keeps the last dev token of each replica, to renew it after a reload or a crash:
+ * IndexedDB, beside the replica's own identity. Not `localStorage`: Chromium writes that to disk
+ * lazily, so a browser killed soon after start lost it while the replica (in IndexedDB) survived,
+ * and the relay then refused the replica its own id.
+ */
+const TOKEN_DB = 'mittsync-dev-tokens';
+const TOKENS = 'tokens';
+let tokenDb: Promise<IDBPDatabase | undefined> | undefined;
 
-function storage(): Storage | undefined {
+function openTokenDb(): Promise<IDBPDatabase | undefined> {
+  tokenDb ??= (async () => {
+    if ((globalThis as { indexedDB?: unknown }).indexedDB === undefined) return undefined;
+    try {
+      return await openDB(TOKEN_DB, 1, { upgrade: (db) => void db.createObjectStore(TOKENS) });
+    } catch {
+      return undefined; // Storage denied (privacy settings): tokens are held in memory only.
+    }
+  })();
+  return tokenDb;
+}
+
+async function loadToken(key: string): Promise<string | undefined> {
   try {
-    return (globalThis as { localStorage?: Storage }).localStorage;
+    const v: unknown = await (await openTokenDb())?.get(TOKENS, key);
+    return typeof v === 'string' ? v : undefined;
   } catch {
     return undefined;
+  }
+}
+
+async function saveToken(key: string, token: string): Promise<void> {
+  try {
+    await (await openTokenDb())?.put(TOKENS, token, key);
+  } catch {
+    // As above: kept in memory only.
   }
 }
 
@@ -16,8 +45,8 @@ function storage(): Storage | undefined {
  * read/write token bound to this replica. For demos and tests only (the relay says so loudly).
  *
  * A dev relay hands a replica's id out once: to renew it, the caller shows a token it got for
- * that id before. This keeps the last one per replica (in memory, and in `localStorage` where
- * there is one, so a reloaded page still proves it is that replica).
+ * that id before. This keeps the last one per replica (in memory, and in IndexedDB where there
+ * is one, so a reloaded or restarted page still proves it is that replica).
  *
  * Fails with `UNAUTHENTICATED` when no token can be had (the relay is unreachable or not in dev
  * mode), with the relay's own code when it refuses the request (`RATE_LIMITED`, `FORBIDDEN` for
@@ -35,16 +64,9 @@ export function devToken(relay: string): (ctx: { replicaId: string }) => Promise
   else if (u.protocol === 'wss:') u.protocol = 'https:';
   const base = u.origin;
   const held = new Map<string, string>();
-  const storeKey = (replicaId: string) => `${STORE_PREFIX}${base} ${replicaId}`;
+  const storeKey = (replicaId: string) => `${base} ${replicaId}`;
   return async ({ replicaId }) => {
-    let proof = held.get(replicaId);
-    if (proof === undefined) {
-      try {
-        proof = storage()?.getItem(storeKey(replicaId)) ?? undefined;
-      } catch {
-        // Storage denied (privacy settings): the relay will only know this replica by memory.
-      }
-    }
+    const proof = held.get(replicaId) ?? (await loadToken(storeKey(replicaId)));
     let res: Response;
     try {
       res = await fetch(
@@ -65,11 +87,7 @@ export function devToken(relay: string): (ctx: { replicaId: string }) => Promise
     if (typeof body?.token !== 'string')
       throw new MittsyncError('BAD_MESSAGE', 'dev token response has no token');
     held.set(replicaId, body.token);
-    try {
-      storage()?.setItem(storeKey(replicaId), body.token);
-    } catch {
-      // As above: kept in memory only.
-    }
+    await saveToken(storeKey(replicaId), body.token);
     return body.token;
   };
 }
