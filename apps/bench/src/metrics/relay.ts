@@ -88,52 +88,71 @@ async function ingest(quick: boolean): Promise<number> {
 
 let observeRun: Promise<{ p50: number; p99: number }> | undefined;
 
+/**
+ * A writer and an observer replica on bucket `observe` of the relay at `url`: the writer puts
+ * 200 times a second (after a second of warm-up), and each write's time until the observer sees
+ * it is one sample. `during` runs once both are ready, just before the writes start. A write
+ * never observed within 5 s of the last counts as the worst case, not as a missing sample.
+ */
+async function writeObserveLoop(
+  url: string,
+  quick: boolean,
+  during?: () => Promise<void>,
+): Promise<{ p50: number; p99: number }> {
+  const open = (sub: string) =>
+    Replica.open({
+      storage: new MemoryReplicaStorage(),
+      transport: new WebSocketTransport({ url, getToken: () => token(sub) }),
+      replicaId: sub,
+    });
+  const [a, b] = await Promise.all([open('writer'), open('observer')]);
+  try {
+    const bucket = 'observe';
+    for (const r of [a, b]) {
+      await r.openBucket(bucket);
+      await r.whenReady(bucket);
+    }
+    const sentAt = new Map<string, number>();
+    const latencies: number[] = [];
+    let counting = false;
+    b.onChange((bk, entries, source) => {
+      if (bk !== bucket || source !== 'remote' || !counting) return;
+      const now = performance.now();
+      for (const e of entries) {
+        const t = sentAt.get(e.key);
+        if (t !== undefined) latencies.push(now - t);
+      }
+    });
+    await during?.();
+    const rate = 200;
+    const total = rate * (quick ? 3 : 10);
+    const warmup = rate;
+    const start = performance.now();
+    for (let i = 0; i < warmup + total; i++) {
+      const due = start + (i * 1000) / rate;
+      const wait = due - performance.now();
+      if (wait > 0) await sleep(wait);
+      if (i === warmup) counting = true;
+      const key = `k${i}`;
+      sentAt.set(key, performance.now());
+      await a.put(bucket, key, { i, at: Date.now() });
+    }
+    const deadline = performance.now() + 5000;
+    while (latencies.length < total && performance.now() < deadline) await sleep(10);
+    latencies.sort((x, y) => x - y);
+    while (latencies.length < total) latencies.push(Number.POSITIVE_INFINITY);
+    return { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) };
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+}
+
 /** One replica writes 200 times a second; another replica observes each write through the relay. */
 function writeObserve(quick: boolean): Promise<{ p50: number; p99: number }> {
   observeRun ??= (async () => {
     const relay = await startRelay();
     try {
-      const open = (sub: string) =>
-        Replica.open({
-          storage: new MemoryReplicaStorage(),
-          transport: new WebSocketTransport({ url: relay.url, getToken: () => token(sub) }),
-          replicaId: sub,
-        });
-      const [a, b] = await Promise.all([open('writer'), open('observer')]);
-      const bucket = 'observe';
-      for (const r of [a, b]) {
-        await r.openBucket(bucket);
-        await r.whenReady(bucket);
-      }
-      const sentAt = new Map<string, number>();
-      const latencies: number[] = [];
-      let counting = false;
-      b.onChange((bk, entries, source) => {
-        if (bk !== bucket || source !== 'remote' || !counting) return;
-        const now = performance.now();
-        for (const e of entries) {
-          const t = sentAt.get(e.key);
-          if (t !== undefined) latencies.push(now - t);
-        }
-      });
-      const rate = 200;
-      const total = rate * (quick ? 3 : 10);
-      const warmup = rate;
-      const start = performance.now();
-      for (let i = 0; i < warmup + total; i++) {
-        const due = start + (i * 1000) / rate;
-        const wait = due - performance.now();
-        if (wait > 0) await sleep(wait);
-        if (i === warmup) counting = true;
-        const key = `k${i}`;
-        sentAt.set(key, performance.now());
-        await a.put(bucket, key, { i, at: Date.now() });
-      }
-      const deadline = performance.now() + 5000;
-      while (latencies.length < total && performance.now() < deadline) await sleep(10);
-      await Promise.all([a.close(), b.close()]);
-      latencies.sort((x, y) => x - y);
-      return { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) };
+      return await writeObserveLoop(relay.url, quick);
     } finally {
       await relay.stop();
     }
@@ -174,68 +193,37 @@ function pageAbuse(quick: boolean): Promise<PageAbuseResult> {
         count: 10_000,
         valueBytes: 3_600,
       });
-      const open = (sub: string) =>
-        Replica.open({
-          storage: new MemoryReplicaStorage(),
-          transport: new WebSocketTransport({ url: relay.url, getToken: () => token(sub) }),
-          replicaId: sub,
-        });
-      const [a, b] = await Promise.all([open('writer'), open('observer')]);
-      const bucket = 'observe';
-      for (const r of [a, b]) {
-        await r.openBucket(bucket);
-        await r.whenReady(bucket);
+      let baselineMb = Number.NaN;
+      let peakMb = Number.NaN;
+      let sampler: ReturnType<typeof setInterval> | undefined;
+      let attack: { stop(): void } | undefined;
+      const attackToken = await signToken(secret, { sub: 'attacker', read: ['big'] });
+      let p99: number;
+      try {
+        ({ p99 } = await writeObserveLoop(relay.url, quick, async () => {
+          await sleep(1000);
+          baselineMb = rssMb(pid) ?? Number.NaN;
+          peakMb = baselineMb;
+          sampler = setInterval(() => {
+            peakMb = Math.max(peakMb, rssMb(pid) ?? 0);
+          }, 20);
+          attack = startPageAttack({
+            httpUrl: relay.httpUrl,
+            bucket: 'big',
+            token: attackToken,
+            attackers: 20,
+            everyMs: 250,
+            gzip: true,
+          });
+        }));
+      } finally {
+        attack?.stop();
+        clearInterval(sampler);
       }
-      const sentAt = new Map<string, number>();
-      const latencies: number[] = [];
-      let counting = false;
-      b.onChange((bk, entries, source) => {
-        if (bk !== bucket || source !== 'remote' || !counting) return;
-        const now = performance.now();
-        for (const e of entries) {
-          const t = sentAt.get(e.key);
-          if (t !== undefined) latencies.push(now - t);
-        }
-      });
-      await sleep(1000);
-      const baselineMb = rssMb(pid) ?? Number.NaN;
-      let peakMb = baselineMb;
-      const sampler = setInterval(() => {
-        peakMb = Math.max(peakMb, rssMb(pid) ?? 0);
-      }, 20);
-      const attack = startPageAttack({
-        httpUrl: relay.httpUrl,
-        bucket: 'big',
-        token: await signToken(secret, { sub: 'attacker', read: ['big'] }),
-        attackers: 20,
-        everyMs: 250,
-        gzip: true,
-      });
-      const rate = 200;
-      const total = rate * (quick ? 3 : 10);
-      const warmup = rate;
-      const start = performance.now();
-      for (let i = 0; i < warmup + total; i++) {
-        const due = start + (i * 1000) / rate;
-        const wait = due - performance.now();
-        if (wait > 0) await sleep(wait);
-        if (i === warmup) counting = true;
-        const key = `k${i}`;
-        sentAt.set(key, performance.now());
-        await a.put(bucket, key, { i, at: Date.now() });
-      }
-      const deadline = performance.now() + 5000;
-      while (latencies.length < total && performance.now() < deadline) await sleep(10);
-      attack.stop();
-      clearInterval(sampler);
-      await Promise.all([a.close(), b.close()]);
       // Attackers gone: give the relay's allocator and GC a few seconds to hand memory back.
       await sleep(5000);
       const afterMb = rssMb(pid) ?? Number.NaN;
-      latencies.sort((x, y) => x - y);
-      // A write never observed counts as the worst case, not as a missing sample.
-      while (latencies.length < total) latencies.push(Number.POSITIVE_INFINITY);
-      return { baselineMb, peakMb, afterMb, p99: percentile(latencies, 0.99) };
+      return { baselineMb, peakMb, afterMb, p99 };
     } finally {
       await relay.stop();
       spawnSync('sync');
