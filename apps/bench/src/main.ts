@@ -27,9 +27,16 @@ const onlyArg = args[args.indexOf('--only') + 1];
 const only = args.includes('--only') && onlyArg ? new Set(onlyArg.split(',')) : undefined;
 const jsonFile = args.includes('--json') ? args[args.indexOf('--json') + 1] : undefined;
 
-const metrics = (await loadMetrics()).filter((m) => only === undefined || only.has(m.name));
+/** What a metric is printed as in this run (its quick workload's own name under --quick). */
+const printed = (m: Metric) => (quick ? (m.quickName ?? m.name) : m.name);
+// --only takes either name of a metric.
+const metrics = (await loadMetrics()).filter(
+  (m) => only === undefined || only.has(m.name) || (m.quickName !== undefined && only.has(m.quickName)),
+);
 if (only !== undefined) {
-  const known = new Set(metrics.map((m) => m.name));
+  const known = new Set(
+    metrics.flatMap((m) => [m.name, ...(m.quickName === undefined ? [] : [m.quickName])]),
+  );
   const unknown = [...only].filter((n) => !known.has(n));
   if (unknown.length > 0) {
     console.error(`unknown metric(s): ${unknown.join(', ')}`);
@@ -49,16 +56,16 @@ for (const m of metrics) {
     const raw = await m.run({ quick });
     const value = Number.isInteger(raw) ? raw : Number(raw.toFixed(2));
     results.push({
-      name: m.name,
+      name: printed(m),
       value,
       unit: m.unit,
       description: m.description,
       ...(m.target ? { target: m.target } : {}),
     });
-    console.log(`${m.name} ${value} ${m.unit}`);
+    console.log(`${printed(m)} ${value} ${m.unit}`);
   } catch (e) {
     failed = true;
-    console.error(`${m.name} FAILED: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    console.error(`${printed(m)} FAILED: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
   }
 }
 if (jsonFile !== undefined) {

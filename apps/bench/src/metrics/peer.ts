@@ -14,6 +14,7 @@ import { liveQuery } from './peer/live-query';
 export const peerMetrics: Metric[] = [
   {
     name: 'join_100k_ms',
+    quickName: 'join_20k_ms',
     unit: 'ms',
     description:
       'Headless Chromium joins a 100,000-key bucket (~100-byte values) from the real relay while a Node replica writes 500 ops/s to it: ms from createClient until the bucket is ready (the ready flag is committed with the last data); median of 5 joins, each in a freshly launched browser once it has finished starting up (its CPU use has settled; the app is opened in a running browser). --quick: 20,000 keys, one join.',
@@ -22,6 +23,7 @@ export const peerMetrics: Metric[] = [
   },
   {
     name: 'join_1m_ms',
+    quickName: 'join_200k_ms',
     unit: 'ms',
     description: 'The same join at 1,000,000 keys (--quick: 200,000), with 500 ops/s written meanwhile.',
     target: { value: 10_000, better: 'lower' },
@@ -29,6 +31,7 @@ export const peerMetrics: Metric[] = [
   },
   {
     name: 'join_1m_heap_mb',
+    quickName: 'join_200k_heap_mb',
     unit: 'MB',
     description:
       'Peak memory of the SharedWorker during the 1,000,000-key join: JS heap plus ArrayBuffer backing stores (CDP Runtime.getHeapUsage usedSize + backingStorageSize, every 50 ms). Data size: 1M x (~100 B value + 8 B key + 24 B version) ~ 130 MB, so the target 2x is ~260 MB. --quick: 200,000 keys.',
@@ -37,6 +40,7 @@ export const peerMetrics: Metric[] = [
   },
   {
     name: 'idb_floor_100k_ms',
+    quickName: 'idb_floor_20k_ms',
     unit: 'ms',
     description:
       "No target, for reading the join figures: ms a freshly launched (and settled, as for the join) browser spends only in IndexedDB transactions writing 100,000 entries like the join's (same page records, 2,000 entries per transaction, building them not timed, no network, no sync); median of 3 launches. A join that stores in IndexedDB cannot be faster on this machine. --quick: 20,000.",
@@ -44,12 +48,14 @@ export const peerMetrics: Metric[] = [
   },
   {
     name: 'idb_floor_1m_ms',
+    quickName: 'idb_floor_200k_ms',
     unit: 'ms',
     description: 'The same at 1,000,000 entries (--quick: 200,000).',
     run: ({ quick }) => idbFloor(quick ? 200_000 : 1_000_000),
   },
   {
     name: 'cold_start_100k_ms',
+    quickName: 'cold_start_20k_ms',
     unit: 'ms',
     description:
       'A freshly launched browser (same profile) opens a database holding a 100,000-key bucket: ms from createClient (SharedWorker start, IndexedDB open) until a first 50-row scan is answered; median of 5 launches. --quick: 20,000 keys.',
