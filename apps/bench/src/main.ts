@@ -2,15 +2,17 @@ import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import type { Metric } from './metric';
 import { coreMetrics } from './metrics/core';
+import { wireMetrics } from './metrics/wire';
 
 /**
  * `npm run bench -- [--quick] [--only a,b] [--json FILE]`: runs each metric in turn and prints
- * `<name> <value> <unit>` per line; `--json` also writes them with machine and version info.
+ * `<name> <value> <unit>` per line, then `ratio <a>/<b> <value>` for each headline figure
+ * whose physical floor ran too; `--json` also writes them with machine and version info.
  */
 async function loadMetrics(): Promise<Metric[]> {
-  const all = [...coreMetrics];
+  const all = [...coreMetrics, ...wireMetrics];
   // Metrics of other packages are optional modules: a package that is not built yet is skipped.
-  for (const mod of ['./metrics/relay', './metrics/peer']) {
+  for (const mod of ['./metrics/relay', './metrics/floors', './metrics/peer']) {
     try {
       const m = (await import(mod)) as Record<string, Metric[]>;
       for (const list of Object.values(m)) if (Array.isArray(list)) all.push(...list);
@@ -68,6 +70,33 @@ for (const m of metrics) {
     console.error(`${printed(m)} FAILED: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
   }
 }
+/**
+ * Headline figure over its physical floor (a figure of the same work minus Mittsync): how far
+ * the product is from what the machine allows. By canonical name; printed with the names the
+ * figures were printed under.
+ */
+const RATIOS: [figure: string, floor: string][] = [
+  ['relay_ingest_ops_s', 'sqlite_floor_ops_s'],
+  ['write_observe_p50_ms', 'ws_rtt_p50_ms'],
+  ['write_observe_p99_ms', 'ws_rtt_p99_ms'],
+  ['join_100k_ms', 'idb_floor_100k_ms'],
+  ['join_1m_ms', 'idb_floor_1m_ms'],
+];
+const byName = new Map(metrics.map((m) => [m.name, m]));
+const measured = new Map(results.map((r) => [r.name, r.value]));
+const ratios: { name: string; value: number }[] = [];
+for (const [a, b] of RATIOS) {
+  const ma = byName.get(a);
+  const mb = byName.get(b);
+  if (ma === undefined || mb === undefined) continue;
+  const va = measured.get(printed(ma));
+  const vb = measured.get(printed(mb));
+  if (va === undefined || vb === undefined || vb === 0) continue;
+  const name = `${printed(ma)}/${printed(mb)}`;
+  const value = Number((va / vb).toFixed(2));
+  ratios.push({ name, value });
+  console.log(`ratio ${name} ${value}`);
+}
 if (jsonFile !== undefined) {
   const cpu = cpus();
   writeFileSync(
@@ -84,6 +113,7 @@ if (jsonFile !== undefined) {
         },
         versions: { node: process.version, mittsync: '0.1.0' },
         results,
+        ratios,
       },
       null,
       2,
