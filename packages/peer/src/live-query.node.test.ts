@@ -2,17 +2,10 @@ import type { Entry } from '@mittsync/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { LiveQueryState } from './live-query';
+import { del, set } from './testing/entries';
 import type { HostEvent } from './worker/api';
 import { decodeEvents, encodeEvents } from './worker/event-frame';
 import { LiveMirror } from './worker/watchers';
-
-const set = (key: string, hlc: string, value: unknown): Entry => ({
-  key,
-  hlc,
-  seq: 0,
-  value: value as never,
-});
-const del = (key: string, hlc: string): Entry => ({ key, hlc, seq: 0, deleted: true });
 
 /** One event through the bytes the worker sends the page. */
 function wire<E extends HostEvent>(ev: E): E {

@@ -1,18 +1,10 @@
-import type { Entry } from '@mittsync/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { LiveQueryState } from '../live-query';
+import { del, set } from '../testing/entries';
 import type { ClientStatus, HostEvent } from './api';
 import { decodeEvents, encodeEvents } from './event-frame';
 import { LiveMirror } from './watchers';
-
-const set = (key: string, hlc: string, value: unknown): Entry => ({
-  key,
-  hlc,
-  seq: 0,
-  value: value as never,
-});
-const del = (key: string, hlc: string): Entry => ({ key, hlc, seq: 0, deleted: true });
 
 describe('event batches (worker to page)', () => {
   it('reads a batch from bytes at any offset, and rejects one that does not add up', () => {

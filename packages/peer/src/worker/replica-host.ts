@@ -124,20 +124,10 @@ export class ReplicaHost {
 
   private ensure(): Promise<Replica> {
     if (this.replica !== null) return Promise.resolve(this.replica);
-    if (this.starting === null) {
-      const p = this.lifecycle.then(() => this.start());
-      this.starting = p;
-      this.lifecycle = p.catch(() => undefined);
-      p.then(
-        () => {
-          if (this.starting === p) this.starting = null;
-        },
-        () => {
-          if (this.starting === p) this.starting = null;
-        },
-      );
-    }
-    return this.starting;
+    if (this.starting !== null) return this.starting;
+    const p = this.lifecycle.then(() => this.start());
+    this.track(p);
+    return p;
   }
 
   private async token(replicaId: string): Promise<string> {
@@ -267,17 +257,21 @@ export class ReplicaHost {
       await this.hub.resnap().catch(() => undefined);
       return replica;
     });
+    this.track(p);
+    return p;
+  }
+
+  /**
+   * Makes `p` (a start or a rebuild) the replica being started: later lifecycle steps wait for
+   * it, and it stops being the one once it settles, however it ends.
+   */
+  private track(p: Promise<Replica>): void {
     this.starting = p;
     this.lifecycle = p.catch(() => undefined);
-    p.then(
-      () => {
-        if (this.starting === p) this.starting = null;
-      },
-      () => {
-        if (this.starting === p) this.starting = null;
-      },
-    );
-    return p;
+    const done = () => {
+      if (this.starting === p) this.starting = null;
+    };
+    p.then(done, done);
   }
 
   // -------------------------------------------------------------------------------------------

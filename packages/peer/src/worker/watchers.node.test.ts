@@ -1,17 +1,9 @@
-import type { Entry } from '@mittsync/core';
 import { describe, expect, it, vi } from 'vitest';
 import { LiveQueryState } from '../live-query';
+import { del, set } from '../testing/entries';
 import type { ClientStatus } from './api';
 import { decodeEvents } from './event-frame';
 import { LiveMirror, STATUS_EVERY_MS, WatchHub } from './watchers';
-
-const set = (key: string, hlc: string, value: unknown): Entry => ({
-  key,
-  hlc,
-  seq: 0,
-  value: value as never,
-});
-const del = (key: string, hlc: string): Entry => ({ key, hlc, seq: 0, deleted: true });
 
 describe('LiveMirror (the worker-side copy of a live query)', () => {
   it('numbers keys from 0 at each snapshot and sends a key only with its first delivery', () => {
