@@ -56,6 +56,7 @@ export type {
   PageMsg,
   PageReqMsg,
   PingMsg,
+  RecvMsg,
   PongMsg,
   PushMsg,
   ResetMsg,

@@ -107,6 +107,18 @@ export interface MarkerReplyMsg {
   sent: number;
 }
 
+/**
+ * Flow report, sent only to a relay whose `welcome` set `recvEvery`: the bytes of every frame
+ * this socket has received so far (binary frames by length, text frames by UTF-8 length,
+ * `welcome` included). Sent whenever `recvEvery` more bytes arrived since the last report.
+ * The relay's outbound queue for the socket is what it sent minus this: on runtimes without
+ * `bufferedAmount` (workerd) that is how a slow consumer is found.
+ */
+export interface RecvMsg {
+  type: 'recv';
+  bytes: number;
+}
+
 /** Liveness probe; the relay answers `pong` with the head seq of every bucket this socket subscribes. */
 export interface PingMsg {
   type: 'ping';
@@ -121,7 +133,8 @@ export type ClientMessage =
   | PushMsg
   | PageReqMsg
   | MarkerReplyMsg
-  | PingMsg;
+  | PingMsg
+  | RecvMsg;
 
 // ---------------------------------------------------------------------------------------------
 // Relay -> replica
@@ -143,6 +156,14 @@ export interface WelcomeMsg {
   /** The relay's wall clock (ms) when it sent this, for clock-skew diagnostics. */
   relayTime: number;
   limits: WireLimits;
+  /**
+   * The relay serves each bucket on a socket of its own, at `<sync url>/<encodeURIComponent(bucket)>`
+   * (the edge relay: one Durable Object per bucket). This socket then only answers `ping` and
+   * `auth`; the client opens one socket per bucket, each with its own `hello`.
+   */
+  socketPerBucket?: boolean;
+  /** Report received bytes with `recv` every this many bytes (see {@link RecvMsg}). */
+  recvEvery?: number;
 }
 
 /** The subscription is live: every op with `seq >= from` will be delivered, in order. */

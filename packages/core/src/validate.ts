@@ -189,6 +189,9 @@ export function validateClientMessage(x: unknown, limits: WireLimits = DEFAULT_L
     case 'ping':
       if (!isCount(x.id)) bad('ping.id must be a non-negative integer');
       return { type: 'ping', id: x.id };
+    case 'recv':
+      if (!isCount(x.bytes)) bad('recv.bytes must be a non-negative integer');
+      return { type: 'recv', bytes: x.bytes };
     default:
       return bad(`unknown message type ${JSON.stringify(x.type)?.slice(0, 40)}`);
   }
@@ -224,6 +227,8 @@ export function validateServerMessage(x: unknown): ServerMessage {
   switch (m.type) {
     case 'welcome':
       if (!isCount(m.v) || !isObject(m.limits)) bad('malformed welcome');
+      if (m.socketPerBucket !== undefined && typeof m.socketPerBucket !== 'boolean') bad('malformed welcome');
+      if (m.recvEvery !== undefined && (!isCount(m.recvEvery) || m.recvEvery < 1024)) bad('malformed welcome');
       return m;
     case 'authed':
       if (!isCount(m.expiresAt)) bad('malformed authed');
