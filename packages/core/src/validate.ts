@@ -228,7 +228,8 @@ export function validateServerMessage(x: unknown): ServerMessage {
     case 'welcome':
       if (!isCount(m.v) || !isObject(m.limits)) bad('malformed welcome');
       if (m.socketPerBucket !== undefined && typeof m.socketPerBucket !== 'boolean') bad('malformed welcome');
-      if (m.recvEvery !== undefined && (!isCount(m.recvEvery) || m.recvEvery < 1024)) bad('malformed welcome');
+      if (m.recvEvery !== undefined && (!isCount(m.recvEvery) || m.recvEvery < 1024))
+        bad('malformed welcome');
       return m;
     case 'authed':
       if (!isCount(m.expiresAt)) bad('malformed authed');
