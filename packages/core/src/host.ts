@@ -188,6 +188,15 @@ export class BucketHost {
     if (flushId !== undefined) this.startFlush(conn, flushId);
   }
 
+  /**
+   * Registers `conn` as a live subscriber again without a catch-up or any frame: for a host
+   * rebuilt from storage (a Durable Object woken from hibernation) whose socket was subscribed
+   * before, and whose client has every op up to the head it was last sent.
+   */
+  resubscribe(conn: HostConnection): void {
+    this.subscribers.set(conn.id, conn);
+  }
+
   /** Forgets a connection: on unsub or disconnect. Flushes waiting on it give up on it. */
   unsubscribe(conn: HostConnection): void {
     this.subscribers.delete(conn.id);

@@ -83,6 +83,7 @@ export { Replica } from './replica';
 export type { SqlDriver, SqlValue } from './sql';
 export type { BucketMeta, ReplicaStorage, ScanQuery, StorageBatch, StoredIdentity } from './storage';
 export type { Transport, TransportHandlers } from './transport';
+export { utf8Length } from './utf8';
 export { DEFAULT_LIMITS, isBucketName, validateClientMessage, validateServerMessage } from './validate';
 export { decodeValue, encodeValue, encodeValueView } from './value-codec';
 export type { WebSocketFactory, WebSocketLike, WebSocketTransportOptions } from './ws-transport';

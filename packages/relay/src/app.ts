@@ -4,6 +4,7 @@ import {
   type ErrorCode,
   type ErrorMsg,
   encodeFrame,
+  isBucketName,
   MittsyncError,
   type PageReqMsg,
   type PushMsg,
@@ -57,6 +58,12 @@ export interface RelayAppOptions {
    * yet to the `mittsync.bearer.<jwt>` subprotocol or the `Authorization` header.
    */
   allowQueryToken?: boolean;
+  /**
+   * Forwarding mode (the edge Worker): bucket routes (`/v1/sync/<bucket>`, pages, pushes) are
+   * admitted and authenticated here, then handed to the bucket's own host (its Durable
+   * Object), which runs this same app and checks them again. `/v1/sync` stays here.
+   */
+  forward?: (bucket: string, req: Request) => Promise<Response>;
 }
 
 /** Where the versioned routes live. */
@@ -253,14 +260,23 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
     c.text(relay.metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }),
   );
 
-  app.get(`${API_PREFIX}/sync`, async (c) => {
+  /**
+   * A WebSocket upgrade: to a socket for many buckets (`/v1/sync`), or for the one bucket of
+   * `/v1/sync/<bucket>`. In forwarding mode (the edge Worker) a bucket's socket goes to the
+   * bucket's own host once its token verified; its per-address limit is counted there.
+   */
+  const sync = async (c: Context, bucket: string | undefined): Promise<Response> => {
     try {
       if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') {
         throw new MittsyncError('BAD_MESSAGE', 'this endpoint expects a WebSocket upgrade');
       }
+      if (bucket !== undefined && !isBucketName(bucket)) {
+        throw new MittsyncError('BAD_MESSAGE', 'not a bucket name');
+      }
       if (relay.closed) throw new MittsyncError('CLOSED', 'relay is shutting down; retry shortly');
       const addr = address(c);
-      if (!upgrades.hit(addr, relay.env.now())) {
+      const forward = bucket === undefined ? undefined : opts.forward;
+      if (forward === undefined && !upgrades.hit(addr, relay.env.now())) {
         throw new MittsyncError('RATE_LIMITED', 'too many connections from this address; retry in a minute');
       }
       // Every socket is authenticated before it exists: no token, no upgrade (and on the edge,
@@ -271,6 +287,7 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
         // A browser fails a handshake that selects none of the protocols it offered.
         throw new MittsyncError('BAD_MESSAGE', `offer the ${SUBPROTOCOL} subprotocol`);
       }
+      if (forward !== undefined && bucket !== undefined) return await forward(bucket, c.req.raw);
       if (opts.upgradeWebSocket === undefined) {
         return c.json(
           { type: 'error', code: 'BAD_MESSAGE', message: 'WebSockets are not available here' },
@@ -280,13 +297,21 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
       const protocol = offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : undefined;
       return await opts.upgradeWebSocket(
         c,
-        (socket) => relay.accept(socket, { address: addr, principal: who }),
+        (socket) =>
+          relay.accept(socket, {
+            address: addr,
+            principal: who,
+            ...(bucket === undefined ? {} : { bucket }),
+          }),
         { protocol },
       );
     } catch (e) {
       return fail(c, e);
     }
-  });
+  };
+
+  app.get(`${API_PREFIX}/sync`, (c) => sync(c, undefined));
+  app.get(`${API_PREFIX}/sync/:bucket{.+}`, (c) => sync(c, c.req.param('bucket')));
 
   app.use(
     `${API_PREFIX}/buckets/:bucket/pages`,
@@ -317,6 +342,7 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
         throw new MittsyncError('FORBIDDEN', `token does not allow read access to bucket ${req.bucket}`);
       }
       chargeOps(c, 1);
+      if (opts.forward !== undefined) return await opts.forward(req.bucket, c.req.raw);
       // Admitted before any storage read: over the caps a request costs a token check, not a page.
       const flight = relay.pageFlights.acquire(who.replicaId);
       // A client gone before its body is read (or before it is built) frees the slot: the
@@ -357,6 +383,10 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
       const bucket = c.req.param('bucket');
       if (!who.canWrite(bucket))
         throw new MittsyncError('FORBIDDEN', `token does not allow write access to bucket ${bucket}`);
+      if (opts.forward !== undefined) {
+        if (!isBucketName(bucket)) throw new MittsyncError('BAD_MESSAGE', 'not a bucket name');
+        return await opts.forward(bucket, c.req.raw);
+      }
       const body = await readCapped(c.req.raw, limits.maxFrameBytes);
       const json = /application\/json/i.test(c.req.header('content-type') ?? '');
       const decoded = decodeFrame(body, json ? 'json' : 'msgpack');

@@ -48,6 +48,10 @@ export class RelayMetrics {
   commits = 0;
   connectionsOpened = 0;
   httpRequests = 0;
+  /** Sessions rebuilt from their sockets' attachments (edge: an object woken from hibernation). */
+  restoredSessions = 0;
+  /** Called after each group commit with its duration in ms (the edge relay's analytics sink). */
+  onCommitObserved: ((ms: number) => void) | undefined;
   private readonly rejections = new Map<string, number>();
   private readonly commitLatency = new Histogram();
   gauges: MetricGauges | undefined;
@@ -66,6 +70,7 @@ export class RelayMetrics {
   commit(ms: number): void {
     this.commits++;
     this.commitLatency.observe(ms / 1000);
+    this.onCommitObserved?.(ms);
   }
 
   /** The Prometheus exposition text. */
@@ -81,6 +86,12 @@ export class RelayMetrics {
     metric('mittsync_connections_opened_total', 'counter', 'WebSocket connections accepted.', [
       `mittsync_connections_opened_total ${this.connectionsOpened}`,
     ]);
+    metric(
+      'mittsync_restored_sessions_total',
+      'counter',
+      'Sessions rebuilt from their sockets after the relay woke from hibernation (edge).',
+      [`mittsync_restored_sessions_total ${this.restoredSessions}`],
+    );
     metric('mittsync_resident_buckets', 'gauge', 'Buckets whose host is in memory.', [
       `mittsync_resident_buckets ${g?.residentBuckets() ?? 0}`,
     ]);

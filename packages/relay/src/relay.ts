@@ -21,7 +21,14 @@ import { type RelayLimits, resolveLimits, wireLimits } from './limits';
 import { RelayMetrics } from './metrics';
 import { PageFlights } from './page-flights';
 import { Session } from './session';
-import type { HostedSession, RelaySocket, SessionHost, SessionPush, SocketHandler } from './session-host';
+import type {
+  HostedSession,
+  RelaySocket,
+  SessionHost,
+  SessionPush,
+  SessionSnapshot,
+  SocketHandler,
+} from './session-host';
 import { SqlHostStore } from './sql-host-store';
 
 /** Where bucket hosts keep their state, and the transaction a group commit runs in. */
@@ -59,6 +66,12 @@ export interface RelayOptions {
   /** ...and at least this long by their HLC (default 30 days, see `BucketHostOptions`). */
   tombstoneRetainMs?: number;
   log?: RelayLog;
+  /**
+   * Announced in `welcome`: `socketPerBucket` makes clients open one socket per bucket at
+   * `/v1/sync/<bucket>` (the edge relay, where a socket ends in one bucket's object);
+   * `recvEvery` makes them report received bytes, for runtimes without `bufferedAmount`.
+   */
+  route?: { socketPerBucket?: boolean; recvEvery?: number };
   /** Runs the group commit after the current batch of I/O (default `setImmediate`). */
   schedule?: (fn: () => void) => void;
 }
@@ -101,6 +114,7 @@ export class Relay implements SessionHost {
   readonly log: RelayLog;
   /** HTTP page responses in flight, capped per principal and in all (`maxPagesInFlight*`). */
   readonly pageFlights: PageFlights;
+  readonly route: { socketPerBucket?: boolean; recvEvery?: number } | undefined;
   private readonly stores: HostStoreProvider;
   private readonly maxResident: number;
   private readonly hostOpts: {
@@ -132,6 +146,7 @@ export class Relay implements SessionHost {
     this.env = opts.env ?? systemEnv();
     this.log = opts.log ?? (() => undefined);
     this.maxResident = opts.maxResidentBuckets ?? 1000;
+    this.route = opts.route;
     this.hostOpts = {
       ...(opts.flushTimeoutMs === undefined ? {} : { flushTimeoutMs: opts.flushTimeoutMs }),
       ...(opts.tombstoneRetainOps === undefined ? {} : { tombstoneRetainOps: opts.tombstoneRetainOps }),
@@ -366,14 +381,34 @@ export class Relay implements SessionHost {
    * Accepts an upgraded socket, authenticated as `principal` by the token of its upgrade
    * request (there is no other way in).
    */
-  accept(socket: RelaySocket, info: { address: string; principal: Principal }): SocketHandler {
-    const session = new Session(this, socket, `s${this.nextSession++}`, info.principal);
+  accept(
+    socket: RelaySocket,
+    info: { address: string; principal: Principal; bucket?: string; id?: string },
+  ): SocketHandler {
+    const session = new Session(
+      this,
+      socket,
+      info.id ?? `s${this.nextSession++}`,
+      info.principal,
+      info.bucket === undefined ? {} : { bucket: info.bucket },
+    );
     if (this.closedFlag) {
       socket.close(1012, 'relay restarting');
       return { message: () => undefined, close: () => undefined };
     }
     this.sessions.add(session);
     this.metrics.connectionsOpened++;
+    session.remember();
+    return session;
+  }
+
+  /**
+   * Rebuilds the session of a socket that outlived this relay's memory (a Durable Object woken
+   * from hibernation) from the snapshot its runtime kept with the socket.
+   */
+  restore(socket: RelaySocket, snapshot: SessionSnapshot): SocketHandler {
+    const session = Session.restore(this, socket, snapshot);
+    this.sessions.add(session);
     return session;
   }
 

@@ -18,14 +18,42 @@ import type { RelayLimits } from './limits';
 // assume Node, a process-wide event loop, or that a host outlives its sockets: a hibernating
 // Durable Object is rebuilt from storage while its sockets stay open.
 
+/**
+ * What a session is, in a form a runtime can keep with its socket (a Durable Object's socket
+ * attachment, at most 2 KB) and rebuild the session from when it wakes from hibernation. Only
+ * sessions pinned to one bucket have one: their principal reduces to two booleans.
+ */
+export interface SessionSnapshot {
+  v: 1;
+  id: string;
+  bucket: string;
+  open: boolean;
+  format: WireFormat;
+  replicaId: string;
+  expiresAt: number;
+  read: boolean;
+  write: boolean;
+  subscribed: boolean;
+}
+
 /** What the relay needs of an accepted WebSocket, whatever the runtime. */
 export interface RelaySocket {
   /** Sends one frame: bytes as a binary frame, a string as a text frame. */
   send(frame: Uint8Array | string): void;
   /** Closes the socket with a WebSocket close code and a reason of at most 123 bytes. */
   close(code: number, reason: string): void;
-  /** Bytes queued towards the client and not yet written (0 where the runtime cannot tell). */
+  /**
+   * Bytes queued towards the client and not yet written. Where the runtime cannot tell
+   * (workerd), bytes sent minus the bytes the client reported with `recv`.
+   */
   readonly bufferedAmount: number;
+  /** The client reported `bytes` received on this socket so far (`recv`, see `welcome.recvEvery`). */
+  received?(bytes: number): void;
+  /**
+   * Keeps the session's snapshot with the socket, where the runtime can (a Durable Object's
+   * socket attachment), so a host rebuilt after hibernation can restore the session.
+   */
+  remember?(snapshot: SessionSnapshot): void;
 }
 
 /** What the runtime reports to the relay about an accepted socket. */
@@ -80,6 +108,12 @@ export interface HostedSession {
 export interface SessionHost {
   /** The limits this host enforces and announces in `welcome`. */
   readonly limits: RelayLimits;
+  /**
+   * How clients reach buckets, announced in `welcome`: `socketPerBucket` when each bucket has
+   * a socket of its own (the edge relay), `recvEvery` when clients must report received bytes
+   * (runtimes without `bufferedAmount`).
+   */
+  readonly route?: { socketPerBucket?: boolean; recvEvery?: number };
   /**
    * Clock and timers for the hello timeout, token expiry and rate limiting. A host that can be
    * evicted from memory (a hibernating Durable Object) loses armed timers and must re-arm them

@@ -15,7 +15,7 @@ import {
 } from '@mittsync/core';
 import type { Principal } from './auth';
 import { TokenBucket, wireLimits } from './limits';
-import type { HostedSession, RelaySocket, SessionHost, SocketHandler } from './session-host';
+import type { HostedSession, RelaySocket, SessionHost, SessionSnapshot, SocketHandler } from './session-host';
 
 /** Longest timer the platform can arm (about 24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -39,6 +39,11 @@ class RelayConn implements HostConnection {
   }
 
   send(msg: ServerMessage): void {
+    // The host dropped this subscription (slow consumer, storage reload): the client resumes.
+    if (this.subscribed && (msg.type === 'resync' || msg.type === 'reset')) {
+      this.subscribed = false;
+      this.session.remember();
+    }
     this.session.send(msg);
   }
 
@@ -57,6 +62,25 @@ function reqIdOf(raw: unknown): number | undefined {
   return typeof r === 'number' && Number.isSafeInteger(r) && r >= 0 ? r : undefined;
 }
 
+/** A principal that answers for one bucket only (a restored pinned session's). */
+function pinnedPrincipal(snap: SessionSnapshot): Principal {
+  return {
+    replicaId: snap.replicaId,
+    expiresAt: snap.expiresAt,
+    canRead: (b) => snap.read && b === snap.bucket,
+    canWrite: (b) => snap.write && b === snap.bucket,
+  };
+}
+
+/** What a runtime tells a new session besides its socket. */
+export interface SessionOptions {
+  /**
+   * The one bucket this socket serves (`/v1/sync/<bucket>`); frames for another are refused.
+   * Undefined for a socket that may carry many buckets (`/v1/sync`).
+   */
+  bucket?: string;
+}
+
 /**
  * One WebSocket connection, authenticated by its upgrade request: handshake, then routing of every frame to the bucket
  * hosts with authorization, limits and rate limiting on each one. Runtime-agnostic: runtimes
@@ -72,17 +96,75 @@ export class Session implements SocketHandler, HostedSession {
   /** Counts `auth` frames, so a slow verification never overrides a newer token. */
   private authSeq = 0;
 
+  /** The one bucket this socket serves, if it is pinned to one. */
+  readonly bucket: string | undefined;
+
   constructor(
     private readonly relay: SessionHost,
     readonly socket: RelaySocket,
     readonly id: string,
     private principal: Principal,
+    opts: SessionOptions = {},
   ) {
+    this.bucket = opts.bucket;
     this.rate = new TokenBucket(relay.limits.opsPerConnectionPerSecond, relay.env.now());
-    this.timer = relay.env.setTimeout(
+    this.armHelloTimeout();
+  }
+
+  /**
+   * Rebuilds a pinned session from its snapshot, on a host that was rebuilt from storage: the
+   * subscription is registered again without a frame, and timers (hello timeout, token expiry)
+   * are armed anew, since a hibernated host lost them.
+   */
+  static restore(relay: SessionHost, socket: RelaySocket, snap: SessionSnapshot): Session {
+    const s = new Session(relay, socket, snap.id, pinnedPrincipal(snap), { bucket: snap.bucket });
+    s.format = snap.format;
+    if (snap.open) {
+      s.phase = 'open';
+      relay.env.clearTimeout(s.timer);
+      s.armExpiry();
+    }
+    if (snap.subscribed) {
+      const conn = s.conn(snap.bucket);
+      if (conn !== undefined) {
+        relay.host(snap.bucket).resubscribe(conn);
+        conn.subscribed = true;
+      }
+    }
+    return s;
+  }
+
+  private armHelloTimeout(): void {
+    this.timer = this.relay.env.setTimeout(
       () => this.fatal('BAD_MESSAGE', 'no hello received in time', CLOSE_CODES.PROTOCOL),
-      relay.limits.helloTimeoutMs,
+      this.relay.limits.helloTimeoutMs,
     );
+  }
+
+  /** What this session is, for a runtime that keeps it with the socket (pinned sessions only). */
+  snapshot(): SessionSnapshot | undefined {
+    const b = this.bucket;
+    if (b === undefined || this.phase === 'closed') return undefined;
+    const p = this.principal;
+    return {
+      v: 1,
+      id: this.id,
+      bucket: b,
+      open: this.phase === 'open',
+      format: this.format,
+      replicaId: p.replicaId,
+      expiresAt: p.expiresAt,
+      read: p.canRead(b),
+      write: p.canWrite(b),
+      subscribed: this.conns.get(b)?.subscribed === true,
+    };
+  }
+
+  /** @internal Hands the current snapshot to the socket, where the runtime keeps one. */
+  remember(): void {
+    if (this.socket.remember === undefined) return;
+    const snap = this.snapshot();
+    if (snap !== undefined) this.socket.remember(snap);
   }
 
   /** False once the session is closing: nothing more is written to it. */
@@ -170,12 +252,16 @@ export class Session implements SocketHandler, HostedSession {
     this.phase = 'open';
     env.clearTimeout(this.timer);
     this.armExpiry();
+    const route = this.relay.route;
     this.send({
       type: 'welcome',
       v: PROTOCOL_VERSION,
       relayTime: env.now(),
       limits: wireLimits(this.relay.limits),
+      ...(route?.socketPerBucket === true ? { socketPerBucket: true } : {}),
+      ...(route?.recvEvery === undefined ? {} : { recvEvery: route.recvEvery }),
     });
+    this.remember();
   }
 
   /**
@@ -204,6 +290,7 @@ export class Session implements SocketHandler, HostedSession {
           this.conns.delete(c.bucket);
           this.forbidden(c.bucket, 'read');
         }
+        this.remember();
         this.send({ type: 'authed', expiresAt: p.expiresAt });
       },
       (e: unknown) => {
@@ -271,6 +358,9 @@ export class Session implements SocketHandler, HostedSession {
       case 'auth':
         this.reauth(msg.token);
         return;
+      case 'recv':
+        this.socket.received?.(msg.bytes);
+        return;
       case 'ping': {
         const heads: Record<string, number> = {};
         for (const c of this.conns.values()) {
@@ -290,6 +380,7 @@ export class Session implements SocketHandler, HostedSession {
         const host = this.relay.host(msg.bucket);
         host.subscribe(conn, msg);
         conn.subscribed = host.isSubscribed(conn);
+        this.remember();
         return;
       }
       case 'unsub': {
@@ -297,6 +388,7 @@ export class Session implements SocketHandler, HostedSession {
         if (conn === undefined) return;
         this.relay.peek(msg.bucket)?.unsubscribe(conn);
         this.conns.delete(msg.bucket);
+        this.remember();
         return;
       }
       case 'push': {
@@ -339,6 +431,24 @@ export class Session implements SocketHandler, HostedSession {
   private conn(bucket: string, reqId?: number): RelayConn | undefined {
     let c = this.conns.get(bucket);
     if (c !== undefined) return c;
+    if (this.bucket !== undefined && bucket !== this.bucket) {
+      this.error(
+        'BAD_MESSAGE',
+        `this socket serves bucket ${this.bucket} only: open a socket for ${bucket}`,
+        bucket,
+        reqId,
+      );
+      return undefined;
+    }
+    if (this.bucket === undefined && this.relay.route?.socketPerBucket === true) {
+      this.error(
+        'BAD_MESSAGE',
+        `this relay serves each bucket on its own socket: connect to /v1/sync/${encodeURIComponent(bucket)}`,
+        bucket,
+        reqId,
+      );
+      return undefined;
+    }
     const max = this.relay.limits.maxBucketsPerSocket;
     if (this.conns.size >= max) {
       this.error(
@@ -396,6 +506,7 @@ export class Session implements SocketHandler, HostedSession {
     const conn = this.conns.get(bucket);
     if (conn === undefined || !conn.subscribed) return;
     conn.subscribed = false;
+    this.remember();
     this.send({ type: 'resync', bucket, reason });
   }
 

@@ -8,7 +8,7 @@ import { type Env, MittsyncError } from '@mittsync/core';
 import type { Context } from 'hono';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { API_PREFIX, createRelayApp, type UpgradeWebSocket } from '../app';
-import { type Authenticator, type AuthOptions, createAuthenticator } from '../auth';
+import { type Authenticator, type AuthOptions, createAuthenticator, eitherAuthenticator } from '../auth';
 import type { RelayLimits } from '../limits';
 import { Relay, type RelayLog, sqlStores } from '../relay';
 import { checkDataOutsideStatic, type DevState, isLoopback, loadDevState, loopbackHosts } from './dev-state';
@@ -103,27 +103,6 @@ export function hasDotSegment(path: string): boolean {
     p = next;
   }
   return true;
-}
-
-/**
- * Dev mode's authenticator next to the configured one: dev tokens verify with dev mode's own
- * secret, real tokens with `auth`, and neither key signs the other's tokens.
- */
-function eitherAuthenticator(dev: Authenticator, real: Authenticator): Authenticator {
-  return {
-    verify: async (token) => {
-      try {
-        return await dev.verify(token);
-      } catch (devError) {
-        try {
-          return await real.verify(token);
-        } catch (realError) {
-          // A dev token that verified but expired says more than the real key's complaint.
-          throw (devError as { code?: string }).code === 'TOKEN_EXPIRED' ? devError : realError;
-        }
-      }
-    },
-  };
 }
 
 /** Writes a plain HTTP response on a socket whose upgrade was refused. */

@@ -1,0 +1,118 @@
+import { MittsyncError, systemEnv } from '@mittsync/core';
+import type { Hono } from 'hono';
+import { API_PREFIX, createRelayApp, httpStatus } from '../app';
+import { bearerToken } from '../auth';
+import { Relay } from '../relay';
+import { BucketObject } from './bucket-object';
+import { devRegistry, type EdgeEnv, edgeConfig } from './config';
+import { switchingProtocols, webSocketPair } from './workers-api';
+
+export type { EdgeEnv };
+export { BucketObject };
+
+/**
+ * The Worker in front of the bucket objects. It runs the same Hono app as the Node relay in
+ * forwarding mode: every request is admitted and its token verified here (no token, no object
+ * woken), then a bucket's traffic goes to that bucket's Durable Object (`idFromName(bucket)`),
+ * which runs the app again over its own `Relay`.
+ *
+ * `/v1/sync` itself is a lobby served here, without an object: it answers `hello` with a
+ * `welcome` that sets `socketPerBucket`, and the client opens `/v1/sync/<bucket>` for each
+ * bucket (a WebSocket can only end in one object).
+ */
+function buildApp(env: EdgeEnv): Hono {
+  const config = edgeConfig(env);
+  const lobby = new Relay({
+    stores: {
+      open: () => {
+        throw new MittsyncError('INTERNAL', 'the edge Worker holds no buckets');
+      },
+      transaction: (fn) => fn(),
+    },
+    auth: config.auth,
+    limits: config.limits,
+    env: systemEnv(),
+    route: { socketPerBucket: true },
+  });
+  const forward = (bucket: string, req: Request): Promise<Response> =>
+    env.BUCKETS.get(env.BUCKETS.idFromName(bucket)).fetch(req);
+  const app = createRelayApp({
+    relay: lobby,
+    forward,
+    upgradeWebSocket: (_c, accept, { protocol }) => {
+      const [client, server] = webSocketPair();
+      server.accept();
+      const handler = accept({
+        send: (frame) => server.send(frame),
+        close: (code, reason) => {
+          try {
+            server.close(code, reason);
+          } catch {
+            // Already closed.
+          }
+        },
+        bufferedAmount: 0,
+      });
+      server.addEventListener('message', (ev) => {
+        const d = ev.data;
+        if (typeof d === 'string') handler.message(new TextEncoder().encode(d), true);
+        else handler.message(new Uint8Array(d), false);
+      });
+      server.addEventListener('close', () => handler.close());
+      server.addEventListener('error', () => handler.close());
+      return switchingProtocols(client, protocol);
+    },
+    clientAddress: (c) => c.req.header('cf-connecting-ip'),
+    ...(config.corsOrigins === undefined ? {} : { corsOrigins: config.corsOrigins }),
+    ...(config.dev === undefined
+      ? {}
+      : {
+          dev: {
+            secret: config.dev.secret,
+            registry: devRegistry,
+            // Local only (`npm run start:edge` on a loopback address): the Worker's own origin.
+            isOwnHost: (host: string) => /^(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/.test(host),
+          },
+        }),
+  });
+  // One bucket's metrics, from its object, for a token that may read the bucket.
+  app.get(`${API_PREFIX}/buckets/:bucket/metrics`, async (c) => {
+    try {
+      const token = bearerToken(c.req.header('authorization'));
+      if (token === undefined) throw new MittsyncError('UNAUTHENTICATED', 'send Authorization: Bearer <jwt>');
+      const who = await config.auth.verify(token);
+      const bucket = c.req.param('bucket');
+      if (!who.canRead(bucket))
+        throw new MittsyncError('FORBIDDEN', `token does not allow read access to bucket ${bucket}`);
+      return await forward(bucket, c.req.raw);
+    } catch (e) {
+      const err = e instanceof MittsyncError ? e : new MittsyncError('INTERNAL', String(e));
+      return c.json({ type: 'error', code: err.code, message: err.message }, httpStatus(err.code) as 400);
+    }
+  });
+  return app;
+}
+
+let cached: { env: EdgeEnv; app: Hono } | undefined;
+
+/** Paths the relay answers; anything else is a static file when `ASSETS` is bound. */
+function isRelayPath(path: string): boolean {
+  return path.startsWith(`${API_PREFIX}/`) || path === '/healthz' || path === '/metrics';
+}
+
+export default {
+  async fetch(request: Request, env: EdgeEnv): Promise<Response> {
+    const path = new URL(request.url).pathname;
+    if (!isRelayPath(path) && env.ASSETS !== undefined) return env.ASSETS.fetch(request);
+    try {
+      if (cached?.env !== env) cached = { env, app: buildApp(env) };
+    } catch (e) {
+      const err = e instanceof MittsyncError ? e : new MittsyncError('INTERNAL', String(e));
+      return Response.json(
+        { type: 'error', code: err.code, message: `relay misconfigured: ${err.message}` },
+        { status: 500 },
+      );
+    }
+    return cached.app.fetch(request);
+  },
+};

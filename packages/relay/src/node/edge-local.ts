@@ -1,0 +1,143 @@
+import { mkdirSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { RelayLimits } from '../limits';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const ENTRY = resolve(here, '../edge/worker.ts');
+/** Where the bundled Worker goes (ignored by git, rebuilt when a source is newer). */
+export const EDGE_BUNDLE = resolve(here, '../../dist-edge/worker.js');
+
+/** The compatibility date the Worker is written against (also in wrangler.jsonc). */
+export const COMPATIBILITY_DATE = '2025-09-01';
+
+/**
+ * Bundles the edge Worker (`src/edge/worker.ts`, with core, Hono and jose) into one ES module
+ * with esbuild, as wrangler would: the Workers conditions pick each package's build for
+ * workerd. Returns the bundle's path.
+ */
+export async function buildEdgeWorker(outfile = EDGE_BUNDLE): Promise<string> {
+  const { build } = await import('esbuild');
+  mkdirSync(dirname(outfile), { recursive: true });
+  await build({
+    entryPoints: [ENTRY],
+    outfile,
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    conditions: ['workerd', 'worker', 'browser'],
+    target: 'es2022',
+    sourcemap: 'linked',
+    logLevel: 'warning',
+  });
+  return outfile;
+}
+
+export interface EdgeRelayOptions {
+  /** TCP port on 127.0.0.1 (0 picks a free one). */
+  port?: number;
+  /** Directory the objects' SQLite files persist in; undefined keeps them in memory. */
+  persist?: string;
+  /** HS256 secret for real tokens. */
+  secret?: string;
+  /** Dev mode's own secret: serves `/v1/dev/token` (loopback only). */
+  devSecret?: string;
+  limits?: Partial<RelayLimits>;
+  flushTimeoutMs?: number;
+  /** Received-bytes report interval asked of clients. */
+  recvEvery?: number;
+  /** Serve this directory's files for paths the relay does not own (a built web app). */
+  staticDir?: string;
+  /** A bundle built before (default: build one now). */
+  bundle?: string;
+  /** workerd's output (default: discarded). */
+  log?: (line: string) => void;
+}
+
+/** A relay running on workerd through Miniflare, on a loopback port. */
+export interface EdgeRelay {
+  /** `ws://127.0.0.1:port/v1/sync` */
+  url: string;
+  /** `http://127.0.0.1:port` */
+  httpUrl: string;
+  port: number;
+  /** The Miniflare instance (tests reach objects through it). */
+  mf: import('miniflare').Miniflare;
+  /** Disposes the runtime: workerd exits; persisted objects stay on disk. */
+  close(): Promise<void>;
+}
+
+/**
+ * Runs the edge relay locally on workerd (Miniflare): the same Worker and SQLite-backed
+ * `BucketObject` as a deployment, with `durableObjectsPersist` keeping each object's database
+ * under `persist` across restarts.
+ */
+export async function startEdgeRelay(opts: EdgeRelayOptions = {}): Promise<EdgeRelay> {
+  const { Miniflare, Log, LogLevel } = await import('miniflare');
+  const bundle = opts.bundle ?? (await buildEdgeWorker());
+  if (opts.persist !== undefined) mkdirSync(opts.persist, { recursive: true });
+  const bindings: Record<string, string> = {};
+  if (opts.secret !== undefined) bindings.MITTSYNC_SECRET = opts.secret;
+  if (opts.devSecret !== undefined) {
+    bindings.MITTSYNC_DEV = '1';
+    bindings.MITTSYNC_DEV_SECRET = opts.devSecret;
+  }
+  if (opts.limits !== undefined) bindings.MITTSYNC_LIMITS = JSON.stringify(opts.limits);
+  if (opts.flushTimeoutMs !== undefined) bindings.MITTSYNC_FLUSH_TIMEOUT_MS = String(opts.flushTimeoutMs);
+  if (opts.recvEvery !== undefined) bindings.MITTSYNC_RECV_EVERY = String(opts.recvEvery);
+  const log = opts.log;
+  const mf = new Miniflare({
+    modules: true,
+    scriptPath: bundle,
+    modulesRoot: dirname(bundle),
+    compatibilityDate: COMPATIBILITY_DATE,
+    durableObjects: { BUCKETS: { className: 'BucketObject', useSQLite: true } },
+    durableObjectsPersist: opts.persist === undefined ? false : join(opts.persist, 'objects'),
+    bindings,
+    // Never fetch `request.cf` from Cloudflare: loopback only, a placeholder is enough.
+    cf: false,
+    host: '127.0.0.1',
+    port: opts.port ?? 0,
+    ...(log === undefined
+      ? { log: new Log(LogLevel.NONE) }
+      : {
+          log: new (class extends Log {
+            override log(message: string): void {
+              log(message);
+            }
+          })(LogLevel.INFO),
+          handleRuntimeStdio: (stdout: NodeJS.ReadableStream, stderr: NodeJS.ReadableStream) => {
+            stdout.on('data', (d: Buffer) => log(d.toString().trimEnd()));
+            stderr.on('data', (d: Buffer) => log(d.toString().trimEnd()));
+          },
+        }),
+    ...(opts.staticDir === undefined
+      ? {}
+      : {
+          assets: {
+            directory: opts.staticDir,
+            binding: 'ASSETS',
+            routerConfig: { has_user_worker: true, invoke_user_worker_ahead_of_assets: true },
+            assetConfig: { not_found_handling: 'single-page-application' },
+          },
+        }),
+  });
+  const ready = await mf.ready;
+  const httpUrl = ready.origin;
+  return {
+    url: `${httpUrl.replace(/^http/, 'ws')}/v1/sync`,
+    httpUrl,
+    port: Number(ready.port),
+    mf,
+    close: () => mf.dispose(),
+  };
+}
+
+/** True when the bundle is missing or older than `since` (ms). */
+export function bundleIsStale(since: number, bundle: string = EDGE_BUNDLE): boolean {
+  try {
+    return statSync(bundle).mtimeMs < since;
+  } catch {
+    return true;
+  }
+}
