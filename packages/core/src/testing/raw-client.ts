@@ -45,6 +45,20 @@ export interface SocketTarget {
   createSocket: WebSocketFactory;
 }
 
+/** Received-bytes accounting of one socket (`recv` reports, see `welcome.recvEvery`). */
+interface Flow {
+  received: number;
+  reported: number;
+  recvEvery: number | undefined;
+}
+
+/** One bucket's socket of a routed client, and the frames waiting for its handshake. */
+interface BucketSocket extends Flow {
+  ws: WebSocketLike;
+  open: boolean;
+  queue: (Uint8Array | string)[];
+}
+
 type Msg<T extends ServerMessage['type']> = Extract<ServerMessage, { type: T }>;
 
 /** A frame as the socket hands it over, as bytes and format; undefined for what it cannot be. */
@@ -78,17 +92,43 @@ export class RawClient {
   private wall = Date.now();
   private counter = 0;
 
+  /**
+   * Set when the relay's welcome asked for one socket per bucket (the edge relay): frames
+   * with a `bucket` then go to that bucket's socket, opened on first use, and everything that
+   * arrives on any socket lands in this one client's inbox.
+   */
+  private routed: { target: SocketTarget; token: string; sockets: Map<string, BucketSocket> } | undefined;
+  /** The bucket socket frames without a bucket go to (the last one used), if routed. */
+  private lastBucket: string | undefined;
+  private closeOnce: ((info: { code: number; reason: string }) => void) | undefined;
+
   private constructor(
     /** The open socket (binary frames arrive as `ArrayBuffer`s). */
     readonly socket: WebSocketLike,
     readonly replicaId: string,
   ) {
     this.closed = new Promise((resolve) => {
-      socket.onclose = (ev) => resolve({ code: ev.code, reason: String(ev.reason ?? '') });
+      let done = false;
+      this.closeOnce = (info) => {
+        if (done) return;
+        done = true;
+        resolve(info);
+      };
     });
-    socket.onerror = () => undefined;
-    socket.onmessage = (ev) => {
+    this.attach(socket, undefined);
+  }
+
+  /** Routes `ws`'s frames into this client's inbox; `bucket` for a routed bucket socket. */
+  private attach(ws: WebSocketLike, bucket: BucketSocket | undefined): void {
+    ws.onclose = (ev) => {
+      // The lobby socket closing after a routed handshake is not the client's end.
+      if (bucket === undefined && this.routed !== undefined && ev.code === 1000) return;
+      this.closeOnce?.({ code: ev.code, reason: String(ev.reason ?? '') });
+    };
+    ws.onerror = () => undefined;
+    ws.onmessage = (ev) => {
       const frame = inbound(ev.data);
+      if (frame !== undefined) this.countReceived(bucket ?? this.rootFlow, ws, frame);
       let msg: ServerMessage;
       try {
         if (frame === undefined) throw new Error('unsupported frame type');
@@ -97,6 +137,17 @@ export class RawClient {
         this.malformed++;
         return;
       }
+      if (msg.type === 'welcome') {
+        const flow = bucket ?? this.rootFlow;
+        if (msg.recvEvery !== undefined) flow.recvEvery = msg.recvEvery;
+        if (bucket !== undefined) {
+          // A bucket socket's handshake: the client already has its welcome.
+          bucket.open = true;
+          for (const f of bucket.queue) ws.send(f);
+          bucket.queue = [];
+          return;
+        }
+      }
       this.received.push(msg);
       const i = this.waiters.findIndex((w) => w.pred(msg));
       if (i >= 0) {
@@ -104,6 +155,42 @@ export class RawClient {
         w?.resolve(msg);
       } else this.inbox.push(msg);
     };
+  }
+
+  private readonly rootFlow: Flow = { received: 0, reported: 0, recvEvery: undefined };
+
+  /** Counts a frame's bytes and reports them (`recv`) when the relay asked for it. */
+  private countReceived(flow: Flow, ws: WebSocketLike, frame: { bytes: Uint8Array; text: boolean }): void {
+    flow.received += frame.bytes.byteLength;
+    if (flow.recvEvery !== undefined && flow.received - flow.reported >= flow.recvEvery) {
+      flow.reported = flow.received;
+      if (ws.readyState === OPEN) ws.send(encodeFrame({ type: 'recv', bytes: flow.received }));
+    }
+  }
+
+  /** The socket a frame for `bucket` goes to, opened (with its own hello) on first use. */
+  private bucketSocket(bucket: string): BucketSocket {
+    const r = this.routed as NonNullable<typeof this.routed>;
+    let b = r.sockets.get(bucket);
+    if (b !== undefined) return b;
+    const ws = r.target.createSocket(`${r.target.url}/${encodeURIComponent(bucket)}`, {
+      headers: {},
+      protocols: bearerSubprotocols(r.token),
+    });
+    ws.binaryType = 'arraybuffer';
+    const made: BucketSocket = { ws, open: false, queue: [], received: 0, reported: 0, recvEvery: undefined };
+    b = made;
+    r.sockets.set(bucket, made);
+    this.attach(ws, made);
+    const onopen = () =>
+      ws.send(encodeFrame({ type: 'hello', v: PROTOCOL_VERSION, replicaId: this.replicaId }));
+    ws.onopen = onopen;
+    return made;
+  }
+
+  /** Every socket of this client. */
+  private allSockets(): WebSocketLike[] {
+    return [this.socket, ...[...(this.routed?.sockets.values() ?? [])].map((b) => b.ws)];
   }
 
   /** The subprotocol the relay selected ('' for none). */
@@ -158,19 +245,41 @@ export class RawClient {
     const client = await RawClient.connect(target, { token, replicaId });
     client.send({ type: 'hello', v: PROTOCOL_VERSION, replicaId });
     const welcome = await client.next('welcome');
+    if (welcome.socketPerBucket === true) client.routed = { target, token, sockets: new Map() };
     return { client, welcome };
   }
 
   /** Sends a message (msgpack), or raw bytes / text as they are. */
   send(msg: ClientMessage | Record<string, unknown> | Uint8Array | string): void {
-    if (this.socket.readyState !== OPEN) return;
-    if (typeof msg === 'string' || msg instanceof Uint8Array) this.socket.send(msg);
-    else this.socket.send(encodeFrame(msg));
+    const frame = typeof msg === 'string' || msg instanceof Uint8Array ? msg : encodeFrame(msg);
+    this.route(
+      typeof msg === 'object' && !(msg instanceof Uint8Array)
+        ? (msg as { bucket?: unknown }).bucket
+        : undefined,
+      frame,
+    );
   }
 
   /** Sends `x` as a MessagePack frame exactly as given, bypassing the codec's op encoding. */
   sendRaw(x: unknown): void {
-    if (this.socket.readyState === OPEN) this.socket.send(plain.pack(x));
+    this.route((x as { bucket?: unknown } | null)?.bucket, plain.pack(x));
+  }
+
+  /**
+   * Sends a frame on the socket it belongs to: the only one, or when routed the socket of
+   * its bucket (frames without one go to the last bucket used, else the lobby socket).
+   */
+  private route(bucket: unknown, frame: Uint8Array | string): void {
+    const target =
+      this.routed === undefined ? undefined : typeof bucket === 'string' ? bucket : this.lastBucket;
+    if (target === undefined) {
+      if (this.socket.readyState === OPEN) this.socket.send(frame);
+      return;
+    }
+    this.lastBucket = target;
+    const b = this.bucketSocket(target);
+    if (!b.open) b.queue.push(frame);
+    else if (b.ws.readyState === OPEN) b.ws.send(frame);
   }
 
   /** Waits for the next message of `type` (and matching `pred`), taking it from the inbox. */
@@ -233,7 +342,9 @@ export class RawClient {
   }
 
   close(): void {
-    if (this.socket.readyState === OPEN || this.socket.readyState === CONNECTING) this.socket.close(1000);
+    for (const ws of this.allSockets()) {
+      if (ws.readyState === OPEN || ws.readyState === CONNECTING) ws.close(1000);
+    }
   }
 
   /**
@@ -241,8 +352,10 @@ export class RawClient {
    * `terminate`), as a crashed or unplugged client would; elsewhere closes it.
    */
   terminate(): void {
-    const terminate = (this.socket as { terminate?: () => void }).terminate;
-    if (terminate !== undefined) terminate.call(this.socket);
-    else this.close();
+    for (const ws of this.allSockets()) {
+      const terminate = (ws as { terminate?: () => void }).terminate;
+      if (terminate !== undefined) terminate.call(ws);
+      else if (ws.readyState === OPEN || ws.readyState === CONNECTING) ws.close(1000);
+    }
   }
 }
