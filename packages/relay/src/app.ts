@@ -64,6 +64,12 @@ export interface RelayAppOptions {
    * Object), which runs this same app and checks them again. `/v1/sync` stays here.
    */
   forward?: (bucket: string, req: Request) => Promise<Response>;
+  /**
+   * How page responses are gzipped: by this app (`app`, the default), or by the runtime when a
+   * response says `Content-Encoding: gzip` (`runtime`: workerd, where compressing here too
+   * would gzip twice).
+   */
+  compression?: 'app' | 'runtime';
 }
 
 /** Where the versioned routes live. */
@@ -313,9 +319,24 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
   app.get(`${API_PREFIX}/sync`, (c) => sync(c, undefined));
   app.get(`${API_PREFIX}/sync/:bucket{.+}`, (c) => sync(c, c.req.param('bucket')));
 
+  const compressible = (t: string) => t.startsWith(MSGPACK) || t.startsWith('application/json');
   app.use(
     `${API_PREFIX}/buckets/:bucket/pages`,
-    compress({ contentTypeFilter: (t) => t.startsWith(MSGPACK) || t.startsWith('application/json') }),
+    opts.compression === 'runtime'
+      ? async (c, next) => {
+          await next();
+          // workerd compresses a body whose response says Content-Encoding: gzip (and would
+          // compress an already compressed one again).
+          if (
+            /\bgzip\b/.test(c.req.header('accept-encoding') ?? '') &&
+            compressible(c.res.headers.get('content-type') ?? '') &&
+            !c.res.headers.has('content-encoding')
+          ) {
+            c.res.headers.set('content-encoding', 'gzip');
+            c.res.headers.delete('content-length');
+          }
+        }
+      : compress({ contentTypeFilter: compressible }),
   );
 
   app.get(`${API_PREFIX}/buckets/:bucket/pages`, async (c) => {

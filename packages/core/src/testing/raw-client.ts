@@ -10,7 +10,7 @@ import {
   SUBPROTOCOL,
   type WelcomeMsg,
 } from '../protocol';
-import { validateServerMessage } from '../validate';
+import { isBucketName, validateServerMessage } from '../validate';
 import { bearerSubprotocols, type WebSocketFactory, type WebSocketLike } from '../ws-transport';
 
 // Encodes test frames exactly as given (core's encodeFrame would normalize malformed ops).
@@ -137,6 +137,15 @@ export class RawClient {
         this.malformed++;
         return;
       }
+      if (msg.type === 'pong' && bucket !== undefined) {
+        const p = this.pings.get(msg.id);
+        if (p !== undefined) {
+          Object.assign(p.heads, msg.heads);
+          if (--p.waiting > 0) return;
+          this.pings.delete(msg.id);
+          msg = { ...msg, heads: p.heads };
+        }
+      }
       if (msg.type === 'welcome') {
         const flow = bucket ?? this.rootFlow;
         if (msg.recvEvery !== undefined) flow.recvEvery = msg.recvEvery;
@@ -187,6 +196,24 @@ export class RawClient {
     ws.onopen = onopen;
     return made;
   }
+
+  /** Pings a routed client's bucket sockets; their pongs are merged into one (see attach). */
+  private pingAll(id: number): void {
+    const sockets = [...(this.routed?.sockets.values() ?? [])];
+    if (sockets.length === 0) {
+      if (this.socket.readyState === OPEN) this.socket.send(encodeFrame({ type: 'ping', id }));
+      return;
+    }
+    this.pings.set(id, { waiting: sockets.length, heads: {} });
+    for (const b of sockets) {
+      const frame = encodeFrame({ type: 'ping', id });
+      if (!b.open) b.queue.push(frame);
+      else if (b.ws.readyState === OPEN) b.ws.send(frame);
+    }
+  }
+
+  /** Pings sent to several bucket sockets: how many pongs are still due, and the heads so far. */
+  private readonly pings = new Map<number, { waiting: number; heads: Record<string, number> }>();
 
   /** Every socket of this client. */
   private allSockets(): WebSocketLike[] {
@@ -251,6 +278,15 @@ export class RawClient {
 
   /** Sends a message (msgpack), or raw bytes / text as they are. */
   send(msg: ClientMessage | Record<string, unknown> | Uint8Array | string): void {
+    if (
+      this.routed !== undefined &&
+      typeof msg === 'object' &&
+      !(msg instanceof Uint8Array) &&
+      msg.type === 'ping'
+    ) {
+      this.pingAll(msg.id as number);
+      return;
+    }
     const frame = typeof msg === 'string' || msg instanceof Uint8Array ? msg : encodeFrame(msg);
     this.route(
       typeof msg === 'object' && !(msg instanceof Uint8Array)
@@ -270,8 +306,8 @@ export class RawClient {
    * its bucket (frames without one go to the last bucket used, else the lobby socket).
    */
   private route(bucket: unknown, frame: Uint8Array | string): void {
-    const target =
-      this.routed === undefined ? undefined : typeof bucket === 'string' ? bucket : this.lastBucket;
+    // A frame with a malformed bucket goes where frames without one go, to be refused there.
+    const target = this.routed === undefined ? undefined : isBucketName(bucket) ? bucket : this.lastBucket;
     if (target === undefined) {
       if (this.socket.readyState === OPEN) this.socket.send(frame);
       return;

@@ -202,7 +202,7 @@ export function restartTests(ctx: { relay: RelayUnderTest }): void {
       w.send({ type: 'push', bucket, ops: Array.from({ length: 20 }, (_, i) => w.op(`k${i}`, i)) });
       expect((await w.next('ack')).upTo).toBe(20);
       await ctx.relay.restart?.();
-      expect((await w.closed).code).toBe(1012);
+      expect((await w.closed).code).toBe(ctx.relay.restartCloseCode ?? 1012);
       const again = await rawClient(ctx.relay, sub);
       again.send({ type: 'sub', bucket, since: 20, epoch: before.epoch, flush: false, subId: 2 });
       const after = await again.next('subscribed');

@@ -27,6 +27,11 @@ export interface RelayUnderTest extends SocketTarget {
   makeToken(claims: TokenRequest): Promise<string>;
   /** Restarts the relay on the same storage and address (durability tests run when given). */
   restart?(): Promise<void>;
+  /**
+   * The close code sockets see when {@link restart} runs: 1012 from a relay that shuts down
+   * gracefully (the default), 1006 where restarting kills the runtime (workerd disposed).
+   */
+  restartCloseCode?: number;
   close(): Promise<void>;
   /** The relay's tombstone retention, when small enough to test the horizon. */
   tombstoneRetainOps?: number;

@@ -187,6 +187,7 @@ export class BucketObject {
         return switchingProtocols(client, protocol);
       },
       clientAddress: (c) => c.req.header('cf-connecting-ip'),
+      compression: 'runtime',
       ...(config.corsOrigins === undefined ? {} : { corsOrigins: config.corsOrigins }),
     });
     let restored = 0;

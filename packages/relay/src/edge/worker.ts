@@ -58,11 +58,22 @@ function buildApp(env: EdgeEnv): Hono {
         if (typeof d === 'string') handler.message(new TextEncoder().encode(d), true);
         else handler.message(new Uint8Array(d), false);
       });
-      server.addEventListener('close', () => handler.close());
+      server.addEventListener('close', (ev) => {
+        handler.close();
+        // Completes the closing handshake: without it the request never ends (workerd reports
+        // it as hung) on compatibility dates before automatic close replies.
+        const code = (ev as { code?: number }).code;
+        try {
+          server.close(code === undefined || code === 1005 || code === 1006 ? 1000 : code, 'closed');
+        } catch {
+          // Already closed.
+        }
+      });
       server.addEventListener('error', () => handler.close());
       return switchingProtocols(client, protocol);
     },
     clientAddress: (c) => c.req.header('cf-connecting-ip'),
+    compression: 'runtime',
     ...(config.corsOrigins === undefined ? {} : { corsOrigins: config.corsOrigins }),
     ...(config.dev === undefined
       ? {}
