@@ -12,7 +12,7 @@ import { wireMetrics } from './metrics/wire';
 async function loadMetrics(): Promise<Metric[]> {
   const all = [...coreMetrics, ...wireMetrics];
   // Metrics of other packages are optional modules: a package that is not built yet is skipped.
-  for (const mod of ['./metrics/relay', './metrics/floors', './metrics/peer']) {
+  for (const mod of ['./metrics/relay', './metrics/floors', './metrics/peer', './metrics/edge']) {
     try {
       const m = (await import(mod)) as Record<string, Metric[]>;
       for (const list of Object.values(m)) if (Array.isArray(list)) all.push(...list);

@@ -38,52 +38,59 @@ async function startRelay(): Promise<RunningRelay> {
 }
 
 const token = (sub: string) => signToken(secret, { sub, read: ['*'], write: ['*'] });
+
+/** The secret the relay benchmarks sign tokens with (the edge ones start their relay with it). */
+export const BENCH_SECRET = secret;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Durable ingest: 4 writers push 500-op frames, 4 frames in flight each; acked ops per second. */
 async function ingest(quick: boolean): Promise<number> {
   const relay = await startRelay();
   try {
-    const writers = await Promise.all(
-      [0, 1, 2, 3].map(
-        async (i) =>
-          (await RawClient.open(nodeSocketTarget(relay.url), await token(`w${i}`), `w${i}`)).client,
-      ),
-    );
-    const frameOps = 500;
-    const window = 4;
-    const seconds = quick ? 2 : 6;
-    let acked = 0;
-    let measuring = false;
-    let stop = false;
-    const run = async (c: RawClient, i: number) => {
-      let n = 0;
-      const sendFrame = () => {
-        const ops = Array.from({ length: frameOps }, () => c.op(`w${i}-${n++}`, { n, text: 'an ingest op' }));
-        c.send({ type: 'push', bucket: 'ingest', ops });
-      };
-      for (let k = 0; k < window; k++) sendFrame();
-      while (!stop) {
-        await c.next('ack', () => true, 30_000);
-        if (measuring) acked += frameOps;
-        sendFrame();
-      }
-    };
-    const loops = writers.map(run);
-    await sleep(500); // warm-up: JIT, SQLite pages, WAL
-    measuring = true;
-    const t0 = performance.now();
-    await sleep(seconds * 1000);
-    const elapsed = (performance.now() - t0) / 1000;
-    const result = acked / elapsed;
-    measuring = false;
-    stop = true;
-    await Promise.race([Promise.all(loops), sleep(5000)]);
-    for (const c of writers) c.close();
-    return Math.round(result);
+    return await ingestAt(relay.url, quick);
   } finally {
     await relay.stop();
   }
+}
+
+/** {@link ingest} against the relay at `url` (bucket `ingest`). */
+export async function ingestAt(url: string, quick: boolean): Promise<number> {
+  const writers = await Promise.all(
+    [0, 1, 2, 3].map(
+      async (i) => (await RawClient.open(nodeSocketTarget(url), await token(`w${i}`), `w${i}`)).client,
+    ),
+  );
+  const frameOps = 500;
+  const window = 4;
+  const seconds = quick ? 2 : 6;
+  let acked = 0;
+  let measuring = false;
+  let stop = false;
+  const run = async (c: RawClient, i: number) => {
+    let n = 0;
+    const sendFrame = () => {
+      const ops = Array.from({ length: frameOps }, () => c.op(`w${i}-${n++}`, { n, text: 'an ingest op' }));
+      c.send({ type: 'push', bucket: 'ingest', ops });
+    };
+    for (let k = 0; k < window; k++) sendFrame();
+    while (!stop) {
+      await c.next('ack', () => true, 30_000);
+      if (measuring) acked += frameOps;
+      sendFrame();
+    }
+  };
+  const loops = writers.map(run);
+  await sleep(500); // warm-up: JIT, SQLite pages, WAL
+  measuring = true;
+  const t0 = performance.now();
+  await sleep(seconds * 1000);
+  const elapsed = (performance.now() - t0) / 1000;
+  const result = acked / elapsed;
+  measuring = false;
+  stop = true;
+  await Promise.race([Promise.all(loops), sleep(5000)]);
+  for (const c of writers) c.close();
+  return Math.round(result);
 }
 
 let observeRun: Promise<{ p50: number; p99: number }> | undefined;
@@ -94,7 +101,7 @@ let observeRun: Promise<{ p50: number; p99: number }> | undefined;
  * it is one sample. `during` runs once both are ready, just before the writes start. A write
  * never observed within 5 s of the last counts as the worst case, not as a missing sample.
  */
-async function writeObserveLoop(
+export async function writeObserveLoop(
   url: string,
   quick: boolean,
   during?: () => Promise<void>,

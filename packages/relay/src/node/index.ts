@@ -9,6 +9,8 @@
  * ```
  */
 
+export type { EdgeRelay, EdgeRelayOptions } from './edge-local';
+export { buildEdgeWorker, startEdgeRelay } from './edge-local';
 export type { RelayProcess, RelayProcessOptions } from './process';
 export { RELAY_BIN, spawnRelayProcess } from './process';
 export type { NodeRelay, NodeRelayOptions } from './server';

@@ -17,7 +17,14 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const root = join(here, '..', '..', '..', '..', '..');
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export type RunningRelay = RelayProcess;
+/** A relay serving the bench page: the Node relay process, or the edge relay on workerd. */
+export type RunningRelay = Pick<RelayProcess, 'url' | 'httpUrl' | 'stop'>;
+
+/** Starts a relay in dev mode serving `staticDir`, on `data` when given. */
+export type RelayStarter = (
+  staticDir: string,
+  opts?: { data?: string; profile?: boolean },
+) => Promise<RunningRelay>;
 
 let built: Promise<string> | undefined;
 

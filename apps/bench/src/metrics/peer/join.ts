@@ -4,7 +4,15 @@ import { join } from 'node:path';
 import type { BrowserContext } from 'playwright';
 import { benchKey } from '../../peer-page/data';
 import { cpuByProcess, cpuDelta, launchProfile, sampleWorkerHeap, settle, workerSession } from './browser';
-import { backgroundWriter, buildPage, type PageApi, type RunningRelay, seed, startRelay } from './harness';
+import {
+  backgroundWriter,
+  buildPage,
+  type PageApi,
+  type RelayStarter,
+  type RunningRelay,
+  seed,
+  startRelay,
+} from './harness';
 
 export interface JoinResult {
   ms: number;
@@ -12,17 +20,17 @@ export interface JoinResult {
 }
 
 /** Joins an `n`-key bucket while another replica writes 500 ops/s; verifies a sample of keys. */
-export async function joinBucket(n: number, runs = 1): Promise<JoinResult> {
+export async function joinBucket(n: number, runs = 1, start: RelayStarter = startRelay): Promise<JoinResult> {
   const dist = await buildPage();
   const data = mkdtempSync(join(tmpdir(), 'mittsync-peer-bench-'));
-  let relay = await startRelay(dist, { data });
+  let relay = await start(dist, { data });
   try {
     const bucket = 'join';
     await seed(relay, bucket, n);
     if (process.env.RELAY_PROFILE !== undefined) {
       // Profile the join only: restart the relay on the seeded data with the profiler on.
       await relay.stop();
-      relay = await startRelay(dist, { data, profile: true });
+      relay = await start(dist, { data, profile: true });
     }
     const stopWriter = await backgroundWriter(relay, bucket, n, 500);
     try {
