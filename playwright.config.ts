@@ -4,7 +4,13 @@ import { CHROMIUM_ARGS, findChromium } from './scripts/chromium.mjs';
 // End-to-end scenarios: real browsers against the real relay. Each test starts its own relay
 // process (CLI, dev mode, serving the built demo) on a free port and a temporary directory,
 // so tests can SIGKILL and restart it without touching each other.
-export default defineConfig({
+//
+// `chromium` runs every scenario against the Node relay; `chromium-edge` runs the ones named in
+// EDGE_SPECS again against the edge relay (the Worker and its Durable Objects on workerd,
+// `mittsync edge`): the `relayRuntime` option of e2e/support/test.ts picks the relay.
+const EDGE_SPECS = ['join-under-load.spec.ts', 'offline-merge.spec.ts'];
+
+export default defineConfig<{ relayRuntime: 'node' | 'edge' }>({
   testDir: 'e2e',
   // The README's screenshots are regenerated on request only (MITTSYNC_SCREENSHOTS=1).
   testIgnore: process.env.MITTSYNC_SCREENSHOTS ? [] : ['**/screenshots.spec.ts'],
@@ -29,5 +35,12 @@ export default defineConfig({
       args: CHROMIUM_ARGS,
     },
   },
-  projects: [{ name: 'chromium', use: { browserName: 'chromium' } }],
+  projects: [
+    { name: 'chromium', use: { browserName: 'chromium' } },
+    {
+      name: 'chromium-edge',
+      testMatch: EDGE_SPECS,
+      use: { browserName: 'chromium', relayRuntime: 'edge' },
+    },
+  ],
 });

@@ -3,7 +3,7 @@ import { seedItem } from '../../apps/demo/src/inventory';
 import { Demo, type DemoParams, type RowsDigest } from './demo';
 import { FaultProxy } from './fault-proxy';
 import { relayDigest, seedRelay } from './relay-data';
-import { RelayProcess } from './relay-process';
+import { RelayProcess, type RelayRuntime } from './relay-process';
 
 export { expect };
 
@@ -12,6 +12,11 @@ export const SEEDED = { bucket: 'inventory-100k', rows: 100_000 } as const;
 
 interface Options {
   /**
+   * The relay the test runs against: `node` (the default), or `edge` (workerd), which the
+   * `chromium-edge` project of playwright.config.ts sets for the specs it runs.
+   */
+  relayRuntime: RelayRuntime;
+  /**
    * What the test's relay starts with: nothing, or the 100k-row bucket `SEEDED.bucket` (a
    * copy of a template seeded once per worker; then `bucket` is that bucket).
    */
@@ -19,25 +24,29 @@ interface Options {
 }
 
 interface WorkerFixtures {
-  /** Removes the seeded template (if this worker made one) when the worker ends. */
+  /** Removes the seeded templates (if this worker made any) when the worker ends. */
   // biome-ignore lint/suspicious/noConfusingVoidType: a Playwright fixture that provides nothing is typed void
   seededCleanup: void;
 }
 
 /**
- * A stopped relay's data directory holding `SEEDED.bucket`, written once per worker process on
- * first use: tests start their relay on a copy of it instead of seeding 100k rows each.
+ * A stopped relay's data directory holding `SEEDED.bucket`, written once per worker process and
+ * runtime on first use: tests start their relay on a copy of it instead of seeding 100k rows each.
  */
-let seededTemplate: Promise<RelayProcess> | undefined;
+const seededTemplates = new Map<RelayRuntime, Promise<RelayProcess>>();
 
-function seededDir(): Promise<string> {
-  seededTemplate ??= (async () => {
-    const seeder = await RelayProcess.start();
-    await seedRelay(seeder, SEEDED.bucket, SEEDED.rows, (n) => seedItem(n, 'seeder'));
-    await seeder.stop();
-    return seeder;
-  })();
-  return seededTemplate.then((r) => r.dataDir);
+function seededDir(runtime: RelayRuntime): Promise<string> {
+  let made = seededTemplates.get(runtime);
+  if (made === undefined) {
+    made = (async () => {
+      const seeder = await RelayProcess.start({ runtime });
+      await seedRelay(seeder, SEEDED.bucket, SEEDED.rows, (n) => seedItem(n, 'seeder'));
+      await seeder.stop();
+      return seeder;
+    })();
+    seededTemplates.set(runtime, made);
+  }
+  return made.then((r) => r.dataDir);
 }
 
 interface Fixtures {
@@ -55,18 +64,22 @@ interface Fixtures {
 
 export const test = base.extend<Fixtures & Options, WorkerFixtures>({
   relayData: ['empty', { option: true }],
+  relayRuntime: ['node', { option: true }],
   seededCleanup: [
     // biome-ignore lint/correctness/noEmptyPattern: Playwright reads the fixture's dependencies from this pattern
     async ({}, use) => {
       await use();
-      const made = seededTemplate;
-      seededTemplate = undefined;
-      if (made !== undefined) (await made.catch(() => undefined))?.removeData();
+      const made = [...seededTemplates.values()];
+      seededTemplates.clear();
+      for (const m of made) (await m.catch(() => undefined))?.removeData();
     },
     { scope: 'worker', auto: true },
   ],
-  relay: async ({ relayData }, use, testInfo) => {
-    const relay = await RelayProcess.start(relayData === 'seeded' ? { template: await seededDir() } : {});
+  relay: async ({ relayData, relayRuntime }, use, testInfo) => {
+    const relay = await RelayProcess.start({
+      runtime: relayRuntime,
+      ...(relayData === 'seeded' ? { template: await seededDir(relayRuntime) } : {}),
+    });
     try {
       await use(relay);
     } finally {

@@ -5,6 +5,7 @@ import { RELAY_LIMIT_NAMES, type RelayLimits } from '../limits';
 import { startNodeRelay } from './server';
 
 const USAGE = `usage: mittsync relay [options]
+       mittsync edge [options]    the edge relay on workerd (mittsync edge --help)
 
   --port <n>            TCP port (default 8787; 0 picks a free one)
   --host <addr>         interface to listen on (default 127.0.0.1; 0.0.0.0 for remote clients)
@@ -41,6 +42,11 @@ function int(v: string | undefined, name: string): number | undefined {
 
 /** Runs the CLI; returns when the relay has shut down after SIGTERM/SIGINT. */
 export async function main(argv: string[]): Promise<void> {
+  if (argv[0] === 'edge') {
+    // Loaded only when asked for: Miniflare and esbuild are development tools.
+    const { edgeMain } = await import('./edge-cli');
+    return edgeMain(argv.slice(1));
+  }
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

@@ -10,6 +10,11 @@ export const RELAY_BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..
 
 /** Options of {@link spawnRelayProcess}. */
 export interface RelayProcessOptions {
+  /**
+   * `relay` (the Node relay, default) or `edge` (the edge relay on workerd, `mittsync edge`,
+   * which takes `port`, `data`, `dev`, `secret`, `limits` and `--static`/`--flush-timeout`).
+   */
+  command?: 'relay' | 'edge';
   /** TCP port; 0 (the default) picks a free one. */
   port?: number;
   /** Data directory; default a new temporary one, removed by `stop()`. */
@@ -45,8 +50,8 @@ export interface RelayProcess {
 }
 
 /**
- * Runs the relay CLI (`mittsync relay`) as a child process and resolves once it listens: for
- * tests that kill it, benchmarks that measure it from outside, and tools.
+ * Runs the relay CLI (`mittsync relay`, or `mittsync edge`) as a child process and resolves once
+ * it listens: for tests that kill it, benchmarks that measure it from outside, and tools.
  */
 export async function spawnRelayProcess(opts: RelayProcessOptions = {}): Promise<RelayProcess> {
   const temporary = opts.data === undefined;
@@ -54,7 +59,7 @@ export async function spawnRelayProcess(opts: RelayProcessOptions = {}): Promise
   const args = [
     ...(opts.nodeArgs ?? []),
     RELAY_BIN,
-    'relay',
+    opts.command ?? 'relay',
     '--port',
     String(opts.port ?? 0),
     '--data',
