@@ -407,6 +407,10 @@ export class Relay implements SessionHost {
    * from hibernation) from the snapshot its runtime kept with the socket.
    */
   restore(socket: RelaySocket, snapshot: SessionSnapshot): SocketHandler {
+    // Hosts key connections by session id: a session accepted after this one must not get its
+    // id again (this relay's counter started over; the restored id came from the previous one).
+    const n = /^s(\d+)$/.exec(snapshot.id);
+    if (n !== null) this.nextSession = Math.max(this.nextSession, Number(n[1]) + 1);
     const session = Session.restore(this, socket, snapshot);
     this.sessions.add(session);
     return session;

@@ -51,10 +51,10 @@ function fromRaw(row: unknown[]): SqlValue[] {
  * `SqlHostStore` and schema as the Node relay run on it unchanged.
  *
  * Transactions are `transactionSync`, which nests (an inner call that throws rolls back to its
- * savepoint and the outer one goes on; tested in edge.test.ts), as better-sqlite3's nested
- * transaction functions do. Durability is the platform's: writes of one event are committed
- * together, and the output gate holds every outgoing message (WebSocket frames, responses)
- * until they are.
+ * savepoint and the outer one goes on; tested on workerd in edge-storage.test.ts), as
+ * better-sqlite3's nested transaction functions do. Durability is the platform's: writes of one
+ * event are committed together, and the output gate holds every outgoing message (WebSocket
+ * frames, responses) until they are.
  */
 export class DurableSqlDriver implements SqlDriver {
   constructor(private readonly storage: DurableStorageLike) {}

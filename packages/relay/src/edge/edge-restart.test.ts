@@ -1,0 +1,132 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Replica } from '@mittsync/core';
+import { afterAll, expect, it } from 'vitest';
+import { signToken } from '../auth';
+import { buildEdgeWorker, type EdgeRelay, startEdgeRelay } from '../node/edge-local';
+import {
+  createNodeSocket,
+  eventually,
+  liveState,
+  openReplica,
+  type RelayUnderTest,
+  relayEntries,
+  sleep,
+} from '../testing';
+
+// The SIGKILL test (node/crash.test.ts) on the edge relay: Miniflare's dispose() SIGKILLs
+// workerd, so every restart here kills the runtime in the middle of writes, with no chance to
+// flush anything, and starts a new one on the same persisted directory and port.
+const secret = 'edge-restart-secret-edge-restart-secret';
+const RESTARTS = Number(process.env.EDGE_RESTARTS ?? 10);
+
+const dir = mkdtempSync(join(tmpdir(), 'mittsync-edge-restart-'));
+let edge: EdgeRelay | undefined;
+const replicas: Replica[] = [];
+afterAll(async () => {
+  await Promise.all(replicas.map((r) => r.close()));
+  await edge?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+it(`loses no acked op when workerd is killed and restarted ${RESTARTS} times under load`, async () => {
+  // Built once, outside the persisted directory: every restart runs the same Worker.
+  const bundle = await buildEdgeWorker(join(dir, 'bundle', 'worker.js'));
+  const start = (port: number) =>
+    startEdgeRelay({
+      port,
+      persist: join(dir, 'state'),
+      secret,
+      bundle,
+      limits: { connectionsPerAddressPerMinute: 100_000 },
+    });
+  edge = await start(0);
+  const port = edge.port;
+  const relay: RelayUnderTest = {
+    url: edge.url,
+    httpUrl: edge.httpUrl,
+    createSocket: createNodeSocket,
+    makeToken: (c) => signToken(secret, c),
+    close: async () => undefined,
+  };
+  const bucket = 'edge-restart';
+  const writers = await Promise.all(
+    [0, 1, 2].map((i) => openReplica(relay, { sub: `writer${i}`, ackTimeoutMs: 1000 })),
+  );
+  const reader = await openReplica(relay, { sub: 'reader', ackTimeoutMs: 1000 });
+  replicas.push(...writers, reader);
+  await reader.openBucket(bucket);
+
+  const written = new Set<string>();
+  const acked = new Set<string>();
+  let running = true;
+  const loops = writers.map(async (w, i) => {
+    for (let n = 0; running; n++) {
+      const keys = [0, 1, 2, 3].map((j) => `w${i}-${n}-${j}`);
+      for (const k of keys) written.add(k);
+      // Fire and keep going: acks arrive whenever the relay is up and has committed.
+      w.transact(
+        bucket,
+        keys.map((key) => ({ key, value: n })),
+        { ack: 'relay' },
+      ).then(
+        () => {
+          for (const k of keys) acked.add(k);
+        },
+        () => undefined,
+      );
+      // Now and then delete an older key so tombstones go through the kills too.
+      if (n % 10 === 5) void w.del(bucket, `w${i}-${n - 5}-0`).catch(() => undefined);
+      await sleep(10);
+    }
+  });
+
+  const ackedAtKill: number[] = [];
+  for (let k = 0; k < RESTARTS; k++) {
+    await sleep(250 + Math.random() * 900);
+    ackedAtKill.push(acked.size);
+    await edge.close();
+    edge = await start(port);
+  }
+  await sleep(500);
+  running = false;
+  await Promise.all(loops);
+  // Writes were acked between the kills, not only before the first one or after the last.
+  const ackedBetween = ackedAtKill.slice(1).filter((n, i) => n > (ackedAtKill[i] as number)).length;
+  expect(ackedBetween).toBeGreaterThanOrEqual(Math.floor((RESTARTS - 1) / 2));
+
+  const token = await signToken(secret, { sub: 'auditor', read: ['*'] });
+  const all = [...writers, reader];
+  let why = '';
+  await eventually(
+    'every replica has pushed everything and equals the relay',
+    async () => {
+      const want = liveState(await relayEntries(relay, bucket, token));
+      for (const r of all) {
+        const s = r.status(bucket);
+        if (s === undefined || s.pending > 0 || s.phase !== 'ready') {
+          why = `${r.replicaId}: ${r.status().connection} ${JSON.stringify(s)}`;
+          return false;
+        }
+        const have = liveState(await r.scan(bucket, {}));
+        if (JSON.stringify(have) !== JSON.stringify(want)) {
+          const w = new Set(want);
+          const h = new Set(have);
+          why = `${r.replicaId} differs: missing ${want.filter((x) => !h.has(x)).slice(0, 5)} extra ${have.filter((x) => !w.has(x)).slice(0, 5)} (${have.length} vs ${want.length})`;
+          return false;
+        }
+      }
+      return true;
+    },
+    30_000,
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}: ${why}`);
+  });
+  const onRelay = new Map((await relayEntries(relay, bucket, token)).map((e) => [e.key, e]));
+  // Every op acked at relay level is on the relay (deleted keys as tombstones).
+  expect(acked.size).toBeGreaterThan(100);
+  expect([...acked].filter((k) => !onRelay.has(k))).toEqual([]);
+  // And since the writers lived on, their outboxes delivered every write, acked or not.
+  expect([...written].filter((k) => !onRelay.has(k))).toEqual([]);
+}, 120_000);
