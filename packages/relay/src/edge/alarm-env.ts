@@ -3,6 +3,7 @@ import { type Env, systemEnv } from '@mittsync/core';
 /** The part of `ctx.storage` the timers use. */
 export interface AlarmStorageLike {
   setAlarm(scheduledTime: number): Promise<void> | void;
+  deleteAlarm?(): Promise<void> | void;
 }
 
 interface Timer {
@@ -25,7 +26,11 @@ export class AlarmTimers implements Env {
   private armedAt: number | undefined;
   private readonly base = systemEnv();
 
-  constructor(private readonly storage: AlarmStorageLike) {}
+  constructor(
+    private readonly storage: AlarmStorageLike,
+    /** Where a timer that throws is reported; the other due timers still run. */
+    private readonly onError: (e: unknown) => void = () => undefined,
+  ) {}
 
   // Fields, not methods: callers pass `env.random` and `env.now` around unbound.
   readonly now = (): number => Date.now();
@@ -40,8 +45,18 @@ export class AlarmTimers implements Env {
   };
 
   readonly clearTimeout = (handle: unknown): void => {
-    // The alarm stays set: waking once for nothing costs less than re-arming on every clear.
-    if (typeof handle === 'number') this.timers.delete(handle);
+    if (typeof handle !== 'number') return;
+    const t = this.timers.get(handle);
+    if (t === undefined) return;
+    this.timers.delete(handle);
+    // The alarm was set for this one (a hello timeout cleared by the hello, typically): move it
+    // to the next deadline, or remove it, so the object is not woken for nothing.
+    if (t.at !== this.armedAt) return;
+    const earliest = this.earliest();
+    if (earliest === undefined) {
+      this.armedAt = undefined;
+      void this.storage.deleteAlarm?.();
+    } else if (earliest > t.at) this.arm(earliest);
   };
 
   /** Pending timers (tests and metrics). */
@@ -55,10 +70,21 @@ export class AlarmTimers implements Env {
     const now = Date.now();
     const due = [...this.timers].filter(([, t]) => t.at <= now).sort((a, b) => a[1].at - b[1].at);
     for (const [id] of due) this.timers.delete(id);
-    for (const [, t] of due) t.fn();
+    for (const [, t] of due) {
+      try {
+        t.fn();
+      } catch (e) {
+        this.onError(e);
+      }
+    }
+    const earliest = this.earliest();
+    if (earliest !== undefined && (this.armedAt === undefined || earliest < this.armedAt)) this.arm(earliest);
+  }
+
+  private earliest(): number | undefined {
     let earliest: number | undefined;
     for (const t of this.timers.values()) if (earliest === undefined || t.at < earliest) earliest = t.at;
-    if (earliest !== undefined && (this.armedAt === undefined || earliest < this.armedAt)) this.arm(earliest);
+    return earliest;
   }
 
   private arm(at: number): void {

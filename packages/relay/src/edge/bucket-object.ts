@@ -141,7 +141,9 @@ export class BucketObject {
     env: EdgeEnv,
   ) {
     const config = edgeConfig(env);
-    this.timers = new AlarmTimers(ctx.storage);
+    this.timers = new AlarmTimers(ctx.storage, (e) =>
+      console.error('timer failed', e instanceof Error ? e.message : String(e)),
+    );
     this.driver = new DurableSqlDriver(ctx.storage);
     ensureSchema(this.driver);
     this.bucketName = this.driver.exec<{ name: string }>(

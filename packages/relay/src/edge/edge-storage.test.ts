@@ -13,9 +13,14 @@ import type { TestOutcome } from './testing/vitest-shim';
 class FakeAlarmStorage {
   alarm: number | null = null;
   readonly sets: number[] = [];
+  deletes = 0;
   setAlarm(at: number): void {
     this.alarm = at;
     this.sets.push(at);
+  }
+  deleteAlarm(): void {
+    this.alarm = null;
+    this.deletes++;
   }
 }
 
@@ -56,25 +61,50 @@ describe('AlarmTimers', () => {
     expect(ran).toEqual([]);
   });
 
-  it('forgets a cleared timer; the alarm it armed then fires for nothing and moves to the next', () => {
+  it('moves the alarm to the next deadline when the armed timer is cleared, and removes it when none is left', () => {
     timers.setTimeout(note('a'), 500);
     const b = timers.setTimeout(note('b'), 100);
-    timers.setTimeout(note('c'), 300);
+    const c = timers.setTimeout(note('c'), 300);
     timers.clearTimeout(b);
     timers.clearTimeout(undefined);
     timers.clearTimeout('not a handle');
     expect(timers.size).toBe(2);
-    expect(storage.alarm).toBe(T0 + 100);
-    ring();
-    expect(ran).toEqual([]);
+    // The object is not woken for the cleared timer.
     expect(storage.alarm).toBe(T0 + 300);
     ring();
     expect(ran).toEqual(['c']);
+    expect(storage.alarm).toBe(T0 + 500);
+    // Clearing a timer that is not the armed one leaves the alarm alone.
+    const d = timers.setTimeout(note('d'), 900);
+    timers.clearTimeout(d);
     expect(storage.alarm).toBe(T0 + 500);
     ring();
     expect(ran).toEqual(['c', 'a']);
     expect(storage.alarm).toBeNull();
     expect(timers.size).toBe(0);
+    // A hello timeout cleared by its hello: the alarm goes away altogether.
+    const e = timers.setTimeout(note('e'), 100);
+    expect(storage.alarm).not.toBeNull();
+    timers.clearTimeout(e);
+    expect(storage.alarm).toBeNull();
+    expect(storage.deletes).toBe(1);
+    timers.clearTimeout(c);
+    expect(ran).toEqual(['c', 'a']);
+  });
+
+  it('runs the other due timers and re-arms when one of them throws, reporting the error', () => {
+    const errors: unknown[] = [];
+    timers = new AlarmTimers(storage, (e) => errors.push(e));
+    timers.setTimeout(note('a'), 100);
+    timers.setTimeout(() => {
+      throw new Error('boom');
+    }, 100);
+    timers.setTimeout(note('b'), 100);
+    timers.setTimeout(note('c'), 400);
+    ring();
+    expect(ran).toEqual(['a', 'b']);
+    expect(errors.map((e) => (e as Error).message)).toEqual(['boom']);
+    expect(storage.alarm).toBe(T0 + 400);
   });
 
   it('runs every due timer in deadline order when the alarm fires, then arms the next deadline', () => {

@@ -1,4 +1,4 @@
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RelayLimits } from '../limits';
@@ -31,6 +31,24 @@ export async function buildEdgeWorker(outfile = EDGE_BUNDLE): Promise<string> {
     logLevel: 'warning',
   });
   return outfile;
+}
+
+let built: Promise<string> | undefined;
+
+/**
+ * This process's bundle, built once: a file of its own (`worker-<pid>.js`, removed when the
+ * process exits), so test forks and relays started side by side never write over one another's.
+ */
+function processBundle(): Promise<string> {
+  built ??= (async () => {
+    const out = join(dirname(EDGE_BUNDLE), `worker-${process.pid}.js`);
+    await buildEdgeWorker(out);
+    process.once('exit', () => {
+      for (const f of [out, `${out}.map`]) rmSync(f, { force: true });
+    });
+    return out;
+  })();
+  return built;
 }
 
 export interface EdgeRelayOptions {
@@ -74,7 +92,7 @@ export interface EdgeRelay {
  */
 export async function startEdgeRelay(opts: EdgeRelayOptions = {}): Promise<EdgeRelay> {
   const { Miniflare, Log, LogLevel } = await import('miniflare');
-  const bundle = opts.bundle ?? (await buildEdgeWorker());
+  const bundle = opts.bundle ?? (await processBundle());
   if (opts.persist !== undefined) mkdirSync(opts.persist, { recursive: true });
   const bindings: Record<string, string> = {};
   if (opts.secret !== undefined) bindings.MITTSYNC_SECRET = opts.secret;
@@ -131,13 +149,4 @@ export async function startEdgeRelay(opts: EdgeRelayOptions = {}): Promise<EdgeR
     mf,
     close: () => mf.dispose(),
   };
-}
-
-/** True when the bundle is missing or older than `since` (ms). */
-export function bundleIsStale(since: number, bundle: string = EDGE_BUNDLE): boolean {
-  try {
-    return statSync(bundle).mtimeMs < since;
-  } catch {
-    return true;
-  }
 }
