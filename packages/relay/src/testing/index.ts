@@ -16,5 +16,11 @@ export {
   UpgradeRefused,
   uniq,
 } from '@mittsync/core/testing';
+export {
+  BAD_INPUT_LIMITS,
+  type BadInputRelay,
+  rejectionsAt,
+  runBadInputTests,
+} from './bad-input-cases';
 export { createNodeSocket, nodeSocketTarget } from './node-socket';
 export { type AttackAnswer, fillBucket, type PageAttack, rssMb, startPageAttack } from './page-attack';
