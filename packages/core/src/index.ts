@@ -64,11 +64,18 @@ export type {
   ServerMessage,
   SubMsg,
   SubscribedMsg,
+  SubscriptionPolicy,
   UnsubMsg,
   WelcomeMsg,
   WireLimits,
 } from './protocol';
-export { BEARER_SUBPROTOCOL_PREFIX, CLOSE_CODES, PROTOCOL_VERSION, SUBPROTOCOL } from './protocol';
+export {
+  BEARER_SUBPROTOCOL_PREFIX,
+  CLOSE_CODES,
+  PROTOCOL_VERSION,
+  SUBPROTOCOL,
+  SUBSCRIPTION_POLICIES,
+} from './protocol';
 export type {
   AckLevel,
   ChangeListener,
@@ -76,6 +83,7 @@ export type {
   ConnectionState,
   PageFetcher,
   ReplicaOptions,
+  OpenBucketOptions,
   ReplicaStatus,
   Write,
 } from './replica';
