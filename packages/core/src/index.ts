@@ -81,9 +81,9 @@ export type {
   ChangeListener,
   ChangeSource,
   ConnectionState,
+  OpenBucketOptions,
   PageFetcher,
   ReplicaOptions,
-  OpenBucketOptions,
   ReplicaStatus,
   Write,
 } from './replica';

@@ -20,8 +20,8 @@ import { type PageFetcher, PageRequests } from './page-requests';
 import {
   PROTOCOL_VERSION,
   type ServerMessage,
-  type SubscriptionPolicy,
   SUBSCRIPTION_POLICIES,
+  type SubscriptionPolicy,
   type WireLimits,
 } from './protocol';
 import { newBucketMeta, policyOf, type ReplicaStorage, type ScanQuery } from './storage';
@@ -381,9 +381,7 @@ export class Replica {
     const b = await this.bucketState(bucket);
     if (b.phase === 'ready' && b.lastReady !== null) return b.lastReady;
     if (b.phase === 'detached') {
-      return (
-        b.lastReady ?? { bucket, checkpoint: b.meta.checkpoint, covered: [], missed: [], flush: 'none' }
-      );
+      return b.lastReady ?? { bucket, checkpoint: b.meta.checkpoint, covered: [], missed: [], flush: 'none' };
     }
     return new Promise((resolve) => b.readyWaiters.push(resolve));
   }

@@ -3,8 +3,8 @@ import { isHlc, isReplicaId } from './hlc';
 import type { Entry, Op, SeqOp, Value } from './model';
 import {
   type ClientMessage,
-  SUBSCRIPTION_POLICIES,
   type ServerMessage,
+  SUBSCRIPTION_POLICIES,
   type SubMsg,
   type SubscriptionPolicy,
   type WireLimits,
