@@ -37,6 +37,13 @@ const PHASE_TEXT: Record<BucketStatus['phase'], string> = {
   resuming: 'resuming',
   flushing: 'flushing',
   ready: 'ready',
+  detached: 'detached copy',
+};
+
+const POLICY_TEXT: Record<BucketStatus['policy'], string> = {
+  replica: 'replica (read-write, live)',
+  readOnly: 'read-only (live, writes refused)',
+  copy: 'copy (detached, refreshed on demand; writes stay local)',
 };
 
 /** One line of the inspector's event log. */
@@ -175,8 +182,14 @@ export class Inspector {
     add('Mitt', mittText(b, catchingUp), 'mitt').title =
       'Live ops caught while the download runs, applied once it is done. Once ready, live ops ' +
       'pass through it only until they are written to storage.';
+    add('Policy', POLICY_TEXT[b.policy], 'policy');
     add('Checkpoint', fmt.format(b.checkpoint), 'checkpoint');
-    add('Pending outbox', fmt.format(b.pending), 'pending', b.pending > 0 ? 'warn' : undefined);
+    add(
+      b.policy === 'copy' ? 'Local fork writes' : 'Pending outbox',
+      fmt.format(b.pending),
+      'pending',
+      b.pending > 0 && b.policy !== 'copy' ? 'warn' : undefined,
+    );
     add('Checksum checks', fmt.format(b.verified), 'verified');
     add('Epoch', b.epoch ?? '-');
     add(

@@ -4,11 +4,14 @@ import type { Env } from './env';
 import type { MittsyncError } from './errors';
 import type { Mitt } from './mitt';
 import type { Entry, Op, Version } from './model';
-import type { DeliverMsg, FlushedMsg, SubscribedMsg } from './protocol';
-import type { BucketMeta } from './storage';
+import type { DeliverMsg, FlushedMsg, SubscribedMsg, SubscriptionPolicy } from './protocol';
+import { type BucketMeta, policyOf } from './storage';
 
-/** Where a bucket's sync stands, as shown to users. */
-export type Phase = 'idle' | 'joining' | 'resuming' | 'flushing' | 'ready';
+/**
+ * Where a bucket's sync stands, as shown to users. `detached`: a `copy` between refreshes,
+ * complete as of its checkpoint and not subscribed to the live stream.
+ */
+export type Phase = 'idle' | 'joining' | 'resuming' | 'flushing' | 'ready' | 'detached';
 
 /** What `whenReady` resolves with: the bucket is complete up to `checkpoint`. */
 export interface ReadyInfo {
@@ -28,12 +31,17 @@ export interface ReadyInfo {
 /** A snapshot of one bucket's sync state. */
 export interface BucketStatus {
   bucket: string;
+  /** How this replica holds the bucket (see `Replica.openBucket`). */
+  policy: SubscriptionPolicy;
   phase: Phase;
   /** True once a catch-up completed (persisted; survives restarts). */
   ready: boolean;
   checkpoint: number;
   epoch: string | null;
-  /** Local ops not yet acknowledged by the relay. */
+  /**
+   * Local ops not yet acknowledged by the relay. For a `copy`, its fork writes: they stay
+   * local and are never pushed.
+   */
   pending: number;
   /** Catch-up download progress. */
   progress: { pages: number; entries: number; ranges: number; rangesDone: number };
@@ -136,6 +144,10 @@ export interface BucketState {
   phase: Phase;
   /** Bumped on every (re)subscription; async work of an older one is discarded. */
   subId: number;
+  /** A `sub` went out on this connection and no `unsub` since (a copy's detach sends one). */
+  relaySubscribed: boolean;
+  /** A `copy`'s refresh was asked for and has not completed yet. */
+  refreshing: boolean;
   subTimer: unknown;
   subscribedOk: boolean;
   mitt: Mitt | null;
@@ -172,8 +184,10 @@ export function newBucketState(meta: BucketMeta, outbox: Op[]): BucketState {
     canPush: false,
     ackTimer: undefined,
     waiters: new Map(),
-    phase: 'idle',
+    phase: isDetachedCopy(meta, false) ? 'detached' : 'idle',
     subId: 0,
+    relaySubscribed: false,
+    refreshing: false,
     subTimer: undefined,
     subscribedOk: false,
     mitt: null,
@@ -243,10 +257,16 @@ export function clearTimers(b: BucketState, env: Env): void {
   b.ackTimer = b.gapTimer = b.subTimer = undefined;
 }
 
+/** A ready `copy` with no refresh asked for: it stays off the live stream. */
+export function isDetachedCopy(meta: BucketMeta, refreshing: boolean): boolean {
+  return policyOf(meta) === 'copy' && meta.ready && !refreshing;
+}
+
 export function bucketStatus(b: BucketState): BucketStatus {
   const cu = b.catchUp;
   return {
     bucket: b.name,
+    policy: policyOf(b.meta),
     phase: b.phase,
     ready: b.meta.ready,
     checkpoint: b.meta.checkpoint,

@@ -1,5 +1,5 @@
 import type { ArrivedPage, BucketState, CatchUp, RangeCursor, ReadyInfo } from './bucket-state';
-import { clearTimers, newCatchUp } from './bucket-state';
+import { clearTimers, isDetachedCopy, newCatchUp } from './bucket-state';
 import { checksumReplace, emptyChecksum } from './checksum';
 import { littleEndian } from './columns';
 import { backoffDelay } from './env';
@@ -10,7 +10,7 @@ import type { Entry } from './model';
 import type { Outbox } from './outbox';
 import { mergePages, sizeOf } from './page-merge';
 import type { FlushedMsg, PageMsg, PageReqMsg, ResetMsg, SubscribedMsg } from './protocol';
-import type { BucketMeta } from './storage';
+import { type BucketMeta, policyOf } from './storage';
 import type { SyncContext } from './sync-context';
 
 /** What catch-up needs from its owner and from the live stream and the outbox. */
@@ -64,9 +64,17 @@ export class CatchUpRunner {
     private readonly opts: CatchUpOptions,
   ) {}
 
-  /** (Re)subscribes a bucket: a resume from the checkpoint when ready, else a join. */
+  /**
+   * (Re)subscribes a bucket: a resume from the checkpoint when ready, else a join. A ready
+   * `copy` stays detached instead, unless a refresh was asked for: its refresh is a resume with
+   * a state flush, so it is as consistent as a join.
+   */
   subscribe(b: BucketState): void {
     const ctx = this.ctx;
+    if (isDetachedCopy(b.meta, b.refreshing)) {
+      this.detach(b);
+      return;
+    }
     if (!ctx.welcomed()) return;
     clearTimers(b, ctx.env);
     b.subId = this.nextSubId++;
@@ -76,16 +84,19 @@ export class CatchUpRunner {
     b.catchUp = null;
     ctx.outbox.hold(b);
     const since = b.meta.ready ? b.meta.checkpoint : 0;
+    const policy = policyOf(b.meta);
     b.subSince = since;
     b.phase = since > 0 ? 'resuming' : 'joining';
     const subId = b.subId;
+    b.relaySubscribed = true;
     ctx.send({
       type: 'sub',
       bucket: b.name,
       since,
-      flush: since === 0,
+      flush: since === 0 || policy === 'copy',
       subId,
       ...(b.meta.epoch === null ? {} : { epoch: b.meta.epoch }),
+      ...(policy === 'replica' ? {} : { policy }),
     });
     b.subTimer = ctx.env.setTimeout(() => {
       if (b.subId === subId && !b.subscribedOk) this.subscribe(b);
@@ -98,8 +109,23 @@ export class CatchUpRunner {
     b.mitt = null;
     b.catchUp = null;
     b.subscribedOk = false;
+    b.relaySubscribed = false;
     b.subId = this.nextSubId++;
-    b.phase = 'idle';
+    b.phase = isDetachedCopy(b.meta, b.refreshing) ? 'detached' : 'idle';
+  }
+
+  /**
+   * Takes a ready `copy` off the live stream: `unsub` if it is subscribed, and whatever the
+   * stream still brings is discarded (the next refresh resumes from the checkpoint).
+   */
+  private detach(b: BucketState): void {
+    const ctx = this.ctx;
+    clearTimers(b, ctx.env);
+    if (b.relaySubscribed && ctx.isOpen()) ctx.send({ type: 'unsub', bucket: b.name });
+    this.stop(b);
+    b.early = [];
+    ctx.outbox.hold(b);
+    ctx.emitStatus();
   }
 
   /** Forgets the checkpoint and re-joins (relay `reset`, refused writes, divergence). */
@@ -221,6 +247,12 @@ export class CatchUpRunner {
       ctx.live.verify(b);
       for (const w of b.readyWaiters.splice(0)) w(info);
       ctx.emitReady(info);
+      if (policyOf(b.meta) === 'copy') {
+        // One consistent copy as of `upTo`: ops held past it are left for the next refresh.
+        b.refreshing = false;
+        this.detach(b);
+        return;
+      }
       ctx.emitStatus();
       // Live ops that came while this commit ran went into the mitt as the join's; no later
       // delivery may come to apply them, so apply them now.

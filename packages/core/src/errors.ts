@@ -22,6 +22,17 @@ export const ERROR_CODES = [
   'NOT_SUBSCRIBED',
   'ORIGIN_MISMATCH',
   'CHECKSUM_MISMATCH',
+  /**
+   * A write to a bucket opened with the `readOnly` policy: refused at once by the replica, and
+   * by the relay for a push on a `readOnly` (or `copy`) subscription whatever the token allows.
+   */
+  'READ_ONLY',
+  /**
+   * A bucket's policy cannot change now: it has local ops the new policy would strand
+   * (unacknowledged writes of a `replica`, fork writes of a `copy`). Wait for them to be
+   * acknowledged, or keep the policy.
+   */
+  'POLICY_CONFLICT',
   'STORAGE_QUOTA',
   'STORAGE_LOST',
   'STORAGE_UNAVAILABLE',

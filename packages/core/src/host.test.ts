@@ -319,4 +319,42 @@ describe('BucketHost', () => {
     const rest = host.page({ type: 'pageReq', bucket: 'b', reqId: 2, since: 0, after: 'k249', limit: 250 });
     expect(rest.type === 'page' && [rest.entries.length, rest.next]).toEqual([50, null]);
   });
+
+  it('refuses a push on a readOnly or copy subscription with READ_ONLY, consuming nothing', () => {
+    const { host, store, conn } = setup();
+    for (const policy of ['readOnly', 'copy'] as const) {
+      const r = conn(`r-${policy}`);
+      host.subscribe(r, { type: 'sub', bucket: 'b', since: 0, flush: false, subId: 1, policy });
+      r.inbox.length = 0;
+      const head = host.state.head;
+      const key = `k-${policy}`;
+      const ack = host.push(
+        r.replicaId,
+        { type: 'push', bucket: 'b', ops: [set(r.replicaId, 1, key, NOW)] },
+        r,
+      );
+      expect(ack.upTo).toBe(0);
+      expect(r.inbox).toMatchObject([{ type: 'error', code: 'READ_ONLY', bucket: 'b' }]);
+      expect(store.getEntry(key)).toBeUndefined();
+      expect(store.getReceived(r.replicaId)).toBe(0);
+      expect(host.state.head).toBe(head);
+      // A new `sub` as a replica on the same connection writes again.
+      host.subscribe(r, { type: 'sub', bucket: 'b', since: 0, flush: false, subId: 2 });
+      expect(
+        host.push(r.replicaId, { type: 'push', bucket: 'b', ops: [set(r.replicaId, 1, key, NOW)] }, r).upTo,
+      ).toBe(1);
+    }
+  });
+
+  it('leaves readOnly and copy subscribers out of a state flush', () => {
+    const { host, conn } = setup();
+    const ro = conn('ro');
+    const w = conn('w');
+    host.subscribe(ro, { type: 'sub', bucket: 'b', since: 0, flush: false, subId: 1, policy: 'readOnly' });
+    host.subscribe(w, { type: 'sub', bucket: 'b', since: 0, flush: false, subId: 1 });
+    const j = conn('j');
+    host.subscribe(j, { type: 'sub', bucket: 'b', since: 0, flush: true, subId: 1, policy: 'copy' });
+    expect(ro.inbox.some((m) => m.type === 'marker')).toBe(false);
+    expect(w.inbox.some((m) => m.type === 'marker')).toBe(true);
+  });
 });

@@ -14,6 +14,7 @@ import type {
   PushMsg,
   ServerMessage,
   SubMsg,
+  SubscriptionPolicy,
   WireLimits,
 } from './protocol';
 import { utf8Length } from './utf8';
@@ -44,7 +45,10 @@ export interface HostConnection {
   readonly id: string;
   /** The authenticated replicaId (token subject). */
   readonly replicaId: string;
-  /** Whether the token allows writing this bucket (only writers take part in state flushes). */
+  /**
+   * Whether the token allows writing this bucket. Only writers whose subscription's policy is
+   * `replica` take part in state flushes.
+   */
   readonly canWrite: boolean;
   send(msg: ServerMessage): void;
   /** Bytes or frames queued towards the client; past `maxBacklog` it is dropped as slow. */
@@ -113,6 +117,8 @@ export class BucketHost {
   private readonly onCommit: BucketHostOptions['onCommit'];
   private meta: HostMeta;
   private readonly subscribers = new Map<string, HostConnection>();
+  /** Policy of each connection whose last `sub` asked for one other than `replica`. */
+  private readonly policies = new Map<string, Exclude<SubscriptionPolicy, 'replica'>>();
   private readonly flushes = new Map<string, PendingFlush>();
 
   constructor(opts: BucketHostOptions) {
@@ -156,6 +162,8 @@ export class BucketHost {
    */
   subscribe(conn: HostConnection, msg: SubMsg): void {
     const m = this.meta;
+    // Remembered even when the answer is `reset`: the connection said what it is.
+    this.setPolicy(conn, msg.policy);
     if (msg.since > 0) {
       const reason =
         msg.epoch !== m.epoch
@@ -193,13 +201,25 @@ export class BucketHost {
    * rebuilt from storage (a Durable Object woken from hibernation) whose socket was subscribed
    * before, and whose client has every op up to the head it was last sent.
    */
-  resubscribe(conn: HostConnection): void {
+  resubscribe(conn: HostConnection, policy?: SubscriptionPolicy): void {
     this.subscribers.set(conn.id, conn);
+    this.setPolicy(conn, policy);
+  }
+
+  /** The policy `conn` subscribed with (`replica` when it never said otherwise). */
+  policyOf(conn: HostConnection): SubscriptionPolicy {
+    return this.policies.get(conn.id) ?? 'replica';
+  }
+
+  private setPolicy(conn: HostConnection, policy: SubscriptionPolicy | undefined): void {
+    if (policy === undefined || policy === 'replica') this.policies.delete(conn.id);
+    else this.policies.set(conn.id, policy);
   }
 
   /** Forgets a connection: on unsub or disconnect. Flushes waiting on it give up on it. */
   unsubscribe(conn: HostConnection): void {
     this.subscribers.delete(conn.id);
+    this.policies.delete(conn.id);
     for (const f of [...this.flushes.values()]) {
       if (f.joiner.id === conn.id) {
         this.env.clearTimeout(f.timer);
@@ -224,6 +244,19 @@ export class BucketHost {
    * then acks and fans them out. Returns the ack (also sent to `conn` when given).
    */
   push(replicaId: string, msg: PushMsg, conn?: HostConnection): AckMsg {
+    const policy = conn === undefined ? 'replica' : this.policyOf(conn);
+    if (policy !== 'replica') {
+      // Whatever the token allows: the subscription said it does not write. Nothing of the
+      // frame is consumed, so the ops stay pushable on a `replica` subscription.
+      const ack: AckMsg = { type: 'ack', bucket: this.bucket, upTo: this.store.getReceived(replicaId) };
+      conn?.send({
+        type: 'error',
+        code: 'READ_ONLY',
+        message: `bucket ${this.bucket} is subscribed as ${policy} on this connection: pushes are refused; subscribe as replica to write`,
+        bucket: this.bucket,
+      });
+      return ack;
+    }
     const started = this.env.now();
     const now = started;
     let high = this.store.getReceived(replicaId);
@@ -400,7 +433,7 @@ export class BucketHost {
   private startFlush(joiner: HostConnection, id: string): void {
     const f: PendingFlush = { id, joiner, waiting: new Map(), covered: [], missed: [], timer: undefined };
     for (const c of this.subscribers.values()) {
-      if (c.id === joiner.id || !c.canWrite) continue;
+      if (c.id === joiner.id || !c.canWrite || this.policies.has(c.id)) continue;
       f.waiting.set(c.id, { replicaId: c.replicaId, target: undefined });
     }
     this.flushes.set(id, f);

@@ -64,16 +64,24 @@ export type {
   ServerMessage,
   SubMsg,
   SubscribedMsg,
+  SubscriptionPolicy,
   UnsubMsg,
   WelcomeMsg,
   WireLimits,
 } from './protocol';
-export { BEARER_SUBPROTOCOL_PREFIX, CLOSE_CODES, PROTOCOL_VERSION, SUBPROTOCOL } from './protocol';
+export {
+  BEARER_SUBPROTOCOL_PREFIX,
+  CLOSE_CODES,
+  PROTOCOL_VERSION,
+  SUBPROTOCOL,
+  SUBSCRIPTION_POLICIES,
+} from './protocol';
 export type {
   AckLevel,
   ChangeListener,
   ChangeSource,
   ConnectionState,
+  OpenBucketOptions,
   PageFetcher,
   ReplicaOptions,
   ReplicaStatus,

@@ -5,6 +5,7 @@ import { MittsyncError } from './errors';
 import { type Entry, type Op, opToEntry, type Value } from './model';
 import type { Outbox } from './outbox';
 import type { WireLimits } from './protocol';
+import { policyOf } from './storage';
 import type { SyncContext } from './sync-context';
 import { utf8Length } from './utf8';
 import { measureValue } from './validate';
@@ -42,6 +43,20 @@ export function checkWrite(w: Write, limits: WireLimits): Write {
 }
 
 /**
+ * Refuses writes to a `readOnly` bucket at once, before anything is stored. (A `copy` takes
+ * writes: they stay local, see `Outbox.pump`.)
+ */
+export function checkWritable(b: BucketState): void {
+  if (policyOf(b.meta) === 'readOnly') {
+    throw new MittsyncError(
+      'READ_ONLY',
+      `bucket ${b.name} is open read-only: open it with policy 'replica' to write`,
+      { detail: { bucket: b.name } },
+    );
+  }
+}
+
+/**
  * Commits checked writes to `b` atomically: consecutive originSeqs, a fresh HLC each, the
  * entries, their outbox ops and the updated checksum in one storage transaction. Then tells
  * listeners and starts pushing. Run it on the serial queue.
@@ -51,6 +66,7 @@ export async function commitWrites(
   b: BucketState,
   writes: readonly Write[],
 ): Promise<Op[]> {
+  checkWritable(b);
   const bucket = b.name;
   const current = await ctx.storage.getEntries(
     bucket,

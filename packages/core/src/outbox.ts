@@ -2,7 +2,7 @@ import type { BucketState } from './bucket-state';
 import { MittsyncError, toMittsyncError } from './errors';
 import type { Op } from './model';
 import type { AckMsg, WireLimits } from './protocol';
-import type { BucketMeta } from './storage';
+import { type BucketMeta, policyOf } from './storage';
 import type { SyncContext } from './sync-context';
 
 /** What the outbox needs from its owner. */
@@ -32,6 +32,7 @@ const REFUSED_PUSH: ReadonlySet<string> = new Set([
   'FRAME_TOO_LARGE',
   'ORIGIN_MISMATCH',
   'BAD_MESSAGE',
+  'READ_ONLY',
 ]);
 
 /**
@@ -60,10 +61,13 @@ export class Outbox {
     this.pump(b);
   }
 
-  /** Sends unsent outbox ops, in order, within the window. */
+  /**
+   * Sends unsent outbox ops, in order, within the window. A `copy`'s outbox holds its fork
+   * writes: they never leave the replica.
+   */
   pump(b: BucketState): void {
     const { ctx, opts } = this;
-    if (!b.canPush || !ctx.isOpen()) return;
+    if (!b.canPush || !ctx.isOpen() || policyOf(b.meta) === 'copy') return;
     const first = b.outbox[0];
     if (first === undefined) return;
     const max = Math.min(opts.pushBatch, ctx.limits().maxOpsPerFrame);

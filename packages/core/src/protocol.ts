@@ -50,6 +50,20 @@ export interface AuthMsg {
 }
 
 /**
+ * How a replica holds a bucket (see `Replica.openBucket`):
+ * - `replica`: synchronized, read-write (the default);
+ * - `readOnly`: synchronized, never writes; the relay refuses its pushes with `READ_ONLY`;
+ * - `copy`: a consistent copy as of a checkpoint, then detached (no live stream); refreshed on
+ *   demand with a resume from that checkpoint. Its local writes never leave the replica, and
+ *   the relay refuses pushes on a copy subscription like a readOnly one's.
+ * Neither `readOnly` nor `copy` subscribers take part in state flushes as writers.
+ */
+export type SubscriptionPolicy = 'replica' | 'readOnly' | 'copy';
+
+/** Every {@link SubscriptionPolicy}, for validation and UIs. */
+export const SUBSCRIPTION_POLICIES: readonly SubscriptionPolicy[] = ['replica', 'readOnly', 'copy'];
+
+/**
  * Subscribe to a bucket and start a catch-up. The relay registers the live subscription and
  * answers `subscribed` in one step, so no op can fall between the stream and the download.
  */
@@ -64,6 +78,11 @@ export interface SubMsg {
   flush: boolean;
   /** Chosen by the client, echoed in `subscribed`/`reset` so stale answers can be told apart. */
   subId: number;
+  /**
+   * The subscription's consistency policy; absent means `replica`. The relay remembers it for
+   * the connection until the next `sub` or `unsub` of the bucket.
+   */
+  policy?: SubscriptionPolicy;
 }
 
 /** Stop receiving a bucket's live ops. */

@@ -12,13 +12,19 @@ import { backoffDelay, type Env, randomId, systemEnv } from './env';
 import { MittsyncError, toMittsyncError } from './errors';
 import { HlcClock } from './hlc';
 import { LiveStream } from './live';
-import { checkWrite, commitWrites, type LocalWriteContext, type Write } from './local-writes';
+import { checkWritable, checkWrite, commitWrites, type LocalWriteContext, type Write } from './local-writes';
 import { DEFAULT_MITT_BOUNDS, type MittBounds } from './mitt';
 import type { Entry, Op, Value } from './model';
 import { Outbox } from './outbox';
 import { type PageFetcher, PageRequests } from './page-requests';
-import { PROTOCOL_VERSION, type ServerMessage, type WireLimits } from './protocol';
-import { newBucketMeta, type ReplicaStorage, type ScanQuery } from './storage';
+import {
+  PROTOCOL_VERSION,
+  type ServerMessage,
+  SUBSCRIPTION_POLICIES,
+  type SubscriptionPolicy,
+  type WireLimits,
+} from './protocol';
+import { newBucketMeta, policyOf, type ReplicaStorage, type ScanQuery } from './storage';
 import type { ChangeSource, SyncContext } from './sync-context';
 import type { Transport } from './transport';
 import { DEFAULT_LIMITS, isBucketName } from './validate';
@@ -65,6 +71,28 @@ export interface ReplicaOptions {
 }
 
 export type AckLevel = 'local' | 'relay';
+
+/** Options of {@link Replica.openBucket}. */
+export interface OpenBucketOptions {
+  /**
+   * How this replica holds the bucket (default: the policy it was last opened with, or
+   * `replica` for a new bucket). Persisted with the bucket's meta.
+   * - `replica`: synchronized, read-write.
+   * - `readOnly`: synchronized; writes fail at once with `READ_ONLY`, and the relay refuses
+   *   pushes on the subscription whatever the token allows.
+   * - `copy`: one consistent copy as of a checkpoint (a join, state flush included), then
+   *   detached from the live stream. Writes stay local (a fork: stored and readable, kept in
+   *   the outbox but never pushed). {@link Replica.refresh} brings it up to date with what
+   *   changed since its checkpoint; a refreshed entry and a fork write of the same key merge
+   *   by last-writer-wins on their HLCs, as everywhere.
+   *
+   * Opening a bucket with another policy than its stored one switches it, at once (it
+   * re-subscribes when connected), unless it has local ops the new policy would strand
+   * (unacknowledged writes, or a copy's fork writes): then it fails with `POLICY_CONFLICT`
+   * and the bucket keeps its policy.
+   */
+  policy?: SubscriptionPolicy;
+}
 
 export type ChangeListener = (bucket: string, entries: readonly Entry[], source: ChangeSource) => void;
 
@@ -214,12 +242,65 @@ export class Replica {
   // Local API
   // -------------------------------------------------------------------------------------------
 
-  /** Starts syncing `bucket` (idempotent). Writes open their bucket implicitly. */
-  async openBucket(bucket: string): Promise<void> {
-    await this.bucketState(bucket);
+  /**
+   * Starts syncing `bucket` (idempotent). Writes open their bucket implicitly, as `replica`
+   * for a new bucket.
+   *
+   * @example
+   * ```ts
+   * await replica.openBucket('prices', { policy: 'copy' });
+   * await replica.whenReady('prices'); // a consistent copy, detached
+   * await replica.refresh('prices'); // later: only what changed since
+   * ```
+   */
+  async openBucket(bucket: string, opts?: OpenBucketOptions): Promise<void> {
+    const want = opts?.policy;
+    if (want !== undefined && !SUBSCRIPTION_POLICIES.includes(want)) {
+      throw new MittsyncError('BAD_MESSAGE', `unknown policy ${JSON.stringify(want)}`);
+    }
+    const b = await this.bucketState(bucket, want);
+    if (want === undefined || want === policyOf(b.meta)) return;
+    await this.serial(async () => {
+      const from = policyOf(b.meta);
+      if (want === from) return;
+      if (b.outbox.length > 0) {
+        throw new MittsyncError(
+          'POLICY_CONFLICT',
+          from === 'copy'
+            ? `bucket ${bucket} has ${b.outbox.length} local fork writes: a copy cannot become ${want}`
+            : `bucket ${bucket} has ${b.outbox.length} writes the relay has not acknowledged: wait for them before opening it as ${want}`,
+          { detail: { bucket, policy: from, wanted: want, pending: b.outbox.length } },
+        );
+      }
+      const meta = { ...b.meta, policy: want };
+      await this.storage.commit({ bucket, meta });
+      b.meta = meta;
+    });
+    b.refreshing = false;
+    if (b.phase === 'detached') b.phase = 'idle';
+    // The relay learns the new policy from a new `sub` (a copy detaches instead).
+    this.catchUp.subscribe(b);
+    this.emitStatus();
   }
 
-  private bucketState(bucket: string): Promise<BucketState> {
+  /**
+   * Brings a `copy` up to date: resumes from its checkpoint with a state flush, so only the
+   * entries changed since (tombstones included) are sent, then detaches again. Resolves when
+   * it is ready; waits for a connection when offline. For a `replica` or `readOnly` bucket
+   * (always live) it is {@link whenReady}.
+   */
+  async refresh(bucket: string): Promise<ReadyInfo> {
+    const b = await this.bucketState(bucket);
+    if (policyOf(b.meta) !== 'copy' || !b.meta.ready) return this.whenReady(bucket);
+    const done = new Promise<ReadyInfo>((resolve) => b.readyWaiters.push(resolve));
+    if (!b.refreshing) {
+      b.refreshing = true;
+      this.catchUp.subscribe(b);
+    }
+    return done;
+  }
+
+  private bucketState(bucket: string, policy?: SubscriptionPolicy): Promise<BucketState> {
     const existing = this.buckets.get(bucket);
     if (existing !== undefined) return Promise.resolve(existing);
     if (!isBucketName(bucket)) {
@@ -229,7 +310,7 @@ export class Replica {
     if (p === undefined) {
       p = this.serial(async () => {
         const loaded = await this.storage.loadBucket(bucket);
-        const meta = loaded ?? newBucketMeta(bucket);
+        const meta = loaded ?? newBucketMeta(bucket, policy);
         if (loaded === undefined) await this.storage.commit({ bucket, meta });
         const b = newBucketState(meta, await this.storage.loadOutbox(bucket));
         this.buckets.set(bucket, b);
@@ -268,6 +349,7 @@ export class Replica {
     if (this.closed) throw new MittsyncError('CLOSED', 'replica is closed');
     const prepared = writes.map((w) => checkWrite(w, this.limits));
     const b = await this.bucketState(bucket);
+    checkWritable(b);
     const ops = await this.serial(() => commitWrites(this.writes, b, prepared));
     if (opts?.ack === 'relay')
       await Promise.all(ops.map((op) => this.outbox.whenAcknowledged(b, op.originSeq)));
@@ -291,10 +373,16 @@ export class Replica {
     return this.storage.scan(bucket, query);
   }
 
-  /** Resolves when `bucket` has completed a catch-up on the current connection (or already had). */
+  /**
+   * Resolves when `bucket` has completed a catch-up on the current connection (or already had).
+   * A detached `copy` is ready as of its checkpoint, connected or not.
+   */
   async whenReady(bucket: string): Promise<ReadyInfo> {
     const b = await this.bucketState(bucket);
     if (b.phase === 'ready' && b.lastReady !== null) return b.lastReady;
+    if (b.phase === 'detached') {
+      return b.lastReady ?? { bucket, checkpoint: b.meta.checkpoint, covered: [], missed: [], flush: 'none' };
+    }
     return new Promise((resolve) => b.readyWaiters.push(resolve));
   }
 

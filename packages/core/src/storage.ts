@@ -3,6 +3,7 @@ import { emptyChecksum } from './checksum';
 import type { ColumnRange } from './columns';
 import type { Hlc } from './hlc';
 import type { Entry, Op } from './model';
+import type { SubscriptionPolicy } from './protocol';
 
 /** What a replica persists about one bucket, next to its entries. */
 export interface BucketMeta {
@@ -19,11 +20,22 @@ export interface BucketMeta {
   counterEpoch: string | null;
   /** Checksum of the bucket's live entries as stored. */
   sum: Checksum;
+  /**
+   * How this replica holds the bucket (see `Replica.openBucket`). Absent in metas stored before
+   * policies existed: they are `replica`s.
+   */
+  policy?: SubscriptionPolicy;
+}
+
+/** The policy a stored meta records (`replica` when it predates policies). */
+export function policyOf(meta: BucketMeta): SubscriptionPolicy {
+  return meta.policy ?? 'replica';
 }
 
 /** The meta of a bucket nothing is known about yet. */
-export function newBucketMeta(bucket: string): BucketMeta {
+export function newBucketMeta(bucket: string, policy: SubscriptionPolicy = 'replica'): BucketMeta {
   return {
+    policy,
     bucket,
     epoch: null,
     checkpoint: 0,

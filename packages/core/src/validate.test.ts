@@ -24,6 +24,17 @@ describe('inbound validation', () => {
     expect(validateClientMessage(push([op()]))).toEqual(push([op()]));
   });
 
+  it('takes a sub’s policy when it is one of the policies, and refuses any other', () => {
+    const sub = { type: 'sub', bucket: 'b', since: 0, flush: true, subId: 1 };
+    for (const policy of ['replica', 'readOnly', 'copy']) {
+      expect(validateClientMessage({ ...sub, policy })).toEqual({ ...sub, policy });
+    }
+    expect(validateClientMessage(sub)).toEqual(sub);
+    for (const policy of ['readonly', 1, null]) {
+      expect(() => validateClientMessage({ ...sub, policy })).toThrow(/sub\.policy/);
+    }
+  });
+
   it('validates auth frames, and drops a token from hello (tokens travel on the upgrade)', () => {
     expect(validateClientMessage({ type: 'auth', token: 'h.p.s', extra: 1 })).toEqual({
       type: 'auth',

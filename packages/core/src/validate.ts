@@ -1,7 +1,14 @@
 import { isErrorCode, MittsyncError } from './errors';
 import { isHlc, isReplicaId } from './hlc';
 import type { Entry, Op, SeqOp, Value } from './model';
-import type { ClientMessage, ServerMessage, WireLimits } from './protocol';
+import {
+  type ClientMessage,
+  type ServerMessage,
+  SUBSCRIPTION_POLICIES,
+  type SubMsg,
+  type SubscriptionPolicy,
+  type WireLimits,
+} from './protocol';
 import { utf8Length } from './utf8';
 
 /** Default limits; the relay may configure its own and announces them in `welcome`. */
@@ -135,7 +142,9 @@ export function validateClientMessage(x: unknown, limits: WireLimits = DEFAULT_L
         bad('sub.epoch must be a string');
       if (typeof x.flush !== 'boolean') bad('sub.flush must be a boolean');
       if (!isCount(x.subId)) bad('sub.subId must be a non-negative integer');
-      const m: ClientMessage = {
+      if (x.policy !== undefined && !SUBSCRIPTION_POLICIES.includes(x.policy as SubscriptionPolicy))
+        bad(`sub.policy must be one of ${SUBSCRIPTION_POLICIES.join(', ')}`);
+      const m: SubMsg = {
         type: 'sub',
         bucket: x.bucket,
         since: x.since,
@@ -143,6 +152,7 @@ export function validateClientMessage(x: unknown, limits: WireLimits = DEFAULT_L
         subId: x.subId,
       };
       if (x.epoch !== undefined) m.epoch = x.epoch as string;
+      if (x.policy !== undefined) m.policy = x.policy as SubscriptionPolicy;
       return m;
     }
     case 'unsub':

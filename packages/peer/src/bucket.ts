@@ -61,6 +61,12 @@ function rowsOf<T>(bytes: Uint8Array): Row<T>[] {
  * ```
  */
 export class Bucket<T = Value> {
+  /**
+   * Settles when the worker has opened the bucket (with the policy asked for, if any); rejects
+   * with the reason it could not, such as `POLICY_CONFLICT`.
+   */
+  opened: Promise<unknown> = Promise.resolve();
+
   constructor(
     readonly name: string,
     private readonly link: BucketLink,
@@ -144,6 +150,14 @@ export class Bucket<T = Value> {
   /** Resolves when the bucket has caught up with the relay (joined or resumed). */
   whenReady(): Promise<ReadyInfo> {
     return this.link.call({ op: 'ready', bucket: this.name });
+  }
+
+  /**
+   * Brings a `copy` up to date with only what changed since its checkpoint, then detaches it
+   * again; resolves when done. For a live bucket it is {@link whenReady}.
+   */
+  refresh(): Promise<ReadyInfo> {
+    return this.link.call({ op: 'refresh', bucket: this.name });
   }
 
   /** The bucket's last known sync status (phase, progress, pending writes, last error). */

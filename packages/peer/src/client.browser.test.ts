@@ -384,3 +384,31 @@ describe('catch-up', () => {
     await Promise.all([a.close(), w.close()]);
   });
 });
+
+describe('bucket policies', () => {
+  it('a readOnly bucket refuses writes with READ_ONLY; a copy refreshes by dirty set', async () => {
+    const bucket = uniq('p');
+    const w = client();
+    const wb = w.bucket<string>(bucket);
+    await wb.put('k', 'one', { ack: 'relay' });
+    const r = client();
+    const ro = r.bucket<string>(bucket, { policy: 'readOnly' });
+    await ro.opened;
+    await ro.whenReady();
+    const refused = await ro.put('x', 'no').then(
+      () => 'written',
+      (e: { code?: string }) => e.code,
+    );
+    expect(refused).toBe('READ_ONLY');
+    const c = client();
+    const copy = c.bucket<string>(bucket, { policy: 'copy' });
+    await copy.whenReady();
+    await until(async () => copy.status()?.phase === 'detached', 10_000, 'the copy detaches');
+    expect(copy.status()?.policy).toBe('copy');
+    await wb.put('k', 'two', { ack: 'relay' });
+    expect(await copy.get('k')).toBe('one');
+    await copy.refresh();
+    expect(await copy.get('k')).toBe('two');
+    await Promise.all([w.close(), r.close(), c.close()]);
+  });
+});

@@ -1,4 +1,4 @@
-import { MittsyncError, type Value } from '@mittsync/core';
+import { MittsyncError, type OpenBucketOptions, type Value } from '@mittsync/core';
 import { randomId } from '@mittsync/core/model';
 import * as Comlink from 'comlink';
 import { Bucket, type BucketLink } from './bucket';
@@ -147,9 +147,24 @@ export class Client {
 
   /**
    * A handle on `name` (opened for sync on first use). `T` is the type of its values.
+   * `opts.policy` sets how this device holds the bucket (`replica`, `readOnly` or `copy`; see
+   * `OpenBucketOptions` in `@mittsync/core`): persisted, so later calls without one keep it,
+   * and a different one switches it. `handle.opened` rejects when the switch is refused
+   * (`POLICY_CONFLICT`).
+   *
+   * @example
+   * ```ts
+   * const prices = client.bucket('prices', { policy: 'copy' });
+   * await prices.whenReady(); // a consistent copy, detached
+   * await prices.refresh(); // later: only what changed since
+   * ```
    */
-  bucket<T = Value>(name: string): Bucket<T> {
+  bucket<T = Value>(name: string, opts?: OpenBucketOptions): Bucket<T> {
     let b = this.handles.get(name);
+    if (b !== undefined && opts?.policy !== undefined) {
+      b.opened = this.call({ op: 'open', bucket: name, policy: opts.policy });
+      b.opened.catch(() => undefined);
+    }
     if (b === undefined) {
       const link: BucketLink = {
         call: (req) => this.call(req),
@@ -161,7 +176,12 @@ export class Client {
       };
       b = new Bucket<unknown>(name, link);
       this.handles.set(name, b);
-      void this.call({ op: 'open', bucket: name }).catch(() => undefined);
+      b.opened = this.call({
+        op: 'open',
+        bucket: name,
+        ...(opts?.policy === undefined ? {} : { policy: opts.policy }),
+      });
+      b.opened.catch(() => undefined);
     }
     return b as Bucket<T>;
   }

@@ -12,7 +12,16 @@
  * ```
  */
 
-export type { AckLevel, BucketStatus, ErrorCode, Phase, ReadyInfo, Value } from '@mittsync/core';
+export type {
+  AckLevel,
+  BucketStatus,
+  ErrorCode,
+  OpenBucketOptions,
+  Phase,
+  ReadyInfo,
+  SubscriptionPolicy,
+  Value,
+} from '@mittsync/core';
 export { MittsyncError } from '@mittsync/core';
 export type { ScanOptions, Transaction, WatchQuery, WriteOptions } from './bucket';
 export { Bucket } from './bucket';

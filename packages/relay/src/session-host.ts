@@ -8,6 +8,7 @@ import type {
   PushMsg,
   ResetMsg,
   ServerMessage,
+  SubscriptionPolicy,
   WireFormat,
 } from '@mittsync/core';
 import type { Authenticator } from './auth';
@@ -34,6 +35,8 @@ export interface SessionSnapshot {
   read: boolean;
   write: boolean;
   subscribed: boolean;
+  /** The subscription's policy when it is not `replica` (a woken host must still refuse its pushes). */
+  policy?: SubscriptionPolicy;
 }
 
 /** What the relay needs of an accepted WebSocket, whatever the runtime. */

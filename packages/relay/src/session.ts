@@ -127,7 +127,7 @@ export class Session implements SocketHandler, HostedSession {
     if (snap.subscribed) {
       const conn = s.conn(snap.bucket);
       if (conn !== undefined) {
-        relay.host(snap.bucket).resubscribe(conn);
+        relay.host(snap.bucket).resubscribe(conn, snap.policy);
         conn.subscribed = true;
       }
     }
@@ -146,6 +146,8 @@ export class Session implements SocketHandler, HostedSession {
     const b = this.bucket;
     if (b === undefined || this.phase === 'closed') return undefined;
     const p = this.principal;
+    const conn = this.conns.get(b);
+    const policy = conn === undefined ? 'replica' : (this.relay.peek(b)?.policyOf(conn) ?? 'replica');
     return {
       v: 1,
       id: this.id,
@@ -156,7 +158,8 @@ export class Session implements SocketHandler, HostedSession {
       expiresAt: p.expiresAt,
       read: p.canRead(b),
       write: p.canWrite(b),
-      subscribed: this.conns.get(b)?.subscribed === true,
+      subscribed: conn?.subscribed === true,
+      ...(policy === 'replica' ? {} : { policy }),
     };
   }
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe } from 'vitest';
 import { authTests } from './relay-conformance-auth';
 import { keyOrderTests } from './relay-conformance-key-order';
+import { policyTests } from './relay-conformance-policy';
 import { protocolTests } from './relay-conformance-protocol';
 import { replicaTests, restartTests } from './relay-conformance-replica';
 import type { RelaySetup, RelayUnderTest } from './relay-harness';
@@ -8,7 +9,7 @@ import type { RelaySetup, RelayUnderTest } from './relay-harness';
 /**
  * The acceptance suite every relay runtime runs (Node on SQLite, workerd with Durable
  * Objects): protocol round trips, key order (UTF-16 code units), join while writing, resume,
- * reset, dedupe, the state flush, the auth matrix, limits and malformed frames. It speaks only
+ * reset, dedupe, the state flush, subscription policies, the auth matrix, limits and malformed frames. It speaks only
  * the wire protocol, over the WebSockets the setup's `createSocket` opens and the global
  * `fetch`, so it runs wherever the relay is reachable. `setup` starts one relay for the whole
  * suite; tests use buckets and replicaIds of their own, so they never see each other's data.
@@ -35,6 +36,7 @@ export function runRelayConformanceTests(setup: RelaySetup): void {
     keyOrderTests(ctx);
     authTests(ctx);
     replicaTests(ctx);
+    policyTests(ctx);
     restartTests(ctx);
   });
 }

@@ -1,4 +1,11 @@
-import type { AckLevel, BucketStatus, ConnectionState, ReadyInfo, Value } from '@mittsync/core';
+import type {
+  AckLevel,
+  BucketStatus,
+  ConnectionState,
+  ReadyInfo,
+  SubscriptionPolicy,
+  Value,
+} from '@mittsync/core';
 
 /**
  * The messages between a page and the worker hosting its replica. Calls are coarse (one per
@@ -67,13 +74,14 @@ export interface AttachInfo {
 
 /** Requests a tab sends to the host (one per user-level operation). */
 export type Request =
-  | { op: 'open'; bucket: string }
+  | { op: 'open'; bucket: string; policy?: SubscriptionPolicy }
   | { op: 'get'; bucket: string; keys: readonly string[] }
   | { op: 'scan'; bucket: string; query: Query }
   | { op: 'transact'; bucket: string; writes: readonly WriteSpec[]; ack: AckLevel }
   | { op: 'watch'; bucket: string; watchId: number; query: Query }
   | { op: 'unwatch'; watchId: number }
   | { op: 'ready'; bucket: string }
+  | { op: 'refresh'; bucket: string }
   | { op: 'online'; online: boolean }
   | { op: 'status' }
   | { op: 'debug' };
@@ -106,7 +114,7 @@ export type ResultOf<R extends Request> = R extends { op: 'get' | 'scan' }
   ? Uint8Array
   : R extends { op: 'transact' }
     ? ClientStatus
-    : R extends { op: 'ready' }
+    : R extends { op: 'ready' | 'refresh' }
       ? ReadyInfo
       : R extends { op: 'status' }
         ? ClientStatus

@@ -6,6 +6,7 @@ import {
   Replica,
   type ReplicaStorage,
   type ScanQuery,
+  type SubscriptionPolicy,
   toMittsyncError,
   WebSocketTransport,
 } from '@mittsync/core';
@@ -285,10 +286,11 @@ export class ReplicaHost {
     return r.scan(bucket, toScanQuery(q));
   }
 
-  private async use(bucket: string): Promise<Replica> {
+  /** The replica, with `bucket` open (and switched to `policy` when one is given). */
+  private async use(bucket: string, policy?: SubscriptionPolicy): Promise<Replica> {
     const r = await this.ensure();
-    if (!this.buckets.has(bucket)) {
-      await r.openBucket(bucket);
+    if (!this.buckets.has(bucket) || policy !== undefined) {
+      await r.openBucket(bucket, policy === undefined ? undefined : { policy });
       this.buckets.add(bucket);
     }
     return r;
@@ -298,7 +300,7 @@ export class ReplicaHost {
   async request(tabId: string, req: Request): Promise<unknown> {
     switch (req.op) {
       case 'open':
-        await this.use(req.bucket);
+        await this.use(req.bucket, req.policy);
         return null;
       case 'get': {
         const r = await this.use(req.bucket);
@@ -327,6 +329,10 @@ export class ReplicaHost {
       case 'ready': {
         const r = await this.use(req.bucket);
         return r.whenReady(req.bucket);
+      }
+      case 'refresh': {
+        const r = await this.use(req.bucket);
+        return r.refresh(req.bucket);
       }
       case 'online': {
         const r = await this.ensure();
