@@ -1,22 +1,29 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { type Metric, NotMeasured } from './metric';
 import { coreMetrics } from './metrics/core';
+import { root } from './metrics/peer/harness';
 import { wireMetrics } from './metrics/wire';
 import { formatValue } from './report/format';
 import { commit, machine, versions } from './report/machine';
+import { writeMarkdown } from './report/markdown';
 import type { MetricResult, RatioResult, Report } from './report/report';
 import { evaluate, ISSUE_TARGETS, RATIOS, type TargetResult } from './report/targets';
 
 /**
- * `npm run bench -- [--quick] [--only a,b] [--json FILE]`: runs each metric in turn
+ * `npm run bench -- [--quick] [--only a,b] [--json FILE] [--render]`: runs each metric in turn
  * and prints `<name> <value> <unit>` per line (`note <name> <text>` beside a figure that needs
  * one, or instead of a compared system's figure that could not be measured), then
  * `ratio <a>/<b> <value>` for each pair that ran (a figure over its floor, or a compared
  * system's figure over ours), then `target <metric> ...` for each target of issue 20.
  *
- * --json writes them to FILE with the machine, versions and targets.
+ * A full run writes apps/bench/results/latest.json and regenerates BENCHMARKS.md with its
+ * charts (apps/bench/results/*.svg); --quick writes apps/bench/results/quick.json only; a run
+ * with --only writes nothing unless --json says where. --render regenerates BENCHMARKS.md
+ * and the charts from latest.json without measuring.
  */
+
+const resultsDir = join(root, 'apps', 'bench', 'results');
 
 async function loadMetrics(): Promise<Metric[]> {
   const all = [...coreMetrics, ...wireMetrics];
@@ -39,6 +46,12 @@ async function loadMetrics(): Promise<Metric[]> {
 }
 
 const args = process.argv.slice(2);
+if (args.includes('--render')) {
+  const report = JSON.parse(readFileSync(join(resultsDir, 'latest.json'), 'utf8')) as Report;
+  writeMarkdown(report, root, resultsDir);
+  console.log('BENCHMARKS.md and apps/bench/results/*.svg regenerated from latest.json');
+  process.exit(0);
+}
 const quick = args.includes('--quick');
 const onlyArg = args[args.indexOf('--only') + 1];
 const only = args.includes('--only') && onlyArg ? new Set(onlyArg.split(',')) : undefined;
@@ -166,7 +179,8 @@ for (const r of results) {
   r.targets = issue;
 }
 
-const outFile = jsonFile;
+const outFile =
+  jsonFile ?? (only !== undefined ? undefined : join(resultsDir, quick ? 'quick.json' : 'latest.json'));
 if (outFile !== undefined) {
   const report: Report = {
     date: new Date().toISOString(),
@@ -182,5 +196,10 @@ if (outFile !== undefined) {
   mkdirSync(dirname(outFile), { recursive: true });
   writeFileSync(outFile, `${JSON.stringify(report, null, 2)}\n`);
   console.error(`results written to ${outFile}`);
+  // The published report comes from full runs of every metric only.
+  if (!quick && only === undefined && jsonFile === undefined) {
+    writeMarkdown(report, root, resultsDir);
+    console.error('BENCHMARKS.md and apps/bench/results/*.svg regenerated');
+  }
 }
 process.exit(failed ? 1 : 0);
