@@ -1,18 +1,41 @@
-import { writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
-import type { Metric } from './metric';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { type Metric, NotMeasured } from './metric';
 import { coreMetrics } from './metrics/core';
+import { root } from './metrics/peer/harness';
 import { wireMetrics } from './metrics/wire';
+import { formatValue } from './report/format';
+import { commit, machine, versions } from './report/machine';
+import { writeMarkdown } from './report/markdown';
+import type { MetricResult, RatioResult, Report } from './report/report';
+import { evaluate, ISSUE_TARGETS, RATIOS, type TargetResult } from './report/targets';
 
 /**
- * `npm run bench -- [--quick] [--only a,b] [--json FILE]`: runs each metric in turn and prints
- * `<name> <value> <unit>` per line, then `ratio <a>/<b> <value>` for each headline figure
- * whose physical floor ran too; `--json` also writes them with machine and version info.
+ * `npm run bench -- [--quick] [--only a,b] [--json FILE] [--render]`: runs each metric in turn
+ * and prints `<name> <value> <unit>` per line (`note <name> <text>` beside a figure that needs
+ * one, or instead of a compared system's figure that could not be measured), then
+ * `ratio <a>/<b> <value>` for each pair that ran (a figure over its floor, or a compared
+ * system's figure over ours), then `target <metric> ...` for each target of issue 20.
+ *
+ * A full run writes apps/bench/results/latest.json and regenerates BENCHMARKS.md with its
+ * charts (apps/bench/results/*.svg); --quick writes apps/bench/results/quick.json only; a run
+ * with --only writes nothing unless --json says where. --render regenerates BENCHMARKS.md
+ * and the charts from latest.json without measuring.
  */
+
+const resultsDir = join(root, 'apps', 'bench', 'results');
+
 async function loadMetrics(): Promise<Metric[]> {
   const all = [...coreMetrics, ...wireMetrics];
   // Metrics of other packages are optional modules: a package that is not built yet is skipped.
-  for (const mod of ['./metrics/relay', './metrics/floors', './metrics/peer', './metrics/edge']) {
+  for (const mod of [
+    './metrics/relay',
+    './metrics/floors',
+    './metrics/peer',
+    './metrics/edge',
+    './metrics/yjs',
+    './metrics/automerge',
+  ]) {
     try {
       const m = (await import(mod)) as Record<string, Metric[]>;
       for (const list of Object.values(m)) if (Array.isArray(list)) all.push(...list);
@@ -24,6 +47,12 @@ async function loadMetrics(): Promise<Metric[]> {
 }
 
 const args = process.argv.slice(2);
+if (args.includes('--render')) {
+  const report = JSON.parse(readFileSync(join(resultsDir, 'latest.json'), 'utf8')) as Report;
+  writeMarkdown(report, root, resultsDir);
+  console.log('BENCHMARKS.md and apps/bench/results/*.svg regenerated from latest.json');
+  process.exit(0);
+}
 const quick = args.includes('--quick');
 const onlyArg = args[args.indexOf('--only') + 1];
 const only = args.includes('--only') && onlyArg ? new Set(onlyArg.split(',')) : undefined;
@@ -45,79 +74,133 @@ if (only !== undefined) {
     process.exit(2);
   }
 }
-const results: {
-  name: string;
-  value: number;
-  unit: string;
-  description: string;
-  target?: Metric['target'];
-}[] = [];
+
+/** Metrics whose --quick workload is smaller than their name's: full-workload targets skip them. */
+const quickWorkload = new Set(
+  quick ? metrics.filter((m) => m.quickName !== undefined).map((m) => m.name) : [],
+);
+const results: MetricResult[] = [];
+const values = new Map<string, number>();
 let failed = false;
 for (const m of metrics) {
+  const name = printed(m);
+  const base = {
+    name,
+    canonical: m.name,
+    system: m.system ?? 'mittsync',
+    unit: m.unit,
+    description: m.description,
+    repetitions: {
+      count: quick ? (m.repetitions?.quick ?? 1) : (m.repetitions?.full ?? 1),
+      of: m.repetitions?.of ?? 'run',
+    },
+  } as const;
+  if (m.onlyWhenAsked !== undefined && only === undefined) {
+    const note = `not measured: ${m.onlyWhenAsked}; --only ${name} runs it`;
+    results.push({ ...base, value: null, targets: [], note });
+    console.log(`note ${name} ${note}`);
+    continue;
+  }
   try {
     const raw = await m.run({ quick });
-    const value = Number.isInteger(raw) ? raw : Number(raw.toFixed(2));
+    const { value: v, note } = typeof raw === 'number' ? { value: raw, note: undefined } : raw;
+    const value = Number.isInteger(v) || !Number.isFinite(v) ? v : Number(v.toFixed(2));
+    values.set(m.name, value);
+    // JSON has no Infinity: a latency percentile that fell on a write never observed.
+    const finite = Number.isFinite(value);
     results.push({
-      name: printed(m),
-      value,
-      unit: m.unit,
-      description: m.description,
-      ...(m.target ? { target: m.target } : {}),
+      ...base,
+      value: finite ? value : null,
+      targets: [],
+      ...(note === undefined && finite
+        ? {}
+        : { note: note ?? 'writes never observed reached this percentile' }),
     });
-    console.log(`${printed(m)} ${value} ${m.unit}`);
+    console.log(`${name} ${value} ${m.unit}`);
+    if (note !== undefined) console.log(`note ${name} ${note}`);
   } catch (e) {
-    failed = true;
-    console.error(`${printed(m)} FAILED: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    const message = e instanceof Error ? e.message : String(e);
+    if (m.system !== undefined || e instanceof NotMeasured) {
+      // A compared system that cannot do the workload is a finding, not a failure of the bench.
+      const note = `not measured: ${message.split('\n')[0]}`;
+      results.push({ ...base, value: null, targets: [], note });
+      console.log(`note ${name} ${note}`);
+      if (process.env.PEER_DEBUG && e instanceof Error) console.error(e.stack);
+    } else {
+      failed = true;
+      console.error(`${name} FAILED: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    }
   }
 }
-/**
- * Headline figure over its physical floor (a figure of the same work minus Mittsync): how far
- * the product is from what the machine allows. By canonical name; printed with the names the
- * figures were printed under.
- */
-const RATIOS: [figure: string, floor: string][] = [
-  ['relay_ingest_ops_s', 'sqlite_floor_ops_s'],
-  ['write_observe_p50_ms', 'ws_rtt_p50_ms'],
-  ['write_observe_p99_ms', 'ws_rtt_p99_ms'],
-  ['join_100k_ms', 'idb_floor_100k_ms'],
-  ['join_1m_ms', 'idb_floor_1m_ms'],
-];
+
 const byName = new Map(metrics.map((m) => [m.name, m]));
-const measured = new Map(results.map((r) => [r.name, r.value]));
-const ratios: { name: string; value: number }[] = [];
-for (const [a, b] of RATIOS) {
+const ratios: RatioResult[] = [];
+for (const { a, b, kind } of RATIOS) {
   const ma = byName.get(a);
   const mb = byName.get(b);
-  if (ma === undefined || mb === undefined) continue;
-  const va = measured.get(printed(ma));
-  const vb = measured.get(printed(mb));
-  if (va === undefined || vb === undefined || vb === 0) continue;
+  const va = values.get(a);
+  const vb = values.get(b);
+  if (ma === undefined || mb === undefined || va === undefined || vb === undefined || vb === 0) continue;
+  if (!Number.isFinite(va) || !Number.isFinite(vb)) continue;
   const name = `${printed(ma)}/${printed(mb)}`;
   const value = Number((va / vb).toFixed(2));
-  ratios.push({ name, value });
+  ratios.push({ name, value, kind });
   console.log(`ratio ${name} ${value}`);
 }
-if (jsonFile !== undefined) {
-  const cpu = cpus();
-  writeFileSync(
-    jsonFile,
-    `${JSON.stringify(
-      {
-        date: new Date().toISOString(),
-        quick,
-        machine: {
-          cpus: cpu.length,
-          cpuModel: cpu[0]?.model,
-          memoryGiB: Math.round(totalmem() / 2 ** 30),
-          platform: process.platform,
-        },
-        versions: { node: process.version, mittsync: '0.1.0' },
-        results,
-        ratios,
-      },
-      null,
-      2,
-    )}\n`,
-  );
+
+const get = (n: string) => {
+  const v = values.get(n);
+  return v === undefined || !Number.isFinite(v) ? undefined : v;
+};
+const targets = ISSUE_TARGETS.filter((t) => byName.has(t.metric)).map(
+  (t): TargetResult => ({ ...evaluate(t, get, quickWorkload), source: 'issue 20' }),
+);
+for (const t of targets) {
+  const shown = byName.get(t.metric);
+  const n = shown === undefined ? t.metric : printed(shown);
+  const verdict =
+    t.met === undefined
+      ? `not evaluated (${t.why})`
+      : `${t.met ? 'met' : 'not met'} (${t.value} against ${t.limit})`;
+  console.log(`target ${n} ${t.text}: ${verdict}`);
+}
+// Each figure's own targets too: the issue's, and its metric's where the issue sets no bound.
+for (const r of results) {
+  const m = byName.get(r.canonical);
+  const issue = targets.filter((t) => t.metric === r.canonical);
+  const bounded = ISSUE_TARGETS.some((t) => t.metric === r.canonical && typeof t.limit === 'number');
+  if (m?.target !== undefined && !bounded) {
+    const { value, better } = m.target;
+    const text = `${better === 'lower' ? 'at most' : 'at least'} ${formatValue(value)} ${m.unit}`;
+    issue.unshift({
+      ...evaluate({ metric: m.name, better, limit: value, text }, get, quickWorkload),
+      source: 'metric',
+    });
+  }
+  r.targets = issue;
+}
+
+const outFile =
+  jsonFile ?? (only !== undefined ? undefined : join(resultsDir, quick ? 'quick.json' : 'latest.json'));
+if (outFile !== undefined) {
+  const report: Report = {
+    date: new Date().toISOString(),
+    quick,
+    command: `npm run bench${args.length > 0 ? ` -- ${args.join(' ')}` : ''}`,
+    commit: commit(),
+    machine: await machine(),
+    versions: versions(),
+    metrics: results,
+    ratios,
+    targets,
+  };
+  mkdirSync(dirname(outFile), { recursive: true });
+  writeFileSync(outFile, `${JSON.stringify(report, null, 2)}\n`);
+  console.error(`results written to ${outFile}`);
+  // The published report comes from full runs of every metric only.
+  if (!quick && only === undefined && jsonFile === undefined) {
+    writeMarkdown(report, root, resultsDir);
+    console.error('BENCHMARKS.md and apps/bench/results/*.svg regenerated');
+  }
 }
 process.exit(failed ? 1 : 0);

@@ -203,12 +203,14 @@ export const floorMetrics: Metric[] = [
     unit: 'ms',
     description:
       'Floor of write_observe_p50_ms: median round trip of a one-op push frame (115 bytes) from a `ws` client in this process to a bare `ws` echo server in a child process over loopback, paced at 200/s like write_observe; 2,000 samples after 200 warm-up (--quick: the same).',
+    repetitions: { full: 2000, quick: 2000, of: 'samples' },
     run: async () => (await wsRtt()).p50,
   },
   {
     name: 'ws_rtt_p99_ms',
     unit: 'ms',
     description: 'The 99th percentile of the same run as ws_rtt_p50_ms.',
+    repetitions: { full: 2000, quick: 2000, of: 'samples' },
     run: async () => (await wsRtt()).p99,
   },
 ];

@@ -107,6 +107,7 @@ export const wireMetrics: Metric[] = [
     unit: 'B/op',
     description:
       "Bytes per live op beyond its key's UTF-8 and its value's MessagePack in an encodeFrame'd `deliver` frame of 500 ops (keys `sku-000123`, ~100-byte values, HLCs and origins of 16-character replica ids, seqs, `prev` versions as the relay sends for updates).",
+    target: { value: 12, better: 'lower' },
     run: async () => deliverOverhead(),
   },
   {

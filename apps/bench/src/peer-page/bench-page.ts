@@ -20,6 +20,8 @@ const live = {
   markDeliveries: false,
   waiters: [] as { n: number; done: () => void }[],
 };
+/** Keys changed by another replica and when they were observed, for write-to-observe. */
+const seen: [key: string, at: number][] = [];
 
 function open(name: string, sync?: { pageSize?: number; parallelRanges?: number }): Client {
   current = createClient({ relay, getToken: devToken(relay), name, ...(sync ? { sync } : {}) });
@@ -59,6 +61,30 @@ const api = {
   async getMany(bucket: string, keys: string[]) {
     return (current as Client).bucket(bucket).getMany(keys);
   },
+
+  /**
+   * Follows `bucket` (joining it first), recording when each key another replica changed is
+   * observed: `performance.timeOrigin + performance.now()`, Node's wall-clock scale.
+   */
+  async observe(bucket: string, name: string) {
+    const b = open(name).bucket(bucket);
+    await b.whenReady();
+    await new Promise<void>((ready) => {
+      let first = true;
+      b.watch({ prefix: 'k' }, (r) => {
+        if (first) {
+          first = false;
+          ready();
+          return;
+        }
+        const at = performance.timeOrigin + performance.now();
+        for (const c of r.changes) if (c.source === 'remote') seen.push([c.key, at]);
+      });
+    });
+  },
+
+  /** What {@link observe} recorded so far. */
+  observed: () => seen.slice(),
 
   /** Opens a stored database and answers a first query: ms from createClient to the answer. */
   async coldStart(bucket: string, name: string) {

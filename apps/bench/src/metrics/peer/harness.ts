@@ -69,7 +69,7 @@ export function startRelay(
 }
 
 /** A Node replica on the relay (memory storage), authenticated with a dev token. */
-async function nodeReplica(relay: RunningRelay, name: string): Promise<Replica> {
+export async function nodeReplica(relay: RunningRelay, name: string): Promise<Replica> {
   // A dev relay hands an id to its first caller only: unique per run, renewed by devToken.
   const id = `${name}-${Math.random().toString(36).slice(2, 10)}`;
   const tokens = devToken(relay.httpUrl);
