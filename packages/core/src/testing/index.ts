@@ -17,6 +17,7 @@ export type { RelayFuzzOptions } from './relay-fuzz';
 export { runRelayFuzzTests } from './relay-fuzz';
 export type { RelaySetup, RelayUnderTest, TokenRequest } from './relay-harness';
 export {
+  convergedWithRelay,
   eventually,
   httpGet,
   liveState,

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { createHttpPageFetcher } from '../page-fetcher';
 import type { Replica } from '../replica';
 import {
+  convergedWithRelay,
   eventually,
-  liveState,
   openReplica,
   type RelayUnderTest,
   rawClient,
@@ -13,18 +13,12 @@ import {
 } from './relay-harness';
 
 async function settled(relay: RelayUnderTest, bucket: string, replicas: Replica[]): Promise<string[]> {
-  const token = await relay.makeToken({ sub: uniq('check'), read: ['*'] });
-  let want: string[] = [];
-  await eventually('every replica equals the relay', async () => {
-    want = liveState(await relayEntries(relay, bucket, token));
-    for (const r of replicas) {
-      const s = r.status(bucket);
-      if (s === undefined || s.pending > 0 || s.phase !== 'ready') return false;
-      if (JSON.stringify(liveState(await r.scan(bucket, {}))) !== JSON.stringify(want)) return false;
-    }
-    return true;
-  });
-  return want;
+  return convergedWithRelay(
+    relay,
+    bucket,
+    replicas,
+    await relay.makeToken({ sub: uniq('check'), read: ['*'] }),
+  );
 }
 
 /** Replicas (the core `Replica` over its WebSocket transport) against the relay. */

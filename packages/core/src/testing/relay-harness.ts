@@ -110,7 +110,7 @@ export async function openReplica(
 
 /** GETs a JSON (or msgpack) answer from the relay's HTTP API. */
 export async function httpGet(
-  relay: RelayUnderTest,
+  relay: Pick<RelayUnderTest, 'httpUrl'>,
   path: string,
   token?: string,
   headers: Record<string, string> = {},
@@ -128,7 +128,11 @@ export async function httpGet(
 }
 
 /** Every entry of a bucket on the relay (tombstones included), read page by page over HTTP. */
-export async function relayEntries(relay: RelayUnderTest, bucket: string, token: string): Promise<Entry[]> {
+export async function relayEntries(
+  relay: Pick<RelayUnderTest, 'httpUrl'>,
+  bucket: string,
+  token: string,
+): Promise<Entry[]> {
   const out: Entry[] = [];
   let after: string | undefined;
   for (;;) {
@@ -154,4 +158,45 @@ export function liveState(entries: readonly Entry[]): string[] {
     .filter((e) => !e.deleted)
     .map((e) => `${e.key}@${e.hlc}=${JSON.stringify(e.value)}`)
     .sort();
+}
+
+/**
+ * Waits until every replica is ready on `bucket` with nothing pending and holds exactly the
+ * relay's live entries; resolves with them. On timeout the error says which replica differs
+ * and how (its status, or a few missing and extra entries).
+ */
+export async function convergedWithRelay(
+  relay: Pick<RelayUnderTest, 'httpUrl'>,
+  bucket: string,
+  replicas: readonly Replica[],
+  token: string,
+  timeoutMs = 15_000,
+): Promise<string[]> {
+  let want: string[] = [];
+  let why = '';
+  await eventually(
+    'every replica has pushed everything and equals the relay',
+    async () => {
+      want = liveState(await relayEntries(relay, bucket, token));
+      for (const r of replicas) {
+        const s = r.status(bucket);
+        if (s === undefined || s.pending > 0 || s.phase !== 'ready') {
+          why = `${r.replicaId}: ${r.status().connection} ${JSON.stringify(s)}`;
+          return false;
+        }
+        const have = liveState(await r.scan(bucket, {}));
+        if (JSON.stringify(have) !== JSON.stringify(want)) {
+          const w = new Set(want);
+          const h = new Set(have);
+          why = `${r.replicaId} differs: missing ${want.filter((x) => !h.has(x)).slice(0, 5)} extra ${have.filter((x) => !w.has(x)).slice(0, 5)} (${have.length} vs ${want.length})`;
+          return false;
+        }
+      }
+      return true;
+    },
+    timeoutMs,
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}: ${why}`);
+  });
+  return want;
 }

@@ -6,9 +6,8 @@ import { afterAll, expect, it } from 'vitest';
 import { signToken } from '../auth';
 import { buildEdgeWorker, type EdgeRelay, startEdgeRelay } from '../node/edge-local';
 import {
+  convergedWithRelay,
   createNodeSocket,
-  eventually,
-  liveState,
   openReplica,
   type RelayUnderTest,
   relayEntries,
@@ -97,32 +96,7 @@ it(`loses no acked op when workerd is killed and restarted ${RESTARTS} times und
   expect(ackedBetween).toBeGreaterThanOrEqual(Math.floor((RESTARTS - 1) / 2));
 
   const token = await signToken(secret, { sub: 'auditor', read: ['*'] });
-  const all = [...writers, reader];
-  let why = '';
-  await eventually(
-    'every replica has pushed everything and equals the relay',
-    async () => {
-      const want = liveState(await relayEntries(relay, bucket, token));
-      for (const r of all) {
-        const s = r.status(bucket);
-        if (s === undefined || s.pending > 0 || s.phase !== 'ready') {
-          why = `${r.replicaId}: ${r.status().connection} ${JSON.stringify(s)}`;
-          return false;
-        }
-        const have = liveState(await r.scan(bucket, {}));
-        if (JSON.stringify(have) !== JSON.stringify(want)) {
-          const w = new Set(want);
-          const h = new Set(have);
-          why = `${r.replicaId} differs: missing ${want.filter((x) => !h.has(x)).slice(0, 5)} extra ${have.filter((x) => !w.has(x)).slice(0, 5)} (${have.length} vs ${want.length})`;
-          return false;
-        }
-      }
-      return true;
-    },
-    30_000,
-  ).catch((e: Error) => {
-    throw new Error(`${e.message}: ${why}`);
-  });
+  await convergedWithRelay(relay, bucket, [...writers, reader], token, 30_000);
   const onRelay = new Map((await relayEntries(relay, bucket, token)).map((e) => [e.key, e]));
   // Every op acked at relay level is on the relay (deleted keys as tombstones).
   expect(acked.size).toBeGreaterThan(100);

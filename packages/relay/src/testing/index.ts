@@ -4,6 +4,7 @@
  */
 export type { RelaySetup, RelayUnderTest, SocketTarget, TokenRequest } from '@mittsync/core/testing';
 export {
+  convergedWithRelay,
   eventually,
   httpGet,
   liveState,
