@@ -189,15 +189,41 @@ export interface WebSocketLinkEvents {
  * every frame received, counted exactly as the relay counts what it sent, so it can tell a
  * slow reader on runtimes without `bufferedAmount`.
  */
+/**
+ * The flow reports a relay asks for in its `welcome` (`recvEvery`): the bytes of every frame a
+ * socket received, welcome included, counted exactly as the relay counts what it sent (bytes
+ * of a binary frame, UTF-8 bytes of a text one), so it can tell a reader from a stalled one.
+ */
+export class RecvCounter {
+  private received = 0;
+  private reported = 0;
+  private every: number | undefined;
+
+  /** Counts one received frame. */
+  count(data: Uint8Array | string): void {
+    this.received += typeof data === 'string' ? utf8Length(data) : data.byteLength;
+  }
+
+  /** Takes the report interval of a `welcome` (none: no reports). */
+  welcome(msg: { recvEvery?: number }): void {
+    if (msg.recvEvery !== undefined) this.every = msg.recvEvery;
+  }
+
+  /** The total to send in a `recv` now, or undefined when no report is due. */
+  due(): number | undefined {
+    if (this.every === undefined || this.received - this.reported < this.every) return undefined;
+    this.reported = this.received;
+    return this.received;
+  }
+}
+
 export class WebSocketLink {
   private readonly ws: WebSocketLike;
   /** Closed by us, or its close reported: nothing more goes out or up. */
   private done = false;
   /** Sent a malformed frame: ignore the rest until its close comes. */
   private failed = false;
-  private received = 0;
-  private reported = 0;
-  private recvEvery: number | undefined;
+  private readonly flow = new RecvCounter();
 
   /** Throws when the socket cannot be created (no WebSocket, a token no subprotocol can carry). */
   constructor(
@@ -258,8 +284,7 @@ export class WebSocketLink {
   private receive(raw: unknown): void {
     if (this.done || this.failed) return;
     const data = frameBytes(raw);
-    // The relay counts what it sent the same way: bytes of a binary frame, UTF-8 bytes of a text one.
-    if (data !== undefined) this.received += typeof data === 'string' ? utf8Length(data) : data.byteLength;
+    if (data !== undefined) this.flow.count(data);
     let msg: ServerMessage;
     try {
       if (data === undefined) throw new MittsyncError('BAD_FRAME', 'unsupported frame type');
@@ -275,11 +300,10 @@ export class WebSocketLink {
       this.ws.close(4000, 'malformed frame from relay');
       return;
     }
-    if (msg.type === 'welcome' && msg.recvEvery !== undefined) this.recvEvery = msg.recvEvery;
+    if (msg.type === 'welcome') this.flow.welcome(msg);
     this.events.message(msg);
-    if (this.recvEvery !== undefined && this.received - this.reported >= this.recvEvery && this.isOpen) {
-      this.reported = this.received;
-      this.send({ type: 'recv', bytes: this.received });
-    }
+    if (!this.isOpen) return;
+    const bytes = this.flow.due();
+    if (bytes !== undefined) this.send({ type: 'recv', bytes });
   }
 }

@@ -59,7 +59,8 @@ export interface RelayAppOptions {
    */
   allowQueryToken?: boolean;
   /**
-   * Forwarding mode (the edge Worker): bucket routes (`/v1/sync/<bucket>`, pages, pushes) are
+   * Forwarding mode (the edge Worker): bucket routes (`/v1/sync/<bucket>`, pages, pushes, and
+   * `/v1/buckets/<bucket>/metrics`, which only this mode has) are
    * admitted and authenticated here, then handed to the bucket's own host (its Durable
    * Object), which runs this same app and checks them again. `/v1/sync` stays here.
    */
@@ -433,6 +434,24 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
       return fail(c, e);
     }
   });
+
+  const forward = opts.forward;
+  if (forward !== undefined) {
+    // One bucket's own metrics (Prometheus text from its host), for a token that may read it.
+    app.get(`${API_PREFIX}/buckets/:bucket/metrics`, async (c) => {
+      try {
+        admit(c);
+        const who = await principal(c);
+        const bucket = c.req.param('bucket');
+        if (!isBucketName(bucket)) throw new MittsyncError('BAD_MESSAGE', 'not a bucket name');
+        if (!who.canRead(bucket))
+          throw new MittsyncError('FORBIDDEN', `token does not allow read access to bucket ${bucket}`);
+        return await forward(bucket, c.req.raw);
+      } catch (e) {
+        return fail(c, e);
+      }
+    });
+  }
 
   if (opts.dev !== undefined)
     installDevTokenRoute(app, opts.dev, relay.env.random, (c, e) => fail(c, e, true));

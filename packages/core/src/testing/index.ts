@@ -15,7 +15,7 @@ export { RawClient, UpgradeRefused } from './raw-client';
 export { runRelayConformanceTests } from './relay-conformance';
 export type { RelayFuzzOptions } from './relay-fuzz';
 export { runRelayFuzzTests } from './relay-fuzz';
-export type { RelaySetup, RelayUnderTest, TokenRequest } from './relay-harness';
+export type { AckedWriters, RelaySetup, RelayUnderTest, TokenRequest } from './relay-harness';
 export {
   convergedWithRelay,
   eventually,
@@ -25,6 +25,7 @@ export {
   rawClient,
   relayEntries,
   sleep,
+  startAckedWriters,
   uniq,
 } from './relay-harness';
 export type { StorageSetup } from './storage-suite';

@@ -11,6 +11,7 @@ import {
   type WelcomeMsg,
 } from '../protocol';
 import { isBucketName, validateServerMessage } from '../validate';
+import { RecvCounter } from '../ws-link';
 import { bearerSubprotocols, type WebSocketFactory, type WebSocketLike } from '../ws-transport';
 
 // Encodes test frames exactly as given (core's encodeFrame would normalize malformed ops).
@@ -45,16 +46,10 @@ export interface SocketTarget {
   createSocket: WebSocketFactory;
 }
 
-/** Received-bytes accounting of one socket (`recv` reports, see `welcome.recvEvery`). */
-interface Flow {
-  received: number;
-  reported: number;
-  recvEvery: number | undefined;
-}
-
 /** One bucket's socket of a routed client, and the frames waiting for its handshake. */
-interface BucketSocket extends Flow {
+interface BucketSocket {
   ws: WebSocketLike;
+  flow: RecvCounter;
   open: boolean;
   queue: (Uint8Array | string)[];
 }
@@ -128,7 +123,8 @@ export class RawClient {
     ws.onerror = () => undefined;
     ws.onmessage = (ev) => {
       const frame = inbound(ev.data);
-      if (frame !== undefined) this.countReceived(bucket ?? this.rootFlow, ws, frame);
+      const flow = bucket?.flow ?? this.rootFlow;
+      if (frame !== undefined) flow.count(frame.bytes);
       let msg: ServerMessage;
       try {
         if (frame === undefined) throw new Error('unsupported frame type');
@@ -146,9 +142,11 @@ export class RawClient {
           msg = { ...msg, heads: p.heads };
         }
       }
+      if (msg.type === 'welcome') flow.welcome(msg);
+      const report = flow.due();
+      if (report !== undefined && ws.readyState === OPEN)
+        ws.send(encodeFrame({ type: 'recv', bytes: report }));
       if (msg.type === 'welcome') {
-        const flow = bucket ?? this.rootFlow;
-        if (msg.recvEvery !== undefined) flow.recvEvery = msg.recvEvery;
         if (bucket !== undefined) {
           // A bucket socket's handshake: the client already has its welcome.
           bucket.open = true;
@@ -166,16 +164,7 @@ export class RawClient {
     };
   }
 
-  private readonly rootFlow: Flow = { received: 0, reported: 0, recvEvery: undefined };
-
-  /** Counts a frame's bytes and reports them (`recv`) when the relay asked for it. */
-  private countReceived(flow: Flow, ws: WebSocketLike, frame: { bytes: Uint8Array; text: boolean }): void {
-    flow.received += frame.bytes.byteLength;
-    if (flow.recvEvery !== undefined && flow.received - flow.reported >= flow.recvEvery) {
-      flow.reported = flow.received;
-      if (ws.readyState === OPEN) ws.send(encodeFrame({ type: 'recv', bytes: flow.received }));
-    }
-  }
+  private readonly rootFlow = new RecvCounter();
 
   /** The socket a frame for `bucket` goes to, opened (with its own hello) on first use. */
   private bucketSocket(bucket: string): BucketSocket {
@@ -187,7 +176,7 @@ export class RawClient {
       protocols: bearerSubprotocols(r.token),
     });
     ws.binaryType = 'arraybuffer';
-    const made: BucketSocket = { ws, open: false, queue: [], received: 0, reported: 0, recvEvery: undefined };
+    const made: BucketSocket = { ws, flow: new RecvCounter(), open: false, queue: [] };
     b = made;
     r.sockets.set(bucket, made);
     this.attach(ws, made);

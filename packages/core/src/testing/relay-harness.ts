@@ -200,3 +200,50 @@ export async function convergedWithRelay(
   });
   return want;
 }
+
+/** Writers started by {@link startAckedWriters}: what they wrote, what the relay acked. */
+export interface AckedWriters {
+  /** Every key written (set or, for a few, later deleted). */
+  written: Set<string>;
+  /** Keys whose write the relay acknowledged (`ack: 'relay'` resolved). */
+  acked: Set<string>;
+  /** Stops writing and waits for the loops to end (acks still in flight may land later). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Each replica writes 4 keys every 10 ms to `bucket` with `ack: 'relay'`, without waiting for
+ * the acks (they land whenever the relay is up and has committed), and now and then deletes
+ * an older key so tombstones take part: the load of the crash and restart tests.
+ */
+export function startAckedWriters(replicas: readonly Replica[], bucket: string): AckedWriters {
+  const written = new Set<string>();
+  const acked = new Set<string>();
+  let running = true;
+  const loops = replicas.map(async (w, i) => {
+    for (let n = 0; running; n++) {
+      const keys = [0, 1, 2, 3].map((j) => `w${i}-${n}-${j}`);
+      for (const k of keys) written.add(k);
+      w.transact(
+        bucket,
+        keys.map((key) => ({ key, value: n })),
+        { ack: 'relay' },
+      ).then(
+        () => {
+          for (const k of keys) acked.add(k);
+        },
+        () => undefined,
+      );
+      if (n % 10 === 5) void w.del(bucket, `w${i}-${n - 5}-0`).catch(() => undefined);
+      await sleep(10);
+    }
+  });
+  return {
+    written,
+    acked,
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}

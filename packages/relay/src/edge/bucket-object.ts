@@ -9,7 +9,9 @@ import { AlarmTimers } from './alarm-env';
 import { type EdgeEnv, edgeConfig } from './config';
 import { DurableSqlDriver } from './sql-driver';
 import {
+  closeQuietly,
   type DurableObjectStateLike,
+  inboundFrame,
   switchingProtocols,
   type WorkerWebSocket,
   webSocketPair,
@@ -65,11 +67,7 @@ class EdgeSocket implements RelaySocket {
   }
 
   close(code: number, reason: string): void {
-    try {
-      this.ws.close(code, reason);
-    } catch {
-      // Already closed.
-    }
+    closeQuietly(this.ws, code, reason);
   }
 
   get bufferedAmount(): number {
@@ -232,18 +230,12 @@ export class BucketObject {
       ws.close(1011, 'session lost: reconnect');
       return;
     }
-    if (typeof data === 'string') h.message(new TextEncoder().encode(data), true);
-    else h.message(new Uint8Array(data), false);
+    h.message(...inboundFrame(data));
   }
 
   webSocketClose(ws: WorkerWebSocket, code: number, reason: string): void {
     this.drop(ws);
-    try {
-      // Completes the closing handshake (older compatibility dates do not do it for us).
-      ws.close(code === 1005 || code === 1006 ? 1000 : code, reason);
-    } catch {
-      // Already closed.
-    }
+    closeQuietly(ws, code, reason);
   }
 
   webSocketError(ws: WorkerWebSocket): void {

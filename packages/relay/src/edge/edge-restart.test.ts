@@ -12,6 +12,7 @@ import {
   type RelayUnderTest,
   relayEntries,
   sleep,
+  startAckedWriters,
 } from '../testing';
 
 // The SIGKILL test (node/crash.test.ts) on the edge relay: Miniflare's dispose() SIGKILLs
@@ -57,29 +58,7 @@ it(`loses no acked op when workerd is killed and restarted ${RESTARTS} times und
   replicas.push(...writers, reader);
   await reader.openBucket(bucket);
 
-  const written = new Set<string>();
-  const acked = new Set<string>();
-  let running = true;
-  const loops = writers.map(async (w, i) => {
-    for (let n = 0; running; n++) {
-      const keys = [0, 1, 2, 3].map((j) => `w${i}-${n}-${j}`);
-      for (const k of keys) written.add(k);
-      // Fire and keep going: acks arrive whenever the relay is up and has committed.
-      w.transact(
-        bucket,
-        keys.map((key) => ({ key, value: n })),
-        { ack: 'relay' },
-      ).then(
-        () => {
-          for (const k of keys) acked.add(k);
-        },
-        () => undefined,
-      );
-      // Now and then delete an older key so tombstones go through the kills too.
-      if (n % 10 === 5) void w.del(bucket, `w${i}-${n - 5}-0`).catch(() => undefined);
-      await sleep(10);
-    }
-  });
+  const { written, acked, stop } = startAckedWriters(writers, bucket);
 
   const ackedAtKill: number[] = [];
   for (let k = 0; k < RESTARTS; k++) {
@@ -89,8 +68,7 @@ it(`loses no acked op when workerd is killed and restarted ${RESTARTS} times und
     edge = await start(port);
   }
   await sleep(500);
-  running = false;
-  await Promise.all(loops);
+  await stop();
   // Writes were acked between the kills, not only before the first one or after the last.
   const ackedBetween = ackedAtKill.slice(1).filter((n, i) => n > (ackedAtKill[i] as number)).length;
   expect(ackedBetween).toBeGreaterThanOrEqual(Math.floor((RESTARTS - 1) / 2));

@@ -1,11 +1,10 @@
 import { MittsyncError, systemEnv } from '@mittsync/core';
 import type { Hono } from 'hono';
-import { API_PREFIX, createRelayApp, httpStatus } from '../app';
-import { bearerToken } from '../auth';
+import { API_PREFIX, createRelayApp } from '../app';
 import { Relay } from '../relay';
 import { BucketObject } from './bucket-object';
 import { devRegistry, type EdgeEnv, edgeConfig } from './config';
-import { switchingProtocols, webSocketPair } from './workers-api';
+import { closeQuietly, inboundFrame, switchingProtocols, webSocketPair } from './workers-api';
 
 export type { EdgeEnv };
 export { BucketObject };
@@ -44,30 +43,13 @@ function buildApp(env: EdgeEnv): Hono {
       server.accept();
       const handler = accept({
         send: (frame) => server.send(frame),
-        close: (code, reason) => {
-          try {
-            server.close(code, reason);
-          } catch {
-            // Already closed.
-          }
-        },
+        close: (code, reason) => closeQuietly(server, code, reason),
         bufferedAmount: 0,
       });
-      server.addEventListener('message', (ev) => {
-        const d = ev.data;
-        if (typeof d === 'string') handler.message(new TextEncoder().encode(d), true);
-        else handler.message(new Uint8Array(d), false);
-      });
+      server.addEventListener('message', (ev) => handler.message(...inboundFrame(ev.data)));
       server.addEventListener('close', (ev) => {
         handler.close();
-        // Completes the closing handshake: without it the request never ends (workerd reports
-        // it as hung) on compatibility dates before automatic close replies.
-        const code = (ev as { code?: number }).code;
-        try {
-          server.close(code === undefined || code === 1005 || code === 1006 ? 1000 : code, 'closed');
-        } catch {
-          // Already closed.
-        }
+        closeQuietly(server, (ev as { code?: number }).code, 'closed');
       });
       server.addEventListener('error', () => handler.close());
       return switchingProtocols(client, protocol);
@@ -85,21 +67,6 @@ function buildApp(env: EdgeEnv): Hono {
             isOwnHost: (host: string) => /^(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/.test(host),
           },
         }),
-  });
-  // One bucket's metrics, from its object, for a token that may read the bucket.
-  app.get(`${API_PREFIX}/buckets/:bucket/metrics`, async (c) => {
-    try {
-      const token = bearerToken(c.req.header('authorization'));
-      if (token === undefined) throw new MittsyncError('UNAUTHENTICATED', 'send Authorization: Bearer <jwt>');
-      const who = await config.auth.verify(token);
-      const bucket = c.req.param('bucket');
-      if (!who.canRead(bucket))
-        throw new MittsyncError('FORBIDDEN', `token does not allow read access to bucket ${bucket}`);
-      return await forward(bucket, c.req.raw);
-    } catch (e) {
-      const err = e instanceof MittsyncError ? e : new MittsyncError('INTERNAL', String(e));
-      return c.json({ type: 'error', code: err.code, message: err.message }, httpStatus(err.code) as 400);
-    }
   });
   return app;
 }

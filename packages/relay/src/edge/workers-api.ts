@@ -56,3 +56,23 @@ export function switchingProtocols(client: WorkerWebSocket, protocol: string | u
   if (protocol !== undefined) headers.set('sec-websocket-protocol', protocol);
   return new Response(null, { status: 101, webSocket: client, headers } as ResponseInit);
 }
+
+const utf8 = new TextEncoder();
+
+/** An inbound workerd frame as a relay `SocketHandler` takes it: bytes, and whether it was text. */
+export function inboundFrame(data: string | ArrayBuffer): [bytes: Uint8Array, isText: boolean] {
+  return typeof data === 'string' ? [utf8.encode(data), true] : [new Uint8Array(data), false];
+}
+
+/**
+ * Closes `ws`, ignoring a socket already closed. Answering a close with the code it came with
+ * completes the closing handshake (without it, on compatibility dates before automatic close
+ * replies, workerd reports the request as hung); 1005 and 1006 cannot be sent and become 1000.
+ */
+export function closeQuietly(ws: WorkerWebSocket, code: number | undefined, reason: string): void {
+  try {
+    ws.close(code === undefined || code === 1005 || code === 1006 ? 1000 : code, reason);
+  } catch {
+    // Already closed.
+  }
+}

@@ -14,6 +14,7 @@ import {
   rawClient,
   relayEntries,
   sleep,
+  startAckedWriters,
 } from '../testing';
 import { spawnRelayProcess } from './process';
 
@@ -74,29 +75,7 @@ it(`loses no acked op when the relay is SIGKILLed ${KILLS} times under load`, as
   const reader = await openReplica(relay, { sub: 'reader', ackTimeoutMs: 1000 });
   await reader.openBucket(bucket);
 
-  const written = new Set<string>();
-  const acked = new Set<string>();
-  let running = true;
-  const loops = writers.map(async (w, i) => {
-    for (let n = 0; running; n++) {
-      const keys = [0, 1, 2, 3].map((j) => `w${i}-${n}-${j}`);
-      for (const k of keys) written.add(k);
-      // Fire and keep going: acks arrive whenever the relay is up and has committed.
-      w.transact(
-        bucket,
-        keys.map((key) => ({ key, value: n })),
-        { ack: 'relay' },
-      ).then(
-        () => {
-          for (const k of keys) acked.add(k);
-        },
-        () => undefined,
-      );
-      // Now and then delete an older key so tombstones go through crashes too.
-      if (n % 10 === 5) void w.del(bucket, `w${i}-${n - 5}-0`).catch(() => undefined);
-      await sleep(10);
-    }
-  });
+  const { written, acked, stop } = startAckedWriters(writers, bucket);
 
   for (let k = 0; k < KILLS; k++) {
     await sleep(250 + Math.random() * 900);
@@ -105,8 +84,7 @@ it(`loses no acked op when the relay is SIGKILLed ${KILLS} times under load`, as
     child = await spawnRelay(port, dir);
   }
   await sleep(500);
-  running = false;
-  await Promise.all(loops);
+  await stop();
 
   const token = await signToken(secret, { sub: 'auditor', read: ['*'] });
   await convergedWithRelay(relay, bucket, [...writers, reader], token, 60_000);

@@ -2,7 +2,13 @@
  * Test helpers for relays on Node: the conformance suite and protocol helpers from
  * `@mittsync/core/testing` (re-exported), and what needs Node to run them here.
  */
-export type { RelaySetup, RelayUnderTest, SocketTarget, TokenRequest } from '@mittsync/core/testing';
+export type {
+  AckedWriters,
+  RelaySetup,
+  RelayUnderTest,
+  SocketTarget,
+  TokenRequest,
+} from '@mittsync/core/testing';
 export {
   convergedWithRelay,
   eventually,
@@ -14,6 +20,7 @@ export {
   relayEntries,
   runRelayConformanceTests,
   sleep,
+  startAckedWriters,
   UpgradeRefused,
   uniq,
 } from '@mittsync/core/testing';
