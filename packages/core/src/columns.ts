@@ -146,6 +146,62 @@ export function columnsOf(entries: readonly Entry[]): EntryColumns {
   return out;
 }
 
+/**
+ * A page's columns as a store reads them in bulk: each column's bytes back to back and each
+ * entry's end in them (entry `i` starts where entry `i - 1` ends; a tombstone has no value
+ * bytes). Keys are UTF-8 and the versions ASCII, as in {@link EntryColumns}.
+ */
+export interface ColumnParts {
+  keyBytes: Uint8Array;
+  keyEnds: ArrayLike<number>;
+  hlcBytes: Uint8Array;
+  hlcEnds: ArrayLike<number>;
+  vals: Uint8Array;
+  valEnds: ArrayLike<number>;
+  seqs: ArrayLike<number>;
+}
+
+/**
+ * The first `n` entries of `p` in the packed layout, in one buffer (what {@link encodeColumns}
+ * then sends as it is): a page built without an object per entry.
+ */
+export function packColumns(p: ColumnParts, n: number): EntryColumns {
+  const keyLen = n === 0 ? 0 : (p.keyEnds[n - 1] as number);
+  const hlcLen = n === 0 ? 0 : (p.hlcEnds[n - 1] as number);
+  const valLen = n === 0 ? 0 : (p.valEnds[n - 1] as number);
+  const buf = packedBuffer(n, keyLen, hlcLen, valLen);
+  const out = viewsOf(buf, n, keyLen, hlcLen, valLen);
+  for (let i = 0; i < n; i++) {
+    out.seqs[i] = p.seqs[i] as number;
+    out.keyEnds[i] = p.keyEnds[i] as number;
+    out.hlcEnds[i] = p.hlcEnds[i] as number;
+    out.valEnds[i] = p.valEnds[i] as number;
+  }
+  out.keyBytes.set(p.keyBytes.subarray(0, keyLen));
+  out.hlcBytes.set(p.hlcBytes.subarray(0, hlcLen));
+  out.vals.set(p.vals.subarray(0, valLen));
+  packedOf.set(out, buf);
+  return out;
+}
+
+/** Whether the keys of `p`'s first `n` entries ascend strictly, byte by byte. */
+export function keysAscend(p: Pick<ColumnParts, 'keyBytes' | 'keyEnds'>, n: number): boolean {
+  for (let i = 1; i < n; i++) {
+    const a0 = i === 1 ? 0 : (p.keyEnds[i - 2] as number);
+    if (
+      compareAt(
+        p.keyBytes,
+        a0,
+        p.keyEnds[i - 1] as number,
+        p.keyEnds[i - 1] as number,
+        p.keyEnds[i] as number,
+      ) >= 0
+    )
+      return false;
+  }
+  return true;
+}
+
 /** Entries `from..to-1` of a run. */
 export interface ColumnRange {
   c: EntryColumns;

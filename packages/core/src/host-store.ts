@@ -1,4 +1,5 @@
 import type { Checksum } from './checksum';
+import type { ColumnParts } from './columns';
 import type { Hlc } from './hlc';
 import type { Entry } from './model';
 import type { packedEntry } from './packed';
@@ -39,6 +40,19 @@ export interface HostStore {
    * return {@link packedEntry}s, whose bytes go into the frame without being decoded.
    */
   pageScan?(since: number, after: string | undefined, until: string | undefined, limit: number): Entry[];
+  /**
+   * What `pageScan` reads, by column and in bulk, for a page frame sent as columns: no object
+   * per entry. `n` entries, at most `limit`. Undefined when the store cannot give this range
+   * that way (a key past U+FFFF, which has no UTF-8 sort key, or a value of more than
+   * `maxValueBytes`); the caller then reads it with `pageScan`.
+   */
+  pageColumns?(
+    since: number,
+    after: string | undefined,
+    until: string | undefined,
+    limit: number,
+    maxValueBytes: number,
+  ): (ColumnParts & { n: number }) | undefined;
   /** Up to `parts - 1` keys splitting the bucket into ranges of similar size. */
   splitKeys(parts: number): string[];
   /** Number of entries (tombstones included). */

@@ -1,4 +1,5 @@
 import { type Checksum, checksumReplace, emptyChecksum } from './checksum';
+import { PageSizer, readColumnPage } from './column-page';
 import { type Env, randomId } from './env';
 import { MittsyncError, toMittsyncError } from './errors';
 import { hlcNode, hlcWall } from './hlc';
@@ -112,6 +113,8 @@ export class BucketHost {
   private readonly retainMs: number;
   private readonly maxBacklog: number;
   private readonly maxPageBytes: number;
+  /** The bucket's mean page entry size, for pages read by column. */
+  private readonly pageSizer = new PageSizer();
   private readonly parts: number;
   private readonly splitMin: number;
   private readonly onCommit: BucketHostOptions['onCommit'];
@@ -388,8 +391,23 @@ export class BucketHost {
       return { type: 'reset', bucket: this.bucket, subId: -1, epoch: this.meta.epoch, reason: 'horizon' };
     }
     const limit = Math.min(req.limit, MAX_PAGE_ENTRIES);
-    const scan = this.store.pageScan ?? this.store.scan;
     const budget = this.maxPageBytes;
+    if (req.cols === true) {
+      const fast = readColumnPage(this.store, req, limit, budget, this.pageSizer);
+      if (fast !== undefined) {
+        const { cols, next } = fast;
+        return {
+          type: 'page',
+          bucket: this.bucket,
+          reqId: req.reqId,
+          entries: [],
+          cols,
+          next,
+          head: this.meta.head,
+        };
+      }
+    }
+    const scan = this.store.pageScan ?? this.store.scan;
     const entries: Entry[] = [];
     let bytes = 0;
     let full = false;
@@ -416,6 +434,7 @@ export class BucketHost {
       want = Math.min(limit - entries.length, Math.max(FIRST_SCAN, Math.ceil((budget - bytes) / mean) + 1));
     }
     const last = entries[entries.length - 1];
+    this.pageSizer.learn(bytes, entries.length);
     return {
       type: 'page',
       bucket: this.bucket,

@@ -380,7 +380,9 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
             flight.release();
             return c.body(null, 499 as 200);
           }
-          const page = relay.page(req.bucket, req, q.epoch);
+          // Columns have no JSON form: a JSON answer is by entry, whatever the request asked.
+          const { cols, ...byEntry } = req;
+          const page = relay.page(req.bucket, json ? byEntry : req, q.epoch);
           bytes = json ? utf8.encode(JSON.stringify(page)) : encodeFrame(page);
         } finally {
           endTurn();

@@ -412,9 +412,11 @@ export class Session implements SocketHandler, HostedSession {
           return;
         }
         if (this.conn(msg.bucket, msg.reqId) === undefined) return;
-        const page = this.relay.page(msg.bucket, msg);
         // Columns when asked for over a binary socket: they have no JSON form.
-        this.send(msg.cols === true && this.format === 'msgpack' ? pageByColumns(page) : page);
+        const binary = this.format === 'msgpack';
+        const { cols, ...byEntry } = msg;
+        const page = this.relay.page(msg.bucket, binary ? msg : byEntry);
+        this.send(cols === true && binary ? pageByColumns(page) : page);
         return;
       }
       case 'markerReply': {

@@ -1,5 +1,6 @@
 import type { Entry, Hlc, HostMeta, HostStore, SqlDriver, SqlValue } from '@mittsync/core';
 import { decodeValue, encodeValueView, MittsyncError, packedEntry } from '@mittsync/core';
+import { type ColumnParts, keysAscend } from '@mittsync/core/columns';
 import { SortKeyWriter, sortKey, sortKeyIsNotUtf8 } from './sort-key';
 import { ensureSchema, KEY_TEXT } from './sql-schema';
 
@@ -40,6 +41,63 @@ function rawToPackedEntry(r: SqlValue[]): Entry {
 const rowToPackedEntry = (r: EntryRow): Entry => rawToPackedEntry([r.key, r.hlc, r.seq, r.deleted, r.value]);
 
 const COLS = `${KEY_TEXT} AS key, hlc, seq, deleted, value`;
+
+/** The columns {@link SqlHostStore.pageColumns} aggregates. */
+const PAGE_PARTS = 'sort_key, astral_key, hlc, seq, deleted, value';
+
+const EMPTY_PARTS: ColumnParts = {
+  keyBytes: new Uint8Array(0),
+  keyEnds: [],
+  hlcBytes: new Uint8Array(0),
+  hlcEnds: [],
+  seqs: [],
+  vals: new Uint8Array(0),
+  valEnds: [],
+};
+
+/** A BLOB column as bytes (NULL, from a concatenation of nothing but NULLs, as none). */
+const asBytes = (v: SqlValue | undefined): Uint8Array => (v instanceof Uint8Array ? v : new Uint8Array(0));
+
+/**
+ * The `n` numbers of a comma-separated list (`group_concat` of integers); the list must hold
+ * exactly `n` (else the result holds NaN, which {@link consistent} refuses).
+ */
+function numbersOf(list: SqlValue | undefined, n: number): Float64Array {
+  const out = new Float64Array(n);
+  if (typeof list !== 'string') return out.fill(Number.NaN);
+  let k = 0;
+  let x = 0;
+  for (let i = 0; i < list.length; i++) {
+    const c = list.charCodeAt(i);
+    if (c === 44) {
+      if (k < n) out[k] = x;
+      k++;
+      x = 0;
+    } else x = x * 10 + (c - 48);
+  }
+  if (k !== n - 1) return out.fill(Number.NaN);
+  out[k] = x;
+  return out;
+}
+
+/** The running sums of a list of lengths: where each entry ends. */
+function endsOf(list: SqlValue | undefined, n: number): Float64Array {
+  const out = numbersOf(list, n);
+  for (let i = 1; i < n; i++) out[i] = (out[i] as number) + (out[i - 1] as number);
+  return out;
+}
+
+/** Whether columns read in bulk add up and their keys ascend. */
+function consistent(p: ColumnParts & { n: number }): boolean {
+  const { n } = p;
+  return (
+    p.keyEnds[n - 1] === p.keyBytes.length &&
+    p.hlcEnds[n - 1] === p.hlcBytes.length &&
+    p.valEnds[n - 1] === p.vals.length &&
+    !Number.isNaN(p.seqs[n - 1]) &&
+    keysAscend(p, n)
+  );
+}
 
 /** The sort key below every key (keys are never empty). */
 const BEFORE_ALL: Uint8Array = new Uint8Array(0);
@@ -180,6 +238,49 @@ export class SqlHostStore implements HostStore {
     return this.sql.execRaw(sql, ...params).map(rawToPackedEntry);
   }
 
+  pageColumns(
+    since: number,
+    after: string | undefined,
+    until: string | undefined,
+    limit: number,
+    maxValueBytes: number,
+  ): (ColumnParts & { n: number }) | undefined {
+    if (this.sql.execRaw === undefined) return undefined;
+    // One row for the whole page: SQLite concatenates each column (BLOBs as they are, zero
+    // bytes included) and lists the lengths, so nothing is made per entry in JavaScript.
+    const { sql, params } = this.pageQuery(since, after, until, limit, PAGE_PARTS);
+    const row = this.sql.execRaw(
+      `SELECT count(*), count(astral_key), sum(deleted = 0 AND length(value) > ?),
+        CAST(group_concat(sort_key, '') AS BLOB), group_concat(length(sort_key)),
+        CAST(group_concat(hlc, '') AS BLOB), group_concat(length(CAST(hlc AS BLOB))),
+        group_concat(seq),
+        CAST(group_concat(CASE WHEN deleted = 0 AND length(value) <= ? THEN value END, '') AS BLOB),
+        group_concat(CASE WHEN deleted = 0 THEN length(value) ELSE 0 END)
+       FROM (${sql})`,
+      maxValueBytes,
+      maxValueBytes,
+      ...params,
+    )[0];
+    if (row === undefined) return undefined;
+    const [n, astral, big, keyBytes, keyLens, hlcBytes, hlcLens, seqs, vals, valLens] = row;
+    // Keys past U+FFFF have no UTF-8 sort key; large values go entry by entry (bounded reads).
+    if (typeof n !== 'number' || astral !== 0 || (n > 0 && big !== 0)) return undefined;
+    if (n === 0) return { n, ...EMPTY_PARTS };
+    const parts = {
+      n,
+      keyBytes: asBytes(keyBytes),
+      keyEnds: endsOf(keyLens, n),
+      hlcBytes: asBytes(hlcBytes),
+      hlcEnds: endsOf(hlcLens, n),
+      seqs: numbersOf(seqs, n),
+      vals: asBytes(vals),
+      valEnds: endsOf(valLens, n),
+    };
+    // The rows of a subquery reach the aggregate in its order in practice, but SQLite does not
+    // promise it: a page out of key order is read again entry by entry.
+    return consistent(parts) ? parts : undefined;
+  }
+
   private rows(
     since: number,
     after: string | undefined,
@@ -196,6 +297,7 @@ export class SqlHostStore implements HostStore {
     after: string | undefined,
     until: string | undefined,
     limit: number,
+    cols = COLS,
   ): { sql: string; params: SqlValue[] } {
     // A resume asks for the few entries changed since its checkpoint: walk the seq index and
     // sort those, instead of the whole bucket in key order. Joins walk the key order.
@@ -206,11 +308,11 @@ export class SqlHostStore implements HostStore {
     const lo = after === undefined ? BEFORE_ALL : sortKey(after);
     return until === undefined
       ? {
-          sql: `SELECT ${COLS} FROM ${from} WHERE b = ? AND seq > ? AND sort_key > ? ORDER BY sort_key LIMIT ?`,
+          sql: `SELECT ${cols} FROM ${from} WHERE b = ? AND seq > ? AND sort_key > ? ORDER BY sort_key LIMIT ?`,
           params: [this.b, since, lo, limit],
         }
       : {
-          sql: `SELECT ${COLS} FROM ${from} WHERE b = ? AND seq > ? AND sort_key > ? AND sort_key <= ? ORDER BY sort_key LIMIT ?`,
+          sql: `SELECT ${cols} FROM ${from} WHERE b = ? AND seq > ? AND sort_key > ? AND sort_key <= ? ORDER BY sort_key LIMIT ?`,
           params: [this.b, since, lo, sortKey(until), limit],
         };
   }

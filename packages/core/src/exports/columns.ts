@@ -13,7 +13,7 @@
  * ```
  */
 
-export type { ColumnRange, EntryColumns } from '../columns';
+export type { ColumnParts, ColumnRange, EntryColumns } from '../columns';
 export {
   columnEntries,
   columnEntry,
@@ -23,7 +23,9 @@ export {
   indexIn,
   isTombstoneIn,
   keyAt,
+  keysAscend,
   lowerBoundIn,
+  packColumns,
   rangeEntries,
   rangesSize,
   startIn,

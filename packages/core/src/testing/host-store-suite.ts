@@ -1,4 +1,5 @@
 import { describe } from 'vitest';
+import { columnTests } from './host-store-columns';
 import { contentTests } from './host-store-contents';
 import { durabilityTests } from './host-store-durability';
 import type { HostStoreSetup } from './host-store-fixtures';
@@ -17,6 +18,7 @@ import type { HostStoreSetup } from './host-store-fixtures';
 export function runHostStoreTests(name: string, setup: HostStoreSetup): void {
   describe(`HostStore contract: ${name}`, () => {
     contentTests(setup);
+    columnTests(setup);
     durabilityTests(setup);
   });
 }
