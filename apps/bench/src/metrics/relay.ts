@@ -23,6 +23,9 @@ async function startRelay(): Promise<RunningRelay> {
   const relay = await spawnRelayProcess({
     secret,
     limits: { connectionsPerAddressPerMinute: 1_000_000, opsPerConnectionPerSecond: 10_000_000 },
+    ...(process.env.RELAY_PROFILE === undefined
+      ? {}
+      : { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${process.env.RELAY_PROFILE}`] }),
   });
   return {
     url: relay.url,
