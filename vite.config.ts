@@ -49,7 +49,7 @@ export default defineConfig({
         test: {
           name: 'peer-node',
           environment: 'node',
-          include: ['packages/peer/src/**/*.node.test.ts'],
+          include: ['packages/peer/src/**/*.node.test.ts', 'packages/react/src/**/*.node.test.ts'],
         },
       },
       {
