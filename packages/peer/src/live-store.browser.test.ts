@@ -62,4 +62,18 @@ describe('liveStore against the real worker', () => {
     stop2();
     await c.close();
   });
+
+  it('reports a live query that cannot start in its snapshot', async () => {
+    const c = client();
+    const b = c.bucket<number>(uniq('b'));
+    await c.close();
+    const s = liveStore(b, { prefix: '' });
+    let calls = 0;
+    const stop = s.subscribe(() => calls++);
+    await until(() => s.getSnapshot().error !== null, 10_000, 'error');
+    expect(s.getSnapshot().error?.code).toBe('CLOSED');
+    expect(s.getSnapshot().loading).toBe(false);
+    expect(calls).toBe(1);
+    stop();
+  });
 });
