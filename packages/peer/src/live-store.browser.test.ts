@@ -76,4 +76,27 @@ describe('liveStore against the real worker', () => {
     expect(calls).toBe(1);
     stop();
   });
+
+  it('loads without a subscriber and holds the live query a while for one to come', async () => {
+    const c = client();
+    const b = c.bucket<number>(uniq('b'));
+    await b.put('k', 3);
+    const base = (await c.debug()).watchers;
+    const s = liveStore(b, { key: 'k' });
+    const loaded = s.load(300);
+    expect(s.load(300)).toBe(loaded); // one wait, however many ask
+    await loaded;
+    expect(s.getSnapshot().get('k')).toBe(3);
+    expect((await c.debug()).watchers).toBe(base + 1);
+    const stop = s.subscribe(() => {}); // the retried render subscribes: the query stays
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await c.debug()).watchers).toBe(base + 1);
+    stop();
+    await until(async () => (await c.debug()).watchers === base, 10_000, 'release');
+    await s.load(50); // nobody came this time: let go after the hold
+    expect(s.active).toBe(true);
+    await until(() => !s.active, 10_000, 'hold expired');
+    expect((await c.debug()).watchers).toBe(base);
+    await c.close();
+  });
 });

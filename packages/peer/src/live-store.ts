@@ -89,6 +89,7 @@ export class LiveStore<T> {
   private snap: Snapshot<T> = LOADING;
   private readonly listeners = new Set<() => void>();
   private stop: (() => void) | null = null;
+  private loading: Promise<void> | null = null;
 
   constructor(
     private readonly bucket: Bucket<T>,
@@ -131,6 +132,24 @@ export class LiveStore<T> {
       });
     };
   };
+
+  /**
+   * Resolves once the store has a result or an error. When nobody subscribes yet it starts the
+   * live query itself and keeps it `holdMs` after the result for a subscriber to take over: a
+   * render suspended on this promise subscribes when React retries it.
+   */
+  load(holdMs = 5_000): Promise<void> {
+    if (!this.snap.loading) return Promise.resolve();
+    this.loading ??= new Promise<void>((resolve) => {
+      const hold = this.subscribe(() => {
+        if (this.snap.loading) return;
+        this.loading = null;
+        resolve();
+        setTimeout(hold, holdMs);
+      });
+    });
+    return this.loading;
+  }
 
   private deliver(r: LiveResult<T>): void {
     const rows = r.initial ? r.rows() : patchRows(this.snap.rows, r.changes);

@@ -306,6 +306,33 @@ describe('useBucket with suspense', () => {
     expect(readyAtRender.every((r) => r)).toBe(true);
   });
 
+  it('useQuery with suspense renders only once the first result is there', async () => {
+    const c = client();
+    const b = c.bucket<number>(uniq('b'));
+    await b.put('s/1', 1);
+    const base = await watchers(c);
+    const loadingAtRender: boolean[] = [];
+    function Fallback() {
+      return <p>wait</p>;
+    }
+    function Rows() {
+      const snap = useQuery(b, { prefix: 's/' }, { suspense: true });
+      loadingAtRender.push(snap.loading);
+      return <p>{`rows ${snap.rows.length}`}</p>;
+    }
+    const { root, el } = mount(
+      c,
+      <Suspense fallback={<Fallback />}>
+        <Rows />
+      </Suspense>,
+    );
+    await until(() => el.textContent === 'rows 1', 10_000, 'rows');
+    expect(loadingAtRender).not.toContain(true);
+    expect(await watchers(c)).toBe(base + 1);
+    root.unmount();
+    await until(async () => (await watchers(c)) === base, 15_000, 'released after unmount');
+  });
+
   it('throws outside a provider', () => {
     function Lost() {
       useStatus();

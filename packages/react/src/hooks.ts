@@ -51,13 +51,23 @@ export function useBucket<T = Value>(name: string, opts: UseBucketOptions = {}):
   return bucket;
 }
 
+/** Options of {@link useQuery}. */
+export interface UseQueryOptions {
+  /**
+   * Suspend until the first result instead of returning `loading: true` (and throw a failure
+   * to start to the nearest error boundary instead of returning it in `error`).
+   */
+  suspense?: boolean;
+}
+
 /**
  * A live query as React state: the rows of `query` (`{ key }`, `{ keys }`, `{ prefix, limit }`
  * or `{ start, end, limit }`) in key order, re-rendering when, and only when, one of them
  * changes. Every component asking for the same query on the same bucket shares one live query
  * in the worker (started with the first, stopped after the last unmounts) and one snapshot,
  * read through `useSyncExternalStore`, so a concurrent render never shows two states at once.
- * `query` is compared by value: an inline object literal is fine.
+ * `query` is compared by value: an inline object literal is fine. With `{ suspense: true }` it
+ * suspends until the first result.
  *
  * @example
  * ```tsx
@@ -66,7 +76,11 @@ export function useBucket<T = Value>(name: string, opts: UseBucketOptions = {}):
  * return rows.map((r) => <TodoItem key={r.key} id={r.key} todo={r.value} />);
  * ```
  */
-export function useQuery<T = Value>(bucket: Bucket<T> | string, query: WatchQuery): QuerySnapshot<T> {
+export function useQuery<T = Value>(
+  bucket: Bucket<T> | string,
+  query: WatchQuery,
+  opts: UseQueryOptions = {},
+): QuerySnapshot<T> {
   const client = useContext(ClientContext);
   let handle: Bucket<T>;
   if (typeof bucket === 'string') {
@@ -78,7 +92,12 @@ export function useQuery<T = Value>(bucket: Bucket<T> | string, query: WatchQuer
   const key = queryKey(query);
   // biome-ignore lint/correctness/useExhaustiveDependencies: the query is compared by its key
   const store = useMemo(() => liveStore(handle, query), [handle, key]);
-  return useSyncExternalStore(store.subscribe, store.getSnapshot, store.getSnapshot);
+  const snap = useSyncExternalStore(store.subscribe, store.getSnapshot, store.getSnapshot);
+  if (opts.suspense === true) {
+    if (snap.error !== null) throw snap.error;
+    if (snap.loading) throw store.load();
+  }
+  return snap;
 }
 
 /**

@@ -17,6 +17,6 @@
 export type { QuerySnapshot, Row, WatchQuery } from '@mittsync/peer';
 export type { MittsyncProviderProps } from './context';
 export { MittsyncProvider, useClient } from './context';
-export type { UseBucketOptions } from './hooks';
+export type { UseBucketOptions, UseQueryOptions } from './hooks';
 export { useBucket, useQuery, useStatus } from './hooks';
 export type { SyncStatus } from './status';
