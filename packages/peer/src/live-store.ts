@@ -141,8 +141,10 @@ export class LiveStore<T> {
   load(holdMs = 5_000): Promise<void> {
     if (!this.snap.loading) return Promise.resolve();
     this.loading ??= new Promise<void>((resolve) => {
+      let done = false;
       const hold = this.subscribe(() => {
-        if (this.snap.loading) return;
+        if (done || this.snap.loading) return;
+        done = true;
         this.loading = null;
         resolve();
         setTimeout(hold, holdMs);
