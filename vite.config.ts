@@ -49,15 +49,28 @@ export default defineConfig({
         test: {
           name: 'peer-node',
           environment: 'node',
-          include: ['packages/peer/src/**/*.node.test.ts'],
+          include: ['packages/peer/src/**/*.node.test.ts', 'packages/react/src/**/*.node.test.ts'],
         },
       },
       {
         // Pre-bundled up front: a dependency discovered mid-run makes Vite reload the tests.
-        optimizeDeps: { include: ['comlink', 'idb', 'msgpackr'] },
+        optimizeDeps: {
+          include: [
+            'comlink',
+            'idb',
+            'msgpackr',
+            'react',
+            'react/jsx-runtime',
+            'react/jsx-dev-runtime',
+            'react-dom/client',
+          ],
+        },
+        // The React bindings' tests are TSX: the automatic runtime, as packages/react's tsconfig says.
+        esbuild: { jsx: 'automatic' },
         test: {
+          // The browser peer's tests and the React bindings' tests: one browser, one origin.
           name: 'peer-browser',
-          include: ['packages/peer/src/**/*.browser.test.ts'],
+          include: ['packages/peer/src/**/*.browser.test.ts', 'packages/react/src/**/*.browser.test.tsx'],
           // The real Node relay, started once per run; tests get its URL with inject('relayUrl').
           globalSetup: ['packages/relay/src/testing/vitest-relay-setup.ts'],
           testTimeout: 60_000,

@@ -4,6 +4,7 @@
 //   PORT=9000 npm start              another port
 //   npm start -- --port 9000         the same; other relay options pass through too
 //                                    (`npm start -- --data /tmp/demo`, `npm start -- --help`)
+//   npm run start:react-todo         the React example (apps/react-todo) instead of the demo
 // `npm run start:edge` (`--edge`): the same with the edge relay (the Cloudflare Worker and one
 // Durable Object per bucket) on workerd, locally: http://localhost:8788, data in ./.mittsync-edge.
 import { spawnSync } from 'node:child_process';
@@ -16,7 +17,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const edge = process.argv[2] === '--edge';
 const passed = process.argv.slice(edge ? 3 : 2);
 
-if (!passed.includes('--help') && !passed.includes('-h')) {
+// Another app to serve (`--static <dir>`, as `npm run start:react-todo` passes) needs no demo.
+if (!passed.includes('--help') && !passed.includes('-h') && !passed.includes('--static')) {
   const build = spawnSync('npm', ['run', 'build', '-w', '@mittsync/demo'], {
     cwd: root,
     stdio: 'inherit',

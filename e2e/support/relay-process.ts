@@ -7,6 +7,7 @@ import { spawnRelayProcess } from '@mittsync/relay/node';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const DEMO_DIST = join(ROOT, 'apps', 'demo', 'dist');
+export const REACT_TODO_DIST = join(ROOT, 'apps', 'react-todo', 'dist');
 
 /** Limits raised past what a test's reconnect storms and bulk seeding need. */
 const LIMITS = {

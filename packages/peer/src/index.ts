@@ -30,4 +30,6 @@ export { Client, createClient } from './client';
 export type { Hosting } from './connect';
 export { devToken } from './dev-token';
 export type { Change, LiveResult, Row } from './live-query';
+export type { QuerySnapshot } from './live-store';
+export { LiveStore, liveStore, queryKey } from './live-store';
 export type { ClientStatus } from './worker/api';
