@@ -12,7 +12,14 @@ import { backoffDelay, type Env, randomId, systemEnv } from './env';
 import { MittsyncError, toMittsyncError } from './errors';
 import { HlcClock } from './hlc';
 import { LiveStream } from './live';
-import { checkWritable, checkWrite, commitWrites, type LocalWriteContext, type Write } from './local-writes';
+import {
+  checkWritable,
+  checkWrite,
+  commitWrites,
+  type LocalWriteContext,
+  type SchemaGuard,
+  type Write,
+} from './local-writes';
 import { DEFAULT_MITT_BOUNDS, type MittBounds } from './mitt';
 import type { Entry, Op, Value } from './model';
 import { Outbox } from './outbox';
@@ -24,9 +31,12 @@ import {
   type SubscriptionPolicy,
   type WireLimits,
 } from './protocol';
+import { ReplicaBucket, typedValuesFor } from './replica-bucket';
+import type { SchemaInput, SchemaLike, SchemaOutput } from './schema';
 import { newBucketMeta, policyOf, type ReplicaStorage, type ScanQuery } from './storage';
 import type { ChangeSource, SyncContext } from './sync-context';
 import type { Transport } from './transport';
+import type { TypedValues } from './typed-values';
 import { DEFAULT_LIMITS, isBucketName } from './validate';
 
 export type { ConnectionState } from './connection';
@@ -94,6 +104,17 @@ export interface OpenBucketOptions {
   policy?: SubscriptionPolicy;
 }
 
+/** Options of {@link Replica.bucket}: a policy and, for a typed bucket, its schema. */
+export interface BucketOptions<S extends SchemaLike = SchemaLike> extends OpenBucketOptions {
+  /**
+   * Any Standard Schema validator (Zod, Valibot, ArkType...) or a versioned one from
+   * `defineSchema`: writes are checked before they are stored (`INVALID_VALUE` naming the
+   * path), reads come back typed by it, migrated from older versions; values that do not fit
+   * are reported in `status().schema` and to `onInvalid` listeners, and skipped by reads.
+   */
+  schema?: S;
+}
+
 export type ChangeListener = (bucket: string, entries: readonly Entry[], source: ChangeSource) => void;
 
 export interface ReplicaStatus {
@@ -139,6 +160,8 @@ export class Replica {
   private readonly changeListeners = new Map<ChangeListener, ((bucket: string) => boolean) | undefined>();
   private readonly statusListeners = new Set<(s: ReplicaStatus) => void>();
   private readonly readyListeners = new Set<(info: ReadyInfo) => void>();
+  /** Schemas of typed handles (`bucket()`), reported in their buckets' status. */
+  private readonly schemas = new Map<string, TypedValues>();
   private limits: WireLimits = DEFAULT_LIMITS;
   private closed = false;
   private tail: Promise<unknown> = Promise.resolve();
@@ -325,6 +348,29 @@ export class Replica {
     return p;
   }
 
+  /**
+   * A handle on `bucket` (opened for sync), typed by `opts.schema` when given: writes are
+   * checked against it, reads come back as its output type (see {@link ReplicaBucket}). The
+   * bucket's `status().schema` then reports the schema version and values that do not fit.
+   *
+   * @example
+   * ```ts
+   * const todos = replica.bucket('todos', { schema: defineSchema({ version: 2, schema, migrations }) });
+   * await todos.put('t1', { title: 'milk', done: false });
+   * ```
+   */
+  bucket<S extends SchemaLike>(
+    bucket: string,
+    opts: BucketOptions<S> & { schema: S },
+  ): ReplicaBucket<SchemaOutput<S>, SchemaInput<S>>;
+  bucket<T = Value>(bucket: string, opts?: OpenBucketOptions): ReplicaBucket<T, T>;
+  bucket(bucket: string, opts?: BucketOptions): ReplicaBucket<unknown, unknown> {
+    const typed = typedValuesFor<unknown>(bucket, opts?.schema);
+    if (typed !== undefined) this.schemas.set(bucket, typed);
+    const { schema: _schema, ...open } = opts ?? {};
+    return new ReplicaBucket(this, bucket, typed, open);
+  }
+
   /** Sets `key` to `value`. Resolves once stored locally, or acknowledged by the relay with `ack: 'relay'`. */
   async put(bucket: string, key: string, value: Value, opts?: { ack?: AckLevel }): Promise<Op> {
     const [op] = await this.transact(bucket, [{ key, value }], opts);
@@ -339,18 +385,24 @@ export class Replica {
 
   /**
    * Applies several writes atomically: one storage transaction, consecutive originSeqs.
-   * Resolves with the ops written (their `hlc` is the version each write got).
+   * Resolves with the ops written (their `hlc` is the version each write got). With
+   * `schemaVersion` (typed buckets), a set over a value of a newer schema version fails with
+   * `SCHEMA_OUTDATED` and nothing is written, unless `overwriteNewer`.
    */
   async transact(
     bucket: string,
     writes: readonly Write[],
-    opts?: { ack?: AckLevel },
+    opts?: { ack?: AckLevel } & Partial<SchemaGuard>,
   ): Promise<readonly Op[]> {
     if (this.closed) throw new MittsyncError('CLOSED', 'replica is closed');
     const prepared = writes.map((w) => checkWrite(w, this.limits));
     const b = await this.bucketState(bucket);
     checkWritable(b);
-    const ops = await this.serial(() => commitWrites(this.writes, b, prepared));
+    const guard: SchemaGuard | undefined =
+      opts?.schemaVersion === undefined
+        ? undefined
+        : { schemaVersion: opts.schemaVersion, overwriteNewer: opts.overwriteNewer === true };
+    const ops = await this.serial(() => commitWrites(this.writes, b, prepared, guard));
     if (opts?.ack === 'relay')
       await Promise.all(ops.map((op) => this.outbox.whenAcknowledged(b, op.originSeq)));
     return ops;
@@ -413,14 +465,19 @@ export class Replica {
   status(bucket?: string): ReplicaStatus | BucketStatus | undefined {
     if (bucket !== undefined) {
       const b = this.buckets.get(bucket);
-      return b === undefined ? undefined : bucketStatus(b);
+      return b === undefined ? undefined : this.withSchema(bucketStatus(b));
     }
     return {
       replicaId: this.replicaId,
       connection: this.conn.state,
-      buckets: [...this.buckets.values()].map(bucketStatus),
+      buckets: [...this.buckets.values()].map((b) => this.withSchema(bucketStatus(b))),
       persistent: this.storage.persistent,
     };
+  }
+
+  private withSchema(s: BucketStatus): BucketStatus {
+    const typed = this.schemas.get(s.bucket);
+    return typed === undefined ? s : { ...s, schema: typed.status() };
   }
 
   /** Stops syncing, waits for queued storage work, closes storage. Pending writes stay in the outbox. */

@@ -30,3 +30,5 @@ export {
 } from './relay-harness';
 export type { StorageSetup } from './storage-suite';
 export { runReplicaStorageTests } from './storage-suite';
+export type { Tiny } from './tiny-schema';
+export { tinyArray, tinyAsync, tinyBoolean, tinyNumber, tinyObject, tinyString } from './tiny-schema';
