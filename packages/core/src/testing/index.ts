@@ -13,6 +13,7 @@ export { runHostStoreTests } from './host-store-suite';
 export type { SocketTarget } from './raw-client';
 export { RawClient, UpgradeRefused } from './raw-client';
 export { runRelayConformanceTests } from './relay-conformance';
+export { CONFORMANCE_SCHEMAS, runRelaySchemaTests } from './relay-conformance-schema';
 export type { RelayFuzzOptions } from './relay-fuzz';
 export { runRelayFuzzTests } from './relay-fuzz';
 export type { AckedWriters, RelaySetup, RelayUnderTest, TokenRequest } from './relay-harness';
