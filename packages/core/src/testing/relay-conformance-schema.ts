@@ -1,26 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defineSchema, type SchemaMap, wrapVersion } from '../schema';
+import { wrapVersion } from '../schema';
 import { type RelaySetup, type RelayUnderTest, rawClient, uniq } from './relay-harness';
-import { tinyArray, tinyBoolean, tinyNumber, tinyObject, tinyString } from './tiny-schema';
 
 /**
- * The schemas a relay under {@link runRelaySchemaTests} must be configured with: buckets
- * `typed-*` hold version 2 todos (version 1 had no `done`), other buckets are untyped.
- */
-export const CONFORMANCE_SCHEMAS: SchemaMap = {
-  'typed-*': defineSchema({
-    version: 2,
-    schema: tinyObject({
-      title: tinyString,
-      done: tinyBoolean,
-      tags: tinyArray(tinyObject({ w: tinyNumber })),
-    }),
-    migrations: { 2: (v: { title: string }) => ({ ...v, done: false, tags: [] }) },
-  }),
-};
-
-/**
- * Relay-side validation: a relay configured with {@link CONFORMANCE_SCHEMAS} refuses pushed
+ * Relay-side validation: a relay configured with `CONFORMANCE_SCHEMAS` refuses pushed
  * values its schema refuses, per op (`INVALID_VALUE` naming the path), commits the rest of
  * the frame, and stays up for everyone.
  */
