@@ -23,7 +23,7 @@ import {
 import { DEFAULT_MITT_BOUNDS, type MittBounds } from './mitt';
 import type { Entry, Op, Value } from './model';
 import { Outbox } from './outbox';
-import { type PageFetcher, PageRequests } from './page-requests';
+import { PageRequests } from './page-requests';
 import {
   PROTOCOL_VERSION,
   type ServerMessage,
@@ -35,7 +35,6 @@ import { ReplicaBucket, typedValuesFor } from './replica-bucket';
 import type { SchemaInput, SchemaLike, SchemaOutput } from './schema';
 import { newBucketMeta, policyOf, type ReplicaStorage, type ScanQuery } from './storage';
 import type { ChangeSource, SyncContext } from './sync-context';
-import type { Transport } from './transport';
 import type { TypedValues } from './typed-values';
 import { DEFAULT_LIMITS, isBucketName } from './validate';
 
