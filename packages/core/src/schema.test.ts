@@ -239,3 +239,41 @@ describe('TypedValues', () => {
     expect(t.status().newerSeen).toBe(5);
   });
 });
+
+describe('TypedValues against a model', () => {
+  it('counts unreadable keys and the newest version seen for any sequence of reads and deletes', () => {
+    const event = fc.oneof(
+      fc.record({
+        key: fc.constantFrom('a', 'b', 'c'),
+        version: fc.integer({ min: 1, max: 4 }),
+        ok: fc.boolean(),
+      }),
+      fc.record({ key: fc.constantFrom('a', 'b', 'c'), deleted: fc.constant(true as const) }),
+    );
+    fc.assert(
+      fc.property(fc.array(event, { maxLength: 40 }), (events) => {
+        const t = new TypedValues(
+          'b',
+          defineSchema({ version: 2, schema: tinyNumber, migrations: { 2: (x) => x } }),
+        );
+        const model = new Map<string, boolean>();
+        let newer: number | null = null;
+        for (const e of events) {
+          if ('deleted' in e) {
+            t.forget(e.key);
+            model.delete(e.key);
+            continue;
+          }
+          const out = t.read(e.key, wrapVersion(e.version, e.ok ? 1 : 'no'));
+          const readable = e.version <= 2 && e.ok;
+          expect(out).toMatchObject({ ok: readable });
+          if (e.version > 2) newer = Math.max(newer ?? 0, e.version);
+          if (readable) model.delete(e.key);
+          else model.set(e.key, true);
+        }
+        expect(t.status().invalid).toBe(model.size);
+        expect(t.status().newerSeen).toBe(newer);
+      }),
+    );
+  });
+});
