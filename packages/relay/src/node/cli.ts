@@ -142,6 +142,7 @@ export async function main(argv: string[]): Promise<void> {
       `\n  !! DEV MODE: ${relay.httpUrl}/v1/dev/token hands out read/write tokens for every bucket\n  !! to this relay's own pages${values['dev-origin'] === undefined ? '' : ` and ${values['dev-origin'].join(', ')}`}.\n  !! Never run --dev where anyone else can reach it.${values['dev-allow-remote'] ? `\n  !! --dev-allow-remote: ANYONE WHO CAN REACH ${values.host} CAN READ AND WRITE EVERYTHING.` : ''}\n\n`,
     );
   }
+  if (values.schema !== undefined) log('info', `checking pushes against the schemas of ${values.schema}`);
   // Tests and scripts wait for this exact line.
   process.stdout.write(`mittsync relay listening on ${relay.httpUrl} (sync: ${relay.url})\n`);
 
