@@ -152,7 +152,29 @@ export class Client {
 
   private setStatus(s: ClientStatus): void {
     this.lastStatus = s;
-    for (const l of this.statusListeners) l(s);
+    if (this.statusListeners.size === 0) return;
+    const shown = this.withSchemas(s);
+    for (const l of this.statusListeners) l(shown);
+  }
+
+  /** The worker's status with each typed bucket's `schema` (known in this tab only). */
+  private withSchemas(s: ClientStatus): ClientStatus {
+    let typed = false;
+    const buckets = s.buckets.map((b) => {
+      const schema = this.handles.get(b.bucket)?.typed?.status();
+      if (schema === undefined) return b;
+      typed = true;
+      return { ...b, schema };
+    });
+    return typed ? { ...s, buckets } : s;
+  }
+
+  /** A typed handle's schema status changed: listeners hear it with the last status. */
+  private watchSchema(name: string, typed: TypedValues<unknown>): void {
+    typed.onStatusChange(() => {
+      if (this.lastStatus !== null && this.handles.get(name)?.typed === typed)
+        this.setStatus(this.lastStatus);
+    });
   }
 
   /**
@@ -190,6 +212,7 @@ export class Client {
     // same bucket: each keeps the schema it was made with.
     if (b !== undefined && schema !== undefined && b.typed?.schema !== toVersionedOnce(b, schema)) {
       const typed = new TypedValues<unknown>(name, schema);
+      this.watchSchema(name, typed);
       const opened = b.opened;
       b = new Bucket<unknown, unknown>(name, this.bucketLink(), typed);
       b.opened = opened;
@@ -197,6 +220,7 @@ export class Client {
     }
     if (b === undefined) {
       const typed = schema === undefined ? undefined : new TypedValues<unknown>(name, schema);
+      if (typed !== undefined) this.watchSchema(name, typed);
       b = new Bucket<unknown, unknown>(name, this.bucketLink(), typed);
       this.handles.set(name, b);
       b.opened = this.call({
@@ -220,9 +244,12 @@ export class Client {
     };
   }
 
-  /** The last status the worker reported (null before the first). */
+  /**
+   * The last status the worker reported (null before the first), with `schema` on the buckets
+   * this tab opened with a schema.
+   */
   get status(): ClientStatus | null {
-    return this.lastStatus;
+    return this.lastStatus === null ? null : this.withSchemas(this.lastStatus);
   }
 
   /** Listens to status changes: connection, per-bucket phase and progress, pending writes, errors. */
@@ -244,7 +271,7 @@ export class Client {
   async refreshStatus(): Promise<ClientStatus> {
     const s = await this.call({ op: 'status' });
     this.setStatus(s);
-    return s;
+    return this.withSchemas(s);
   }
 
   /** @internal Debug counters of the hosting worker (benchmarks). */

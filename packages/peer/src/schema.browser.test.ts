@@ -91,6 +91,8 @@ describe.each([
     expect(results[0]?.rows().map((r) => r.key)).toEqual(['good']);
     expect(heard.map((r) => [r.key, r.reason, r.path])).toEqual([['bad', 'invalid', 'items[0].price']]);
     expect(orders.status()?.schema).toMatchObject({ version: 1, invalid: 1, newerSeen: null });
+    // The client's status shows it too, for status badges (useStatus and the like).
+    expect(reader.status?.buckets.find((b) => b.bucket === name)?.schema?.invalid).toBe(1);
     expect(await orders.get('bad')).toBeUndefined();
     expect((await orders.scan()).map((r) => r.key)).toEqual(['good']);
     // Another bad value arriving live is reported too; the query keeps running.
