@@ -6,6 +6,7 @@ import type { Mitt } from './mitt';
 import type { Entry, Op, Version } from './model';
 import type { DeliverMsg, FlushedMsg, SubscribedMsg, SubscriptionPolicy } from './protocol';
 import { type BucketMeta, policyOf } from './storage';
+import type { SchemaStatus } from './typed-values';
 
 /**
  * Where a bucket's sync stands, as shown to users. `detached`: a `copy` between refreshes,
@@ -50,6 +51,8 @@ export interface BucketStatus {
   /** Checksum checks against the relay that passed. */
   verified: number;
   lastError: { code: string; message: string } | null;
+  /** The bucket's schema as this handle reads it (when opened with one): see `SchemaStatus`. */
+  schema?: SchemaStatus;
 }
 
 interface Waiter {

@@ -33,6 +33,17 @@ export const ERROR_CODES = [
    * acknowledged, or keep the policy.
    */
   'POLICY_CONFLICT',
+  /**
+   * A value its bucket's schema refuses: a local write (before anything is stored; `detail.path`
+   * names where, like `items[2].price`), or a push the relay's schema refuses (per op).
+   */
+  'INVALID_VALUE',
+  /**
+   * A write refused because the key holds a value written under a newer schema version than
+   * this code's: writing the older shape over it would lose what the newer version added.
+   * Upgrade the code (or pass `overwriteNewer` to replace it on purpose).
+   */
+  'SCHEMA_OUTDATED',
   'STORAGE_QUOTA',
   'STORAGE_LOST',
   'STORAGE_UNAVAILABLE',

@@ -18,6 +18,7 @@ import type {
   SubscriptionPolicy,
   WireLimits,
 } from './protocol';
+import { checkPushedValue, type VersionedSchema } from './schema';
 import { utf8Length } from './utf8';
 import { DEFAULT_LIMITS, measureValue } from './validate';
 
@@ -83,6 +84,11 @@ export interface BucketHostOptions {
   downloadParts?: number;
   /** Buckets with at least this many entries get split points for parallel downloads. */
   splitMinEntries?: number;
+  /**
+   * The bucket's schema, when the relay is configured with one: every pushed `set` must read
+   * as valid through it, else that op is refused with `INVALID_VALUE` (see `checkPushedValue`).
+   */
+  schema?: VersionedSchema;
   /** Observes every committed batch (metrics). */
   onCommit?: (info: { ops: number; applied: number; ms: number }) => void;
 }
@@ -118,6 +124,7 @@ export class BucketHost {
   private readonly parts: number;
   private readonly splitMin: number;
   private readonly onCommit: BucketHostOptions['onCommit'];
+  private readonly schema: VersionedSchema | undefined;
   private meta: HostMeta;
   private readonly subscribers = new Map<string, HostConnection>();
   /** Policy of each connection whose last `sub` asked for one other than `replica`. */
@@ -125,6 +132,7 @@ export class BucketHost {
   private readonly flushes = new Map<string, PendingFlush>();
 
   constructor(opts: BucketHostOptions) {
+    this.schema = opts.schema;
     this.bucket = opts.bucket;
     this.store = opts.store;
     this.env = opts.env;
@@ -325,6 +333,7 @@ export class BucketHost {
         `op timestamp is ${ahead} ms ahead of the relay clock (limit ${this.limits.maxDriftMs} ms); fix the device clock`,
       );
     }
+    if (this.schema !== undefined) return checkPushedValue(this.schema, this.bucket, op);
     return undefined;
   }
 

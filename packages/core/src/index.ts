@@ -78,6 +78,7 @@ export {
 } from './protocol';
 export type {
   AckLevel,
+  BucketOptions,
   ChangeListener,
   ChangeSource,
   ConnectionState,
@@ -88,9 +89,54 @@ export type {
   Write,
 } from './replica';
 export { Replica } from './replica';
+export type { HandleHost, TypedRow, TypedTransaction, TypedWriteOptions } from './replica-bucket';
+export { ReplicaBucket } from './replica-bucket';
+// Typed buckets: Standard Schema validators, versions and migrations.
+export type {
+  MaybePromise,
+  Migration,
+  ReadOutcome,
+  SchemaInput,
+  SchemaLike,
+  SchemaMap,
+  SchemaOutput,
+  ValueIssue,
+  VersionedSchema,
+} from './schema';
+export {
+  checkPushedValue,
+  DATA_FIELD,
+  defineSchema,
+  invalidValueError,
+  issuePath,
+  isVersionedSchema,
+  migrate,
+  prepareWrite,
+  readValue,
+  schemaLookup,
+  toVersioned,
+  unwrapVersion,
+  VERSION_FIELD,
+  wrapVersion,
+} from './schema';
 export type { SqlDriver, SqlValue } from './sql';
+export type {
+  StandardFailure,
+  StandardInput,
+  StandardIssue,
+  StandardOutput,
+  StandardPathSegment,
+  StandardResult,
+  StandardSchemaProps,
+  StandardSchemaV1,
+  StandardSuccess,
+  StandardTypes,
+} from './standard-schema';
+export { isStandardSchema } from './standard-schema';
 export type { BucketMeta, ReplicaStorage, ScanQuery, StorageBatch, StoredIdentity } from './storage';
 export type { Transport, TransportHandlers } from './transport';
+export type { InvalidValueListener, InvalidValueReport, SchemaStatus } from './typed-values';
+export { TypedValues } from './typed-values';
 export { utf8Length } from './utf8';
 export { DEFAULT_LIMITS, isBucketName, validateClientMessage, validateServerMessage } from './validate';
 export { decodeValue, encodeValue, encodeValueView } from './value-codec';

@@ -5,10 +5,21 @@ import { MittsyncError } from './errors';
 import { type Entry, type Op, opToEntry, type Value } from './model';
 import type { Outbox } from './outbox';
 import type { WireLimits } from './protocol';
+import { unwrapVersion } from './schema';
 import { policyOf } from './storage';
 import type { SyncContext } from './sync-context';
 import { utf8Length } from './utf8';
 import { measureValue } from './validate';
+
+/**
+ * A typed bucket's guard on local writes: a `set` over a value written under a newer schema
+ * version than `schemaVersion` is refused with `SCHEMA_OUTDATED` (unless `overwriteNewer`).
+ * Checked against the stored value in the same serial task as the commit.
+ */
+export interface SchemaGuard {
+  schemaVersion: number;
+  overwriteNewer?: boolean;
+}
 
 /** One write of a `Replica.transact` batch. */
 export type Write = { key: string; value: Value } | { key: string; delete: true };
@@ -65,6 +76,7 @@ export async function commitWrites(
   ctx: LocalWriteContext,
   b: BucketState,
   writes: readonly Write[],
+  guard?: SchemaGuard,
 ): Promise<Op[]> {
   checkWritable(b);
   const bucket = b.name;
@@ -72,6 +84,8 @@ export async function commitWrites(
     bucket,
     writes.map((w) => w.key),
   );
+  if (guard !== undefined && guard.overwriteNewer !== true)
+    checkNotNewer(bucket, writes, current, guard.schemaVersion);
   const meta = { ...b.meta, sum: { ...b.meta.sum } };
   const latest = new Map<string, Entry | undefined>();
   const ops: Op[] = [];
@@ -108,6 +122,26 @@ export async function commitWrites(
   ctx.outbox.pump(b);
   ctx.emitStatus();
   return ops;
+}
+
+function checkNotNewer(
+  bucket: string,
+  writes: readonly Write[],
+  current: readonly (Entry | undefined)[],
+  schemaVersion: number,
+): void {
+  writes.forEach((w, i) => {
+    const cur = current[i];
+    if ('delete' in w || cur === undefined || cur.deleted === true) return;
+    const { version } = unwrapVersion(cur.value);
+    if (version > schemaVersion) {
+      throw new MittsyncError(
+        'SCHEMA_OUTDATED',
+        `${bucket}/${w.key} holds a value of schema version ${version}, newer than this code's ${schemaVersion}: not written over (upgrade, or pass overwriteNewer)`,
+        { detail: { bucket, key: w.key, version, schemaVersion } },
+      );
+    }
+  });
 }
 
 /** Deep copy of a JSON value. */

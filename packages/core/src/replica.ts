@@ -12,11 +12,18 @@ import { backoffDelay, type Env, randomId, systemEnv } from './env';
 import { MittsyncError, toMittsyncError } from './errors';
 import { HlcClock } from './hlc';
 import { LiveStream } from './live';
-import { checkWritable, checkWrite, commitWrites, type LocalWriteContext, type Write } from './local-writes';
+import {
+  checkWritable,
+  checkWrite,
+  commitWrites,
+  type LocalWriteContext,
+  type SchemaGuard,
+  type Write,
+} from './local-writes';
 import { DEFAULT_MITT_BOUNDS, type MittBounds } from './mitt';
 import type { Entry, Op, Value } from './model';
 import { Outbox } from './outbox';
-import { type PageFetcher, PageRequests } from './page-requests';
+import { PageRequests } from './page-requests';
 import {
   PROTOCOL_VERSION,
   type ServerMessage,
@@ -24,9 +31,11 @@ import {
   type SubscriptionPolicy,
   type WireLimits,
 } from './protocol';
+import { ReplicaBucket, typedValuesFor } from './replica-bucket';
+import type { SchemaInput, SchemaLike, SchemaOutput } from './schema';
 import { newBucketMeta, policyOf, type ReplicaStorage, type ScanQuery } from './storage';
 import type { ChangeSource, SyncContext } from './sync-context';
-import type { Transport } from './transport';
+import type { TypedValues } from './typed-values';
 import { DEFAULT_LIMITS, isBucketName } from './validate';
 
 export type { ConnectionState } from './connection';
@@ -34,65 +43,9 @@ export type { Write } from './local-writes';
 export type { PageFetcher } from './page-requests';
 export type { ChangeSource } from './sync-context';
 
-export interface ReplicaOptions {
-  storage: ReplicaStorage;
-  transport: Transport;
-  /** Clock, timers and randomness (the simulator injects virtual ones). */
-  env?: Env;
-  /** replicaId for a fresh store (default: random). Ignored when the store has an identity. */
-  replicaId?: string;
-  mitt?: Partial<MittBounds>;
-  /**
-   * Entries per catch-up page (default 4,000). Measured in Chromium against the Node relay,
-   * joining 1M keys, alternating: 7.6 / 9.1 / 8.4 s with 4,000 against 9.0 / 9.4 / 10.8 s
-   * with 2,000 (8,000: 8.7 s); at 100k no difference.
-   */
-  pageSize?: number;
-  /** Key ranges downloaded in parallel during a join. */
-  parallelRanges?: number;
-  /** Ops per push frame. */
-  pushBatch?: number;
-  /** Unacknowledged ops in flight before waiting for acks. */
-  pushWindow?: number;
-  /** Re-send unacknowledged ops after this long without an ack. */
-  ackTimeoutMs?: number;
-  /** Resume when a seq gap in the live stream persists this long. */
-  gapTimeoutMs?: number;
-  /** Re-request a page, a subscription or a flush result after this long. */
-  requestTimeoutMs?: number;
-  /** Liveness probe interval (also detects a lost stream tail). */
-  pingIntervalMs?: number;
-  /** Reconnect backoff base and cap (full jitter). */
-  backoff?: { baseMs: number; capMs: number };
-  /** Fetch catch-up pages over another channel (e.g. HTTP); default: the socket. */
-  fetchPage?: PageFetcher;
-  /** Connect on open (default true). */
-  autoConnect?: boolean;
-}
+import type { AckLevel, BucketOptions, OpenBucketOptions, ReplicaOptions } from './replica-options';
 
-export type AckLevel = 'local' | 'relay';
-
-/** Options of {@link Replica.openBucket}. */
-export interface OpenBucketOptions {
-  /**
-   * How this replica holds the bucket (default: the policy it was last opened with, or
-   * `replica` for a new bucket). Persisted with the bucket's meta.
-   * - `replica`: synchronized, read-write.
-   * - `readOnly`: synchronized; writes fail at once with `READ_ONLY`, and the relay refuses
-   *   pushes on the subscription whatever the token allows.
-   * - `copy`: one consistent copy as of a checkpoint (a join, state flush included), then
-   *   detached from the live stream. Writes stay local (a fork: stored and readable, kept in
-   *   the outbox but never pushed). {@link Replica.refresh} brings it up to date with what
-   *   changed since its checkpoint; a refreshed entry and a fork write of the same key merge
-   *   by last-writer-wins on their HLCs, as everywhere.
-   *
-   * Opening a bucket with another policy than its stored one switches it, at once (it
-   * re-subscribes when connected), unless it has local ops the new policy would strand
-   * (unacknowledged writes, or a copy's fork writes): then it fails with `POLICY_CONFLICT`
-   * and the bucket keeps its policy.
-   */
-  policy?: SubscriptionPolicy;
-}
+export type { AckLevel, BucketOptions, OpenBucketOptions, ReplicaOptions } from './replica-options';
 
 export type ChangeListener = (bucket: string, entries: readonly Entry[], source: ChangeSource) => void;
 
@@ -139,6 +92,8 @@ export class Replica {
   private readonly changeListeners = new Map<ChangeListener, ((bucket: string) => boolean) | undefined>();
   private readonly statusListeners = new Set<(s: ReplicaStatus) => void>();
   private readonly readyListeners = new Set<(info: ReadyInfo) => void>();
+  /** Schemas of typed handles (`bucket()`), reported in their buckets' status. */
+  private readonly schemas = new Map<string, TypedValues>();
   private limits: WireLimits = DEFAULT_LIMITS;
   private closed = false;
   private tail: Promise<unknown> = Promise.resolve();
@@ -325,6 +280,29 @@ export class Replica {
     return p;
   }
 
+  /**
+   * A handle on `bucket` (opened for sync), typed by `opts.schema` when given: writes are
+   * checked against it, reads come back as its output type (see {@link ReplicaBucket}). The
+   * bucket's `status().schema` then reports the schema version and values that do not fit.
+   *
+   * @example
+   * ```ts
+   * const todos = replica.bucket('todos', { schema: defineSchema({ version: 2, schema, migrations }) });
+   * await todos.put('t1', { title: 'milk', done: false });
+   * ```
+   */
+  bucket<S extends SchemaLike>(
+    bucket: string,
+    opts: BucketOptions<S> & { schema: S },
+  ): ReplicaBucket<SchemaOutput<S>, SchemaInput<S>>;
+  bucket<T = Value>(bucket: string, opts?: OpenBucketOptions): ReplicaBucket<T, T>;
+  bucket(bucket: string, opts?: BucketOptions): ReplicaBucket<unknown, unknown> {
+    const typed = typedValuesFor<unknown>(bucket, opts?.schema);
+    if (typed !== undefined) this.schemas.set(bucket, typed);
+    const { schema: _schema, ...open } = opts ?? {};
+    return new ReplicaBucket(this, bucket, typed, open);
+  }
+
   /** Sets `key` to `value`. Resolves once stored locally, or acknowledged by the relay with `ack: 'relay'`. */
   async put(bucket: string, key: string, value: Value, opts?: { ack?: AckLevel }): Promise<Op> {
     const [op] = await this.transact(bucket, [{ key, value }], opts);
@@ -339,18 +317,24 @@ export class Replica {
 
   /**
    * Applies several writes atomically: one storage transaction, consecutive originSeqs.
-   * Resolves with the ops written (their `hlc` is the version each write got).
+   * Resolves with the ops written (their `hlc` is the version each write got). With
+   * `schemaVersion` (typed buckets), a set over a value of a newer schema version fails with
+   * `SCHEMA_OUTDATED` and nothing is written, unless `overwriteNewer`.
    */
   async transact(
     bucket: string,
     writes: readonly Write[],
-    opts?: { ack?: AckLevel },
+    opts?: { ack?: AckLevel } & Partial<SchemaGuard>,
   ): Promise<readonly Op[]> {
     if (this.closed) throw new MittsyncError('CLOSED', 'replica is closed');
     const prepared = writes.map((w) => checkWrite(w, this.limits));
     const b = await this.bucketState(bucket);
     checkWritable(b);
-    const ops = await this.serial(() => commitWrites(this.writes, b, prepared));
+    const guard: SchemaGuard | undefined =
+      opts?.schemaVersion === undefined
+        ? undefined
+        : { schemaVersion: opts.schemaVersion, overwriteNewer: opts.overwriteNewer === true };
+    const ops = await this.serial(() => commitWrites(this.writes, b, prepared, guard));
     if (opts?.ack === 'relay')
       await Promise.all(ops.map((op) => this.outbox.whenAcknowledged(b, op.originSeq)));
     return ops;
@@ -413,14 +397,19 @@ export class Replica {
   status(bucket?: string): ReplicaStatus | BucketStatus | undefined {
     if (bucket !== undefined) {
       const b = this.buckets.get(bucket);
-      return b === undefined ? undefined : bucketStatus(b);
+      return b === undefined ? undefined : this.withSchema(bucketStatus(b));
     }
     return {
       replicaId: this.replicaId,
       connection: this.conn.state,
-      buckets: [...this.buckets.values()].map(bucketStatus),
+      buckets: [...this.buckets.values()].map((b) => this.withSchema(bucketStatus(b))),
       persistent: this.storage.persistent,
     };
+  }
+
+  private withSchema(s: BucketStatus): BucketStatus {
+    const typed = this.schemas.get(s.bucket);
+    return typed === undefined ? s : { ...s, schema: typed.status() };
   }
 
   /** Stops syncing, waits for queued storage work, closes storage. Pending writes stay in the outbox. */

@@ -2,12 +2,15 @@ import {
   type AckLevel,
   type BucketStatus,
   decodeFrame,
-  type MittsyncError,
+  type InvalidValueListener,
+  MittsyncError,
   type ReadyInfo,
+  type TypedValues,
   toMittsyncError,
   type Value,
 } from '@mittsync/core';
 import { LiveQueryState, type LiveResult, type Row } from './live-query';
+import { typedWatch } from './typed-watch';
 import type { ClientStatus, EntryTuple, Query, Request, ResultOf, WriteSpec } from './worker/api';
 
 /** What a bucket handle needs from its client. */
@@ -28,6 +31,11 @@ export interface WriteOptions {
    * `relay`: once the relay has committed it too.
    */
   ack?: AckLevel;
+  /**
+   * Typed buckets: write even over a value of a newer schema version. By default such a write
+   * fails with `SCHEMA_OUTDATED` and nothing is written.
+   */
+  overwriteNewer?: boolean;
 }
 
 /** A scan: by prefix or by key range (`start` inclusive, `end` exclusive), at most `limit` rows. */
@@ -44,14 +52,14 @@ export interface Transaction<T> {
   delete(key: string): void;
 }
 
-function rowsOf<T>(bytes: Uint8Array): Row<T>[] {
-  const tuples = decodeFrame(bytes) as EntryTuple[];
-  return tuples.map((t) => ({ key: t[0], value: t[3] as T }));
-}
-
 /**
  * A handle on one bucket: local reads and writes (at IndexedDB speed, through the worker)
- * and live queries. `T` is the type of the values you store (JSON-compatible).
+ * and live queries. `T` is the type of the values read, `In` of the values written: both the
+ * type you give (JSON-compatible), or a schema's output and input when the bucket was opened
+ * with `{ schema }`. Then every write is checked in this tab before it goes to the worker (an
+ * invalid value rejects with `INVALID_VALUE` naming the path and nothing is stored or queued),
+ * and every value read (`get`, `scan`, `watch`) goes through the schema's migrations and
+ * validation: one that does not fit is skipped and reported (`status().schema`, `onInvalid`).
  *
  * @example
  * ```ts
@@ -60,7 +68,7 @@ function rowsOf<T>(bytes: Uint8Array): Row<T>[] {
  * const stop = todos.watch({ prefix: 't' }, (r) => render(r.rows()));
  * ```
  */
-export class Bucket<T = Value> {
+export class Bucket<T = Value, In = T> {
   /**
    * Settles when the worker has opened the bucket (with the policy asked for, if any); rejects
    * with the reason it could not, such as `POLICY_CONFLICT`.
@@ -70,9 +78,11 @@ export class Bucket<T = Value> {
   constructor(
     readonly name: string,
     private readonly link: BucketLink,
+    /** The bucket's schema as this handle reads and writes it (undefined: untyped). */
+    readonly typed?: TypedValues<T>,
   ) {}
 
-  /** The value at `key`, or undefined. */
+  /** The value at `key`, or undefined (absent, or it does not fit the schema: then reported). */
   async get(key: string): Promise<T | undefined> {
     const [v] = await this.getMany([key]);
     return v;
@@ -82,11 +92,19 @@ export class Bucket<T = Value> {
   async getMany(keys: readonly string[]): Promise<(T | undefined)[]> {
     const bytes = await this.link.call({ op: 'get', bucket: this.name, keys });
     const found = decodeFrame(bytes) as (EntryTuple | null)[];
-    return found.map((t) => (t === null || t[2] === 1 ? undefined : (t[3] as T)));
+    const typed = this.typed;
+    if (typed === undefined) return found.map((t) => (t === null || t[2] === 1 ? undefined : (t[3] as T)));
+    return Promise.all(
+      found.map(async (t, i) => {
+        if (t === null || t[2] === 1) return undefined;
+        const r = await typed.read(keys[i] as string, t[3]);
+        return r.ok ? r.value : undefined;
+      }),
+    );
   }
 
   /** Sets `key` to `value`. */
-  async put(key: string, value: T, opts?: WriteOptions): Promise<void> {
+  async put(key: string, value: In, opts?: WriteOptions): Promise<void> {
     await this.write([{ key, value: value as Value }], opts);
   }
 
@@ -99,7 +117,7 @@ export class Bucket<T = Value> {
    * Applies every write `fn` makes as one atomic batch: all stored (with their outbox
    * entries) in one IndexedDB transaction, or none. Reads inside `fn` are not isolated.
    */
-  async transact(fn: (tx: Transaction<T>) => void | Promise<void>, opts?: WriteOptions): Promise<void> {
+  async transact(fn: (tx: Transaction<In>) => void | Promise<void>, opts?: WriteOptions): Promise<void> {
     const writes: WriteSpec[] = [];
     await fn({
       put: (key, value) => void writes.push({ key, value: value as Value }),
@@ -109,19 +127,46 @@ export class Bucket<T = Value> {
   }
 
   private async write(writes: WriteSpec[], opts?: WriteOptions): Promise<void> {
-    const status = await this.link.call({
-      op: 'transact',
-      bucket: this.name,
-      writes,
-      ack: opts?.ack ?? 'local',
-    });
-    this.link.noteStatus(status);
+    const typed = this.typed;
+    // Checked here, before anything reaches the worker: a refused batch stores nothing.
+    const checked =
+      typed === undefined
+        ? writes
+        : await Promise.all(
+            writes.map(async (w) =>
+              'delete' in w ? w : { key: w.key, value: await typed.write(w.key, w.value) },
+            ),
+          );
+    try {
+      const status = await this.link.call({
+        op: 'transact',
+        bucket: this.name,
+        writes: checked,
+        ack: opts?.ack ?? 'local',
+        ...(typed === undefined
+          ? {}
+          : { schemaVersion: typed.version, overwriteNewer: opts?.overwriteNewer === true }),
+      });
+      this.link.noteStatus(status);
+    } catch (e) {
+      if (e instanceof MittsyncError && e.code === 'SCHEMA_OUTDATED')
+        typed?.noteNewer(Number(e.detail?.version));
+      throw e;
+    }
   }
 
-  /** Rows by prefix or key range, in key order. */
+  /** Rows by prefix or key range, in key order (with a schema: the readable ones). */
   async scan(query: ScanOptions = {}): Promise<Row<T>[]> {
     const bytes = await this.link.call({ op: 'scan', bucket: this.name, query });
-    return rowsOf<T>(bytes);
+    const tuples = decodeFrame(bytes) as EntryTuple[];
+    const typed = this.typed;
+    if (typed === undefined) return tuples.map((t) => ({ key: t[0], value: t[3] as T }));
+    const out: Row<T>[] = [];
+    for (const t of tuples) {
+      const r = await typed.read(t[0], t[3]);
+      if (r.ok) out.push({ key: t[0], value: r.value });
+    }
+    return out;
   }
 
   /**
@@ -134,8 +179,12 @@ export class Bucket<T = Value> {
     onError?: (err: MittsyncError) => void,
   ): () => void {
     const id = this.link.nextWatchId();
-    const state = new LiveQueryState<T>();
-    this.link.register(id, state as LiveQueryState<unknown>, callback as (r: LiveResult<unknown>) => void);
+    const state = new LiveQueryState<unknown>();
+    const deliver =
+      this.typed === undefined
+        ? (callback as (r: LiveResult<unknown>) => void)
+        : typedWatch(this.typed, callback);
+    this.link.register(id, state, deliver);
     const started = this.link.call({ op: 'watch', bucket: this.name, watchId: id, query });
     started.catch((e: unknown) => {
       this.link.unregister(id);
@@ -160,8 +209,19 @@ export class Bucket<T = Value> {
     return this.link.call({ op: 'refresh', bucket: this.name });
   }
 
-  /** The bucket's last known sync status (phase, progress, pending writes, last error). */
+  /**
+   * The bucket's last known sync status (phase, progress, pending writes, last error), with
+   * `schema` for a typed bucket: its version, the newest version seen (`newerSeen`: a device
+   * runs newer code) and values found unreadable.
+   */
   status(): BucketStatus | undefined {
-    return this.link.bucketStatus(this.name);
+    const s = this.link.bucketStatus(this.name);
+    if (s === undefined || this.typed === undefined) return s;
+    return { ...s, schema: this.typed.status() };
+  }
+
+  /** Listens to values found not to fit this bucket's schema (typed buckets); returns the unsubscribe. */
+  onInvalid(listener: InvalidValueListener): () => void {
+    return this.typed?.onInvalid(listener) ?? (() => undefined);
   }
 }

@@ -1,4 +1,14 @@
-import { MittsyncError, type OpenBucketOptions, type Value } from '@mittsync/core';
+import {
+  isVersionedSchema,
+  MittsyncError,
+  type OpenBucketOptions,
+  type SchemaInput,
+  type SchemaLike,
+  type SchemaOutput,
+  TypedValues,
+  type Value,
+  type VersionedSchema,
+} from '@mittsync/core';
 import { randomId } from '@mittsync/core/model';
 import * as Comlink from 'comlink';
 import { Bucket, type BucketLink } from './bucket';
@@ -49,7 +59,7 @@ export class Client {
   private lastStatus: ClientStatus | null = null;
   private readonly statusListeners = new Set<(s: ClientStatus) => void>();
   private readonly watches = new Map<number, Watch>();
-  private readonly handles = new Map<string, Bucket<unknown>>();
+  private readonly handles = new Map<string, Bucket<unknown, unknown>>();
   private readonly inflight = new Set<(e: MittsyncError) => void>();
   private watchIds = 1;
   private closed = false;
@@ -142,7 +152,29 @@ export class Client {
 
   private setStatus(s: ClientStatus): void {
     this.lastStatus = s;
-    for (const l of this.statusListeners) l(s);
+    if (this.statusListeners.size === 0) return;
+    const shown = this.withSchemas(s);
+    for (const l of this.statusListeners) l(shown);
+  }
+
+  /** The worker's status with each typed bucket's `schema` (known in this tab only). */
+  private withSchemas(s: ClientStatus): ClientStatus {
+    let typed = false;
+    const buckets = s.buckets.map((b) => {
+      const schema = this.handles.get(b.bucket)?.typed?.status();
+      if (schema === undefined) return b;
+      typed = true;
+      return { ...b, schema };
+    });
+    return typed ? { ...s, buckets } : s;
+  }
+
+  /** A typed handle's schema status changed: listeners hear it with the last status. */
+  private watchSchema(name: string, typed: TypedValues<unknown>): void {
+    typed.onStatusChange(() => {
+      if (this.lastStatus !== null && this.handles.get(name)?.typed === typed)
+        this.setStatus(this.lastStatus);
+    });
   }
 
   /**
@@ -152,29 +184,44 @@ export class Client {
    * and a different one switches it. `handle.opened` rejects when the switch is refused
    * (`POLICY_CONFLICT`).
    *
+   * `opts.schema` makes it a typed bucket: any Standard Schema validator (Zod, Valibot,
+   * ArkType...) or a versioned one from `defineSchema`. Reads are typed by its output and
+   * writes by its input; see {@link Bucket} and docs/schemas.md.
+   *
    * @example
    * ```ts
    * const prices = client.bucket('prices', { policy: 'copy' });
    * await prices.whenReady(); // a consistent copy, detached
-   * await prices.refresh(); // later: only what changed since
+   * const todos = client.bucket('todos', { schema: z.object({ title: z.string() }) });
+   * await todos.put('t1', { title: 'milk' }); // checked before it is stored
    * ```
    */
-  bucket<T = Value>(name: string, opts?: OpenBucketOptions): Bucket<T> {
+  bucket<S extends SchemaLike>(
+    name: string,
+    opts: BucketOptions<S> & { schema: S },
+  ): Bucket<SchemaOutput<S>, SchemaInput<S>>;
+  bucket<T = Value>(name: string, opts?: OpenBucketOptions): Bucket<T>;
+  bucket(name: string, opts?: BucketOptions): Bucket<unknown, unknown> {
     let b = this.handles.get(name);
+    const schema = opts?.schema;
     if (b !== undefined && opts?.policy !== undefined) {
       b.opened = this.call({ op: 'open', bucket: name, policy: opts.policy });
       b.opened.catch(() => undefined);
     }
+    // A handle with another schema (or none, when one is asked for) is a new handle on the
+    // same bucket: each keeps the schema it was made with.
+    if (b !== undefined && schema !== undefined && b.typed?.schema !== toVersionedOnce(b, schema)) {
+      const typed = new TypedValues<unknown>(name, schema);
+      this.watchSchema(name, typed);
+      const opened = b.opened;
+      b = new Bucket<unknown, unknown>(name, this.bucketLink(), typed);
+      b.opened = opened;
+      this.handles.set(name, b);
+    }
     if (b === undefined) {
-      const link: BucketLink = {
-        call: (req) => this.call(req),
-        register: (id, state, cb) => void this.watches.set(id, { state, cb }),
-        unregister: (id) => void this.watches.delete(id),
-        nextWatchId: () => this.watchIds++,
-        bucketStatus: (bucket) => this.lastStatus?.buckets.find((x) => x.bucket === bucket),
-        noteStatus: (s) => this.setStatus(s),
-      };
-      b = new Bucket<unknown>(name, link);
+      const typed = schema === undefined ? undefined : new TypedValues<unknown>(name, schema);
+      if (typed !== undefined) this.watchSchema(name, typed);
+      b = new Bucket<unknown, unknown>(name, this.bucketLink(), typed);
       this.handles.set(name, b);
       b.opened = this.call({
         op: 'open',
@@ -183,12 +230,26 @@ export class Client {
       });
       b.opened.catch(() => undefined);
     }
-    return b as Bucket<T>;
+    return b;
   }
 
-  /** The last status the worker reported (null before the first). */
+  private bucketLink(): BucketLink {
+    return {
+      call: (req) => this.call(req),
+      register: (id, state, cb) => void this.watches.set(id, { state, cb }),
+      unregister: (id) => void this.watches.delete(id),
+      nextWatchId: () => this.watchIds++,
+      bucketStatus: (bucket) => this.lastStatus?.buckets.find((x) => x.bucket === bucket),
+      noteStatus: (s) => this.setStatus(s),
+    };
+  }
+
+  /**
+   * The last status the worker reported (null before the first), with `schema` on the buckets
+   * this tab opened with a schema.
+   */
   get status(): ClientStatus | null {
-    return this.lastStatus;
+    return this.lastStatus === null ? null : this.withSchemas(this.lastStatus);
   }
 
   /** Listens to status changes: connection, per-bucket phase and progress, pending writes, errors. */
@@ -210,7 +271,7 @@ export class Client {
   async refreshStatus(): Promise<ClientStatus> {
     const s = await this.call({ op: 'status' });
     this.setStatus(s);
-    return s;
+    return this.withSchemas(s);
   }
 
   /** @internal Debug counters of the hosting worker (benchmarks). */
@@ -247,6 +308,20 @@ export class Client {
     this.link?.terminate();
     this.releaseTab?.();
   }
+}
+
+/** Options of {@link Client.bucket}: a policy and, for a typed bucket, its schema. */
+export interface BucketOptions<S extends SchemaLike = SchemaLike> extends OpenBucketOptions {
+  /** Any Standard Schema validator, or a versioned schema from `defineSchema`. */
+  schema?: S;
+}
+
+/** The handle's schema when `schema` is the one it was made with (a plain validator is wrapped once). */
+function toVersionedOnce(b: Bucket<unknown, unknown>, schema: SchemaLike): VersionedSchema | SchemaLike {
+  const held = b.typed?.schema;
+  if (held === undefined) return schema;
+  if (isVersionedSchema(schema)) return schema;
+  return held.version === 1 && held.schema === schema ? held : schema;
 }
 
 function unwrap<T>(out: Outcome<T>): T {

@@ -16,16 +16,25 @@ export type {
   AckLevel,
   BucketStatus,
   ErrorCode,
+  InvalidValueReport,
+  Migration,
   OpenBucketOptions,
   Phase,
   ReadyInfo,
+  SchemaInput,
+  SchemaLike,
+  SchemaOutput,
+  SchemaStatus,
+  StandardSchemaV1,
   SubscriptionPolicy,
   Value,
+  ValueIssue,
+  VersionedSchema,
 } from '@mittsync/core';
-export { MittsyncError } from '@mittsync/core';
+export { defineSchema, MittsyncError } from '@mittsync/core';
 export type { ScanOptions, Transaction, WatchQuery, WriteOptions } from './bucket';
 export { Bucket } from './bucket';
-export type { ClientOptions } from './client';
+export type { BucketOptions, ClientOptions } from './client';
 export { Client, createClient } from './client';
 export type { Hosting } from './connect';
 export { devToken } from './dev-token';

@@ -10,10 +10,15 @@ import {
   type PageReqMsg,
   type PushMsg,
   type ResetMsg,
+  type SchemaLike,
+  type SchemaMap,
   type ServerMessage,
   type SqlDriver,
+  schemaLookup,
   systemEnv,
   toMittsyncError,
+  toVersioned,
+  type VersionedSchema,
   type WireFormat,
 } from '@mittsync/core';
 import type { Authenticator, Principal } from './auth';
@@ -72,6 +77,13 @@ export interface RelayOptions {
    * `recvEvery` makes them report received bytes, for runtimes without `bufferedAmount`.
    */
   route?: { socketPerBucket?: boolean; recvEvery?: number };
+  /**
+   * Schemas the relay checks pushes against, by bucket name or pattern (`{ 'todo:*': s }`,
+   * see `schemaLookup`), or a function from bucket name to schema. A pushed value its schema
+   * refuses is rejected per op with `INVALID_VALUE` (HTTP imports included); the rest of the
+   * push commits. Validators must be synchronous here.
+   */
+  schemas?: SchemaMap | ((bucket: string) => SchemaLike | undefined);
   /** Runs the group commit after the current batch of I/O (default `setImmediate`). */
   schedule?: (fn: () => void) => void;
 }
@@ -88,6 +100,17 @@ type Outgoing =
   | { session: HostedSession; close: number; reason: string };
 
 const now = (): number => globalThis.performance?.now() ?? Date.now();
+
+function relaySchemas(
+  s: RelayOptions['schemas'],
+): ((bucket: string) => VersionedSchema | undefined) | undefined {
+  if (s === undefined) return undefined;
+  if (typeof s !== 'function') return schemaLookup(s);
+  return (bucket) => {
+    const found = s(bucket);
+    return found === undefined ? undefined : toVersioned(found);
+  };
+}
 
 /** Milliseconds from a monotonic clock where there is one (Date.now otherwise). */
 function monotonicMs(): number {
@@ -123,6 +146,7 @@ export class Relay implements SessionHost {
     tombstoneRetainMs?: number;
   };
   private readonly schedule: (fn: () => void) => void;
+  private readonly schemaOf: ((bucket: string) => VersionedSchema | undefined) | undefined;
   private readonly resident = new Map<string, BucketHost>();
   private readonly sessions = new Set<HostedSession>();
   private queue: PushJob[] = [];
@@ -153,6 +177,7 @@ export class Relay implements SessionHost {
       ...(opts.tombstoneRetainMs === undefined ? {} : { tombstoneRetainMs: opts.tombstoneRetainMs }),
     };
     this.schedule = opts.schedule ?? defaultSchedule();
+    this.schemaOf = relaySchemas(opts.schemas);
     this.metrics.pageFlights = this.pageFlights;
     this.metrics.gauges = {
       connections: () => this.sessions.size,
@@ -196,8 +221,10 @@ export class Relay implements SessionHost {
       this.resident.set(bucket, h);
       return h;
     }
+    const schema = this.schemaOf?.(bucket);
     const host = new BucketHost({
       bucket,
+      ...(schema === undefined ? {} : { schema }),
       store: this.stores.open(bucket),
       env: this.env,
       limits: wireLimits(this.limits),

@@ -4,6 +4,7 @@ import { BucketHost, type HostConnection } from '../host';
 import { MemoryHostStore } from '../host-store';
 import type { ClientMessage, ServerMessage, WireLimits } from '../protocol';
 import { PROTOCOL_VERSION } from '../protocol';
+import type { VersionedSchema } from '../schema';
 import type { Transport, TransportHandlers } from '../transport';
 import { DEFAULT_LIMITS, validateClientMessage, validateServerMessage } from '../validate';
 import type { Scheduler } from './scheduler';
@@ -62,6 +63,8 @@ export class SimRelay {
       tombstoneRetainOps: number;
       tombstoneRetainMs: number;
       splitMinEntries: number;
+      /** The buckets' schema, checked on every push (typed-bucket tests). */
+      schema?: VersionedSchema;
     },
   ) {}
 

@@ -1,6 +1,7 @@
 import type { Env } from '../env';
 import { MemoryReplicaStorage } from '../memory-storage';
 import { Replica, type ReplicaOptions } from '../replica';
+import type { VersionedSchema } from '../schema';
 import { SimRelay, SimTransport } from '../sim/network';
 import { prng, Scheduler } from '../sim/scheduler';
 
@@ -31,6 +32,7 @@ export class Harness {
       tombstoneRetainOps: number;
       tombstoneRetainMs: number;
       splitMinEntries: number;
+      schema: VersionedSchema;
     }> = {},
   ) {
     this.settleFn = settle;

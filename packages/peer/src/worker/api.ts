@@ -77,7 +77,15 @@ export type Request =
   | { op: 'open'; bucket: string; policy?: SubscriptionPolicy }
   | { op: 'get'; bucket: string; keys: readonly string[] }
   | { op: 'scan'; bucket: string; query: Query }
-  | { op: 'transact'; bucket: string; writes: readonly WriteSpec[]; ack: AckLevel }
+  | {
+      op: 'transact';
+      bucket: string;
+      writes: readonly WriteSpec[];
+      ack: AckLevel;
+      /** A typed bucket's schema version: refuse to write over newer-version values (`SCHEMA_OUTDATED`). */
+      schemaVersion?: number;
+      overwriteNewer?: boolean;
+    }
   | { op: 'watch'; bucket: string; watchId: number; query: Query }
   | { op: 'unwatch'; watchId: number }
   | { op: 'ready'; bucket: string }

@@ -314,7 +314,12 @@ export class ReplicaHost {
       }
       case 'transact': {
         const r = await this.use(req.bucket);
-        await r.transact(req.bucket, req.writes, { ack: req.ack });
+        await r.transact(req.bucket, req.writes, {
+          ack: req.ack,
+          ...(req.schemaVersion === undefined
+            ? {}
+            : { schemaVersion: req.schemaVersion, overwriteNewer: req.overwriteNewer === true }),
+        });
         // The writing tab's status comes with the reply, so it counts the write as pending as
         // soon as the write resolves (other tabs hear of it within STATUS_EVERY_MS).
         return this.status(tabId);

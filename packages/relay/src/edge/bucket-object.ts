@@ -7,6 +7,7 @@ import { SqlHostStore } from '../sql-host-store';
 import { ensureSchema } from '../sql-schema';
 import { AlarmTimers } from './alarm-env';
 import { type EdgeEnv, edgeConfig } from './config';
+import { relaySchemas } from './schemas';
 import { DurableSqlDriver } from './sql-driver';
 import {
   closeQuietly,
@@ -151,6 +152,7 @@ export class BucketObject {
     const log: RelayLog = (level, message, detail) =>
       console[level === 'info' ? 'log' : level](message, detail ?? '');
     const metricsSink = env.METRICS;
+    const schemas = relaySchemas();
     this.relay = new Relay({
       stores: { open: (b) => new SqlHostStore(driver, b), transaction: (fn) => driver.transaction(fn) },
       auth: config.auth,
@@ -162,6 +164,7 @@ export class BucketObject {
       // Every frame of an event is handled before the commit, so frames that arrive together
       // share it; the platform makes the writes durable before any output leaves.
       schedule: (fn) => queueMicrotask(fn),
+      ...(schemas === undefined ? {} : { schemas }),
       log,
     });
     if (metricsSink !== undefined) {

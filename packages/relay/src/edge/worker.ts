@@ -6,6 +6,7 @@ import { BucketObject } from './bucket-object';
 import { devRegistry, type EdgeEnv, edgeConfig } from './config';
 import { closeQuietly, inboundFrame, switchingProtocols, webSocketPair } from './workers-api';
 
+export { setRelaySchemas } from './schemas';
 export type { EdgeEnv };
 export { BucketObject };
 

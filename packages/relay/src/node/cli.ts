@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { MittsyncError } from '@mittsync/core';
 import type { AuthOptions } from '../auth';
 import { RELAY_LIMIT_NAMES, type RelayLimits } from '../limits';
+import { loadSchemaModule } from './schema-module';
 import { startNodeRelay } from './server';
 
 const USAGE = `usage: mittsync relay [options]
@@ -26,6 +27,8 @@ const USAGE = `usage: mittsync relay [options]
   --tombstone-retain-ms <ms> ...and at least this long (default 30 days)
   --max-resident <n>    bucket hosts kept in memory (default 1000)
   --flush-timeout <ms>  state flush wait for writers (default 5000)
+  --schema <file>       an ES module exporting schemas by bucket pattern ({ 'todo:*': schema });
+                        pushes they refuse are rejected per op with INVALID_VALUE (docs/schemas.md)
 `;
 
 function fail(message: string): never {
@@ -69,6 +72,7 @@ export async function main(argv: string[]): Promise<void> {
       'tombstone-retain-ms': { type: 'string' },
       'max-resident': { type: 'string' },
       'flush-timeout': { type: 'string' },
+      schema: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -108,7 +112,9 @@ export async function main(argv: string[]): Promise<void> {
   const flushTimeoutMs = int(values['flush-timeout'], '--flush-timeout');
   let relay: Awaited<ReturnType<typeof startNodeRelay>>;
   try {
+    const schemas = values.schema === undefined ? undefined : await loadSchemaModule(values.schema);
     relay = await startNodeRelay({
+      ...(schemas === undefined ? {} : { schemas }),
       port: int(values.port, '--port') ?? 8787,
       host: values.host ?? '127.0.0.1',
       data: values.data ?? './.mittsync',
@@ -136,6 +142,7 @@ export async function main(argv: string[]): Promise<void> {
       `\n  !! DEV MODE: ${relay.httpUrl}/v1/dev/token hands out read/write tokens for every bucket\n  !! to this relay's own pages${values['dev-origin'] === undefined ? '' : ` and ${values['dev-origin'].join(', ')}`}.\n  !! Never run --dev where anyone else can reach it.${values['dev-allow-remote'] ? `\n  !! --dev-allow-remote: ANYONE WHO CAN REACH ${values.host} CAN READ AND WRITE EVERYTHING.` : ''}\n\n`,
     );
   }
+  if (values.schema !== undefined) log('info', `checking pushes against the schemas of ${values.schema}`);
   // Tests and scripts wait for this exact line.
   process.stdout.write(`mittsync relay listening on ${relay.httpUrl} (sync: ${relay.url})\n`);
 

@@ -17,6 +17,8 @@ Miniflare, on 127.0.0.1.
   --static <dir>        serve a built web app at / (Workers static assets)
   --limit <name=value>  override a limit (repeatable): ${RELAY_LIMIT_NAMES.join(', ')}
   --flush-timeout <ms>  state flush wait for writers (default 5000)
+  --schema <file>       a module exporting schemas by bucket pattern, bundled into the Worker
+                        (registered with setRelaySchemas; see docs/schemas.md)
   --verbose             print workerd's output
 `;
 
@@ -44,6 +46,7 @@ export async function edgeMain(argv: string[]): Promise<void> {
       limit: { type: 'string', multiple: true },
       'flush-timeout': { type: 'string' },
       verbose: { type: 'boolean', default: false },
+      schema: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -88,6 +91,7 @@ export async function edgeMain(argv: string[]): Promise<void> {
       limits,
       ...(flushTimeoutMs === undefined ? {} : { flushTimeoutMs }),
       ...(values.verbose ? { log } : {}),
+      ...(values.schema === undefined ? {} : { schemaModule: values.schema }),
     });
   } catch (e) {
     fail(e instanceof MittsyncError || e instanceof Error ? e.message : String(e));

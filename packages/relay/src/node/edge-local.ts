@@ -16,11 +16,31 @@ export const COMPATIBILITY_DATE = '2025-09-01';
  * with esbuild, as wrangler would: the Workers conditions pick each package's build for
  * workerd. Returns the bundle's path.
  */
-export async function buildEdgeWorker(outfile = EDGE_BUNDLE): Promise<string> {
+export async function buildEdgeWorker(outfile = EDGE_BUNDLE, schemaModule?: string): Promise<string> {
   const { build } = await import('esbuild');
   mkdirSync(dirname(outfile), { recursive: true });
+  // With a schema module: an entry that registers its default export (or `schemas`) first,
+  // as an application's own Worker entry would (see `setRelaySchemas`).
+  const entry =
+    schemaModule === undefined
+      ? { entryPoints: [ENTRY] }
+      : {
+          stdin: {
+            contents: [
+              `import * as mod from ${JSON.stringify(resolve(schemaModule))};`,
+              `import { setRelaySchemas } from ${JSON.stringify(ENTRY)};`,
+              'const exported: Record<string, any> = { ...mod };',
+              'setRelaySchemas(exported.default ?? exported.schemas);',
+              `export * from ${JSON.stringify(ENTRY)};`,
+              `export { default } from ${JSON.stringify(ENTRY)};`,
+            ].join('\n'),
+            resolveDir: dirname(ENTRY),
+            sourcefile: 'worker-with-schemas.ts',
+            loader: 'ts' as const,
+          },
+        };
   await build({
-    entryPoints: [ENTRY],
+    ...entry,
     outfile,
     bundle: true,
     format: 'esm',
@@ -33,22 +53,28 @@ export async function buildEdgeWorker(outfile = EDGE_BUNDLE): Promise<string> {
   return outfile;
 }
 
-let built: Promise<string> | undefined;
+const built = new Map<string, Promise<string>>();
 
 /**
- * This process's bundle, built once: a file of its own (`worker-<pid>.js`, removed when the
- * process exits), so test forks and relays started side by side never write over one another's.
+ * This process's bundle, built once (per schema module): a file of its own
+ * (`worker-<pid>[-n].js`, removed when the process exits), so test forks and relays started
+ * side by side never write over one another's.
  */
-function processBundle(): Promise<string> {
-  built ??= (async () => {
-    const out = join(dirname(EDGE_BUNDLE), `worker-${process.pid}.js`);
-    await buildEdgeWorker(out);
-    process.once('exit', () => {
-      for (const f of [out, `${out}.map`]) rmSync(f, { force: true });
-    });
-    return out;
-  })();
-  return built;
+function processBundle(schemaModule?: string): Promise<string> {
+  const key = schemaModule ?? '';
+  let p = built.get(key);
+  if (p === undefined) {
+    p = (async () => {
+      const out = join(dirname(EDGE_BUNDLE), `worker-${process.pid}${key === '' ? '' : `-${built.size}`}.js`);
+      await buildEdgeWorker(out, schemaModule);
+      process.once('exit', () => {
+        for (const f of [out, `${out}.map`]) rmSync(f, { force: true });
+      });
+      return out;
+    })();
+    built.set(key, p);
+  }
+  return p;
 }
 
 export interface EdgeRelayOptions {
@@ -68,6 +94,11 @@ export interface EdgeRelayOptions {
   staticDir?: string;
   /** A bundle built before (default: build one now). */
   bundle?: string;
+  /**
+   * A module exporting schemas by bucket pattern (default export or `schemas`), bundled into
+   * the Worker and registered with `setRelaySchemas` (ignored with `bundle`).
+   */
+  schemaModule?: string;
   /** workerd's output (default: discarded). */
   log?: (line: string) => void;
 }
@@ -92,7 +123,7 @@ export interface EdgeRelay {
  */
 export async function startEdgeRelay(opts: EdgeRelayOptions = {}): Promise<EdgeRelay> {
   const { Miniflare, Log, LogLevel } = await import('miniflare');
-  const bundle = opts.bundle ?? (await processBundle());
+  const bundle = opts.bundle ?? (await processBundle(opts.schemaModule));
   if (opts.persist !== undefined) mkdirSync(opts.persist, { recursive: true });
   const bindings: Record<string, string> = {};
   if (opts.secret !== undefined) bindings.MITTSYNC_SECRET = opts.secret;

@@ -10,7 +10,7 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import { API_PREFIX, createRelayApp, type UpgradeWebSocket } from '../app';
 import { type Authenticator, type AuthOptions, createAuthenticator, eitherAuthenticator } from '../auth';
 import type { RelayLimits } from '../limits';
-import { Relay, type RelayLog, sqlStores } from '../relay';
+import { Relay, type RelayLog, type RelayOptions, sqlStores } from '../relay';
 import { checkDataOutsideStatic, type DevState, isLoopback, loadDevState, loopbackHosts } from './dev-state';
 import { SqliteDriver } from './sqlite-driver';
 
@@ -51,6 +51,8 @@ export interface NodeRelayOptions {
   cacheMb?: number;
   env?: Env;
   log?: RelayLog;
+  /** Schemas pushes are checked against, by bucket pattern (see `RelayOptions.schemas`). */
+  schemas?: RelayOptions['schemas'];
 }
 
 /** A running Node relay. */
@@ -174,6 +176,7 @@ export async function startNodeRelay(opts: NodeRelayOptions = {}): Promise<NodeR
     ...(opts.flushTimeoutMs === undefined ? {} : { flushTimeoutMs: opts.flushTimeoutMs }),
     ...(opts.tombstoneRetainOps === undefined ? {} : { tombstoneRetainOps: opts.tombstoneRetainOps }),
     ...(opts.tombstoneRetainMs === undefined ? {} : { tombstoneRetainMs: opts.tombstoneRetainMs }),
+    ...(opts.schemas === undefined ? {} : { schemas: opts.schemas }),
     log,
   });
 

@@ -10,6 +10,7 @@ export type {
   TokenRequest,
 } from '@mittsync/core/testing';
 export {
+  CONFORMANCE_SCHEMAS,
   convergedWithRelay,
   eventually,
   httpGet,
@@ -19,6 +20,7 @@ export {
   rawClient,
   relayEntries,
   runRelayConformanceTests,
+  runRelaySchemaTests,
   sleep,
   startAckedWriters,
   UpgradeRefused,
