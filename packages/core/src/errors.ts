@@ -33,6 +33,8 @@ export const ERROR_CODES = [
    * acknowledged, or keep the policy.
    */
   'POLICY_CONFLICT',
+  /** A bucket that does not exist where it was asked for (nothing was ever written to it). */
+  'NOT_FOUND',
   'STORAGE_QUOTA',
   'STORAGE_LOST',
   'STORAGE_UNAVAILABLE',

@@ -24,7 +24,7 @@ export { DEFAULT_RELAY_LIMITS } from './limits';
 export type { MetricGauges, RelayMetrics } from './metrics';
 export type { HttpPageFetcherOptions } from './page-fetcher';
 export { createHttpPageFetcher } from './page-fetcher';
-export type { HostStoreProvider, LogLevel, RelayLog, RelayOptions } from './relay';
+export type { BucketInfo, HostStoreProvider, LogLevel, RelayLog, RelayOptions } from './relay';
 export { Relay, sqlStores } from './relay';
 export type { RelaySocket, SocketHandler } from './session-host';
 export { SqlHostStore } from './sql-host-store';
