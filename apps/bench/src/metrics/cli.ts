@@ -36,7 +36,7 @@ async function writeRecords(file: string, count: number): Promise<void> {
   const out = createWriteStream(file);
   for (let i = 0; i < count; i++) {
     const line = `${JSON.stringify({ key: `item:${String(i).padStart(7, '0')}`, value: { title: `item ${i}`, qty: i % 100, done: i % 3 === 0 } })}\n`;
-    if (!out.write(line)) await new Promise((r) => out.once('drain', r));
+    if (!out.write(line)) await new Promise<void>((r) => out.once('drain', () => r()));
   }
   await new Promise<void>((r) => out.end(r));
 }
