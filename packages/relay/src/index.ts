@@ -13,6 +13,8 @@
  * const app = createRelayApp({ relay, upgradeWebSocket });
  * ```
  * On Node, `startNodeRelay` from `@mittsync/relay/node` does all of this.
+ *
+ * @module @mittsync/relay
  */
 
 export type { RelayAppOptions, UpgradeWebSocket } from './app';
