@@ -79,6 +79,13 @@ function saveCheckpoint(path: string, c: Checkpoint): void {
   renameSync(`${path}.tmp`, path);
 }
 
+/**
+ * Pushes in flight at once. Two measured no faster on loopback (200k records: 4.8-7.4 s
+ * against 5.4-8.0 s, noisy): they travel on two connections, and about one batch in eight
+ * arrived before the one it follows and was sent again.
+ */
+const PUSH_WINDOW = 1;
+
 /** Ops of one push: at most `maxOps`, and well under the relay's frame size. */
 const FRAME_BUDGET = Math.floor(DEFAULT_LIMITS.maxFrameBytes * 0.75);
 
@@ -160,7 +167,7 @@ export async function runImport(
   let entries = 0;
   let bytes = 0;
 
-  const send = async (batchOps: Op[], recBytes: number, lastN: number) => {
+  const send = async (batchOps: Op[], recBytes: number, lastN: number, prev: Promise<void> | undefined) => {
     try {
       validateClientMessage({ type: 'push', bucket: opts.bucket, ops: batchOps });
     } catch {
@@ -178,9 +185,9 @@ export async function runImport(
       }
     }
     const last = state.base + lastN;
-    let ops = batchOps;
+    let prevDone = prev === undefined;
     for (;;) {
-      const ack = await client.push(opts.bucket, ops);
+      const ack = await client.push(opts.bucket, batchOps);
       const refused = ack.rejected?.[0];
       if (refused !== undefined) {
         throw new MittsyncError(
@@ -189,16 +196,21 @@ export async function runImport(
         );
       }
       if (ack.upTo >= last) break;
-      if (ack.gap !== true || ack.upTo < (ops[0]?.originSeq ?? 0) - 1) {
-        throw new MittsyncError(
-          'INTERNAL',
-          `the relay acknowledged up to ${ack.upTo}, expected ${last}: another writer with this token's subject? (use a token of its own)`,
-        );
+      if (ack.gap === true && !prevDone) {
+        // The batch before this one (they travel side by side) has not reached the relay yet:
+        // wait for its ack and send this one again (the relay drops what it already has).
+        await prev;
+        prevDone = true;
+        continue;
       }
-      // Ops before upTo + 1 were already on the relay: send the rest.
-      ops = ops.filter((op) => op.originSeq > ack.upTo);
+      throw new MittsyncError(
+        'INTERNAL',
+        `the relay acknowledged up to ${ack.upTo}, expected ${last}: another writer with this token's subject? (use a token of its own)`,
+      );
     }
-    // Sends run one after another, so `acked` is the previous batch's end.
+    // The checkpoint advances in file order.
+    await prev;
+    // `prev` is done, so `acked` is the previous batch's end.
     const count = lastN - state.acked;
     state.acked = lastN;
     state.ackedBytes = (state.ackedBytes ?? 0) + recBytes;
@@ -212,7 +224,8 @@ export async function runImport(
   let batchBytes = 0;
   let batchRecBytes = 0;
   let lastN = skip;
-  let inFlight: Promise<void> | undefined;
+  /** Pushes in flight, oldest first (at most PUSH_WINDOW): the next batch is read meanwhile. */
+  const pending: Promise<void>[] = [];
   let stopped = false;
   const flush = async () => {
     if (batch.length === 0) return;
@@ -222,10 +235,11 @@ export async function runImport(
     batch = [];
     batchBytes = 0;
     batchRecBytes = 0;
-    await inFlight;
-    inFlight = send(ops, recBytes, upTo);
-    // A failed push ends the import at the next await, with its error.
-    inFlight.catch(() => undefined);
+    if (pending.length >= PUSH_WINDOW) await pending.shift();
+    const p = send(ops, recBytes, upTo, pending.at(-1));
+    // A failed push ends the import at the next await of it, with its error.
+    p.catch(() => undefined);
+    pending.push(p);
   };
   const toOp = (r: ImportRecord): Op => ({
     origin: client.subject,
@@ -250,7 +264,7 @@ export async function runImport(
     lastN = r.n;
   }
   await flush();
-  await inFlight;
+  for (const p of pending) await p;
   if (!stopped) {
     state.done = true;
     saveCheckpoint(checkpointPath, state);
