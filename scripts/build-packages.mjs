@@ -22,6 +22,8 @@ const PACKAGES = {
   core: { platform: 'neutral' },
   peer: { platform: 'browser' },
   relay: { platform: 'node', extra: ['src/node/cli.ts'] },
+  // React bindings (when the package is there): the same layout as the others.
+  react: { platform: 'browser' },
 };
 
 /** @param {string} dir */
@@ -130,4 +132,5 @@ async function buildPackage(name) {
 }
 
 const asked = process.argv.slice(2);
-for (const name of asked.length > 0 ? asked : Object.keys(PACKAGES)) await buildPackage(name);
+const all = Object.keys(PACKAGES).filter((name) => existsSync(join(root, 'packages', name, 'package.json')));
+for (const name of asked.length > 0 ? asked : all) await buildPackage(name);
