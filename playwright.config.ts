@@ -1,3 +1,4 @@
+import { register } from 'node:module';
 import { defineConfig } from '@playwright/test';
 import { CHROMIUM_ARGS, findChromium } from './scripts/chromium.mjs';
 
@@ -8,6 +9,10 @@ import { CHROMIUM_ARGS, findChromium } from './scripts/chromium.mjs';
 // `chromium` runs every scenario against the Node relay; `chromium-edge` runs the ones named in
 // EDGE_SPECS again against the edge relay (the Worker and its Durable Objects on workerd,
 // `mittsync edge`): the `relayRuntime` option of e2e/support/test.ts picks the relay.
+// The workspace's @mittsync/* packages resolve to their TypeScript sources (their "source"
+// export condition) in the runner and in its workers, which load this file too.
+register('./packages/relay/bin/source-condition.mjs', import.meta.url);
+
 const EDGE_SPECS = ['join-under-load.spec.ts', 'offline-merge.spec.ts'];
 
 export default defineConfig<{ relayRuntime: 'node' | 'edge' }>({

@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { playwright } from '@vitest/browser-playwright';
+import { defaultClientConditions, defaultServerConditions } from 'vite';
 import { defineConfig } from 'vitest/config';
 import { CHROMIUM_ARGS, findChromium } from './scripts/chromium.mjs';
 
@@ -22,6 +23,13 @@ const browserPort = await new Promise<number>((resolve, reject) => {
 });
 process.env.MITTSYNC_TEST_PAGE_ORIGIN = `http://localhost:${browserPort}`;
 
+// The workspace's @mittsync/* packages resolve to their TypeScript sources (their "source"
+// export condition) in every project, in the browser and in Node, not to their dist/ builds.
+const sources = {
+  resolve: { conditions: ['source', ...defaultClientConditions] },
+  ssr: { resolve: { conditions: ['source', ...defaultServerConditions], externalConditions: ['source'] } },
+};
+
 // One vitest run covers every package; each project sees only its own environment.
 export default defineConfig({
   test: {
@@ -29,6 +37,7 @@ export default defineConfig({
     passWithNoTests: true,
     projects: [
       {
+        ...sources,
         test: {
           name: 'core',
           environment: 'node',
@@ -36,6 +45,7 @@ export default defineConfig({
         },
       },
       {
+        ...sources,
         test: {
           name: 'relay',
           environment: 'node',
@@ -46,6 +56,7 @@ export default defineConfig({
         },
       },
       {
+        ...sources,
         test: {
           name: 'peer-node',
           environment: 'node',
@@ -53,6 +64,7 @@ export default defineConfig({
         },
       },
       {
+        ...sources,
         // Pre-bundled up front: a dependency discovered mid-run makes Vite reload the tests.
         optimizeDeps: {
           include: [

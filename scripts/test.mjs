@@ -2,7 +2,7 @@
 // The one test command (`npm test`): every step in order, stopping at the first failure.
 //   node scripts/test.mjs               all steps
 //   node scripts/test.mjs --skip-e2e    all but the Playwright end-to-end tests
-//   node scripts/test.mjs --only lint   one step (chromium, lint, typecheck, unit, sim, e2e)
+//   node scripts/test.mjs --only lint   one step (chromium, lint, typecheck, unit, pack, sim, e2e)
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -45,6 +45,11 @@ const steps = [
   },
   { name: 'typecheck', title: 'TypeScript (tsc -b)', run: () => sh(bin('tsc'), ['-b']) },
   { name: 'unit', title: 'Vitest (all projects)', run: () => sh(bin('vitest'), ['run']) },
+  {
+    name: 'pack',
+    title: 'Packages: build, npm pack, install into a fresh project, sync with the packed relay',
+    run: () => sh(process.execPath, [join(root, 'scripts', 'pack-test.mjs')]),
+  },
   {
     name: 'sim',
     title: 'Simulator, 300 seeds',

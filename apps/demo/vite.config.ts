@@ -1,4 +1,4 @@
-import { defineConfig } from 'vite';
+import { defaultClientConditions, defineConfig } from 'vite';
 
 // The demo is served by the relay (`npm start`); `npm run dev -w @mittsync/demo` proxies the
 // relay's routes to a relay on :8787 so the page can use its own origin either way. The proxy
@@ -6,6 +6,9 @@ import { defineConfig } from 'vite';
 // Vite itself refuses foreign Host headers (server.allowedHosts), so DNS rebinding stays out.
 export default defineConfig({
   root: import.meta.dirname,
+  // The workspace's @mittsync/* packages as TypeScript sources (their "source" export
+  // condition), not their dist/ builds.
+  resolve: { conditions: ['source', ...defaultClientConditions] },
   // The peer's worker imports code-split modules: module workers, not the iife default.
   worker: { format: 'es' },
   build: { target: 'es2022', outDir: 'dist', emptyOutDir: true, chunkSizeWarningLimit: 1000 },

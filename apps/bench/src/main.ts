@@ -35,6 +35,7 @@ async function loadMetrics(): Promise<Metric[]> {
     './metrics/edge',
     './metrics/yjs',
     './metrics/automerge',
+    './metrics/cli',
   ]) {
     try {
       const m = (await import(mod)) as Record<string, Metric[]>;

@@ -44,6 +44,8 @@ export const ERROR_CODES = [
    * Upgrade the code (or pass `overwriteNewer` to replace it on purpose).
    */
   'SCHEMA_OUTDATED',
+  /** A bucket that does not exist where it was asked for (nothing was ever written to it). */
+  'NOT_FOUND',
   'STORAGE_QUOTA',
   'STORAGE_LOST',
   'STORAGE_UNAVAILABLE',

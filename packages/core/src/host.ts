@@ -167,6 +167,11 @@ export class BucketHost {
     return this.subscribers.size;
   }
 
+  /** The reception counter of `replicaId`: its highest originSeq accepted here (0 if none). */
+  receivedFrom(replicaId: string): number {
+    return this.store.getReceived(replicaId);
+  }
+
   /**
    * Registers a live subscriber and starts its catch-up, in one step: every op committed
    * after this call reaches the connection, so nothing falls between stream and download.

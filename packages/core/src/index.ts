@@ -13,6 +13,8 @@
  * const replica = await Replica.open({ storage: new MemoryReplicaStorage(), transport });
  * await replica.put('todos', 't1', { title: 'milk' });
  * ```
+ *
+ * @module @mittsync/core
  */
 
 // The replica, for applications.

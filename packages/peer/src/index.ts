@@ -10,6 +10,8 @@
  * await todos.put('t1', { title: 'milk' }, { ack: 'relay' });
  * todos.watch({ prefix: 't' }, (r) => console.log(r.rows()));
  * ```
+ *
+ * @module @mittsync/peer
  */
 
 export type {

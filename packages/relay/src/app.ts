@@ -86,6 +86,8 @@ export function httpStatus(code: ErrorCode): number {
     case 'FORBIDDEN':
     case 'ORIGIN_MISMATCH':
       return 403;
+    case 'NOT_FOUND':
+      return 404;
     case 'FRAME_TOO_LARGE':
       return 413;
     case 'RATE_LIMITED':
@@ -161,7 +163,8 @@ async function readCapped(req: Request, cap: number): Promise<Uint8Array> {
  * Builds the relay's Hono app: one app for every runtime, with thin runtime entries around it.
  *
  * Routes: `GET /v1/sync` (WebSocket), `GET /v1/buckets/:bucket/pages`,
- * `POST /v1/buckets/:bucket/ops`, `GET /healthz`, `GET /metrics`, and in dev mode
+ * `POST /v1/buckets/:bucket/ops`, `GET /v1/buckets/:bucket/info`, `GET /healthz`, `GET /metrics`,
+ * and in dev mode
  * `GET /v1/dev/token`.
  *
  * @example
@@ -432,6 +435,23 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
       chargeOps(c, msg.ops.length);
       const ack = await relay.push(bucket, who.replicaId, msg);
       return reply(c, ack);
+    } catch (e) {
+      return fail(c, e);
+    }
+  });
+
+  // One bucket's checkpoint and size (`BucketInfo`) for a token that may read it: what
+  // `mittsync inspect` prints and where `mittsync import` continues its originSeqs.
+  app.get(`${API_PREFIX}/buckets/:bucket/info`, async (c) => {
+    try {
+      admit(c);
+      const who = await principal(c);
+      const bucket = c.req.param('bucket');
+      if (!isBucketName(bucket)) throw new MittsyncError('BAD_MESSAGE', 'not a bucket name');
+      if (!who.canRead(bucket))
+        throw new MittsyncError('FORBIDDEN', `token does not allow read access to bucket ${bucket}`);
+      if (opts.forward !== undefined) return await opts.forward(bucket, c.req.raw);
+      return c.json(relay.info(bucket, who.replicaId), 200, { 'cache-control': 'no-store' });
     } catch (e) {
       return fail(c, e);
     }

@@ -13,6 +13,8 @@
  * const app = createRelayApp({ relay, upgradeWebSocket });
  * ```
  * On Node, `startNodeRelay` from `@mittsync/relay/node` does all of this.
+ *
+ * @module @mittsync/relay
  */
 
 export type { RelayAppOptions, UpgradeWebSocket } from './app';
@@ -24,7 +26,7 @@ export { DEFAULT_RELAY_LIMITS } from './limits';
 export type { MetricGauges, RelayMetrics } from './metrics';
 export type { HttpPageFetcherOptions } from './page-fetcher';
 export { createHttpPageFetcher } from './page-fetcher';
-export type { HostStoreProvider, LogLevel, RelayLog, RelayOptions } from './relay';
+export type { BucketInfo, HostStoreProvider, LogLevel, RelayLog, RelayOptions } from './relay';
 export { Relay, sqlStores } from './relay';
 export type { RelaySocket, SocketHandler } from './session-host';
 export { SqlHostStore } from './sql-host-store';

@@ -88,6 +88,30 @@ export interface RelayOptions {
   schedule?: (fn: () => void) => void;
 }
 
+/** One bucket's checkpoint and size, as `GET /v1/buckets/<bucket>/info` reports them. */
+export interface BucketInfo {
+  bucket: string;
+  /** False until something was written to it (head seq 0): `mittsync export`/`inspect` say "not found". */
+  exists: boolean;
+  /** Identity of the bucket's log; changes when the relay's data is replaced. */
+  epoch: string;
+  /** Highest seq assigned (the checkpoint a replica that has everything holds). */
+  head: number;
+  /** Tombstones up to this seq are purged: resumes from before it reset. */
+  horizon: number;
+  /** Live entries (tombstones not counted). */
+  entries: number;
+  /** Live subscriptions on this relay instance. */
+  subscribers: number;
+  /** The asking token subject's reception counter: highest originSeq accepted from it (0: none). */
+  received: number;
+  /**
+   * The bucket's replicas, when the relay reports them (an admin API that knows them may add
+   * this; `mittsync inspect` prints the list when present).
+   */
+  replicas?: { replicaId: string; checkpoint?: number; lastSeen?: number; policy?: string }[];
+}
+
 /** A queued push: from a session (the ack goes to `conn`) or from HTTP (`resolve` gets it). */
 interface PushJob extends Omit<SessionPush, 'conn'> {
   conn: HostConnection | undefined;
@@ -308,6 +332,26 @@ export class Relay implements SessionHost {
     return host.page({ ...req, limit: Math.min(req.limit, this.limits.maxPageEntries) }) as
       | PageMsg
       | ResetMsg;
+  }
+
+  /**
+   * What `GET /v1/buckets/<bucket>/info` answers: the bucket's checkpoint (epoch, head seq,
+   * tombstone horizon), its live entry count (the checksum's), its live subscribers, and the
+   * reception counter of `replicaId` (where an importer's originSeqs continue).
+   */
+  info(bucket: string, replicaId: string): BucketInfo {
+    const host = this.host(bucket);
+    const m = host.state;
+    return {
+      bucket,
+      exists: m.head > 0,
+      epoch: m.epoch,
+      head: m.head,
+      horizon: m.horizon,
+      entries: m.sum.count,
+      subscribers: host.subscriberCount,
+      received: host.receivedFrom(replicaId),
+    };
   }
 
   // -------------------------------------------------------------------------------------------

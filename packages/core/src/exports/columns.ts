@@ -11,6 +11,8 @@
  * const i = lowerBoundIn(page.cols, 'todo/'); // the first key >= 'todo/'
  * const first = i < columnSize(page.cols) ? keyAt(page.cols, i) : undefined;
  * ```
+ *
+ * @module @mittsync/core/columns
  */
 
 export type { ColumnParts, ColumnRange, EntryColumns } from '../columns';

@@ -10,6 +10,8 @@
  * const hlc = encodeHlc(Date.now(), 0, replicaId);
  * const winner = mergeEntry(stored, { key, hlc, seq: 0, value });
  * ```
+ *
+ * @module @mittsync/core/model
  */
 
 export {

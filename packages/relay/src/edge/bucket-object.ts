@@ -106,7 +106,7 @@ class EdgeSocket implements RelaySocket {
 
 /** The bucket a request is for, from its path (`/v1/sync/<b>`, `/v1/buckets/<b>/...`). */
 function bucketOfPath(path: string): string | undefined {
-  const m = /^\/v1\/(?:sync|buckets)\/([^/]+(?:\/[^/]+)*?)(?:\/(?:pages|ops|metrics))?$/.exec(path);
+  const m = /^\/v1\/(?:sync|buckets)\/([^/]+(?:\/[^/]+)*?)(?:\/(?:pages|ops|metrics|info))?$/.exec(path);
   if (m?.[1] === undefined) return undefined;
   try {
     return decodeURIComponent(m[1]);

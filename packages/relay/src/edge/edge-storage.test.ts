@@ -203,7 +203,7 @@ async function startProbe(): Promise<Probe> {
     bundle: true,
     format: 'esm',
     platform: 'browser',
-    conditions: ['workerd', 'worker', 'browser'],
+    conditions: ['source', 'workerd', 'worker', 'browser'],
     target: 'es2022',
     logLevel: 'warning',
     alias: { vitest: resolve(here, 'testing/vitest-shim.ts') },

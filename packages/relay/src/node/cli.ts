@@ -1,168 +1,259 @@
-import { parseArgs } from 'node:util';
-import { MittsyncError } from '@mittsync/core';
-import type { AuthOptions } from '../auth';
-import { RELAY_LIMIT_NAMES, type RelayLimits } from '../limits';
-import { loadSchemaModule } from './schema-module';
-import { startNodeRelay } from './server';
+import { isBucketName, MittsyncError } from '@mittsync/core';
+import { Command, CommanderError, Option } from 'commander';
+import { RELAY_LIMIT_NAMES } from '../limits';
+import { intOption, UsageError } from './cli/options';
 
-const USAGE = `usage: mittsync relay [options]
-       mittsync edge [options]    the edge relay on workerd (mittsync edge --help)
+/** Collects a repeatable option's values. */
+const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
-  --port <n>            TCP port (default 8787; 0 picks a free one)
-  --host <addr>         interface to listen on (default 127.0.0.1; 0.0.0.0 for remote clients)
-  --data <dir>          data directory, or :memory: (default ./.mittsync)
-  --secret <s>          HS256 secret, at least 32 bytes (or env MITTSYNC_SECRET)
-  --jwks <url>          verify tokens against this JWKS instead of a secret
-  --audience <aud>      required token audience
-  --issuer <iss>        required token issuer
-  --dev                 dev mode: token endpoint handing out read/write * tokens to the relay's
-                        own pages (demo only; own random secret, never --secret's)
-  --dev-origin <origin> a dev server (http://localhost:5173) whose pages may get dev tokens too (repeatable)
-  --dev-allow-remote    allow --dev on a non-loopback --host (anyone reaching it can read and write everything)
-  --static <dir>        serve a built web app at /
-  --cors <origin>       allow this browser origin to call the HTTP API (repeatable; * for any)
-  --allow-query-token   also accept tokens in URLs (?token=), which get logged: old clients only
-  --limit <name=value>  override a limit (repeatable): ${RELAY_LIMIT_NAMES.join(', ')}
-  --tombstone-retain <n> keep tombstones for at least n seqs (default 100000)
-  --tombstone-retain-ms <ms> ...and at least this long (default 30 days)
-  --max-resident <n>    bucket hosts kept in memory (default 1000)
-  --flush-timeout <ms>  state flush wait for writers (default 5000)
-  --schema <file>       an ES module exporting schemas by bucket pattern ({ 'todo:*': schema });
-                        pushes they refuse are rejected per op with INVALID_VALUE (docs/schemas.md)
-`;
-
-function fail(message: string): never {
-  process.stderr.write(`mittsync: ${message}\n\n${USAGE}`);
-  process.exit(2);
+/** The options every data command takes: where the relay is and the token to use. */
+interface TargetOptions {
+  relay: string;
+  token?: string;
+  dev?: boolean;
+  quiet?: boolean;
 }
 
-function int(v: string | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0) fail(`${name} must be a non-negative integer`);
-  return n;
+function targetOptions(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option('--relay <url>', "the relay's HTTP URL")
+        .env('MITTSYNC_RELAY')
+        .default('http://127.0.0.1:8787'),
+    )
+    .addOption(
+      new Option('--token <jwt>', 'bearer token with the scopes the command needs').env('MITTSYNC_TOKEN'),
+    )
+    .option('--dev', "ask a dev relay's /v1/dev/token for a token (loopback dev relays only)");
 }
 
-/** Runs the CLI; returns when the relay has shut down after SIGTERM/SIGINT. */
-export async function main(argv: string[]): Promise<void> {
-  if (argv[0] === 'edge') {
-    // Loaded only when asked for: Miniflare and esbuild are development tools.
-    const { edgeMain } = await import('./edge-cli');
-    return edgeMain(argv.slice(1));
-  }
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      port: { type: 'string' },
-      host: { type: 'string' },
-      data: { type: 'string' },
-      secret: { type: 'string' },
-      jwks: { type: 'string' },
-      audience: { type: 'string' },
-      issuer: { type: 'string' },
-      dev: { type: 'boolean', default: false },
-      'dev-origin': { type: 'string', multiple: true },
-      'dev-allow-remote': { type: 'boolean', default: false },
-      static: { type: 'string' },
-      cors: { type: 'string', multiple: true },
-      'allow-query-token': { type: 'boolean', default: false },
-      limit: { type: 'string', multiple: true },
-      'tombstone-retain': { type: 'string' },
-      'tombstone-retain-ms': { type: 'string' },
-      'max-resident': { type: 'string' },
-      'flush-timeout': { type: 'string' },
-      schema: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
-  if (positionals[0] !== 'relay' || positionals.length > 1) fail('expected the command `relay`');
-  const limits: Partial<RelayLimits> = {};
-  for (const l of values.limit ?? []) {
-    const m = /^([A-Za-z]+)=(\d+)$/.exec(l);
-    if (m === null) fail(`--limit expects name=value, got ${l}`);
-    limits[m[1] as keyof RelayLimits] = Number(m[2]);
-  }
-  for (const o of values['dev-origin'] ?? []) {
-    if (!/^https?:\/\/[^/]+$/.test(o))
-      fail(`--dev-origin expects an origin like http://localhost:5173, got ${o}`);
-  }
-  if (!values.dev && (values['dev-origin'] !== undefined || values['dev-allow-remote']))
-    fail('--dev-origin and --dev-allow-remote only apply with --dev');
-  const secret = values.secret ?? process.env.MITTSYNC_SECRET;
-  let auth: AuthOptions | undefined;
-  if (values.jwks !== undefined) auth = { jwks: values.jwks };
-  else if (secret !== undefined) auth = { secret };
-  if (auth !== undefined) {
-    if (values.audience !== undefined) auth.audience = values.audience;
-    if (values.issuer !== undefined) auth.issuer = values.issuer;
-  } else if (!values.dev) fail('no auth: pass --secret (or MITTSYNC_SECRET), --jwks, or --dev for the demo');
-
-  const log = (level: string, message: string, detail?: Record<string, unknown>) => {
-    const line = `[mittsync ${level}] ${message}${detail === undefined ? '' : ` ${JSON.stringify(detail)}`}\n`;
-    (level === 'info' ? process.stdout : process.stderr).write(line);
-  };
-  const tombstoneRetainOps = int(values['tombstone-retain'], '--tombstone-retain');
-  const tombstoneRetainMs = int(values['tombstone-retain-ms'], '--tombstone-retain-ms');
-  const maxResidentBuckets = int(values['max-resident'], '--max-resident');
-  const flushTimeoutMs = int(values['flush-timeout'], '--flush-timeout');
-  let relay: Awaited<ReturnType<typeof startNodeRelay>>;
-  try {
-    const schemas = values.schema === undefined ? undefined : await loadSchemaModule(values.schema);
-    relay = await startNodeRelay({
-      ...(schemas === undefined ? {} : { schemas }),
-      port: int(values.port, '--port') ?? 8787,
-      host: values.host ?? '127.0.0.1',
-      data: values.data ?? './.mittsync',
-      dev: values.dev,
-      ...(values['dev-origin'] === undefined ? {} : { devOrigins: values['dev-origin'] }),
-      ...(values['dev-allow-remote'] ? { devAllowRemote: true } : {}),
-      limits,
-      log,
-      ...(auth === undefined ? {} : { auth }),
-      ...(values.static === undefined ? {} : { staticDir: values.static }),
-      ...(values.cors === undefined
-        ? {}
-        : { corsOrigins: values.cors.includes('*') ? ('*' as const) : values.cors }),
-      ...(values['allow-query-token'] ? { allowQueryToken: true } : {}),
-      ...(tombstoneRetainOps === undefined ? {} : { tombstoneRetainOps }),
-      ...(tombstoneRetainMs === undefined ? {} : { tombstoneRetainMs }),
-      ...(maxResidentBuckets === undefined ? {} : { maxResidentBuckets }),
-      ...(flushTimeoutMs === undefined ? {} : { flushTimeoutMs }),
-    });
-  } catch (e) {
-    fail(e instanceof MittsyncError || e instanceof Error ? e.message : String(e));
-  }
-  if (values.dev) {
-    process.stderr.write(
-      `\n  !! DEV MODE: ${relay.httpUrl}/v1/dev/token hands out read/write tokens for every bucket\n  !! to this relay's own pages${values['dev-origin'] === undefined ? '' : ` and ${values['dev-origin'].join(', ')}`}.\n  !! Never run --dev where anyone else can reach it.${values['dev-allow-remote'] ? `\n  !! --dev-allow-remote: ANYONE WHO CAN REACH ${values.host} CAN READ AND WRITE EVERYTHING.` : ''}\n\n`,
+function bucketArg(bucket: string): string {
+  if (!isBucketName(bucket))
+    throw new UsageError(
+      `not a bucket name: ${bucket} (1-128 chars of [A-Za-z0-9_.:/-], starting with a letter or digit)`,
     );
-  }
-  if (values.schema !== undefined) log('info', `checking pushes against the schemas of ${values.schema}`);
-  // Tests and scripts wait for this exact line.
-  process.stdout.write(`mittsync relay listening on ${relay.httpUrl} (sync: ${relay.url})\n`);
-
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log('info', `${signal}: finishing commits and closing sockets with 1012`);
-      relay.close().then(resolve, (e: unknown) => {
-        log('error', 'shutdown failed', { message: String(e) });
-        resolve();
-      });
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  return bucket;
 }
 
-main(process.argv.slice(2)).then(
-  () => process.exit(0),
-  (e: unknown) => {
-    process.stderr.write(`mittsync: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    process.exit(1);
-  },
-);
+async function connect(o: TargetOptions, renew?: string) {
+  const { RelayClient } = await import('./cli/client');
+  return RelayClient.connect({ relay: o.relay, token: o.token, dev: o.dev, renew });
+}
+
+/** The `mittsync` command line: its commands, their options and their help. */
+export function buildProgram(): Command {
+  const program = new Command('mittsync')
+    .description('Mittsync: run a relay, and export, import or inspect buckets through one')
+    .showSuggestionAfterError()
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(`mittsync: ${str.replace(/^error: /, '')}`) });
+
+  program
+    .command('relay')
+    .description('run the Node relay (SQLite files, WebSockets and the HTTP API)')
+    .option('--port <n>', 'TCP port (default 8787; 0 picks a free one)')
+    .option('--host <addr>', 'interface to listen on (default 127.0.0.1; 0.0.0.0 for remote clients)')
+    .option('--data <dir>', 'data directory, or :memory: (default ./.mittsync)')
+    .option('--secret <s>', 'HS256 secret, at least 32 bytes (or env MITTSYNC_SECRET)')
+    .option('--jwks <url>', 'verify tokens against this JWKS instead of a secret')
+    .option('--audience <aud>', 'required token audience')
+    .option('--issuer <iss>', 'required token issuer')
+    .option(
+      '--dev',
+      "dev mode: token endpoint handing out read/write * tokens to the relay's own pages (demo only; own random secret, never --secret's)",
+    )
+    .option(
+      '--dev-origin <origin>',
+      'a dev server (http://localhost:5173) whose pages may get dev tokens too (repeatable)',
+      collect,
+    )
+    .option(
+      '--dev-allow-remote',
+      'allow --dev on a non-loopback --host (anyone reaching it can read and write everything)',
+    )
+    .option('--static <dir>', 'serve a built web app at /')
+    .option(
+      '--cors <origin>',
+      'allow this browser origin to call the HTTP API (repeatable; * for any)',
+      collect,
+    )
+    .option('--allow-query-token', 'also accept tokens in URLs (?token=), which get logged: old clients only')
+    .option('--limit <name=value>', `override a limit (repeatable): ${RELAY_LIMIT_NAMES.join(', ')}`, collect)
+    .option('--tombstone-retain <n>', 'keep tombstones for at least n seqs (default 100000)')
+    .option('--tombstone-retain-ms <ms>', '...and at least this long (default 30 days)')
+    .option('--max-resident <n>', 'bucket hosts kept in memory (default 1000)')
+    .option('--flush-timeout <ms>', 'state flush wait for writers (default 5000)')
+    .option(
+      '--schema <file>',
+      'an ES module exporting schemas by bucket pattern ({ "todo:*": schema }); pushes they refuse are rejected per op with INVALID_VALUE (docs/schemas.md)',
+    )
+    .action(async (o) => {
+      const { runRelay } = await import('./relay-cli');
+      await runRelay(o);
+    });
+
+  program
+    .command('edge')
+    .description('run the edge relay (the Cloudflare Worker and its Durable Objects) locally on workerd')
+    .option('--port <n>', 'TCP port on 127.0.0.1 (default 8788; 0 picks a free one)')
+    .option('--data <dir>', 'directory the bucket objects persist in (default ./.mittsync-edge)')
+    .option('--secret <s>', 'HS256 secret, at least 32 bytes (or env MITTSYNC_SECRET)')
+    .option(
+      '--dev',
+      "dev mode: /v1/dev/token hands out read/write * tokens to the relay's own pages (demo only; own random secret kept in <data>/dev.json)",
+    )
+    .option('--static <dir>', 'serve a built web app at / (Workers static assets)')
+    .option('--limit <name=value>', `override a limit (repeatable): ${RELAY_LIMIT_NAMES.join(', ')}`, collect)
+    .option('--flush-timeout <ms>', 'state flush wait for writers (default 5000)')
+    .option(
+      '--schema <file>',
+      'a module exporting schemas by bucket pattern, bundled into the Worker (registered with setRelaySchemas; see docs/schemas.md)',
+    )
+    .option('--verbose', "print workerd's output")
+    .action(async (o) => {
+      // Loaded only when asked for: Miniflare and esbuild are development tools.
+      const { runEdge } = await import('./edge-cli');
+      await runEdge(o);
+    });
+
+  targetOptions(
+    program
+      .command('export')
+      .description(
+        'write a bucket\'s live entries as NDJSON ({"key":...,"value":...} per line, in key order)',
+      )
+      .argument('<bucket>', 'the bucket', bucketArg)
+      .option('--out <file>', 'write to this file (default: stdout)')
+      .option('--resume', 'continue --out after its last complete line (an interrupted export)')
+      .option('--page-size <n>', 'entries per page request (default 10000; the relay caps it)')
+      .option('--max <n>', 'stop after n entries (resume later with --resume)')
+      .option('--quiet', 'no progress, only the summary line'),
+  ).action(
+    async (
+      bucket: string,
+      o: TargetOptions & { out?: string; resume?: boolean; pageSize?: string; max?: string },
+    ) => {
+      const client = await connect(o);
+      const { runExport } = await import('./cli/export');
+      const pageSize = intOption(o.pageSize, '--page-size');
+      await runExport(client, {
+        bucket,
+        out: o.out,
+        resume: o.resume === true,
+        max: intOption(o.max, '--max'),
+        quiet: o.quiet === true,
+        ...(pageSize === undefined ? {} : { pageSize }),
+      });
+    },
+  );
+
+  targetOptions(
+    program
+      .command('import')
+      .description(
+        'write NDJSON or CSV records into a bucket, resumably (a checkpoint file keeps what the relay acked)',
+      )
+      .argument('<bucket>', 'the bucket', bucketArg)
+      .argument(
+        '<file>',
+        'NDJSON ({"key":...,"value":...} or {"key":...,"deleted":true} per line) or CSV with a header row',
+      )
+      .addOption(
+        new Option('--format <format>', 'input format (default: csv for *.csv, else ndjson)').choices([
+          'ndjson',
+          'csv',
+        ]),
+      )
+      .option('--key <column>', 'CSV: the key column (default "key", else the first column)')
+      .option('--cast', 'CSV: numbers and true/false become JSON numbers and booleans (default: strings)')
+      .option('--checkpoint <file>', 'where progress is kept (default <file>.<bucket>.mittsync-import.json)')
+      .option('--restart', 'ignore the checkpoint and import every record again')
+      .option('--batch <n>', 'records per push (default and at most 2000)')
+      .option('--max <n>', 'stop after n records (run again to continue)')
+      .option('--quiet', 'no progress, only the summary line'),
+  ).action(
+    async (
+      bucket: string,
+      file: string,
+      o: TargetOptions & {
+        format?: 'ndjson' | 'csv';
+        key?: string;
+        cast?: boolean;
+        checkpoint?: string;
+        restart?: boolean;
+        batch?: string;
+        max?: string;
+      },
+    ) => {
+      const { checkpointDevToken, runImport } = await import('./cli/import');
+      // A dev import resumes as the replica it wrote as: its originSeqs continue.
+      const renew =
+        o.dev === true && o.restart !== true ? checkpointDevToken(file, bucket, o.checkpoint) : undefined;
+      const client = await connect(o, renew);
+      const { formatOf } = await import('./cli/records');
+      const batchOps = intOption(o.batch, '--batch');
+      if (batchOps === 0) throw new UsageError('--batch must be at least 1');
+      await runImport(client, o.relay, {
+        bucket,
+        file,
+        format: o.format ?? formatOf(file),
+        csv: { keyColumn: o.key, cast: o.cast === true },
+        checkpoint: o.checkpoint,
+        restart: o.restart === true,
+        max: intOption(o.max, '--max'),
+        quiet: o.quiet === true,
+        ...(batchOps === undefined ? {} : { batchOps }),
+      });
+    },
+  );
+
+  targetOptions(
+    program
+      .command('inspect')
+      .description("print a bucket's size, checkpoint (head seq, epoch), replicas and the relay's health")
+      .argument('<bucket>', 'the bucket', bucketArg)
+      .option('--json', 'print it as JSON'),
+  ).action(async (bucket: string, o: TargetOptions & { json?: boolean }) => {
+    const client = await connect(o);
+    const { formatInspect, runInspect } = await import('./cli/inspect');
+    const r = await runInspect(client, bucket);
+    process.stdout.write(o.json === true ? `${JSON.stringify(r, null, 2)}\n` : formatInspect(o.relay, r));
+  });
+
+  return program;
+}
+
+/**
+ * Runs the CLI and resolves with the exit code: 0, 1 for a failed command (one line on
+ * stderr: `mittsync <command>: <what went wrong>`), 2 for a usage error. `relay` and `edge`
+ * resolve once the relay has shut down after SIGTERM or SIGINT.
+ */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  const command = argv.find((a) => !a.startsWith('-')) ?? '';
+  const prefix = ['relay', 'edge', 'export', 'import', 'inspect'].includes(command)
+    ? `mittsync ${command}`
+    : 'mittsync';
+  if (argv.length === 0) {
+    process.stderr.write(`${prefix}: expected a command\n\n${program.helpInformation()}`);
+    return 2;
+  }
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    if (e instanceof UsageError) {
+      process.stderr.write(`${prefix}: ${e.message} (${prefix} --help lists the options)\n`);
+      return 2;
+    }
+    if (e instanceof MittsyncError) {
+      process.stderr.write(`${prefix}: ${e.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`${prefix}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => process.exit(code));

@@ -1,30 +1,24 @@
-import { parseArgs } from 'node:util';
 import { MittsyncError } from '@mittsync/core';
-import { RELAY_LIMIT_NAMES, type RelayLimits, resolveLimits } from '../limits';
+import { resolveLimits } from '../limits';
+import { intOption, limitOptions, UsageError } from './cli/options';
 import { checkDataOutsideStatic, loadDevState } from './dev-state';
 import { type EdgeRelay, startEdgeRelay } from './edge-local';
 
-const USAGE = `usage: mittsync edge [options]
-
-Runs the edge relay (the Cloudflare Worker and its Durable Objects) locally on workerd, through
-Miniflare, on 127.0.0.1.
-
-  --port <n>            TCP port on 127.0.0.1 (default 8788; 0 picks a free one)
-  --data <dir>          directory the bucket objects persist in (default ./.mittsync-edge)
-  --secret <s>          HS256 secret, at least 32 bytes (or env MITTSYNC_SECRET)
-  --dev                 dev mode: /v1/dev/token hands out read/write * tokens to the relay's own
-                        pages (demo only; own random secret kept in <data>/dev.json)
-  --static <dir>        serve a built web app at / (Workers static assets)
-  --limit <name=value>  override a limit (repeatable): ${RELAY_LIMIT_NAMES.join(', ')}
-  --flush-timeout <ms>  state flush wait for writers (default 5000)
-  --schema <file>       a module exporting schemas by bucket pattern, bundled into the Worker
-                        (registered with setRelaySchemas; see docs/schemas.md)
-  --verbose             print workerd's output
-`;
+/** `mittsync edge`'s options, as the command line parser hands them over. */
+export interface EdgeCommandOptions {
+  port?: string;
+  data?: string;
+  secret?: string;
+  dev?: boolean;
+  static?: string;
+  limit?: string[];
+  flushTimeout?: string;
+  schema?: string;
+  verbose?: boolean;
+}
 
 function fail(message: string): never {
-  process.stderr.write(`mittsync edge: ${message}\n\n${USAGE}`);
-  process.exit(2);
+  throw new UsageError(message);
 }
 
 /**
@@ -33,40 +27,10 @@ function fail(message: string): never {
  * the Node relay. Prints the same `listening on <url>` line; SIGTERM or SIGINT disposes
  * workerd (objects stay on disk).
  */
-export async function edgeMain(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      port: { type: 'string' },
-      data: { type: 'string' },
-      secret: { type: 'string' },
-      dev: { type: 'boolean', default: false },
-      static: { type: 'string' },
-      limit: { type: 'string', multiple: true },
-      'flush-timeout': { type: 'string' },
-      verbose: { type: 'boolean', default: false },
-      schema: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
-  if (positionals.length > 0) fail(`unexpected argument ${positionals[0]}`);
-  const int = (v: string | undefined, name: string): number | undefined => {
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isSafeInteger(n) || n < 0) fail(`${name} must be a non-negative integer`);
-    return n;
-  };
-  const limits: Partial<RelayLimits> = {};
-  for (const l of values.limit ?? []) {
-    const m = /^([A-Za-z]+)=(\d+)$/.exec(l);
-    if (m === null) fail(`--limit expects name=value, got ${l}`);
-    limits[m[1] as keyof RelayLimits] = Number(m[2]);
-  }
+export async function runEdge(o: EdgeCommandOptions): Promise<void> {
+  const values = { ...o, dev: o.dev === true, verbose: o.verbose === true, 'flush-timeout': o.flushTimeout };
+  const int = intOption;
+  const limits = limitOptions(values.limit);
   const secret = values.secret ?? process.env.MITTSYNC_SECRET;
   if (secret === undefined && !values.dev)
     fail('no auth: pass --secret (or MITTSYNC_SECRET), or --dev for the demo');
@@ -90,8 +54,8 @@ export async function edgeMain(argv: string[]): Promise<void> {
       ...(values.static === undefined ? {} : { staticDir: values.static }),
       limits,
       ...(flushTimeoutMs === undefined ? {} : { flushTimeoutMs }),
-      ...(values.verbose ? { log } : {}),
       ...(values.schema === undefined ? {} : { schemaModule: values.schema }),
+      ...(values.verbose ? { log } : {}),
     });
   } catch (e) {
     fail(e instanceof MittsyncError || e instanceof Error ? e.message : String(e));

@@ -45,7 +45,8 @@ export async function buildEdgeWorker(outfile = EDGE_BUNDLE, schemaModule?: stri
     bundle: true,
     format: 'esm',
     platform: 'browser',
-    conditions: ['workerd', 'worker', 'browser'],
+    // "source": the workspace's @mittsync/* packages as TypeScript sources, not their dist/.
+    conditions: ['source', 'workerd', 'worker', 'browser'],
     target: 'es2022',
     sourcemap: 'linked',
     logLevel: 'warning',

@@ -7,6 +7,8 @@
  * import { startNodeRelay, WebSocketTransport } from '@mittsync/relay/node';
  * const relay = await startNodeRelay({ port: 8787, data: './.mittsync', auth: { secret } });
  * ```
+ *
+ * @module @mittsync/relay/node
  */
 
 export type { EdgeRelay, EdgeRelayOptions } from './edge-local';

@@ -25,7 +25,14 @@ export interface ServerProcess {
 export async function startServer(script: string, args: string[] = []): Promise<ServerProcess> {
   const child = spawn(
     process.execPath,
-    ['--max-old-space-size=8192', '--import', import.meta.resolve('tsx'), join(here, script), ...args],
+    [
+      '--max-old-space-size=8192',
+      '--conditions=source',
+      '--import',
+      import.meta.resolve('tsx'),
+      join(here, script),
+      ...args,
+    ],
     { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
   );
   const waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();

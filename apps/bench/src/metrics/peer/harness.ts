@@ -31,7 +31,7 @@ let built: Promise<string> | undefined;
 /** Builds the bench page (and its worker) once per process. */
 export function buildPage(): Promise<string> {
   built ??= (async () => {
-    const { build } = await import('vite');
+    const { build, defaultClientConditions } = await import('vite');
     const outDir = mkdtempSync(join(tmpdir(), 'mittsync-peer-page-'));
     process.once('exit', () => rmSync(outDir, { recursive: true, force: true }));
     await build({
@@ -39,6 +39,7 @@ export function buildPage(): Promise<string> {
       logLevel: 'warn',
       build: { outDir, emptyOutDir: true, target: 'es2022', minify: process.env.PEER_PROFILE === undefined },
       worker: { format: 'es' },
+      resolve: { conditions: ['source', ...defaultClientConditions] },
     });
     return outDir;
   })();
