@@ -33,6 +33,12 @@ export const ERROR_CODES = [
    * acknowledged, or keep the policy.
    */
   'POLICY_CONFLICT',
+  /**
+   * A write outside the subscription's replication spec: a key the spec does not cover, or,
+   * through a projection, a delete or a value with fields outside it. Refused per op, at once
+   * by the replica and by the relay (the op is consumed and rejected in the ack).
+   */
+  'OUTSIDE_SPEC',
   'STORAGE_QUOTA',
   'STORAGE_LOST',
   'STORAGE_UNAVAILABLE',

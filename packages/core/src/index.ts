@@ -88,6 +88,19 @@ export type {
   Write,
 } from './replica';
 export { Replica } from './replica';
+export type { KeyRange, KeySpan, ReplicationSpec } from './spec';
+export {
+  mergeProjected,
+  outsideSpec,
+  projectValue,
+  restrictsKeys,
+  scopeSpec,
+  specCovers,
+  specSpans,
+  specWithinPrefixes,
+  subtractSpans,
+  validateSpec,
+} from './spec';
 export type { SqlDriver, SqlValue } from './sql';
 export type { BucketMeta, ReplicaStorage, ScanQuery, StorageBatch, StoredIdentity } from './storage';
 export type { Transport, TransportHandlers } from './transport';

@@ -13,6 +13,8 @@ export interface TokenRequest {
   write?: string[];
   /** Lifetime in seconds (default one hour); negative for an already expired token. */
   ttlS?: number;
+  /** Key prefixes per bucket pattern (row-level scopes), when the token limits keys. */
+  prefixes?: Record<string, string[]>;
 }
 
 /**

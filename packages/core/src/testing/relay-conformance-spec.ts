@@ -1,0 +1,265 @@
+import { describe, expect, it } from 'vitest';
+import { checksumOf } from '../checksum';
+import { columnEntries } from '../columns';
+import type { Entry } from '../model';
+import type { PageMsg } from '../protocol';
+import type { ReplicationSpec } from '../spec';
+import type { RawClient } from './raw-client';
+import { httpGet, type RelayUnderTest, rawClient, relayEntries, uniq } from './relay-harness';
+
+/** Every entry of `bucket` with `seq > since` this socket may read, paging as a replica does. */
+async function download(c: RawClient, bucket: string, since: number, firstReqId: number): Promise<Entry[]> {
+  const out: Entry[] = [];
+  let after: string | undefined;
+  for (let reqId = firstReqId; ; reqId++) {
+    // Small pages: the cursor must carry across the gaps between a spec's spans.
+    c.send({ type: 'pageReq', bucket, reqId, since, limit: 3, ...(after === undefined ? {} : { after }) });
+    const page: PageMsg = await c.next('page', (p) => p.reqId === reqId);
+    out.push(...(page.cols === undefined ? page.entries : columnEntries(page.cols)));
+    if (page.next === null) return out;
+    after = page.next;
+  }
+}
+
+const keysOf = (entries: readonly Entry[]): string[] => entries.map((e) => e.key);
+
+/** Seeds `bucket` with `keys` (value `{ n, secret }`) through a full-access writer. */
+async function seed(relay: RelayUnderTest, bucket: string, keys: readonly string[]): Promise<RawClient> {
+  const w = await rawClient(relay);
+  w.send({ type: 'push', bucket, ops: keys.map((k, n) => w.op(k, { n, secret: `s${n}` })) });
+  await w.next('ack', (a) => a.upTo === keys.length);
+  return w;
+}
+
+const KEYS = ['a/1', 'a/2', 'a0', 'b/1', 'b/2', 'c', 'd/1', 'd/2', 'e'];
+
+/** Replication specs and prefix-scoped tokens, enforced by the relay on every path. */
+export function specTests(ctx: { relay: RelayUnderTest }): void {
+  describe('replication specs', () => {
+    it('serves pages of the spec’s prefixes and ranges only, bounds as documented', async () => {
+      const bucket = uniq('spec');
+      const w = await seed(ctx.relay, bucket, KEYS);
+      const c = await rawClient(ctx.relay);
+      // Prefix a/ (not a0), and the range [c, d/2): c and d/1, not d/2.
+      const spec: ReplicationSpec = { prefixes: ['a/'], ranges: [{ gte: 'c', lt: 'd/2' }] };
+      c.send({ type: 'sub', bucket, since: 0, flush: false, subId: 1, spec });
+      const subd = await c.next('subscribed');
+      expect(subd.spec).toEqual(spec);
+      const got = await download(c, bucket, 0, 1);
+      expect(keysOf(got)).toEqual(['a/1', 'a/2', 'c', 'd/1']);
+      // The checksum is over the spec's entries only.
+      expect(subd.sum).toEqual(checksumOf(got));
+      w.close();
+      c.close();
+    });
+
+    it('projects values to the spec’s fields on pages and deliveries', async () => {
+      const bucket = uniq('spec');
+      const w = await seed(ctx.relay, bucket, KEYS);
+      const c = await rawClient(ctx.relay);
+      c.send({
+        type: 'sub',
+        bucket,
+        since: 0,
+        flush: false,
+        subId: 1,
+        spec: { prefixes: ['b/'], fields: ['n'] },
+      });
+      await c.next('subscribed');
+      const got = await download(c, bucket, 0, 1);
+      expect(got.map((e) => e.value)).toEqual([{ n: 3 }, { n: 4 }]);
+      w.send({ type: 'push', bucket, ops: [w.op('b/1', { n: 30, secret: 'hidden' })] });
+      const d = await c.next('deliver');
+      expect(d.ops.map((o) => o.value)).toEqual([{ n: 30 }]);
+      w.close();
+      c.close();
+    });
+
+    it('delivers only matching ops, with the seqs covered and the spec’s checksum', async () => {
+      const bucket = uniq('spec');
+      const w = await seed(ctx.relay, bucket, KEYS);
+      const c = await rawClient(ctx.relay);
+      c.send({ type: 'sub', bucket, since: 0, flush: false, subId: 1, spec: { prefixes: ['a/'] } });
+      const subd = await c.next('subscribed');
+      const mine = await download(c, bucket, 0, 1);
+      w.send({ type: 'push', bucket, ops: [w.op('x', 1), w.op('a/3', 2), w.op('y', 3)] });
+      const d = await c.next('deliver');
+      expect(d.ops.map((o) => o.key)).toEqual(['a/3']);
+      expect(d.span).toEqual([subd.from, subd.from + 2]);
+      const now = [...mine, { key: 'a/3', hlc: d.ops[0]?.hlc ?? '', seq: subd.from + 1 }];
+      expect(d.sum).toEqual(checksumOf(now));
+      // A frame with nothing for the spec still says which seqs it covered.
+      w.send({ type: 'push', bucket, ops: [w.op('z', 4)] });
+      const empty = await c.next('deliver');
+      expect(empty.ops).toEqual([]);
+      expect(empty.span).toEqual([subd.from + 3, subd.from + 3]);
+      w.close();
+      c.close();
+    });
+
+    it('refuses pushes outside the spec per op with OUTSIDE_SPEC', async () => {
+      const bucket = uniq('spec');
+      const c = await rawClient(ctx.relay);
+      c.send({ type: 'sub', bucket, since: 0, flush: false, subId: 1, spec: { prefixes: ['mine/'] } });
+      await c.next('subscribed');
+      c.send({ type: 'push', bucket, ops: [c.op('mine/1', 1), c.op('other/1', 2), c.op('mine/2', 3)] });
+      const ack = await c.next('ack');
+      expect(ack.upTo).toBe(3);
+      expect(ack.rejected?.map((r) => [r.originSeq, r.code])).toEqual([[2, 'OUTSIDE_SPEC']]);
+      const reader = await ctx.relay.makeToken({ sub: uniq('reader'), read: ['*'] });
+      expect(keysOf(await relayEntries(ctx.relay, bucket, reader))).toEqual(['mine/1', 'mine/2']);
+      c.close();
+    });
+
+    it('merges a projected write into the stored value and refuses a projected delete', async () => {
+      const bucket = uniq('spec');
+      const w = await rawClient(ctx.relay);
+      w.send({ type: 'push', bucket, ops: [w.op('k', { a: 1, b: 2, hidden: 'keep' })] });
+      await w.next('ack');
+      w.send({ type: 'sub', bucket, since: 0, flush: false, subId: 1 });
+      await w.next('subscribed');
+      const p = await rawClient(ctx.relay);
+      p.send({ type: 'sub', bucket, since: 0, flush: false, subId: 1, spec: { fields: ['a', 'b'] } });
+      await p.next('subscribed');
+      // {a: 9} through fields [a, b]: a changes, b is removed, hidden stays.
+      p.send({
+        type: 'push',
+        bucket,
+        ops: [p.op('k', { a: 9 }), p.op('k', null, 'del'), p.op('j', { hidden: 1 })],
+      });
+      const ack = await p.next('ack');
+      expect(ack.rejected?.map((r) => [r.originSeq, r.code])).toEqual([
+        [2, 'OUTSIDE_SPEC'],
+        [3, 'OUTSIDE_SPEC'],
+      ]);
+      const reader = await ctx.relay.makeToken({ sub: uniq('reader'), read: ['*'] });
+      const entries = await relayEntries(ctx.relay, bucket, reader);
+      expect(entries.map((e) => [e.key, e.value])).toEqual([['k', { hidden: 'keep', a: 9 }]]);
+      // A full subscriber receives the merged value.
+      const d = await w.next('deliver', (m) => m.ops.some((o) => o.key === 'k'));
+      expect(d.ops[0]?.value).toEqual({ hidden: 'keep', a: 9 });
+      w.close();
+      p.close();
+    });
+
+    it('resumes a spec with only its entries changed since the checkpoint', async () => {
+      const bucket = uniq('spec');
+      const w = await seed(ctx.relay, bucket, KEYS);
+      const c = await rawClient(ctx.relay);
+      const spec: ReplicationSpec = { prefixes: ['d/'] };
+      c.send({ type: 'sub', bucket, since: 0, flush: false, subId: 1, spec });
+      const joined = await c.next('subscribed');
+      c.send({ type: 'unsub', bucket });
+      w.send({
+        type: 'push',
+        bucket,
+        ops: [w.op('d/1', 'new'), w.op('a/1', 'new'), w.op('d/2', null, 'del')],
+      });
+      await w.next('ack', (a) => a.upTo === KEYS.length + 3);
+      c.send({
+        type: 'sub',
+        bucket,
+        since: joined.from - 1,
+        epoch: joined.epoch,
+        flush: false,
+        subId: 2,
+        spec,
+      });
+      await c.next('subscribed', (m) => m.subId === 2);
+      const dirty = await download(c, bucket, joined.from - 1, 10);
+      expect(keysOf(dirty)).toEqual(['d/1', 'd/2']);
+      expect(dirty[1]?.deleted).toBe(true);
+      w.close();
+      c.close();
+    });
+
+    it('refuses a malformed spec with BAD_MESSAGE', async () => {
+      const c = await rawClient(ctx.relay);
+      const bucket = uniq('spec');
+      c.send({
+        type: 'sub',
+        bucket,
+        since: 0,
+        flush: false,
+        subId: 1,
+        spec: { ranges: [{ gte: 'b', lt: 'a' }] },
+      });
+      expect((await c.nextError('BAD_MESSAGE')).message).toMatch(/gte < lt/);
+      c.send({ type: 'sub', bucket, since: 0, flush: false, subId: 2, spec: { prefixes: [''] } });
+      await c.nextError('BAD_MESSAGE');
+      c.close();
+    });
+  });
+
+  describe('prefix-scoped tokens', () => {
+    const scoped = (bucket: string, prefix: string) => ({ prefixes: { [bucket]: [prefix] } });
+
+    it('gives a sub without a spec the token’s prefixes, and refuses a spec outside them', async () => {
+      const bucket = uniq('rows');
+      const w = await seed(ctx.relay, bucket, KEYS);
+      const c = await rawClient(ctx.relay, uniq('u'), scoped(bucket, 'b/'));
+      c.send({ type: 'sub', bucket, since: 0, flush: false, subId: 1 });
+      const subd = await c.next('subscribed');
+      expect(subd.spec).toEqual({ prefixes: ['b/'] });
+      expect(keysOf(await download(c, bucket, 0, 1))).toEqual(['b/1', 'b/2']);
+      // Inside the scope is fine; reaching outside is forbidden.
+      c.send({ type: 'sub', bucket, since: 0, flush: false, subId: 2, spec: { prefixes: ['b/1'] } });
+      expect((await c.next('subscribed', (m) => m.subId === 2)).spec).toEqual({ prefixes: ['b/1'] });
+      c.send({ type: 'sub', bucket, since: 0, flush: false, subId: 3, spec: { prefixes: ['a/'] } });
+      expect((await c.nextError('FORBIDDEN')).bucket).toBe(bucket);
+      w.close();
+      c.close();
+    });
+
+    it('refuses pushes to keys outside the token’s prefixes, on the socket and over HTTP', async () => {
+      const bucket = uniq('rows');
+      const sub = uniq('u');
+      const c = await rawClient(ctx.relay, sub, scoped(bucket, 'user-42/'));
+      // No subscription at all: the token alone limits the keys.
+      c.send({ type: 'push', bucket, ops: [c.op('user-42/a', 1), c.op('user-7/a', 2)] });
+      const ack = await c.next('ack');
+      expect(ack.rejected?.map((r) => [r.originSeq, r.code])).toEqual([[2, 'FORBIDDEN']]);
+      const token = await ctx.relay.makeToken({
+        sub,
+        read: ['*'],
+        write: ['*'],
+        ...scoped(bucket, 'user-42/'),
+      });
+      const res = await fetch(`${ctx.relay.httpUrl}/v1/buckets/${encodeURIComponent(bucket)}/ops`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/json',
+          accept: 'application/json',
+        },
+        body: JSON.stringify({ ops: [c.op('user-7/b', 3), c.op('user-42/b', 4)] }),
+      });
+      const httpAck = (await res.json()) as { rejected?: { originSeq: number; code: string }[] };
+      expect(httpAck.rejected?.map((r) => [r.originSeq, r.code])).toEqual([[3, 'FORBIDDEN']]);
+      const reader = await ctx.relay.makeToken({ sub: uniq('reader'), read: ['*'] });
+      expect(keysOf(await relayEntries(ctx.relay, bucket, reader))).toEqual(['user-42/a', 'user-42/b']);
+      c.close();
+    });
+
+    it('limits HTTP pages to the token’s prefixes, and to a spec asked for inside them', async () => {
+      const bucket = uniq('rows');
+      const w = await seed(ctx.relay, bucket, KEYS);
+      const token = await ctx.relay.makeToken({ sub: uniq('u'), read: ['*'], ...scoped(bucket, 'd/') });
+      expect(keysOf(await relayEntries(ctx.relay, bucket, token))).toEqual(['d/1', 'd/2']);
+      const path = `/v1/buckets/${encodeURIComponent(bucket)}/pages`;
+      const narrow = await httpGet(
+        ctx.relay,
+        `${path}?spec=${encodeURIComponent('{"prefixes":["d/2"]}')}`,
+        token,
+      );
+      expect(keysOf((narrow.body as PageMsg).entries)).toEqual(['d/2']);
+      const outside = await httpGet(
+        ctx.relay,
+        `${path}?spec=${encodeURIComponent('{"prefixes":["a/"]}')}`,
+        token,
+      );
+      expect(outside.status).toBe(403);
+      w.close();
+    });
+  });
+}
