@@ -92,6 +92,7 @@ export type { KeyRange, KeySpan, ReplicationSpec } from './spec';
 export {
   mergeProjected,
   outsideSpec,
+  pageSpec,
   projectValue,
   restrictsKeys,
   scopeSpec,

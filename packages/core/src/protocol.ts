@@ -118,6 +118,12 @@ export interface PageReqMsg {
   until?: string;
   limit: number;
   /**
+   * Only keys of this spec (a replica with a spec sends its own; a widened one the part it
+   * lacks). It must lie within the subscription's spec (else `FORBIDDEN`); the projection is
+   * always the subscription's.
+   */
+  spec?: ReplicationSpec;
+  /**
    * The replica reads pages by column: a relay that can (over a binary socket) answers with
    * `page.cols` instead of `page.entries`. Others ignore it.
    */

@@ -316,3 +316,23 @@ export function scopeSpec(
     `the subscription's spec reaches keys outside the token's prefixes (${prefixes.join(', ').slice(0, 200)})`,
   );
 }
+
+/**
+ * The keys a page request asking for `asked` may read on a subscription with `sub`: `asked`'s
+ * keys, which must lie within `sub`'s (else `FORBIDDEN`), with `sub`'s projection. Without
+ * `asked`, `sub` itself.
+ */
+export function pageSpec(
+  asked: ReplicationSpec | undefined,
+  sub: ReplicationSpec | undefined,
+): ReplicationSpec | undefined {
+  if (asked === undefined) return sub;
+  if (restrictsKeys(sub) && !(restrictsKeys(asked) && spansWithin(specSpans(asked), specSpans(sub)))) {
+    throw new MittsyncError('FORBIDDEN', "the page's spec reaches keys outside the subscription's spec");
+  }
+  const keys: ReplicationSpec = {};
+  if (asked.prefixes !== undefined) keys.prefixes = asked.prefixes;
+  if (asked.ranges !== undefined) keys.ranges = asked.ranges;
+  const fields = sub === undefined ? asked.fields : sub.fields;
+  return fields === undefined ? keys : { ...keys, fields };
+}

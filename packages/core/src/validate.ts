@@ -191,6 +191,7 @@ export function validateClientMessage(x: unknown, limits: WireLimits = DEFAULT_L
       if (x.after !== undefined) m.after = x.after as string;
       if (x.cols === true) m.cols = true;
       if (x.until !== undefined) m.until = x.until as string;
+      if (x.spec !== undefined) m.spec = validateSpec(x.spec, limits.maxKeyBytes);
       return m;
     }
     case 'markerReply':

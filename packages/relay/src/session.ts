@@ -8,6 +8,7 @@ import {
   isBucketName,
   PROTOCOL_VERSION,
   pageByColumns,
+  pageSpec,
   type ReplicationSpec,
   restrictsKeys,
   type ServerMessage,
@@ -446,9 +447,18 @@ export class Session implements SocketHandler, HostedSession {
         }
         const conn = this.conn(msg.bucket, msg.reqId);
         if (conn === undefined) return;
-        // The subscription's spec, or, before one, whatever the token allows.
-        const spec =
-          this.relay.peek(msg.bucket)?.specOf(conn) ?? scopeSpec(undefined, p.keyPrefixes?.(msg.bucket));
+        // The subscription's spec, or, before one, whatever the token allows; narrowed to the
+        // request's own spec when it has one.
+        let spec: ReplicationSpec | undefined;
+        try {
+          const base =
+            this.relay.peek(msg.bucket)?.specOf(conn) ?? scopeSpec(undefined, p.keyPrefixes?.(msg.bucket));
+          spec = pageSpec(msg.spec, base);
+        } catch (e) {
+          const err = toMittsyncError(e);
+          this.error(err.code, err.message, msg.bucket, msg.reqId);
+          return;
+        }
         const page = this.relay.page(msg.bucket, msg, undefined, spec);
         // Columns when asked for over a binary socket: they have no JSON form.
         this.send(msg.cols === true && this.format === 'msgpack' ? pageByColumns(page) : page);

@@ -3,9 +3,47 @@ import { checksumOf } from '../checksum';
 import { columnEntries } from '../columns';
 import type { Entry } from '../model';
 import type { PageMsg } from '../protocol';
+import type { Replica } from '../replica';
 import type { ReplicationSpec } from '../spec';
+import { specCovers } from '../spec';
 import type { RawClient } from './raw-client';
-import { httpGet, type RelayUnderTest, rawClient, relayEntries, uniq } from './relay-harness';
+import {
+  eventually,
+  httpGet,
+  liveState,
+  openReplica,
+  type RelayUnderTest,
+  rawClient,
+  relayEntries,
+  uniq,
+} from './relay-harness';
+
+/** Waits until `r` is ready on `bucket` and holds exactly the relay's entries within `spec`. */
+async function convergedWithin(
+  relay: RelayUnderTest,
+  bucket: string,
+  r: Replica,
+  spec: ReplicationSpec,
+): Promise<string[]> {
+  const reader = await relay.makeToken({ sub: uniq('reader'), read: ['*'] });
+  let why = '';
+  let want: string[] = [];
+  await eventually('the replica holds the relay’s entries within its spec', async () => {
+    const all = await relayEntries(relay, bucket, reader);
+    want = liveState(all.filter((e) => specCovers(spec, e.key)));
+    const s = r.status(bucket);
+    if (s?.phase !== 'ready' || s.pending > 0) {
+      why = JSON.stringify(s);
+      return false;
+    }
+    const have = liveState(await r.scan(bucket, {}));
+    why = `have ${have.length} want ${want.length}`;
+    return JSON.stringify(have) === JSON.stringify(want);
+  }).catch((e: Error) => {
+    throw new Error(`${e.message}: ${why}`);
+  });
+  return want;
+}
 
 /** Every entry of `bucket` with `seq > since` this socket may read, paging as a replica does. */
 async function download(c: RawClient, bucket: string, since: number, firstReqId: number): Promise<Entry[]> {
@@ -260,6 +298,94 @@ export function specTests(ctx: { relay: RelayUnderTest }): void {
       );
       expect(outside.status).toBe(403);
       w.close();
+    });
+  });
+
+  describe('replicas with a spec', () => {
+    it('joins a spec while a writer writes, refuses writes outside it and converges', async () => {
+      const bucket = uniq('spec');
+      const w = await openReplica(ctx.relay);
+      await w.transact(
+        bucket,
+        Array.from({ length: 60 }, (_, i) => ({ key: `${['a', 'b', 'c'][i % 3]}/${i}`, value: i })),
+        { ack: 'relay' },
+      );
+      let n = 0;
+      let writing = true;
+      const writer = (async () => {
+        while (writing) await w.put(bucket, `${['a', 'b', 'c'][n % 3]}/w${n++}`, n, { ack: 'relay' });
+      })();
+      const spec: ReplicationSpec = { prefixes: ['b/'] };
+      const r = await openReplica(ctx.relay);
+      await r.openBucket(bucket, { spec });
+      await r.whenReady(bucket);
+      expect(r.status(bucket)?.spec).toEqual(spec);
+      const refused = await r.put(bucket, 'a/x', 1).then(
+        () => 'written',
+        (e: { code?: string }) => e.code,
+      );
+      expect(refused).toBe('OUTSIDE_SPEC');
+      await r.put(bucket, 'b/mine', 'ok', { ack: 'relay' });
+      writing = false;
+      await writer;
+      const have = await convergedWithin(ctx.relay, bucket, r, spec);
+      expect(have.length).toBeGreaterThan(20);
+      expect(have.every((x) => x.startsWith('b/'))).toBe(true);
+      await Promise.all([w.close(), r.close()]);
+    });
+
+    it('widens a live spec downloading only the new keys, and narrows dropping the old', async () => {
+      const bucket = uniq('spec');
+      const w = await openReplica(ctx.relay);
+      await w.transact(
+        bucket,
+        Array.from({ length: 30 }, (_, i) => ({ key: `${['a', 'b', 'c'][i % 3]}/${i}`, value: i })),
+        { ack: 'relay' },
+      );
+      const r = await openReplica(ctx.relay);
+      await r.openBucket(bucket, { spec: { prefixes: ['a/'] } });
+      await r.whenReady(bucket);
+      const downloaded: string[] = [];
+      r.onChange((b, entries, source) => {
+        if (b === bucket && source === 'remote') downloaded.push(...entries.map((e) => e.key));
+      });
+      await w.put(bucket, 'a/live', 1, { ack: 'relay' });
+      await r.setSpec(bucket, { prefixes: ['a/', 'b/'] });
+      await r.whenReady(bucket);
+      await convergedWithin(ctx.relay, bucket, r, { prefixes: ['a/', 'b/'] });
+      // The b/ keys and the a/ key written since the checkpoint: nothing of a/ again.
+      expect(new Set(downloaded.filter((k) => k.startsWith('a/')))).toEqual(new Set(['a/live']));
+      expect(downloaded.filter((k) => k.startsWith('b/')).length).toBe(10);
+      expect(r.status(bucket)?.spec).toEqual({ prefixes: ['a/', 'b/'] });
+      downloaded.length = 0;
+      await r.setSpec(bucket, { prefixes: ['b/'] });
+      await r.whenReady(bucket);
+      expect((await r.scan(bucket, { prefix: 'a/' })).length).toBe(0);
+      await convergedWithin(ctx.relay, bucket, r, { prefixes: ['b/'] });
+      expect(downloaded).toEqual([]);
+      await w.put(bucket, 'b/after', 2, { ack: 'relay' });
+      await w.put(bucket, 'a/after', 2, { ack: 'relay' });
+      await convergedWithin(ctx.relay, bucket, r, { prefixes: ['b/'] });
+      await Promise.all([w.close(), r.close()]);
+    });
+
+    it('a replica under a prefix-scoped token sees and writes only its rows', async () => {
+      const bucket = uniq('rows');
+      const alice = await openReplica(ctx.relay, { prefixes: { [bucket]: ['alice/'] } });
+      const bob = await openReplica(ctx.relay, { prefixes: { [bucket]: ['bob/'] } });
+      await alice.put(bucket, 'alice/1', 'a', { ack: 'relay' });
+      await bob.put(bucket, 'bob/1', 'b', { ack: 'relay' });
+      await alice.whenReady(bucket);
+      await bob.whenReady(bucket);
+      expect(alice.status(bucket)?.spec).toEqual({ prefixes: ['alice/'] });
+      const refused = await alice.put(bucket, 'bob/2', 'x').then(
+        () => 'written',
+        (e: { code?: string }) => e.code,
+      );
+      expect(refused).toBe('OUTSIDE_SPEC');
+      expect(await convergedWithin(ctx.relay, bucket, alice, { prefixes: ['alice/'] })).toHaveLength(1);
+      expect(await convergedWithin(ctx.relay, bucket, bob, { prefixes: ['bob/'] })).toHaveLength(1);
+      await Promise.all([alice.close(), bob.close()]);
     });
   });
 }
