@@ -4,6 +4,7 @@ import {
   decodeFrame,
   type MittsyncError,
   type ReadyInfo,
+  type ReplicationSpec,
   toMittsyncError,
   type Value,
 } from '@mittsync/core';
@@ -158,6 +159,15 @@ export class Bucket<T = Value> {
    */
   refresh(): Promise<ReadyInfo> {
     return this.link.call({ op: 'refresh', bucket: this.name });
+  }
+
+  /**
+   * Changes the part of the bucket this device holds, live: widening downloads only the newly
+   * covered keys, narrowing drops the ones no longer covered (see `Replica.setSpec`); `null`
+   * holds the whole bucket again. Resolves once the change is stored (then `whenReady`).
+   */
+  async setSpec(spec: ReplicationSpec | null): Promise<void> {
+    await this.link.call({ op: 'setSpec', bucket: this.name, spec });
   }
 
   /** The bucket's last known sync status (phase, progress, pending writes, last error). */

@@ -150,7 +150,9 @@ export class Client {
    * `opts.policy` sets how this device holds the bucket (`replica`, `readOnly` or `copy`; see
    * `OpenBucketOptions` in `@mittsync/core`): persisted, so later calls without one keep it,
    * and a different one switches it. `handle.opened` rejects when the switch is refused
-   * (`POLICY_CONFLICT`).
+   * (`POLICY_CONFLICT`). `opts.spec` holds only part of the bucket (key prefixes and ranges,
+   * optionally some top-level fields; see `ReplicationSpec`), persisted the same way; change it
+   * live with `handle.setSpec(spec)`.
    *
    * @example
    * ```ts
@@ -161,8 +163,13 @@ export class Client {
    */
   bucket<T = Value>(name: string, opts?: OpenBucketOptions): Bucket<T> {
     let b = this.handles.get(name);
-    if (b !== undefined && opts?.policy !== undefined) {
-      b.opened = this.call({ op: 'open', bucket: name, policy: opts.policy });
+    if (b !== undefined && (opts?.policy !== undefined || opts?.spec !== undefined)) {
+      b.opened = this.call({
+        op: 'open',
+        bucket: name,
+        ...(opts.policy === undefined ? {} : { policy: opts.policy }),
+        ...(opts.spec === undefined ? {} : { spec: opts.spec }),
+      });
       b.opened.catch(() => undefined);
     }
     if (b === undefined) {
@@ -180,6 +187,7 @@ export class Client {
         op: 'open',
         bucket: name,
         ...(opts?.policy === undefined ? {} : { policy: opts.policy }),
+        ...(opts?.spec === undefined ? {} : { spec: opts.spec }),
       });
       b.opened.catch(() => undefined);
     }

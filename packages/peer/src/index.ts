@@ -19,6 +19,7 @@ export type {
   OpenBucketOptions,
   Phase,
   ReadyInfo,
+  ReplicationSpec,
   SubscriptionPolicy,
   Value,
 } from '@mittsync/core';
