@@ -383,8 +383,11 @@ export class Replica {
     const prepared = writes.map((w) => checkWrite(w, this.limits));
     const b = await this.bucketState(bucket);
     checkWritable(b);
-    checkInSpec(b, prepared);
-    const ops = await this.serial(() => commitWrites(this.writes, b, prepared));
+    // Checked in turn with spec changes, so no write lands outside a spec just narrowed.
+    const ops = await this.serial(() => {
+      checkInSpec(b, prepared);
+      return commitWrites(this.writes, b, prepared);
+    });
     if (opts?.ack === 'relay')
       await Promise.all(ops.map((op) => this.outbox.whenAcknowledged(b, op.originSeq)));
     return ops;

@@ -4,6 +4,7 @@ import { BucketHost, type HostConnection } from '../host';
 import { MemoryHostStore } from '../host-store';
 import type { ClientMessage, ServerMessage, WireLimits } from '../protocol';
 import { PROTOCOL_VERSION } from '../protocol';
+import { pageSpec } from '../spec';
 import type { Transport, TransportHandlers } from '../transport';
 import { DEFAULT_LIMITS, validateClientMessage, validateServerMessage } from '../validate';
 import type { Scheduler } from './scheduler';
@@ -222,7 +223,9 @@ export class SimRelay {
         this.host(msg.bucket).push(link.replicaId, msg, this.conn(link, msg.bucket));
         return;
       case 'pageReq': {
-        const page = this.host(msg.bucket).page(msg);
+        // As the relay's session does: the subscription's spec, narrowed to the request's.
+        const host = this.host(msg.bucket);
+        const page = host.page(msg, pageSpec(msg.spec, host.specOf(this.conn(link, msg.bucket))));
         // As the relay does: columns when asked for, through the real codec (packed and read
         // back, so every simulated join runs the column path end to end).
         const cols = msg.cols === true ? pageByColumns(page) : page;
