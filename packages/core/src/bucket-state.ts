@@ -27,6 +27,11 @@ export interface ReadyInfo {
    * `none` for a resume (which does not flush).
    */
   flush: 'done' | 'timeout' | 'none';
+  /**
+   * Entries this catch-up downloaded (tombstones included): the whole bucket (or spec) for a
+   * join, only what changed since the checkpoint for a resume or a copy's refresh.
+   */
+  downloaded?: number;
 }
 
 /** A snapshot of one bucket's sync state. */

@@ -249,6 +249,7 @@ export class CatchUpRunner {
         covered: cu.flushed?.covered ?? [],
         missed: cu.flushed?.missed ?? [],
         flush: cu.flushed === undefined ? 'none' : cu.flushTimedOut ? 'timeout' : 'done',
+        downloaded: cu.entries,
       };
       b.lastReady = info;
       b.storageFailures = 0;

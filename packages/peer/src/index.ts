@@ -23,7 +23,7 @@ export type {
   SubscriptionPolicy,
   Value,
 } from '@mittsync/core';
-export { MittsyncError } from '@mittsync/core';
+export { MittsyncError, SUBSCRIPTION_POLICIES } from '@mittsync/core';
 export type { ScanOptions, Transaction, WatchQuery, WriteOptions } from './bucket';
 export { Bucket } from './bucket';
 export type { ClientOptions } from './client';
