@@ -203,6 +203,7 @@ describe('spec validation and scopes', () => {
       { other: 1 },
       { prefixes: Array.from({ length: 33 }, (_, i) => `p${i}`) },
       { prefixes: ['x'.repeat(600)] },
+      { prefixes: Array.from({ length: 20 }, (_, i) => `${i}`.padEnd(300, 'x')) },
     ]) {
       expect(() => validateSpec(bad), JSON.stringify(bad)?.slice(0, 60)).toThrowError(
         expect.objectContaining({ code: 'BAD_MESSAGE' }),

@@ -38,6 +38,11 @@ export interface KeySpan {
 /** Most prefixes plus ranges in one spec, and most projected fields. */
 export const MAX_SPEC_PARTS = 32;
 export const MAX_SPEC_FIELDS = 64;
+/**
+ * Most bytes of a spec's strings: a relay keeps a subscription's spec with its socket (a Durable
+ * Object's socket attachment, at most 16 KiB, holds it across hibernation).
+ */
+export const MAX_SPEC_BYTES = 4096;
 const MAX_FIELD_CHARS = 128;
 
 function bad(message: string): never {
@@ -98,6 +103,12 @@ export function validateSpec(x: unknown, maxKeyBytes = 512): ReplicationSpec {
     }
     out.fields = [...seen];
   }
+  let bytes = 0;
+  for (const p of out.prefixes ?? []) bytes += utf8Length(p);
+  for (const r of out.ranges ?? []) bytes += utf8Length(r.gte ?? '') + utf8Length(r.lt ?? '');
+  for (const f of out.fields ?? []) bytes += utf8Length(f);
+  if (bytes > MAX_SPEC_BYTES)
+    bad(`a spec's prefixes, bounds and fields take at most ${MAX_SPEC_BYTES} bytes`);
   return out;
 }
 

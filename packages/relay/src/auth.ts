@@ -157,6 +157,8 @@ function readPrefixScopes(x: unknown): ((bucket: string) => readonly string[] | 
   if (typeof x !== 'object' || x === null || Array.isArray(x)) fail();
   const entries = Object.entries(x as Record<string, unknown>);
   if (entries.length > MAX_PATTERNS) fail();
+  // Kept with a socket (a Durable Object's attachment) like a spec: bounded as one.
+  if (JSON.stringify(x).length > 4096) fail();
   const rules = entries.map(([pattern, list]) => {
     if (!PATTERN_RE.test(pattern)) fail();
     if (

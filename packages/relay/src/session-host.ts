@@ -22,7 +22,7 @@ import type { RelayLimits } from './limits';
 
 /**
  * What a session is, in a form a runtime can keep with its socket (a Durable Object's socket
- * attachment, at most 2 KB) and rebuild the session from when it wakes from hibernation. Only
+ * attachment, at most 16 KiB; a spec and a token's prefixes take up to 4 KB each) and rebuild the session from when it wakes from hibernation. Only
  * sessions pinned to one bucket have one: their principal reduces to two booleans.
  */
 export interface SessionSnapshot {
