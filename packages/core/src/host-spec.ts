@@ -63,7 +63,14 @@ interface SpecSum {
   spans: readonly KeySpan[];
   sum: Checksum;
   users: number;
+  /** Entries (tombstones included) the spec held when its checksum was computed. */
+  entries: number;
+  /** Every {@link SAMPLE_EVERY}th key of the spec then, in key order (for split points). */
+  sample: string[];
 }
+
+/** One key in this many is kept to split a spec's download into ranges. */
+const SAMPLE_EVERY = 64;
 
 /**
  * The checksums of the live entries each distinct spec in use covers, at the host's head.
@@ -81,7 +88,7 @@ export class SpecSums {
     let s = this.sums.get(key);
     if (s === undefined) {
       const spans = specSpans(spec);
-      s = { spec, spans, sum: this.compute(spans), users: 0 };
+      s = { spec, spans, users: 0, ...this.compute(spans) };
       this.sums.set(key, s);
     }
     s.users++;
@@ -99,7 +106,23 @@ export class SpecSums {
   /** The current checksum of `spec` (it must be acquired). */
   sumOf(spec: ReplicationSpec): Checksum {
     const s = this.sums.get(specKey(spec));
-    return s === undefined ? this.compute(specSpans(spec)) : { ...s.sum };
+    return s === undefined ? this.compute(specSpans(spec)).sum : { ...s.sum };
+  }
+
+  /**
+   * Up to `parts - 1` keys splitting the spec's entries into ranges of similar size, for a
+   * join's parallel downloads, when it held at least `min` entries (from when its checksum was
+   * computed: later writes only make the ranges less even).
+   */
+  splitsOf(spec: ReplicationSpec, parts: number, min: number): string[] {
+    const s = this.sums.get(specKey(spec));
+    if (s === undefined || s.entries < min || parts < 2) return [];
+    const out: string[] = [];
+    for (let p = 1; p < parts; p++) {
+      const k = s.sample[Math.floor((s.sample.length * p) / parts)];
+      if (k !== undefined && k !== out[out.length - 1]) out.push(k);
+    }
+    return out;
   }
 
   /** Updates every checksum with committed ops (each carries the key's state before it). */
@@ -113,14 +136,20 @@ export class SpecSums {
     }
   }
 
-  private compute(spans: readonly KeySpan[]): Checksum {
+  private compute(spans: readonly KeySpan[]): { sum: Checksum; entries: number; sample: string[] } {
     const sum = emptyChecksum();
+    const sample: string[] = [];
+    let entries = 0;
     let after: string | undefined;
     for (;;) {
-      const page = scanSpans(this.store, false, spans, 0, after, undefined, 10_000);
-      for (const e of page) checksumReplace(sum, e.key, undefined, e);
+      // Packed where the store can: the checksum needs keys and versions, not values.
+      const page = scanSpans(this.store, true, spans, 0, after, undefined, 10_000);
+      for (const e of page) {
+        checksumReplace(sum, e.key, undefined, e);
+        if (entries++ % SAMPLE_EVERY === 0) sample.push(e.key);
+      }
       const last = page[page.length - 1];
-      if (page.length < 10_000 || last === undefined) return sum;
+      if (page.length < 10_000 || last === undefined) return { sum, entries, sample };
       after = last.key;
     }
   }

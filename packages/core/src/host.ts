@@ -194,11 +194,15 @@ export class BucketHost {
     }
     this.subscribers.set(conn.id, conn);
     const spec = msg.spec;
-    // A spec's download is split by its own spans (see scanSpans), not the bucket's key quantiles.
+    // A spec's download is split by its own entries' quantiles, not the bucket's.
     const splits =
-      spec === undefined && msg.since === 0 && this.store.count() >= this.splitMin
-        ? this.store.splitKeys(this.parts)
-        : [];
+      msg.since !== 0
+        ? []
+        : spec !== undefined
+          ? this.specSums.splitsOf(spec, this.parts, this.splitMin)
+          : this.store.count() >= this.splitMin
+            ? this.store.splitKeys(this.parts)
+            : [];
     const flushId = msg.flush ? randomId(this.env.random, 10) : undefined;
     conn.send({
       type: 'subscribed',
