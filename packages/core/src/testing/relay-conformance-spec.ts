@@ -369,6 +369,60 @@ export function specTests(ctx: { relay: RelayUnderTest }): void {
       await Promise.all([w.close(), r.close()]);
     });
 
+    it('a projected replica sees its fields, and its writes keep the fields it cannot see', async () => {
+      const bucket = uniq('spec');
+      const w = await openReplica(ctx.relay);
+      await w.put(bucket, 'k1', { a: 1, b: 2, secret: 'x' }, { ack: 'relay' });
+      const p = await openReplica(ctx.relay);
+      await p.openBucket(bucket, { spec: { fields: ['a', 'b'] } });
+      await p.whenReady(bucket);
+      expect((await p.get(bucket, 'k1'))?.value).toEqual({ a: 1, b: 2 });
+      await p.put(bucket, 'k1', { a: 5 }, { ack: 'relay' });
+      await eventually(
+        'the full replica receives the merged value',
+        async () =>
+          JSON.stringify((await w.get(bucket, 'k1'))?.value) === JSON.stringify({ secret: 'x', a: 5 }),
+      );
+      const refused = await p.del(bucket, 'k1').then(
+        () => 'deleted',
+        (e: { code?: string }) => e.code,
+      );
+      expect(refused).toBe('OUTSIDE_SPEC');
+      await w.put(bucket, 'k2', { b: 7, secret: 'y' }, { ack: 'relay' });
+      await eventually(
+        'the projected replica receives the projection of a live write',
+        async () => JSON.stringify((await p.get(bucket, 'k2'))?.value) === JSON.stringify({ b: 7 }),
+      );
+      expect((await p.get(bucket, 'k1'))?.value).toEqual({ a: 5 });
+      await Promise.all([w.close(), p.close()]);
+    });
+
+    it('refuses a spec change that would strand pending writes with POLICY_CONFLICT', async () => {
+      const bucket = uniq('spec');
+      const r = await openReplica(ctx.relay);
+      await r.openBucket(bucket, { spec: { prefixes: ['a/', 'b/'] } });
+      await r.whenReady(bucket);
+      await r.put(bucket, 'b/0', 0, { ack: 'relay' });
+      await eventually('the checkpoint passes b/0', () => (r.status(bucket)?.checkpoint ?? 0) > 0);
+      r.disconnect({ reconnect: false });
+      await r.put(bucket, 'a/pending', 1);
+      const refused = await r.setSpec(bucket, { prefixes: ['b/'] }).then(
+        () => 'changed',
+        (e: { code?: string }) => e.code,
+      );
+      expect(refused).toBe('POLICY_CONFLICT');
+      expect(r.status(bucket)?.spec).toEqual({ prefixes: ['a/', 'b/'] });
+      r.connect();
+      await r.put(bucket, 'b/1', 1, { ack: 'relay' });
+      await r.whenReady(bucket);
+      // Narrowing a ready bucket drops the keys no longer covered at once.
+      await r.setSpec(bucket, { prefixes: ['b/'] });
+      expect(await r.get(bucket, 'a/pending')).toBeUndefined();
+      expect((await r.get(bucket, 'b/0'))?.value).toBe(0);
+      await convergedWithin(ctx.relay, bucket, r, { prefixes: ['b/'] });
+      await r.close();
+    });
+
     it('a replica under a prefix-scoped token sees and writes only its rows', async () => {
       const bucket = uniq('rows');
       const alice = await openReplica(ctx.relay, { prefixes: { [bucket]: ['alice/'] } });
