@@ -73,9 +73,16 @@ interface SpecSum {
 const SAMPLE_EVERY = 64;
 
 /**
+ * Checksums of specs nobody subscribes to any more kept up to date anyway, most recently used
+ * first: a replica that reconnects (or a user who opens another tab) resumes without a scan.
+ */
+const IDLE_SPECS = 8;
+
+/**
  * The checksums of the live entries each distinct spec in use covers, at the host's head.
- * Computed by one scan of the spec's spans when its first subscriber arrives, then updated
- * by every committed op, and dropped with its last subscriber.
+ * Computed by one scan of the spec's spans when its first subscriber arrives (reading about
+ * as many rows as its join downloads), then updated by every committed op; kept for a while
+ * after its last subscriber leaves (the {@link IDLE_SPECS} most recent).
  */
 export class SpecSums {
   private readonly sums = new Map<string, SpecSum>();
@@ -92,6 +99,9 @@ export class SpecSums {
       this.sums.set(key, s);
     }
     s.users++;
+    // Most recently used last: Map keeps insertion order.
+    this.sums.delete(key);
+    this.sums.set(key, s);
     return { ...s.sum };
   }
 
@@ -100,7 +110,15 @@ export class SpecSums {
     const key = specKey(spec);
     const s = this.sums.get(key);
     if (s === undefined) return;
-    if (--s.users <= 0) this.sums.delete(key);
+    if (--s.users > 0) return;
+    let idle = 0;
+    for (const x of this.sums.values()) if (x.users <= 0) idle++;
+    for (const [k, x] of this.sums) {
+      if (idle <= IDLE_SPECS) break;
+      if (x.users > 0) continue;
+      this.sums.delete(k);
+      idle--;
+    }
   }
 
   /** The current checksum of `spec` (it must be acquired). */
