@@ -298,7 +298,7 @@ export class Session implements SocketHandler, HostedSession {
         this.armExpiry();
         // Scopes may have narrowed: nothing keeps flowing from a bucket the new token cannot read.
         for (const c of [...this.conns.values()]) {
-          if (p.canRead(c.bucket) && this.specAllowed(c)) continue;
+          if (p.canRead(c.bucket) && (!c.subscribed || this.specAllowed(c))) continue;
           this.relay.peek(c.bucket)?.unsubscribe(c);
           this.conns.delete(c.bucket);
           this.forbidden(c.bucket, 'read');
