@@ -27,6 +27,10 @@ export interface DemoParams {
   open?: boolean;
   /** Record what the page holds when the bucket first says ready. */
   capture?: boolean;
+  /** How the device holds the bucket (`replica`, `readOnly`, `copy`). */
+  policy?: 'replica' | 'readOnly' | 'copy';
+  /** A key prefix the device's token is limited to (row-level access). */
+  rows?: string;
 }
 
 type WriterStats = Awaited<ReturnType<MittsyncTestHook['stopWriter']>>;
@@ -79,6 +83,8 @@ export class Demo {
     if (p.parallel !== undefined) q.set('parallel', String(p.parallel));
     if (p.open === false) q.set('open', '0');
     if (p.capture) q.set('capture', '1');
+    if (p.policy !== undefined) q.set('policy', p.policy);
+    if (p.rows !== undefined) q.set('rows', p.rows);
     return `${baseUrl}/?${q}`;
   }
 
@@ -178,6 +184,31 @@ export class Demo {
    * Resolves with the bucket's ReadyInfo once it has caught up; fails after `timeout` ms with
    * the bucket's status (rather than waiting out the whole test).
    */
+  /** A `copy`'s refresh: resolves when it is up to date again. */
+  refresh(): Promise<ReadyInfo> {
+    return this.page.evaluate(() => window.__mittsync.refresh());
+  }
+
+  /** Writes `key` (acked by the relay) and says how it went: `{ ok }` or the error's code and message. */
+  tryPut(key: string, value: unknown): Promise<{ ok: true } | { code: string; message: string }> {
+    return this.page.evaluate(([k, v]) => window.__mittsync.tryPut(k, v), [key, value] as const);
+  }
+
+  /** Starts recording the keys of remote changes (see {@link remoteChanges}). */
+  recordRemoteChanges(): Promise<void> {
+    return this.page.evaluate(() => window.__mittsync.recordRemoteChanges());
+  }
+
+  /** Keys of the remote changes seen since {@link recordRemoteChanges}. */
+  remoteChanges(): Promise<string[]> {
+    return this.page.evaluate(() => window.__mittsync.remoteChanges());
+  }
+
+  /** The inspector's event log, newest first. */
+  events(): Promise<string[]> {
+    return this.page.evaluate(() => window.__mittsync.events());
+  }
+
   async whenReady(timeout = 90_000): Promise<ReadyInfo> {
     const ready = this.page.evaluate(() => window.__mittsync.whenReady());
     let timer: ReturnType<typeof setTimeout> | undefined;

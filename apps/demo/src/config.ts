@@ -1,3 +1,5 @@
+import { SUBSCRIPTION_POLICIES, type SubscriptionPolicy } from '@mittsync/peer';
+
 /**
  * What the demo page is told by its URL. Every option has a default that makes
  * `http://localhost:8787/` the plain demo; the others let one browser act as several devices
@@ -10,6 +12,9 @@
  * - `relay`: the relay URL (default: this page's origin, which serves the demo).
  * - `pageSize`, `parallel`: catch-up tuning (entries per downloaded page, ranges in parallel).
  * - `open=0`: create the client but open no bucket until told to (tests start joins by hand).
+ * - `policy`: how this device holds the bucket: `replica` (default), `readOnly` or `copy`.
+ * - `rows`: a key prefix: this device's dev token may only read and write the bucket's keys
+ *   under it (row-level access), e.g. `rows=user-42/`.
  */
 export interface DemoConfig {
   bucket: string;
@@ -19,6 +24,8 @@ export interface DemoConfig {
   pageSize: number | undefined;
   parallel: number | undefined;
   autoOpen: boolean;
+  policy: SubscriptionPolicy | undefined;
+  rows: string | undefined;
 }
 
 function positive(v: string | null): number | undefined {
@@ -37,6 +44,8 @@ export function readConfig(loc: Location = location): DemoConfig {
     pageSize: positive(q.get('pageSize')),
     parallel: positive(q.get('parallel')),
     autoOpen: q.get('open') !== '0',
+    policy: SUBSCRIPTION_POLICIES.find((p) => p === q.get('policy')),
+    rows: q.get('rows') || undefined,
   };
 }
 

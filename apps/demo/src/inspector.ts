@@ -46,6 +46,21 @@ const POLICY_TEXT: Record<BucketStatus['policy'], string> = {
   copy: 'copy (detached, refreshed on demand; writes stay local)',
 };
 
+/** A replication spec in a few words: `keys user-42/*, [a, b); fields name, qty`. */
+function specText(spec: NonNullable<BucketStatus['spec']>): string {
+  const keys = [
+    ...(spec.prefixes ?? []).map((p) => `${p}*`),
+    ...(spec.ranges ?? []).map((r) => `[${r.gte ?? ''}, ${r.lt ?? '∞'})`),
+  ];
+  const parts = [
+    keys.length === 0 && spec.prefixes === undefined && spec.ranges === undefined
+      ? 'all keys'
+      : `keys ${keys.join(', ') || 'none'}`,
+  ];
+  if (spec.fields !== undefined) parts.push(`fields ${spec.fields.join(', ')}`);
+  return parts.join('; ');
+}
+
 /** One line of the inspector's event log. */
 export interface LogLine {
   at: Date;
@@ -183,6 +198,7 @@ export class Inspector {
       'Live ops caught while the download runs, applied once it is done. Once ready, live ops ' +
       'pass through it only until they are written to storage.';
     add('Policy', POLICY_TEXT[b.policy], 'policy');
+    if (b.spec !== undefined) add('Spec', specText(b.spec), 'spec');
     add('Checkpoint', fmt.format(b.checkpoint), 'checkpoint');
     add(
       b.policy === 'copy' ? 'Local fork writes' : 'Pending outbox',

@@ -16,7 +16,10 @@ const client = createClient({
   relay: cfg.relay,
   // The relay that serves the demo hands out dev tokens (`--dev`), even when the sync socket
   // goes elsewhere (the tests' fault proxy).
-  getToken: devToken(location.origin),
+  getToken: devToken(
+    location.origin,
+    cfg.rows === undefined ? {} : { prefixes: { [cfg.bucket]: [cfg.rows] } },
+  ),
   name: cfg.db,
   hosting: cfg.hosting,
   ...(cfg.pageSize === undefined && cfg.parallel === undefined
@@ -64,7 +67,11 @@ const table = new TableView(model, (key, field, value) => {
   const item = model.get(key);
   if (item === undefined || bucket === null) return;
   const next = { ...item, [field]: value, by: writer() } as Item;
-  bucket.put(key, next).catch((e: unknown) => inspector.log(`edit of ${key} failed: ${String(e)}`, 'bad'));
+  bucket
+    .put(key, next)
+    .catch((e: unknown) =>
+      inspector.log(`edit of ${key} refused: ${(e as Error).message ?? String(e)}`, 'bad'),
+    );
 });
 
 const rowCount = h('span', { className: 'count', testid: 'row-count' }, '0');
@@ -147,7 +154,7 @@ let load: LoadGenerator<Item> | null = null;
 
 function openBucket(): Bucket<Item> {
   if (bucket !== null) return bucket;
-  const b = client.bucket<Item>(cfg.bucket);
+  const b = client.bucket<Item>(cfg.bucket, cfg.policy === undefined ? undefined : { policy: cfg.policy });
   bucket = b;
   b.watch({ prefix: '' }, (r) => {
     // Status events and changes come in order on one channel: while the last status says the

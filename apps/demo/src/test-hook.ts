@@ -65,6 +65,7 @@ export function installTestHook(d: HookDeps) {
     });
   };
   let writer: LoadGenerator<unknown> | null = null;
+  const remoteChanges: string[] = [];
 
   const need = (): Bucket<Item> => d.bucket() ?? d.open();
   const asAny = (b: Bucket<Item>) => b as unknown as Bucket<unknown>;
@@ -105,6 +106,33 @@ export function installTestHook(d: HookDeps) {
         { ack },
       ),
     whenReady: (): Promise<ReadyInfo> => need().whenReady(),
+    /** A `copy`'s refresh (only what changed since its checkpoint). */
+    refresh: (): Promise<ReadyInfo> => need().refresh(),
+    /** Writes `key` with a relay ack and says how it went (errors keep their code here). */
+    tryPut: async (
+      key: string,
+      value: unknown,
+    ): Promise<{ ok: true } | { code: string; message: string }> => {
+      try {
+        await asAny(need()).put(key, value, { ack: 'relay' });
+        return { ok: true };
+      } catch (e) {
+        const err = e as { code?: string; message?: string };
+        return { code: err.code ?? 'unknown', message: err.message ?? String(e) };
+      }
+    },
+    /** From now on, records the keys of every remote change the bucket's live query reports. */
+    recordRemoteChanges: () => {
+      remoteChanges.length = 0;
+      need().watch({ prefix: '' }, (r) => {
+        if (r.initial) return;
+        for (const c of r.changes) if (c.source === 'remote') remoteChanges.push(c.key);
+      });
+    },
+    remoteChanges: (): string[] => [...remoteChanges],
+    /** The inspector's event log lines, newest first. */
+    events: (): string[] =>
+      [...document.querySelectorAll('[data-testid="inspector"] ol.log li')].map((li) => li.textContent ?? ''),
     setOnline: d.setOnline,
     seed: d.seed,
     /**

@@ -5,6 +5,7 @@ import type { MittsyncError } from './errors';
 import type { Mitt } from './mitt';
 import type { Entry, Op, Version } from './model';
 import type { DeliverMsg, FlushedMsg, SubscribedMsg, SubscriptionPolicy } from './protocol';
+import { type KeySpan, type ReplicationSpec, spansToSpec } from './spec';
 import { type BucketMeta, policyOf } from './storage';
 import type { SchemaStatus } from './typed-values';
 
@@ -27,6 +28,11 @@ export interface ReadyInfo {
    * `none` for a resume (which does not flush).
    */
   flush: 'done' | 'timeout' | 'none';
+  /**
+   * Entries this catch-up downloaded (tombstones included): the whole bucket (or spec) for a
+   * join, only what changed since the checkpoint for a resume or a copy's refresh.
+   */
+  downloaded?: number;
 }
 
 /** A snapshot of one bucket's sync state. */
@@ -34,6 +40,11 @@ export interface BucketStatus {
   bucket: string;
   /** How this replica holds the bucket (see `Replica.openBucket`). */
   policy: SubscriptionPolicy;
+  /**
+   * The replication spec the bucket is held with: the one it was opened with, or the one the
+   * relay applied (a token's key prefixes); absent for the whole bucket.
+   */
+  spec?: ReplicationSpec;
   phase: Phase;
   /** True once a catch-up completed (persisted; survives restarts). */
   ready: boolean;
@@ -65,6 +76,10 @@ export interface RangeCursor {
   /** Where the next request starts: moves as soon as a page arrives, before it is merged. */
   after: string | undefined;
   until: string | undefined;
+  /** Entries changed since this seq (default: the catch-up's `since`). */
+  since?: number;
+  /** Only these keys (default: the bucket's spec). */
+  spec?: ReplicationSpec;
   /** The last page of the range has arrived (it may still wait to be merged). */
   done: boolean;
   inflight: boolean;
@@ -166,6 +181,8 @@ export interface BucketState {
   dlMaxSeqCheck: number;
   /** Relay checksum at a known seq (subscription start or end of a delivered frame). */
   sumAt: { seq: number; sum: Checksum } | null;
+  /** The spec the relay said it applies to the current subscription (`subscribed.spec`). */
+  relaySpec: ReplicationSpec | undefined;
   /** Seq the relay reported as head in the last pong. */
   probedHead: number;
   verified: number;
@@ -201,6 +218,7 @@ export function newBucketState(meta: BucketMeta, outbox: Op[]): BucketState {
     localAheadSeq: 0,
     dlMaxSeqCheck: 0,
     sumAt: null,
+    relaySpec: undefined,
     probedHead: 0,
     verified: 0,
     storageFailures: 0,
@@ -214,9 +232,26 @@ export function newBucketState(meta: BucketMeta, outbox: Op[]): BucketState {
  * The progress record of a catch-up the relay just confirmed with `msg`: a join (`since` 0)
  * downloads every key range the relay split the bucket into, a resume one range from `since`.
  */
-export function newCatchUp(msg: SubscribedMsg, since: number): CatchUp {
+export function newCatchUp(msg: SubscribedMsg, since: number, widen?: readonly KeySpan[]): CatchUp {
   const keys = [undefined, ...msg.splits];
   const parts = since === 0 ? keys.length : 1;
+  const ranges: RangeCursor[] = Array.from({ length: parts }, (_, i) => ({
+    after: keys[i],
+    until: since === 0 ? msg.splits[i] : undefined,
+    done: false,
+    inflight: false,
+  }));
+  // A widened spec: the spans it added are read in full, beside the resume of the rest.
+  if (since > 0 && widen !== undefined && widen.length > 0) {
+    ranges.push({
+      after: undefined,
+      until: undefined,
+      since: 0,
+      spec: spansToSpec(widen),
+      done: false,
+      inflight: false,
+    });
+  }
   return {
     subId: msg.subId,
     since,
@@ -227,12 +262,7 @@ export function newCatchUp(msg: SubscribedMsg, since: number): CatchUp {
     arrived: [],
     merged: [],
     merging: false,
-    ranges: Array.from({ length: parts }, (_, i) => ({
-      after: keys[i],
-      until: since === 0 ? msg.splits[i] : undefined,
-      done: false,
-      inflight: false,
-    })),
+    ranges,
     requested: 0,
     pages: 0,
     entries: 0,
@@ -270,6 +300,11 @@ export function bucketStatus(b: BucketState): BucketStatus {
   return {
     bucket: b.name,
     policy: policyOf(b.meta),
+    ...(b.relaySpec !== undefined
+      ? { spec: b.relaySpec }
+      : b.meta.spec !== undefined
+        ? { spec: b.meta.spec }
+        : {}),
     phase: b.phase,
     ready: b.meta.ready,
     checkpoint: b.meta.checkpoint,

@@ -97,6 +97,7 @@ export class CatchUpRunner {
       subId,
       ...(b.meta.epoch === null ? {} : { epoch: b.meta.epoch }),
       ...(policy === 'replica' ? {} : { policy }),
+      ...(b.meta.spec === undefined ? {} : { spec: b.meta.spec }),
     });
     b.subTimer = ctx.env.setTimeout(() => {
       if (b.subId === subId && !b.subscribedOk) this.subscribe(b);
@@ -148,9 +149,10 @@ export class CatchUpRunner {
     const since = b.subSince;
     b.mitt = new Mitt(msg.from, this.opts.bounds);
     b.sumAt = { seq: msg.from - 1, sum: msg.sum };
+    b.relaySpec = msg.spec;
     const early = b.early;
     b.early = [];
-    const cu = newCatchUp(msg, since);
+    const cu = newCatchUp(msg, since, b.meta.widen);
     b.catchUp = cu;
     for (const m of early) {
       if (m.type === 'deliver') ctx.live.deliver(b, m);
@@ -187,6 +189,7 @@ export class CatchUpRunner {
           ready: false,
           sum: emptyChecksum(),
         };
+        delete meta.widen; // a join reads everything
         const keptEntries = (await ctx.storage.getEntries(b.name, keepKeys)).filter(
           (e): e is Entry => e !== undefined,
         );
@@ -230,7 +233,13 @@ export class CatchUpRunner {
     ctx.syncTask(b, async () => {
       if (b.catchUp !== cu) return;
       const upTo = mitt.upTo;
-      await ctx.live.apply(b, mitt.spill(), { checkpoint: upTo, ready: true, epoch: cu.epoch });
+      const widened = cu.ranges.some((r) => r.since !== undefined);
+      await ctx.live.apply(b, mitt.spill(), {
+        checkpoint: upTo,
+        ready: true,
+        epoch: cu.epoch,
+        ...(widened ? { widen: [] } : {}),
+      });
       if (b.catchUp !== cu) return;
       b.catchUp = null;
       b.phase = 'ready';
@@ -240,6 +249,7 @@ export class CatchUpRunner {
         covered: cu.flushed?.covered ?? [],
         missed: cu.flushed?.missed ?? [],
         flush: cu.flushed === undefined ? 'none' : cu.flushTimedOut ? 'timeout' : 'done',
+        downloaded: cu.entries,
       };
       b.lastReady = info;
       b.storageFailures = 0;
@@ -283,7 +293,8 @@ export class CatchUpRunner {
       type: 'pageReq',
       bucket: b.name,
       reqId: this.nextReqId++,
-      since: cu.since,
+      since: r.since ?? cu.since,
+      ...((r.spec ?? b.meta.spec) === undefined ? {} : { spec: r.spec ?? b.meta.spec }),
       // Small first pages get storage busy sooner; the rest at full size.
       limit: Math.min(opts.pageSize, FIRST_PAGE_ENTRIES * 2 ** cu.requested++),
       // Columns where this machine can read them (see columns.ts).

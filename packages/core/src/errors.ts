@@ -46,6 +46,12 @@ export const ERROR_CODES = [
   'SCHEMA_OUTDATED',
   /** A bucket that does not exist where it was asked for (nothing was ever written to it). */
   'NOT_FOUND',
+  /**
+   * A write outside the subscription's replication spec: a key the spec does not cover, or,
+   * through a projection, a delete or a value with fields outside it. Refused per op, at once
+   * by the replica and by the relay (the op is consumed and rejected in the ack).
+   */
+  'OUTSIDE_SPEC',
   'STORAGE_QUOTA',
   'STORAGE_LOST',
   'STORAGE_UNAVAILABLE',

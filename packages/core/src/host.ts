@@ -3,6 +3,7 @@ import { PageSizer, readColumnPage } from './column-page';
 import { type Env, randomId } from './env';
 import { MittsyncError, toMittsyncError } from './errors';
 import { hlcNode, hlcWall } from './hlc';
+import { projectEntry, SpecSums, scanSpans, specDeliver } from './host-spec';
 import type { HostMeta, HostStore } from './host-store';
 import { type Entry, type Op, opToEntry, type SeqOp, versionOf } from './model';
 import { packedValueOf } from './packed';
@@ -19,6 +20,14 @@ import type {
   WireLimits,
 } from './protocol';
 import { checkPushedValue, type VersionedSchema } from './schema';
+import {
+  mergeProjected,
+  outsideSpec,
+  type ReplicationSpec,
+  restrictsKeys,
+  spansCover,
+  specSpans,
+} from './spec';
 import { utf8Length } from './utf8';
 import { DEFAULT_LIMITS, measureValue } from './validate';
 
@@ -130,6 +139,9 @@ export class BucketHost {
   /** Policy of each connection whose last `sub` asked for one other than `replica`. */
   private readonly policies = new Map<string, Exclude<SubscriptionPolicy, 'replica'>>();
   private readonly flushes = new Map<string, PendingFlush>();
+  /** Replication spec of each connection whose last `sub` carried one (see host-spec.ts). */
+  private readonly specs = new Map<string, ReplicationSpec>();
+  private readonly specSums: SpecSums;
 
   constructor(opts: BucketHostOptions) {
     this.schema = opts.schema;
@@ -145,6 +157,7 @@ export class BucketHost {
     this.parts = opts.downloadParts ?? 4;
     this.splitMin = opts.splitMinEntries ?? 20_000;
     this.onCommit = opts.onCommit;
+    this.specSums = new SpecSums(opts.store);
     const loaded = this.store.loadMeta();
     if (loaded === undefined) {
       this.meta = {
@@ -180,6 +193,7 @@ export class BucketHost {
     const m = this.meta;
     // Remembered even when the answer is `reset`: the connection said what it is.
     this.setPolicy(conn, msg.policy);
+    this.setSpec(conn, msg.spec);
     if (msg.since > 0) {
       const reason =
         msg.epoch !== m.epoch
@@ -195,8 +209,16 @@ export class BucketHost {
       }
     }
     this.subscribers.set(conn.id, conn);
+    const spec = msg.spec;
+    // A spec's download is split by its own entries' quantiles, not the bucket's.
     const splits =
-      msg.since === 0 && this.store.count() >= this.splitMin ? this.store.splitKeys(this.parts) : [];
+      msg.since !== 0
+        ? []
+        : spec !== undefined
+          ? this.specSums.splitsOf(spec, this.parts, this.splitMin)
+          : this.store.count() >= this.splitMin
+            ? this.store.splitKeys(this.parts)
+            : [];
     const flushId = msg.flush ? randomId(this.env.random, 10) : undefined;
     conn.send({
       type: 'subscribed',
@@ -205,9 +227,10 @@ export class BucketHost {
       epoch: m.epoch,
       from: m.head + 1,
       received: this.store.getReceived(conn.replicaId),
-      sum: { ...m.sum },
+      sum: spec === undefined ? { ...m.sum } : this.specSums.sumOf(spec),
       splits,
       ...(flushId === undefined ? {} : { flushId }),
+      ...(spec === undefined ? {} : { spec }),
     });
     if (flushId !== undefined) this.startFlush(conn, flushId);
   }
@@ -217,9 +240,25 @@ export class BucketHost {
    * rebuilt from storage (a Durable Object woken from hibernation) whose socket was subscribed
    * before, and whose client has every op up to the head it was last sent.
    */
-  resubscribe(conn: HostConnection, policy?: SubscriptionPolicy): void {
+  resubscribe(conn: HostConnection, policy?: SubscriptionPolicy, spec?: ReplicationSpec): void {
     this.subscribers.set(conn.id, conn);
     this.setPolicy(conn, policy);
+    this.setSpec(conn, spec);
+  }
+
+  /** The replication spec `conn` subscribed with, if any. */
+  specOf(conn: HostConnection): ReplicationSpec | undefined {
+    return this.specs.get(conn.id);
+  }
+
+  private setSpec(conn: HostConnection, spec: ReplicationSpec | undefined): void {
+    const old = this.specs.get(conn.id);
+    if (old !== undefined) this.specSums.release(old);
+    if (spec === undefined) this.specs.delete(conn.id);
+    else {
+      this.specs.set(conn.id, spec);
+      this.specSums.acquire(spec);
+    }
   }
 
   /** The policy `conn` subscribed with (`replica` when it never said otherwise). */
@@ -236,6 +275,7 @@ export class BucketHost {
   unsubscribe(conn: HostConnection): void {
     this.subscribers.delete(conn.id);
     this.policies.delete(conn.id);
+    this.setSpec(conn, undefined);
     for (const f of [...this.flushes.values()]) {
       if (f.joiner.id === conn.id) {
         this.env.clearTimeout(f.timer);
@@ -258,8 +298,16 @@ export class BucketHost {
   /**
    * Accepts a frame of ops from `replicaId`, commits the new ones in one transaction and only
    * then acks and fans them out. Returns the ack (also sent to `conn` when given).
+   *
+   * Ops outside `conn`'s replication spec are rejected with `OUTSIDE_SPEC`, and ops to keys
+   * outside `scope.prefixes` (a token's key prefixes) with `FORBIDDEN`, each on its own.
    */
-  push(replicaId: string, msg: PushMsg, conn?: HostConnection): AckMsg {
+  push(
+    replicaId: string,
+    msg: PushMsg,
+    conn?: HostConnection,
+    scope?: { prefixes?: readonly string[] },
+  ): AckMsg {
     const policy = conn === undefined ? 'replica' : this.policyOf(conn);
     if (policy !== 'replica') {
       // Whatever the token allows: the subscription said it does not write. Nothing of the
@@ -281,6 +329,8 @@ export class BucketHost {
     let gap = false;
     const before = this.meta;
     const meta: HostMeta = { ...before, sum: { ...before.sum } };
+    const spec = conn === undefined ? undefined : this.specs.get(conn.id);
+    const allowed = scope?.prefixes === undefined ? undefined : specSpans({ prefixes: [...scope.prefixes] });
     try {
       this.store.transaction(() => {
         for (const op of msg.ops) {
@@ -296,12 +346,16 @@ export class BucketHost {
             break;
           }
           high = op.originSeq;
-          const problem = this.checkOp(op, now);
+          const problem =
+            this.checkOp(op, now) ??
+            (allowed !== undefined && !spansCover(allowed, op.key)
+              ? new MittsyncError('FORBIDDEN', `token does not allow writing key ${op.key.slice(0, 80)}`)
+              : outsideSpec(spec, op));
           if (problem !== undefined) {
             rejected.push({ originSeq: op.originSeq, code: problem.code, message: problem.message });
             continue;
           }
-          const applied = this.applyOp(op, meta);
+          const applied = this.applyOp(op, meta, spec?.fields);
           if (applied !== undefined) accepted.push(applied);
         }
         if (high !== this.store.getReceived(replicaId)) this.store.setReceived(replicaId, high);
@@ -343,9 +397,14 @@ export class BucketHost {
   }
 
   /** LWW-applies one op inside the open transaction; returns it with its seq if it changed state. */
-  private applyOp(op: Op, meta: HostMeta): SeqOp | undefined {
+  private applyOp(op: Op, meta: HostMeta, fields?: readonly string[]): SeqOp | undefined {
     const cur = this.store.getEntry(op.key);
     let eff: Op = op;
+    if (fields !== undefined && op.kind === 'set') {
+      // A write through a projection changes only its fields: the others are kept.
+      const stored = cur === undefined || cur.deleted ? undefined : cur.value;
+      eff = { ...op, value: mergeProjected(fields, stored, op.value ?? null) };
+    }
     if (cur !== undefined) {
       if (op.hlc > cur.hlc) {
         // wins: applied below
@@ -385,28 +444,52 @@ export class BucketHost {
 
   private fanOut(ops: SeqOp[]): void {
     const msg: ServerMessage = { type: 'deliver', bucket: this.bucket, ops, sum: { ...this.meta.sum } };
+    this.specSums.apply(ops);
+    // One filtered frame per distinct spec, shared by its subscribers.
+    const bySpec = new Map<ReplicationSpec, ServerMessage>();
     for (const conn of [...this.subscribers.values()]) {
       if ((conn.backlog?.() ?? 0) > this.maxBacklog) {
         this.unsubscribe(conn);
         conn.send({ type: 'resync', bucket: this.bucket, reason: 'SLOW_CONSUMER' });
         continue;
       }
-      conn.send(msg);
+      const spec = this.specs.get(conn.id);
+      if (spec === undefined) {
+        conn.send(msg);
+        continue;
+      }
+      let filtered = bySpec.get(spec);
+      if (filtered === undefined) {
+        filtered = specDeliver(this.bucket, spec, ops, this.specSums.sumOf(spec));
+        bySpec.set(spec, filtered);
+      }
+      conn.send(filtered);
     }
   }
 
   /**
    * Serves one page of a catch-up download (over the socket or HTTP): at most `req.limit`
    * entries (and {@link MAX_PAGE_ENTRIES}), ending at the first entry past `maxPageBytes`.
+   * With a `spec`, only its keys are read (span by span) and values are projected.
    */
-  page(req: PageReqMsg): PageMsg | ServerMessage {
+  page(req: PageReqMsg, spec?: ReplicationSpec): PageMsg | ServerMessage {
     if (req.since > 0 && req.since < this.meta.horizon) {
       // Tombstones the caller needs were purged during its download: it must start over.
       return { type: 'reset', bucket: this.bucket, subId: -1, epoch: this.meta.epoch, reason: 'horizon' };
     }
     const limit = Math.min(req.limit, MAX_PAGE_ENTRIES);
+    const fields = spec?.fields;
+    const spans = restrictsKeys(spec) ? specSpans(spec) : undefined;
+    const store = this.store;
+    const scan =
+      spans !== undefined
+        ? (since: number, a: string | undefined, u: string | undefined, n: number) =>
+            scanSpans(store, fields === undefined, spans, since, a, u, n)
+        : fields !== undefined
+          ? store.scan
+          : (store.pageScan ?? store.scan);
     const budget = this.maxPageBytes;
-    if (req.cols === true) {
+    if (req.cols === true && spans === undefined && fields === undefined) {
       const fast = readColumnPage(this.store, req, limit, budget, this.pageSizer);
       if (fast !== undefined) {
         const { cols, next } = fast;
@@ -421,7 +504,6 @@ export class BucketHost {
         };
       }
     }
-    const scan = this.store.pageScan ?? this.store.scan;
     const entries: Entry[] = [];
     let bytes = 0;
     let full = false;
@@ -432,7 +514,8 @@ export class BucketHost {
     let want = Number.isFinite(budget) ? Math.min(limit, FIRST_SCAN) : limit;
     for (;;) {
       const got = scan.call(this.store, req.since, after, req.until, want);
-      for (const e of got) {
+      for (const raw of got) {
+        const e = projectEntry(fields, raw);
         entries.push(e);
         bytes += pageEntryBytes(e);
         if (bytes > budget) break;

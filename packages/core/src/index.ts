@@ -121,6 +121,20 @@ export {
   VERSION_FIELD,
   wrapVersion,
 } from './schema';
+export type { KeyRange, KeySpan, ReplicationSpec } from './spec';
+export {
+  mergeProjected,
+  outsideSpec,
+  pageSpec,
+  projectValue,
+  restrictsKeys,
+  scopeSpec,
+  specCovers,
+  specSpans,
+  specWithinPrefixes,
+  subtractSpans,
+  validateSpec,
+} from './spec';
 export type { SqlDriver, SqlValue } from './sql';
 export type {
   StandardFailure,

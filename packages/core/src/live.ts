@@ -5,6 +5,7 @@ import { keep, knownVersions, OLDER } from './fresh-join';
 import type { Mitt, MittBounds } from './mitt';
 import { type Entry, opToEntry, type SeqOp, type Version, wins } from './model';
 import type { DeliverMsg } from './protocol';
+import { specCovers } from './spec';
 import type { BucketMeta } from './storage';
 import type { SyncContext } from './sync-context';
 
@@ -48,10 +49,22 @@ export class LiveStream {
       return;
     }
     let fresh = 0;
-    for (const op of msg.ops) if (mitt.add(op, true)) fresh++;
-    const last = msg.ops[msg.ops.length - 1];
-    if (last !== undefined && (b.sumAt === null || last.seq > b.sumAt.seq))
-      b.sumAt = { seq: last.seq, sum: msg.sum };
+    const spec = b.meta.spec;
+    for (const op of msg.ops) {
+      // Frames of a subscription before a spec change may still bring keys it dropped.
+      if (spec !== undefined && !specCovers(spec, op.key)) continue;
+      if (mitt.add(op, true)) fresh++;
+    }
+    const first = msg.ops[0];
+    const lastOp = msg.ops[msg.ops.length - 1];
+    const span =
+      msg.span ??
+      (first === undefined || lastOp === undefined ? undefined : ([first.seq, lastOp.seq] as const));
+    if (span !== undefined && mitt.cover(span[0], span[1])) fresh++;
+    const lastSeq = span?.[1];
+    // (Frames of a subscription before a spec change all have seqs below this one's `from`.)
+    if (lastSeq !== undefined && (b.sumAt === null || lastSeq > b.sumAt.seq))
+      b.sumAt = { seq: lastSeq, sum: msg.sum };
     if (mitt.gapOverflow) {
       ctx.resubscribe(b);
       return;
@@ -90,11 +103,13 @@ export class LiveStream {
    * it: a replica that only receives hears of its new checkpoint from nothing else.
    */
   applyHeld(b: BucketState, mitt: Mitt): void {
-    if (mitt.heldCount === 0) return;
+    // Seqs a spec left out move the checkpoint too (without them it would lag the relay's head).
+    if (mitt.heldCount === 0 && mitt.upTo <= b.meta.checkpoint) return;
     const ctx = this.ctx;
     const subId = b.subId;
     ctx.syncTask(b, async () => {
-      if (b.subId !== subId || b.mitt !== mitt || mitt.heldCount === 0) return;
+      if (b.subId !== subId || b.mitt !== mitt) return;
+      if (mitt.heldCount === 0 && mitt.upTo <= b.meta.checkpoint) return;
       const upTo = mitt.upTo;
       await this.apply(b, mitt.spill(), { checkpoint: upTo });
       this.verify(b);

@@ -16,6 +16,48 @@ const op = (seq: number, key = `k${seq}`, wall = seq): SeqOp => ({
 });
 
 describe('Mitt', () => {
+  it('counts seqs a spec left out as received, in any frame order, without a gap', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 12 }),
+        fc.integer(),
+        (sizes, seed) => {
+          // Frames of consecutive seqs; each keeps its first op and covers the rest by span.
+          const frames: { ops: SeqOp[]; span: [number, number] }[] = [];
+          let next = 1;
+          for (const n of sizes) {
+            frames.push({ ops: seed % 2 === 0 ? [op(next)] : [], span: [next, next + n - 1] });
+            next += n;
+          }
+          const order = [...frames].sort(
+            (a, b) => ((a.span[0] * 7919 + seed) % 13) - ((b.span[0] * 7919 + seed) % 13),
+          );
+          const m = new Mitt(1);
+          for (const f of order) {
+            for (const o of f.ops) m.add(o, true);
+            m.cover(f.span[0], f.span[1]);
+          }
+          expect(m.upTo).toBe(next - 1);
+          expect(m.hasGap).toBe(false);
+          expect(m.heldCount).toBe(seed % 2 === 0 ? frames.length : 0);
+          // A frame seen again brings nothing new.
+          const again = frames[0] as (typeof frames)[number];
+          expect(m.cover(again.span[0], again.span[1])).toBe(false);
+        },
+      ),
+    );
+  });
+
+  it('keeps a gap open until the frame that covers it arrives', () => {
+    const m = new Mitt(1);
+    expect(m.cover(3, 4)).toBe(true);
+    expect(m.upTo).toBe(0);
+    expect(m.hasGap).toBe(true);
+    m.cover(1, 2);
+    expect(m.upTo).toBe(4);
+    expect(m.hasGap).toBe(false);
+  });
+
   it('scenario 7: a duplicated op is taken once', () => {
     const m = new Mitt(1);
     expect(m.add(op(1), true)).toBe(true);

@@ -75,6 +75,24 @@ export class Mitt {
     return true;
   }
 
+  /**
+   * Marks seqs `lo..hi` as received without ops: a frame of a subscription with a spec covers
+   * them and left out the ops outside the spec. Returns true when any of them was new.
+   */
+  cover(lo: number, hi: number): boolean {
+    let fresh = false;
+    for (let seq = Math.max(lo, this.contiguous + 1); seq <= hi; seq++) {
+      if (this.ahead.has(seq)) continue;
+      fresh = true;
+      if (seq === this.contiguous + 1) {
+        this.contiguous = seq;
+        while (this.ahead.delete(this.contiguous + 1)) this.contiguous++;
+        seq = Math.max(seq, this.contiguous);
+      } else this.ahead.add(seq);
+    }
+    return fresh;
+  }
+
   /** Highest seq up to which every op has been received. */
   get upTo(): number {
     return this.contiguous;

@@ -65,6 +65,7 @@ export function createHttpPageFetcher(opts: HttpPageFetcherOptions): PageFetcher
       after: req.after,
       until: req.until,
       epoch: opts.epoch?.(),
+      spec: req.spec === undefined ? undefined : JSON.stringify(req.spec),
     });
     const token = opts.getToken ? await opts.getToken() : opts.token;
     const res = await doFetch(`${opts.httpUrl}/v1/buckets/${encodeURIComponent(req.bucket)}/pages?${q}`, {

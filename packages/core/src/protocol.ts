@@ -2,6 +2,7 @@ import type { Checksum } from './checksum';
 import type { EntryColumns } from './columns';
 import type { ErrorCode } from './errors';
 import type { Entry, Op, SeqOp } from './model';
+import type { ReplicationSpec } from './spec';
 
 /** Bumped on any incompatible change to the messages below. Sent in `hello` and `welcome`. */
 export const PROTOCOL_VERSION = 1;
@@ -83,6 +84,12 @@ export interface SubMsg {
    * the connection until the next `sub` or `unsub` of the bucket.
    */
   policy?: SubscriptionPolicy;
+  /**
+   * The subscription's replication spec (see `ReplicationSpec` in spec.ts): the relay serves
+   * only its keys (and projected fields) on every path and refuses writes outside it with
+   * `OUTSIDE_SPEC`. Absent: the whole bucket (or the token's key prefixes, when it has some).
+   */
+  spec?: ReplicationSpec;
 }
 
 /** Stop receiving a bucket's live ops. */
@@ -110,6 +117,12 @@ export interface PageReqMsg {
   /** Inclusive upper key bound; absent = to the last key. */
   until?: string;
   limit: number;
+  /**
+   * Only keys of this spec (a replica with a spec sends its own; a widened one the part it
+   * lacks). It must lie within the subscription's spec (else `FORBIDDEN`); the projection is
+   * always the subscription's.
+   */
+  spec?: ReplicationSpec;
   /**
    * The replica reads pages by column: a relay that can (over a binary socket) answers with
    * `page.cols` instead of `page.entries`. Others ignore it.
@@ -203,6 +216,11 @@ export interface SubscribedMsg {
   splits: string[];
   /** Present when a state flush was started for this subscription. */
   flushId?: string;
+  /**
+   * The spec the relay applies to this subscription, when it applies one: the `sub`'s, or the
+   * token's key prefixes for a `sub` without one. `sum` is then over the spec's entries only.
+   */
+  spec?: ReplicationSpec;
 }
 
 /** The checkpoint cannot be resumed (epoch changed, or older than the tombstone horizon). */
@@ -221,6 +239,11 @@ export interface DeliverMsg {
   bucket: string;
   ops: SeqOp[];
   sum: Checksum;
+  /**
+   * On a subscription with a spec: the seqs `[first, last]` this frame covers. Ops of those
+   * seqs outside the spec were left out (`ops` may be empty); `sum` is over the spec's entries.
+   */
+  span?: [number, number];
 }
 
 export interface PageMsg {

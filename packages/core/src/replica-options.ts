@@ -3,6 +3,7 @@ import type { MittBounds } from './mitt';
 import type { PageFetcher } from './page-requests';
 import type { SubscriptionPolicy } from './protocol';
 import type { SchemaLike } from './schema';
+import type { ReplicationSpec } from './spec';
 import type { ReplicaStorage } from './storage';
 import type { Transport } from './transport';
 
@@ -65,6 +66,13 @@ export interface OpenBucketOptions {
    * and the bucket keeps its policy.
    */
   policy?: SubscriptionPolicy;
+  /**
+   * Hold only part of the bucket (see `ReplicationSpec`): keys under some prefixes or in some
+   * ranges, optionally only some top-level fields of each value. Writes outside it fail at once
+   * with `OUTSIDE_SPEC`. `null` goes back to the whole bucket. Changing it is
+   * {@link Replica.setSpec}.
+   */
+  spec?: ReplicationSpec | null;
 }
 
 /** Options of {@link Replica.bucket}: a policy and, for a typed bucket, its schema. */

@@ -33,6 +33,8 @@ import {
 } from './protocol';
 import { ReplicaBucket, typedValuesFor } from './replica-bucket';
 import type { SchemaInput, SchemaLike, SchemaOutput } from './schema';
+import { type ReplicationSpec, validateSpec } from './spec';
+import { changeSpec, checkInSpec } from './spec-change';
 import { newBucketMeta, policyOf, type ReplicaStorage, type ScanQuery } from './storage';
 import type { ChangeSource, SyncContext } from './sync-context';
 import type { TypedValues } from './typed-values';
@@ -213,7 +215,9 @@ export class Replica {
     if (want !== undefined && !SUBSCRIPTION_POLICIES.includes(want)) {
       throw new MittsyncError('BAD_MESSAGE', `unknown policy ${JSON.stringify(want)}`);
     }
-    const b = await this.bucketState(bucket, want);
+    const spec = opts?.spec === undefined || opts.spec === null ? opts?.spec : validateSpec(opts.spec);
+    const b = await this.bucketState(bucket, want, spec ?? undefined);
+    if (spec !== undefined) await this.setSpec(bucket, spec);
     if (want === undefined || want === policyOf(b.meta)) return;
     await this.serial(async () => {
       const from = policyOf(b.meta);
@@ -255,7 +259,29 @@ export class Replica {
     return done;
   }
 
-  private bucketState(bucket: string, policy?: SubscriptionPolicy): Promise<BucketState> {
+  /**
+   * Changes the spec `bucket` is held with, live: widening downloads only the newly covered
+   * keys (the live stream catches their ops meanwhile), narrowing drops the keys no longer
+   * covered; neither downloads again what the replica holds. A new projection (`fields`)
+   * re-joins. `null`: the whole bucket. Fails with `POLICY_CONFLICT` while writes outside the
+   * new spec are pending.
+   */
+  async setSpec(bucket: string, spec: ReplicationSpec | null): Promise<void> {
+    const next = spec === null ? undefined : validateSpec(spec);
+    const b = await this.bucketState(bucket);
+    const change = await this.serial(() => changeSpec(this.storage, b, next));
+    if (change === 'none') return;
+    b.relaySpec = undefined;
+    if (b.phase === 'detached') b.phase = 'idle';
+    this.catchUp.subscribe(b);
+    this.emitStatus();
+  }
+
+  private bucketState(
+    bucket: string,
+    policy?: SubscriptionPolicy,
+    spec?: ReplicationSpec,
+  ): Promise<BucketState> {
     const existing = this.buckets.get(bucket);
     if (existing !== undefined) return Promise.resolve(existing);
     if (!isBucketName(bucket)) {
@@ -265,7 +291,7 @@ export class Replica {
     if (p === undefined) {
       p = this.serial(async () => {
         const loaded = await this.storage.loadBucket(bucket);
-        const meta = loaded ?? newBucketMeta(bucket, policy);
+        const meta = loaded ?? { ...newBucketMeta(bucket, policy), ...(spec === undefined ? {} : { spec }) };
         if (loaded === undefined) await this.storage.commit({ bucket, meta });
         const b = newBucketState(meta, await this.storage.loadOutbox(bucket));
         this.buckets.set(bucket, b);
@@ -334,7 +360,11 @@ export class Replica {
       opts?.schemaVersion === undefined
         ? undefined
         : { schemaVersion: opts.schemaVersion, overwriteNewer: opts.overwriteNewer === true };
-    const ops = await this.serial(() => commitWrites(this.writes, b, prepared, guard));
+    // Checked in turn with spec changes, so no write lands outside a spec just narrowed.
+    const ops = await this.serial(() => {
+      checkInSpec(b, prepared);
+      return commitWrites(this.writes, b, prepared, guard);
+    });
     if (opts?.ack === 'relay')
       await Promise.all(ops.map((op) => this.outbox.whenAcknowledged(b, op.originSeq)));
     return ops;

@@ -4,6 +4,7 @@ import type { ColumnRange } from './columns';
 import type { Hlc } from './hlc';
 import type { Entry, Op } from './model';
 import type { SubscriptionPolicy } from './protocol';
+import type { KeySpan, ReplicationSpec } from './spec';
 
 /** What a replica persists about one bucket, next to its entries. */
 export interface BucketMeta {
@@ -25,6 +26,13 @@ export interface BucketMeta {
    * policies existed: they are `replica`s.
    */
   policy?: SubscriptionPolicy;
+  /** The replication spec this replica holds the bucket with (absent: the whole bucket). */
+  spec?: ReplicationSpec;
+  /**
+   * Key spans a widened spec added that are not downloaded yet: the next catch-up reads them
+   * in full (the rest resumes from the checkpoint), and clears this when it is ready.
+   */
+  widen?: KeySpan[];
 }
 
 /** The policy a stored meta records (`replica` when it predates policies). */

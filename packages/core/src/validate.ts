@@ -9,6 +9,7 @@ import {
   type SubscriptionPolicy,
   type WireLimits,
 } from './protocol';
+import { validateSpec } from './spec';
 import { utf8Length } from './utf8';
 
 /** Default limits; the relay may configure its own and announces them in `welcome`. */
@@ -153,6 +154,7 @@ export function validateClientMessage(x: unknown, limits: WireLimits = DEFAULT_L
       };
       if (x.epoch !== undefined) m.epoch = x.epoch as string;
       if (x.policy !== undefined) m.policy = x.policy as SubscriptionPolicy;
+      if (x.spec !== undefined) m.spec = validateSpec(x.spec, limits.maxKeyBytes);
       return m;
     }
     case 'unsub':
@@ -189,6 +191,7 @@ export function validateClientMessage(x: unknown, limits: WireLimits = DEFAULT_L
       if (x.after !== undefined) m.after = x.after as string;
       if (x.cols === true) m.cols = true;
       if (x.until !== undefined) m.until = x.until as string;
+      if (x.spec !== undefined) m.spec = validateSpec(x.spec, limits.maxKeyBytes);
       return m;
     }
     case 'markerReply':
@@ -256,6 +259,7 @@ export function validateServerMessage(x: unknown): ServerMessage {
         bad('malformed subscribed');
       checkChecksum(m.sum);
       if (!Array.isArray(m.splits)) bad('malformed subscribed.splits');
+      if (m.spec !== undefined) m.spec = validateSpec(m.spec, Number.MAX_SAFE_INTEGER);
       return m;
     case 'reset':
       checkBucket(m.bucket);
@@ -266,6 +270,15 @@ export function validateServerMessage(x: unknown): ServerMessage {
       if (!Array.isArray(m.ops)) bad('malformed deliver');
       for (const op of m.ops) checkSeqOp(op);
       checkChecksum(m.sum);
+      if (
+        m.span !== undefined &&
+        (!Array.isArray(m.span) ||
+          m.span.length !== 2 ||
+          !isCount(m.span[0]) ||
+          !isCount(m.span[1]) ||
+          m.span[0] > m.span[1])
+      )
+        bad('malformed deliver.span');
       return m;
     case 'page':
       checkBucket(m.bucket);

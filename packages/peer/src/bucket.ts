@@ -5,6 +5,7 @@ import {
   type InvalidValueListener,
   MittsyncError,
   type ReadyInfo,
+  type ReplicationSpec,
   type TypedValues,
   toMittsyncError,
   type Value,
@@ -207,6 +208,15 @@ export class Bucket<T = Value, In = T> {
    */
   refresh(): Promise<ReadyInfo> {
     return this.link.call({ op: 'refresh', bucket: this.name });
+  }
+
+  /**
+   * Changes the part of the bucket this device holds, live: widening downloads only the newly
+   * covered keys, narrowing drops the ones no longer covered (see `Replica.setSpec`); `null`
+   * holds the whole bucket again. Resolves once the change is stored (then `whenReady`).
+   */
+  async setSpec(spec: ReplicationSpec | null): Promise<void> {
+    await this.link.call({ op: 'setSpec', bucket: this.name, spec });
   }
 
   /**

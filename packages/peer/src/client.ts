@@ -182,7 +182,9 @@ export class Client {
    * `opts.policy` sets how this device holds the bucket (`replica`, `readOnly` or `copy`; see
    * `OpenBucketOptions` in `@mittsync/core`): persisted, so later calls without one keep it,
    * and a different one switches it. `handle.opened` rejects when the switch is refused
-   * (`POLICY_CONFLICT`).
+   * (`POLICY_CONFLICT`). `opts.spec` holds only part of the bucket (key prefixes and ranges,
+   * optionally some top-level fields; see `ReplicationSpec`), persisted the same way; change it
+   * live with `handle.setSpec(spec)`.
    *
    * `opts.schema` makes it a typed bucket: any Standard Schema validator (Zod, Valibot,
    * ArkType...) or a versioned one from `defineSchema`. Reads are typed by its output and
@@ -204,8 +206,13 @@ export class Client {
   bucket(name: string, opts?: BucketOptions): Bucket<unknown, unknown> {
     let b = this.handles.get(name);
     const schema = opts?.schema;
-    if (b !== undefined && opts?.policy !== undefined) {
-      b.opened = this.call({ op: 'open', bucket: name, policy: opts.policy });
+    if (b !== undefined && (opts?.policy !== undefined || opts?.spec !== undefined)) {
+      b.opened = this.call({
+        op: 'open',
+        bucket: name,
+        ...(opts.policy === undefined ? {} : { policy: opts.policy }),
+        ...(opts.spec === undefined ? {} : { spec: opts.spec }),
+      });
       b.opened.catch(() => undefined);
     }
     // A handle with another schema (or none, when one is asked for) is a new handle on the
@@ -227,6 +234,7 @@ export class Client {
         op: 'open',
         bucket: name,
         ...(opts?.policy === undefined ? {} : { policy: opts.policy }),
+        ...(opts?.spec === undefined ? {} : { spec: opts.spec }),
       });
       b.opened.catch(() => undefined);
     }

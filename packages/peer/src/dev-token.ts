@@ -58,7 +58,18 @@ async function saveToken(key: string, token: string): Promise<void> {
  * const client = createClient({ relay, getToken: devToken(relay) });
  * ```
  */
-export function devToken(relay: string): (ctx: { replicaId: string }) => Promise<string> {
+export function devToken(
+  relay: string,
+  opts: {
+    /**
+     * Row-level scopes: bucket pattern -> key prefixes the token allows in the buckets it
+     * matches (`{ orders: ['user-42/'] }`); default: every key.
+     */
+    prefixes?: Record<string, string[]>;
+  } = {},
+): (ctx: { replicaId: string }) => Promise<string> {
+  const scoped =
+    opts.prefixes === undefined ? '' : `&prefixes=${encodeURIComponent(JSON.stringify(opts.prefixes))}`;
   const u = new URL(relay);
   if (u.protocol === 'ws:') u.protocol = 'http:';
   else if (u.protocol === 'wss:') u.protocol = 'https:';
@@ -70,7 +81,7 @@ export function devToken(relay: string): (ctx: { replicaId: string }) => Promise
     let res: Response;
     try {
       res = await fetch(
-        `${base}/v1/dev/token?sub=${encodeURIComponent(replicaId)}`,
+        `${base}/v1/dev/token?sub=${encodeURIComponent(replicaId)}${scoped}`,
         proof === undefined ? {} : { headers: { authorization: `Bearer ${proof}` } },
       );
     } catch (cause) {

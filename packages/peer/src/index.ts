@@ -23,6 +23,7 @@ export type {
   OpenBucketOptions,
   Phase,
   ReadyInfo,
+  ReplicationSpec,
   SchemaInput,
   SchemaLike,
   SchemaOutput,
@@ -33,7 +34,7 @@ export type {
   ValueIssue,
   VersionedSchema,
 } from '@mittsync/core';
-export { defineSchema, MittsyncError } from '@mittsync/core';
+export { defineSchema, MittsyncError, SUBSCRIPTION_POLICIES } from '@mittsync/core';
 export type { ScanOptions, Transaction, WatchQuery, WriteOptions } from './bucket';
 export { Bucket } from './bucket';
 export type { BucketOptions, ClientOptions } from './client';

@@ -10,8 +10,10 @@ import {
   type PushMsg,
   type ServerMessage,
   SUBPROTOCOL,
+  scopeSpec,
   toMittsyncError,
   validateClientMessage,
+  validateSpec,
 } from '@mittsync/core';
 import { type Context, Hono } from 'hono';
 import { compress } from 'hono/compress';
@@ -120,6 +122,16 @@ function count(v: string | undefined, name: string, fallback: number): number {
   if (!COUNT_RE.test(v))
     throw new MittsyncError('BAD_MESSAGE', `query parameter ${name} must be a non-negative integer`);
   return Number(v);
+}
+
+/** A query parameter holding JSON (at most 8 KB). */
+function parseJsonParam(v: string, name: string): unknown {
+  if (v.length > 8192) throw new MittsyncError('BAD_MESSAGE', `query parameter ${name} is too long`);
+  try {
+    return JSON.parse(v);
+  } catch (e) {
+    throw new MittsyncError('BAD_MESSAGE', `query parameter ${name} must be JSON`, { cause: e });
+  }
 }
 
 /** The subprotocols a WebSocket upgrade request offers (`Sec-WebSocket-Protocol`, in order). */
@@ -366,6 +378,12 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
       if (!who.canRead(req.bucket)) {
         throw new MittsyncError('FORBIDDEN', `token does not allow read access to bucket ${req.bucket}`);
       }
+      // `spec` (JSON): read the pages of a subscription with a replication spec; a token with
+      // key prefixes limits every page to them.
+      const spec = scopeSpec(
+        q.spec === undefined ? undefined : validateSpec(parseJsonParam(q.spec, 'spec'), limits.maxKeyBytes),
+        who.keyPrefixes?.(req.bucket),
+      );
       chargeOps(c, 1);
       if (opts.forward !== undefined) return await opts.forward(req.bucket, c.req.raw);
       // Admitted before any storage read: over the caps a request costs a token check, not a page.
@@ -385,7 +403,7 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
           }
           // Columns have no JSON form: a JSON answer is by entry, whatever the request asked.
           const { cols, ...byEntry } = req;
-          const page = relay.page(req.bucket, json ? byEntry : req, q.epoch);
+          const page = relay.page(req.bucket, json ? byEntry : req, q.epoch, spec);
           bytes = json ? utf8.encode(JSON.stringify(page)) : encodeFrame(page);
         } finally {
           endTurn();
@@ -433,7 +451,7 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
         );
       }
       chargeOps(c, msg.ops.length);
-      const ack = await relay.push(bucket, who.replicaId, msg);
+      const ack = await relay.push(bucket, who.replicaId, msg, undefined, who.keyPrefixes?.(bucket));
       return reply(c, ack);
     } catch (e) {
       return fail(c, e);

@@ -17,6 +17,12 @@ import {
 export interface ScopeClaim {
   read: string[];
   write: string[];
+  /**
+   * Row-level scopes: bucket pattern -> the key prefixes the token may read and write in the
+   * buckets it matches (`{ orders: ['user-42/'] }`). A bucket no pattern matches is whole; one
+   * several match gets the union of their prefixes.
+   */
+  prefixes?: Record<string, string[]>;
 }
 
 /** Claims a relay token carries: `sub` is the replicaId it is bound to. */
@@ -33,6 +39,11 @@ export interface Principal {
   readonly expiresAt: number;
   canRead(bucket: string): boolean;
   canWrite(bucket: string): boolean;
+  /**
+   * The key prefixes the token limits `bucket` to, or undefined when it may use every key.
+   * Subscriptions get at most these keys and pushes outside them are refused per op.
+   */
+  keyPrefixes?(bucket: string): readonly string[] | undefined;
 }
 
 /** How tokens are verified. Exactly one of `secret` and `jwks`. */
@@ -121,12 +132,47 @@ export function principalFromClaims(payload: JWTPayload): Principal {
   const c = (claim ?? {}) as Record<string, unknown>;
   const read = cachedScope(readPatterns(c.read, 'read'));
   const write = cachedScope(readPatterns(c.write, 'write'));
+  const prefixes = readPrefixScopes(c.prefixes);
   return {
     replicaId: payload.sub,
     expiresAt: payload.exp * 1000,
     // Default deny: no pattern, no access. Bucket names are validated before these run.
     canRead: (bucket) => isBucketName(bucket) && (read?.test(bucket) ?? false),
     canWrite: (bucket) => isBucketName(bucket) && (write?.test(bucket) ?? false),
+    ...(prefixes === undefined ? {} : { keyPrefixes: prefixes }),
+  };
+}
+
+const MAX_KEY_PREFIXES = 32;
+
+/** Reads `mittsync.prefixes` into a lookup, or undefined when the token has none. */
+function readPrefixScopes(x: unknown): ((bucket: string) => readonly string[] | undefined) | undefined {
+  if (x === undefined) return undefined;
+  const fail = (): never => {
+    throw new MittsyncError(
+      'UNAUTHENTICATED',
+      `token claim mittsync.prefixes must map at most ${MAX_PATTERNS} bucket patterns to at most ${MAX_KEY_PREFIXES} non-empty key prefixes each`,
+    );
+  };
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) fail();
+  const entries = Object.entries(x as Record<string, unknown>);
+  if (entries.length > MAX_PATTERNS) fail();
+  // Kept with a socket (a Durable Object's attachment) like a spec: bounded as one.
+  if (JSON.stringify(x).length > 4096) fail();
+  const rules = entries.map(([pattern, list]) => {
+    if (!PATTERN_RE.test(pattern)) fail();
+    if (
+      !Array.isArray(list) ||
+      list.length > MAX_KEY_PREFIXES ||
+      !list.every((p) => typeof p === 'string' && p.length > 0 && p.length <= 512)
+    )
+      fail();
+    return { re: cachedScope([pattern]) as RegExp, prefixes: list as string[] };
+  });
+  return (bucket) => {
+    let out: string[] | undefined;
+    for (const r of rules) if (r.re.test(bucket)) out = [...(out ?? []), ...r.prefixes];
+    return out;
   };
 }
 
@@ -211,12 +257,16 @@ export async function signToken(
     sub: string;
     read?: string[];
     write?: string[];
+    /** Key prefixes per bucket pattern (see {@link ScopeClaim.prefixes}). */
+    prefixes?: Record<string, string[]>;
     ttlS?: number;
     audience?: string;
     issuer?: string;
   },
 ): Promise<string> {
-  let jwt = new SignJWT({ mittsync: { read: claims.read ?? [], write: claims.write ?? [] } })
+  const scope: ScopeClaim = { read: claims.read ?? [], write: claims.write ?? [] };
+  if (claims.prefixes !== undefined) scope.prefixes = claims.prefixes;
+  let jwt = new SignJWT({ mittsync: scope })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setSubject(claims.sub)
     .setIssuedAt()

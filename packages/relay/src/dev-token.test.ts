@@ -74,6 +74,27 @@ describe('dev token route', () => {
     c.close();
   });
 
+  it('scopes a dev token to key prefixes when asked, and refuses a malformed request', async () => {
+    const q = encodeURIComponent(JSON.stringify({ orders: ['user-42/'] }));
+    const a = await get(`/v1/dev/token?prefixes=${q}`, { 'sec-fetch-site': 'same-origin' });
+    expect(a.status).toBe(200);
+    const dev = JSON.parse(
+      Buffer.from((a.body.token as string).split('.')[1] as string, 'base64url').toString(),
+    ) as { mittsync: { prefixes?: unknown } };
+    expect(dev.mittsync.prefixes).toEqual({ orders: ['user-42/'] });
+    for (const bad of [
+      'nope',
+      JSON.stringify({ orders: 'user-42/' }),
+      JSON.stringify({ 'bad pattern!': ['x'] }),
+    ]) {
+      const r = await get(`/v1/dev/token?prefixes=${encodeURIComponent(bad)}`, {
+        'sec-fetch-site': 'same-origin',
+      });
+      expect(r.status).toBe(400);
+      expect(r.body.code).toBe('BAD_MESSAGE');
+    }
+  });
+
   it('refuses pages of other origins, with no CORS headers whatever --cors says', async () => {
     const evil = await get('/v1/dev/token', {
       origin: 'https://evil.example',

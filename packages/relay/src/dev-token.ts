@@ -3,7 +3,7 @@ import { randomId } from '@mittsync/core/model';
 import type { Context, Hono } from 'hono';
 import { cors } from 'hono/cors';
 import { compactVerify } from 'jose';
-import { bearerToken, signToken } from './auth';
+import { bearerToken, principalFromClaims, signToken } from './auth';
 
 /** Where dev mode hands out tokens. */
 export const DEV_TOKEN_PATH = '/v1/dev/token';
@@ -101,6 +101,25 @@ function checkCaller(c: Context, dev: DevModeOptions): void {
  * for that id (a replica that made up its own id, as the browser peer does on first run).
  * Either way nobody obtains a token for a replica someone else already holds.
  */
+/** The `prefixes` query parameter of a dev token request, checked as a token's claim would be. */
+function devPrefixes(raw: string | undefined): Record<string, string[]> | undefined {
+  if (raw === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = raw.length > 8192 ? undefined : JSON.parse(raw);
+  } catch {
+    parsed = undefined;
+  }
+  try {
+    principalFromClaims({ sub: 'check', exp: 1, mittsync: { read: [], write: [], prefixes: parsed } });
+  } catch (e) {
+    throw new MittsyncError('BAD_MESSAGE', `prefixes: ${(e as Error).message}`);
+  }
+  if (parsed === undefined)
+    throw new MittsyncError('BAD_MESSAGE', 'prefixes must be JSON { bucketPattern: [prefix] }');
+  return parsed as Record<string, string[]>;
+}
+
 export function installDevTokenRoute(
   app: Hono,
   dev: DevModeOptions,
@@ -148,8 +167,17 @@ export function installDevTokenRoute(
         }
         sub = asked;
       }
+      // `prefixes` (JSON, { bucketPattern: [keyPrefix, ...] }): a row-scoped token, to try
+      // prefix-scoped access (see ScopeClaim.prefixes).
+      const prefixes = devPrefixes(c.req.query('prefixes'));
       dev.registry.add(sub);
-      const token = await signToken(dev.secret, { sub, read: ['*'], write: ['*'], ttlS: DEV_TOKEN_TTL_S });
+      const token = await signToken(dev.secret, {
+        sub,
+        read: ['*'],
+        write: ['*'],
+        ttlS: DEV_TOKEN_TTL_S,
+        ...(prefixes === undefined ? {} : { prefixes }),
+      });
       return c.json({ token, sub, expiresAt: Date.now() + DEV_TOKEN_TTL_S * 1000, dev: true }, 200, {
         'cache-control': 'no-store',
       });

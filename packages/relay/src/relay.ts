@@ -9,6 +9,7 @@ import {
   type PageMsg,
   type PageReqMsg,
   type PushMsg,
+  type ReplicationSpec,
   type ResetMsg,
   type SchemaLike,
   type SchemaMap,
@@ -324,12 +325,12 @@ export class Relay implements SessionHost {
   }
 
   /** Serves one page of `bucket`; a `reset` when `epoch` is given and differs. */
-  page(bucket: string, req: PageReqMsg, epoch?: string): PageMsg | ResetMsg {
+  page(bucket: string, req: PageReqMsg, epoch?: string, spec?: ReplicationSpec): PageMsg | ResetMsg {
     const host = this.host(bucket);
     if (epoch !== undefined && epoch !== host.state.epoch) {
       return { type: 'reset', bucket, subId: -1, epoch: host.state.epoch, reason: 'epoch' };
     }
-    return host.page({ ...req, limit: Math.min(req.limit, this.limits.maxPageEntries) }) as
+    return host.page({ ...req, limit: Math.min(req.limit, this.limits.maxPageEntries) }, spec) as
       | PageMsg
       | ResetMsg;
   }
@@ -363,8 +364,24 @@ export class Relay implements SessionHost {
    * event loop, from any socket and bucket, commits in one transaction; acks, deliveries and
    * flush results go out only after that commit. Resolves with the ack.
    */
-  push(bucket: string, replicaId: string, msg: PushMsg, conn?: HostConnection): Promise<AckMsg> {
-    return new Promise((resolve, reject) => this.enqueue({ bucket, replicaId, msg, conn, resolve, reject }));
+  push(
+    bucket: string,
+    replicaId: string,
+    msg: PushMsg,
+    conn?: HostConnection,
+    prefixes?: readonly string[],
+  ): Promise<AckMsg> {
+    return new Promise((resolve, reject) =>
+      this.enqueue({
+        bucket,
+        replicaId,
+        msg,
+        conn,
+        resolve,
+        reject,
+        ...(prefixes === undefined ? {} : { prefixes }),
+      }),
+    );
   }
 
   /** Like {@link push} without a promise: the ack goes to `conn`. */
@@ -396,7 +413,12 @@ export class Relay implements SessionHost {
       this.stores.transaction(() => {
         jobs.forEach((job, i) => {
           try {
-            results[i] = this.host(job.bucket).push(job.replicaId, job.msg, job.conn);
+            results[i] = this.host(job.bucket).push(
+              job.replicaId,
+              job.msg,
+              job.conn,
+              job.prefixes === undefined ? undefined : { prefixes: job.prefixes },
+            );
           } catch (e) {
             // This push rolled back to its savepoint; the others still commit.
             results[i] = toMittsyncError(e);

@@ -6,6 +6,7 @@ import type {
   PageMsg,
   PageReqMsg,
   PushMsg,
+  ReplicationSpec,
   ResetMsg,
   ServerMessage,
   SubscriptionPolicy,
@@ -21,7 +22,7 @@ import type { RelayLimits } from './limits';
 
 /**
  * What a session is, in a form a runtime can keep with its socket (a Durable Object's socket
- * attachment, at most 2 KB) and rebuild the session from when it wakes from hibernation. Only
+ * attachment, at most 16 KiB; a spec and a token's prefixes take up to 4 KB each) and rebuild the session from when it wakes from hibernation. Only
  * sessions pinned to one bucket have one: their principal reduces to two booleans.
  */
 export interface SessionSnapshot {
@@ -37,6 +38,10 @@ export interface SessionSnapshot {
   subscribed: boolean;
   /** The subscription's policy when it is not `replica` (a woken host must still refuse its pushes). */
   policy?: SubscriptionPolicy;
+  /** The subscription's replication spec, when it has one. */
+  spec?: ReplicationSpec;
+  /** The token's key prefixes for the bucket, when it limits them. */
+  prefixes?: string[];
 }
 
 /** What the relay needs of an accepted WebSocket, whatever the runtime. */
@@ -83,6 +88,8 @@ export interface SessionPush {
   msg: PushMsg;
   /** Where the ack (or the error) goes, after the commit. */
   conn: HostConnection;
+  /** The token's key prefixes for the bucket: ops outside them are refused (`FORBIDDEN`). */
+  prefixes?: readonly string[];
 }
 
 /** A session as its host sees it: what the host may ask of it. */
@@ -142,7 +149,7 @@ export interface SessionHost {
    */
   enqueue(push: SessionPush): void;
   /** Serves one catch-up page of `bucket`, within the host's page size limit. */
-  page(bucket: string, req: PageReqMsg): PageMsg | ResetMsg;
+  page(bucket: string, req: PageReqMsg, epoch?: string, spec?: ReplicationSpec): PageMsg | ResetMsg;
   /**
    * Sends `msg` on `session`'s socket in its wire format, after any open commit so a client
    * never sees a delivery before the commit it depends on. Frames keep their order per socket.

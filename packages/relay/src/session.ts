@@ -8,7 +8,12 @@ import {
   isBucketName,
   PROTOCOL_VERSION,
   pageByColumns,
+  pageSpec,
+  type ReplicationSpec,
+  restrictsKeys,
   type ServerMessage,
+  scopeSpec,
+  specWithinPrefixes,
   toMittsyncError,
   validateClientMessage,
   type WireFormat,
@@ -69,6 +74,7 @@ function pinnedPrincipal(snap: SessionSnapshot): Principal {
     expiresAt: snap.expiresAt,
     canRead: (b) => snap.read && b === snap.bucket,
     canWrite: (b) => snap.write && b === snap.bucket,
+    ...(snap.prefixes === undefined ? {} : { keyPrefixes: () => snap.prefixes }),
   };
 }
 
@@ -127,7 +133,7 @@ export class Session implements SocketHandler, HostedSession {
     if (snap.subscribed) {
       const conn = s.conn(snap.bucket);
       if (conn !== undefined) {
-        relay.host(snap.bucket).resubscribe(conn, snap.policy);
+        relay.host(snap.bucket).resubscribe(conn, snap.policy, snap.spec);
         conn.subscribed = true;
       }
     }
@@ -148,6 +154,8 @@ export class Session implements SocketHandler, HostedSession {
     const p = this.principal;
     const conn = this.conns.get(b);
     const policy = conn === undefined ? 'replica' : (this.relay.peek(b)?.policyOf(conn) ?? 'replica');
+    const spec = conn === undefined ? undefined : this.relay.peek(b)?.specOf(conn);
+    const prefixes = p.keyPrefixes?.(b);
     return {
       v: 1,
       id: this.id,
@@ -160,6 +168,8 @@ export class Session implements SocketHandler, HostedSession {
       write: p.canWrite(b),
       subscribed: conn?.subscribed === true,
       ...(policy === 'replica' ? {} : { policy }),
+      ...(spec === undefined ? {} : { spec }),
+      ...(prefixes === undefined ? {} : { prefixes: [...prefixes] }),
     };
   }
 
@@ -288,7 +298,7 @@ export class Session implements SocketHandler, HostedSession {
         this.armExpiry();
         // Scopes may have narrowed: nothing keeps flowing from a bucket the new token cannot read.
         for (const c of [...this.conns.values()]) {
-          if (p.canRead(c.bucket)) continue;
+          if (p.canRead(c.bucket) && (!c.subscribed || this.specAllowed(c))) continue;
           this.relay.peek(c.bucket)?.unsubscribe(c);
           this.conns.delete(c.bucket);
           this.forbidden(c.bucket, 'read');
@@ -302,6 +312,14 @@ export class Session implements SocketHandler, HostedSession {
         this.error(err.code, `auth refused, the socket keeps its current token: ${err.message}`);
       },
     );
+  }
+
+  /** Whether the current token's key prefixes still hold `c`'s subscription spec. */
+  private specAllowed(c: RelayConn): boolean {
+    const prefixes = this.principal.keyPrefixes?.(c.bucket);
+    if (prefixes === undefined) return true;
+    const spec = this.relay.peek(c.bucket)?.specOf(c);
+    return restrictsKeys(spec) && specWithinPrefixes(spec, prefixes);
   }
 
   /** @internal Whether the socket's current token may write `bucket`. */
@@ -378,10 +396,19 @@ export class Session implements SocketHandler, HostedSession {
           this.forbidden(msg.bucket, 'read');
           return;
         }
+        let spec: ReplicationSpec | undefined;
+        try {
+          spec = scopeSpec(msg.spec, p.keyPrefixes?.(msg.bucket));
+        } catch (e) {
+          const err = toMittsyncError(e);
+          this.error(err.code, err.message, msg.bucket);
+          return;
+        }
         const conn = this.conn(msg.bucket);
         if (conn === undefined) return;
         const host = this.relay.host(msg.bucket);
-        host.subscribe(conn, msg);
+        const { spec: _asked, ...rest } = msg;
+        host.subscribe(conn, spec === undefined ? rest : { ...rest, spec });
         conn.subscribed = host.isSubscribed(conn);
         this.remember();
         return;
@@ -403,7 +430,14 @@ export class Session implements SocketHandler, HostedSession {
         if (msg.ops.length > 1 && !this.charge(msg.ops.length - 1, msg.bucket)) return;
         const conn = this.conn(msg.bucket);
         if (conn === undefined) return;
-        this.relay.enqueue({ bucket: msg.bucket, replicaId: p.replicaId, msg, conn });
+        const prefixes = p.keyPrefixes?.(msg.bucket);
+        this.relay.enqueue({
+          bucket: msg.bucket,
+          replicaId: p.replicaId,
+          msg,
+          conn,
+          ...(prefixes === undefined ? {} : { prefixes }),
+        });
         return;
       }
       case 'pageReq': {
@@ -411,11 +445,24 @@ export class Session implements SocketHandler, HostedSession {
           this.forbidden(msg.bucket, 'read', msg.reqId);
           return;
         }
-        if (this.conn(msg.bucket, msg.reqId) === undefined) return;
+        const conn = this.conn(msg.bucket, msg.reqId);
+        if (conn === undefined) return;
+        // The subscription's spec, or, before one, whatever the token allows; narrowed to the
+        // request's own spec when it has one.
+        let spec: ReplicationSpec | undefined;
+        try {
+          const base =
+            this.relay.peek(msg.bucket)?.specOf(conn) ?? scopeSpec(undefined, p.keyPrefixes?.(msg.bucket));
+          spec = pageSpec(msg.spec, base);
+        } catch (e) {
+          const err = toMittsyncError(e);
+          this.error(err.code, err.message, msg.bucket, msg.reqId);
+          return;
+        }
         // Columns when asked for over a binary socket: they have no JSON form.
         const binary = this.format === 'msgpack';
         const { cols, ...byEntry } = msg;
-        const page = this.relay.page(msg.bucket, binary ? msg : byEntry);
+        const page = this.relay.page(msg.bucket, binary ? msg : byEntry, undefined, spec);
         this.send(cols === true && binary ? pageByColumns(page) : page);
         return;
       }

@@ -2,7 +2,7 @@
  * The page `apps/bench` loads in headless Chromium (built with Vite, served by the relay):
  * each function runs one measurement with `performance.now()` inside the page.
  */
-import { type Client, createClient, devToken } from '@mittsync/peer';
+import { type Client, createClient, devToken, type ReplicationSpec } from '@mittsync/peer';
 // The peer's own page records (not part of its API), so the IndexedDB floor stores what a join does.
 import { emptyPage, mergeAndSplit, recordOf } from '../../../../packages/peer/src/worker/idb/pages';
 import { benchKey, benchValue } from './data';
@@ -42,7 +42,12 @@ async function workerSteps(c: Client, t0: number): Promise<string[]> {
 
 const api = {
   /** Joins `bucket` on a fresh database: ms from createClient until ready (and committed). */
-  async join(bucket: string, name: string, sync?: { pageSize?: number; parallelRanges?: number }) {
+  async join(
+    bucket: string,
+    name: string,
+    sync?: { pageSize?: number; parallelRanges?: number },
+    spec?: ReplicationSpec,
+  ) {
     const t0 = performance.now();
     const c = open(name, sync);
     const log: string[] = [];
@@ -52,7 +57,7 @@ const api = {
         `${Math.round(performance.now() - t0)} ${s.connection} ${b?.phase} p${b?.progress.pages} e${b?.progress.entries} m${b?.mitt.ops}`,
       );
     });
-    const info = await c.bucket(bucket).whenReady();
+    const info = await c.bucket(bucket, spec === undefined ? undefined : { spec }).whenReady();
     const ms = performance.now() - t0;
     return { ms, checkpoint: info.checkpoint, log: [...log, ...(await workerSteps(c, t0))] };
   },

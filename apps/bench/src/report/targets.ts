@@ -71,6 +71,13 @@ export const ISSUE_TARGETS: TargetSpec[] = [
     limit: { times: 0.5, of: 'sqlite_floor_ops_s' },
     text: 'at least 0.5x sqlite_floor_ops_s',
   },
+  // Issue 21: serving a spec reads only its part of the bucket.
+  {
+    metric: 'join_spec_100k_of_1m_ms',
+    better: 'lower',
+    limit: { times: 1.2, of: 'join_100k_ms' },
+    text: 'at most 1.2x join_100k_ms (issue 21)',
+  },
   // Issue 19's floors for the edge relay (workerd, one Durable Object per bucket).
   {
     metric: 'edge_join_100k_ms',

@@ -18,7 +18,7 @@ const settle = () => new Promise<void>((r) => setImmediate(r));
 
 const started = Date.now();
 let divergent = 0;
-const totals = { steps: 0, writes: 0, joins: 0, readies: 0, crashes: 0, verified: 0 };
+const totals = { steps: 0, writes: 0, joins: 0, readies: 0, crashes: 0, verified: 0, specChanges: 0 };
 for (const seed of seeds) {
   const res = await runSeed(seed, settle);
   for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += res.stats[k];
@@ -32,7 +32,7 @@ for (const seed of seeds) {
 }
 const secs = ((Date.now() - started) / 1000).toFixed(1);
 console.log(
-  `totals: ${totals.writes} writes, ${totals.joins} joins, ${totals.readies} readies, ${totals.crashes} crashes, ${totals.verified} checksum checks, ${totals.steps} steps, ${secs} s`,
+  `totals: ${totals.writes} writes, ${totals.joins} joins, ${totals.readies} readies, ${totals.crashes} crashes, ${totals.specChanges} spec changes, ${totals.verified} checksum checks, ${totals.steps} steps, ${secs} s`,
 );
 console.log(`sim: ${seeds.length} seeds, ${divergent} divergent`);
 process.exit(divergent > 0 ? 1 : 0);

@@ -5,6 +5,7 @@ import { MemoryHostStore } from '../host-store';
 import type { ClientMessage, ServerMessage, WireLimits } from '../protocol';
 import { PROTOCOL_VERSION } from '../protocol';
 import type { VersionedSchema } from '../schema';
+import { pageSpec } from '../spec';
 import type { Transport, TransportHandlers } from '../transport';
 import { DEFAULT_LIMITS, validateClientMessage, validateServerMessage } from '../validate';
 import type { Scheduler } from './scheduler';
@@ -225,7 +226,9 @@ export class SimRelay {
         this.host(msg.bucket).push(link.replicaId, msg, this.conn(link, msg.bucket));
         return;
       case 'pageReq': {
-        const page = this.host(msg.bucket).page(msg);
+        // As the relay's session does: the subscription's spec, narrowed to the request's.
+        const host = this.host(msg.bucket);
+        const page = host.page(msg, pageSpec(msg.spec, host.specOf(this.conn(link, msg.bucket))));
         // As the relay does: columns when asked for, through the real codec (packed and read
         // back, so every simulated join runs the column path end to end).
         const cols = msg.cols === true ? pageByColumns(page) : page;

@@ -1,8 +1,10 @@
+import { checksumOf } from '../checksum';
 import type { Env } from '../env';
 import { hlcNode } from '../hlc';
 import { MemoryReplicaStorage } from '../memory-storage';
 import type { Entry, Op } from '../model';
 import { Replica } from '../replica';
+import { type ReplicationSpec, specCovers } from '../spec';
 import type { BucketMeta, ReplicaStorage, ScanQuery, StorageBatch, StoredIdentity } from '../storage';
 import { NO_FAULTS, SimRelay, SimTransport } from './network';
 import { prng, Scheduler } from './scheduler';
@@ -11,7 +13,16 @@ import { prng, Scheduler } from './scheduler';
 export interface SimResult {
   seed: number;
   violations: string[];
-  stats: { steps: number; writes: number; joins: number; readies: number; crashes: number; verified: number };
+  stats: {
+    steps: number;
+    writes: number;
+    joins: number;
+    readies: number;
+    crashes: number;
+    verified: number;
+    /** Live spec changes that took effect. */
+    specChanges: number;
+  };
 }
 
 /** A storage wrapper that goes silent when its process "crashes": nothing after that lands. */
@@ -75,7 +86,20 @@ interface Node {
   /** Virtual time of the last `sub` with since=0 per bucket (when the join began). */
   joinStartedAt: Map<string, number>;
   lastSubWasJoin: Map<string, boolean>;
+  /** The spec this node holds each bucket with (undefined: whole), as last set successfully. */
+  specs: Map<string, ReplicationSpec | undefined>;
+  /** Buckets this node holds `readOnly`. */
+  readOnly: Set<string>;
 }
+
+/** Specs over the simulator's keys (`k00`...): prefixes, ranges, both, or the whole bucket. */
+const SPECS: (ReplicationSpec | undefined)[] = [
+  undefined,
+  { prefixes: ['k0'] },
+  { prefixes: ['k1', 'k3'] },
+  { ranges: [{ gte: 'k05', lt: 'k2' }] },
+  { prefixes: ['k2'], ranges: [{ lt: 'k04' }] },
+];
 
 interface Written {
   bucket: string;
@@ -102,7 +126,7 @@ export async function runSeed(
   const between = (lo: number, hi: number) => lo + Math.floor(rnd() * (hi - lo + 1));
   const sched = new Scheduler();
   const violations: string[] = [];
-  const stats = { steps: 0, writes: 0, joins: 0, readies: 0, crashes: 0, verified: 0 };
+  const stats = { steps: 0, writes: 0, joins: 0, readies: 0, crashes: 0, verified: 0, specChanges: 0 };
 
   const relayEnv: Env = {
     now: () => 1_700_000_000_000 + sched.now,
@@ -118,6 +142,9 @@ export async function runSeed(
     splitMinEntries: between(2, 12),
   });
   const allBuckets = rnd() < 0.5 ? ['a'] : ['a', 'b'];
+  // Specs and policies draw from their own stream, so adding them left the other draws alone.
+  const srnd = prng(seed ^ 0x5bec);
+  const spick = <T>(xs: readonly T[]): T => xs[Math.floor(srnd() * xs.length)] as T;
   const keyCount = between(4, 60);
   const keys = Array.from({ length: keyCount }, (_, i) => `k${i.toString().padStart(2, '0')}`);
   const written: Written[] = [];
@@ -153,7 +180,19 @@ export async function runSeed(
     starting: false,
     joinStartedAt: new Map(),
     lastSubWasJoin: new Map(),
+    specs: new Map(),
+    readOnly: new Set(),
   }));
+  // Node 0 holds everything, read-write; the others may hold part of a bucket, or read only.
+  for (const n of nodes.slice(1)) {
+    for (const b of n.buckets) {
+      if (srnd() < 0.5) n.specs.set(b, spick(SPECS));
+      if (srnd() < 0.15) n.readOnly.add(b);
+    }
+  }
+  /** The spec `n` stores for `bucket` now (what its state must match at the end). */
+  const storedSpec = (n: Node, bucket: string): ReplicationSpec | undefined =>
+    n.memory.peekMeta(bucket).meta?.spec;
   /** Set once faults stop: from then on every join must complete its state flush. */
   let quiet = false;
 
@@ -240,6 +279,7 @@ export async function runSeed(
       const stored = n.memory.peek(info.bucket);
       for (const w of written) {
         if (w.bucket !== info.bucket || w.at >= startedAt || !info.covered.includes(hlcNode(w.hlc))) continue;
+        if (!specCovers(storedSpec(n, info.bucket), w.key)) continue;
         const e = stored.get(w.key);
         // Superseded by a delete the relay has purged: absent, or our own pending write shown
         // locally until the relay rules on it, are both right.
@@ -253,10 +293,13 @@ export async function runSeed(
     });
     const openAll = (attempt: number): void => {
       for (const b of n.buckets) {
-        replica.openBucket(b).catch(() => {
-          // Storage trouble while opening: try again shortly, like an app would.
-          if (attempt < 20) sched.setTimeout(() => alive() && openAll(attempt + 1), 50);
-        });
+        const spec = n.specs.get(b);
+        replica
+          .openBucket(b, { spec: spec ?? null, ...(n.readOnly.has(b) ? { policy: 'readOnly' } : {}) })
+          .catch(() => {
+            // Storage trouble while opening: try again shortly, like an app would.
+            if (attempt < 20) sched.setTimeout(() => alive() && openAll(attempt + 1), 50);
+          });
       }
     };
     openAll(0);
@@ -288,8 +331,13 @@ export async function runSeed(
     const r = n.replica;
     if (r === null) return;
     const bucket = pick(n.buckets);
-    const key = pick(keys);
+    const spec = n.specs.get(bucket);
+    const inSpec = keys.filter((k) => specCovers(spec, k));
+    // Mostly keys of the node's spec; now and then one outside it, which must be refused.
+    const key = inSpec.length > 0 && srnd() < 0.9 ? spick(inSpec) : pick(keys);
     const relayAck = rnd() < 0.3;
+    // (A write may open the bucket before `openBucket` set its policy: only a known readOnly counts.)
+    const readOnly = r.status(bucket)?.policy === 'readOnly';
     const p =
       rnd() < 0.8
         ? r.put(bucket, key, { v: between(0, 999), by: n.name }, relayAck ? { ack: 'relay' } : {})
@@ -305,7 +353,33 @@ export async function runSeed(
           );
         }
       },
-      () => undefined, // a crash or close abandons the promise: fine, the write stays in the outbox
+      (e: { code?: string }) => {
+        // A crash or close abandons the promise (the write stays in the outbox); a readOnly
+        // bucket must refuse every write.
+        if (readOnly && n.replica === r && typeof e.code === 'string' && e.code !== 'READ_ONLY')
+          violations.push(`${n.name}: a write to readOnly ${bucket} failed with ${e.code}, not READ_ONLY`);
+      },
+    );
+    if (readOnly)
+      p.then(
+        () => violations.push(`${n.name}: readOnly ${bucket} took a write`),
+        () => undefined,
+      );
+  };
+
+  /** Changes a node's spec of a bucket, live (refused while writes outside the new one are pending). */
+  const changeSpec = (n: Node): void => {
+    const r = n.replica;
+    if (r === null || n.index === 0) return;
+    const bucket = pick(n.buckets);
+    const spec = spick(SPECS);
+    r.setSpec(bucket, spec ?? null).then(
+      () => {
+        if (n.replica !== r) return;
+        n.specs.set(bucket, spec);
+        stats.specChanges++;
+      },
+      () => undefined,
     );
   };
 
@@ -336,6 +410,7 @@ export async function runSeed(
         n.skew -= between(0, 5_000); // the wall clock jumps backwards
       else if (roll < 0.905) relay.restart(between(10, 300));
       else if (roll < 0.92) n.memory.failNextCommits = between(1, 3); // storage trouble
+      if (srnd() < 0.04) changeSpec(n);
     }, at);
   }
   await sched.runUntil(chaosMs, settle);
@@ -394,7 +469,7 @@ export async function runSeed(
     }
     for (const key of hostEntries.keys())
       if (!model.has(key)) violations.push(`relay has ${bucket}/${key} nobody wrote`);
-    const hostLive = [...hostEntries.values()].filter((e) => !e.deleted);
+    const allLive = [...hostEntries.values()].filter((e) => !e.deleted);
     for (const n of nodes) {
       if (!n.buckets.includes(bucket)) continue;
       const s = n.replica?.status(bucket);
@@ -409,11 +484,18 @@ export async function runSeed(
       if (s.pending !== 0) violations.push(`${n.name} ${bucket} still has ${s.pending} pending ops`);
       if (s.checkpoint !== host?.state.head)
         violations.push(`${n.name} ${bucket} checkpoint ${s.checkpoint} != head ${host?.state.head}`);
+      // Every replica equals the relay's state restricted to its spec.
+      const spec = storedSpec(n, bucket);
+      if (spec !== n.specs.get(bucket) && JSON.stringify(spec) !== JSON.stringify(n.specs.get(bucket)))
+        violations.push(
+          `${n.name} ${bucket} stores spec ${JSON.stringify(spec)}, not ${JSON.stringify(n.specs.get(bucket))}`,
+        );
+      const hostLive = allLive.filter((e) => specCovers(spec, e.key));
       const mine = [...n.memory.peek(bucket).values()].filter((e) => !e.deleted);
       const diff = diffEntries(hostLive, mine);
       if (diff !== null) violations.push(`${n.name} ${bucket} diverges from the relay: ${diff}`);
       const meta = n.memory.peekMeta(bucket).meta;
-      const hs = host?.state.sum;
+      const hs = spec === undefined ? host?.state.sum : checksumOf(hostLive);
       if (
         meta === undefined ||
         hs === undefined ||

@@ -13,6 +13,8 @@ export interface TokenRequest {
   write?: string[];
   /** Lifetime in seconds (default one hour); negative for an already expired token. */
   ttlS?: number;
+  /** Key prefixes per bucket pattern (row-level scopes), when the token limits keys. */
+  prefixes?: Record<string, string[]>;
 }
 
 /**
@@ -87,16 +89,23 @@ export async function openReplica(
     sub?: string;
     read?: string[];
     write?: string[];
+    prefixes?: Record<string, string[]>;
     transport?: Partial<WebSocketTransportOptions>;
   } & Partial<Omit<ReplicaOptions, 'storage' | 'transport'>> = {},
 ): Promise<Replica> {
-  const { sub: given, read, write, transport, ...rest } = opts;
+  const { sub: given, read, write, prefixes, transport, ...rest } = opts;
   const sub = given ?? uniq('r');
   const transportOpts: WebSocketTransportOptions = {
     url: relay.url,
     createSocket: relay.createSocket,
     tokenIn: 'header',
-    getToken: () => relay.makeToken({ sub, read: read ?? ['*'], write: write ?? ['*'] }),
+    getToken: () =>
+      relay.makeToken({
+        sub,
+        read: read ?? ['*'],
+        write: write ?? ['*'],
+        ...(prefixes === undefined ? {} : { prefixes }),
+      }),
     ...transport,
   };
   return Replica.open({

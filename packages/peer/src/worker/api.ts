@@ -3,6 +3,7 @@ import type {
   BucketStatus,
   ConnectionState,
   ReadyInfo,
+  ReplicationSpec,
   SubscriptionPolicy,
   Value,
 } from '@mittsync/core';
@@ -74,7 +75,8 @@ export interface AttachInfo {
 
 /** Requests a tab sends to the host (one per user-level operation). */
 export type Request =
-  | { op: 'open'; bucket: string; policy?: SubscriptionPolicy }
+  | { op: 'open'; bucket: string; policy?: SubscriptionPolicy; spec?: ReplicationSpec | null }
+  | { op: 'setSpec'; bucket: string; spec: ReplicationSpec | null }
   | { op: 'get'; bucket: string; keys: readonly string[] }
   | { op: 'scan'; bucket: string; query: Query }
   | {

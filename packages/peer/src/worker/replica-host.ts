@@ -5,6 +5,7 @@ import {
   MittsyncError,
   Replica,
   type ReplicaStorage,
+  type ReplicationSpec,
   type ScanQuery,
   type SubscriptionPolicy,
   toMittsyncError,
@@ -286,11 +287,18 @@ export class ReplicaHost {
     return r.scan(bucket, toScanQuery(q));
   }
 
-  /** The replica, with `bucket` open (and switched to `policy` when one is given). */
-  private async use(bucket: string, policy?: SubscriptionPolicy): Promise<Replica> {
+  /** The replica, with `bucket` open (and switched to `policy` or `spec` when one is given). */
+  private async use(
+    bucket: string,
+    policy?: SubscriptionPolicy,
+    spec?: ReplicationSpec | null,
+  ): Promise<Replica> {
     const r = await this.ensure();
-    if (!this.buckets.has(bucket) || policy !== undefined) {
-      await r.openBucket(bucket, policy === undefined ? undefined : { policy });
+    if (!this.buckets.has(bucket) || policy !== undefined || spec !== undefined) {
+      await r.openBucket(bucket, {
+        ...(policy === undefined ? {} : { policy }),
+        ...(spec === undefined ? {} : { spec }),
+      });
       this.buckets.add(bucket);
     }
     return r;
@@ -300,8 +308,13 @@ export class ReplicaHost {
   async request(tabId: string, req: Request): Promise<unknown> {
     switch (req.op) {
       case 'open':
-        await this.use(req.bucket, req.policy);
+        await this.use(req.bucket, req.policy, req.spec);
         return null;
+      case 'setSpec': {
+        const r = await this.use(req.bucket);
+        await r.setSpec(req.bucket, req.spec);
+        return null;
+      }
       case 'get': {
         const r = await this.use(req.bucket);
         const found = await r.getMany(req.bucket, req.keys);

@@ -18,7 +18,7 @@ import {
   webSocketPair,
 } from './workers-api';
 
-/** What a socket's attachment holds: the session and the flow counters (well under 2 KB). */
+/** What a socket's attachment holds: the session and the flow counters (under 2 KB, plus up to 8 KB of spec and key prefixes). */
 interface Attachment {
   s: SessionSnapshot;
   /** Bytes sent on the socket so far. */

@@ -21,12 +21,13 @@ runRelayConformanceTests(async () => {
     createSocket: createNodeSocket,
     // Restarting disposes workerd: its sockets drop without a close frame, as in a crash.
     restartCloseCode: 1006,
-    makeToken: ({ sub, read, write, ttlS }) =>
+    makeToken: ({ sub, read, write, ttlS, prefixes }) =>
       signToken(secret, {
         sub,
         ...(read === undefined ? {} : { read }),
         ...(write === undefined ? {} : { write }),
         ...(ttlS === undefined ? {} : { ttlS }),
+        ...(prefixes === undefined ? {} : { prefixes }),
       }),
     restart: async () => {
       await relay.close();

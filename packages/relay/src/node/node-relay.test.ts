@@ -18,12 +18,13 @@ runRelayConformanceTests(async () => {
     httpUrl: relay.httpUrl,
     createSocket: createNodeSocket,
     tombstoneRetainOps: 100,
-    makeToken: ({ sub, read, write, ttlS }) =>
+    makeToken: ({ sub, read, write, ttlS, prefixes }) =>
       signToken(secret, {
         sub,
         ...(read === undefined ? {} : { read }),
         ...(write === undefined ? {} : { write }),
         ...(ttlS === undefined ? {} : { ttlS }),
+        ...(prefixes === undefined ? {} : { prefixes }),
       }),
     restart: async () => {
       await relay.close();

@@ -19,8 +19,26 @@ export interface JoinResult {
   heapMb: number;
 }
 
-/** Joins an `n`-key bucket while another replica writes 500 ops/s; verifies a sample of keys. */
-export async function joinBucket(n: number, runs = 1, start: RelayStarter = startRelay): Promise<JoinResult> {
+/**
+ * A part of the bench bucket to join instead of the whole: the keys under `prefixes`, which
+ * hold `keys` of them starting at key number `first`.
+ */
+export interface JoinPart {
+  prefixes: string[];
+  first: number;
+  keys: number;
+}
+
+/**
+ * Joins an `n`-key bucket (or `part` of it) while another replica writes 500 ops/s to the
+ * whole bucket; verifies a sample of keys.
+ */
+export async function joinBucket(
+  n: number,
+  runs = 1,
+  start: RelayStarter = startRelay,
+  part?: JoinPart,
+): Promise<JoinResult> {
   const dist = await buildPage();
   const data = mkdtempSync(join(tmpdir(), 'mittsync-peer-bench-'));
   let relay = await start(dist, { data });
@@ -42,7 +60,7 @@ export async function joinBucket(n: number, runs = 1, start: RelayStarter = star
         const dir = mkdtempSync(join(tmpdir(), 'mittsync-join-profile-'));
         const context = await launchProfile(dir);
         try {
-          const r = await joinOnce(context, relay, bucket, n);
+          const r = await joinOnce(context, relay, bucket, n, part);
           if (process.env.PEER_DEBUG) console.error(`IndexedDB on disk: ${idbFiles(dir)}`);
           times.push(r.ms);
           heapMb = Math.max(heapMb, r.heapMb);
@@ -96,6 +114,7 @@ async function joinOnce(
   relay: RunningRelay,
   bucket: string,
   n: number,
+  part?: JoinPart,
 ): Promise<JoinResult> {
   const browser = context.browser();
   if (browser === null) throw new Error('no browser behind the persistent context');
@@ -107,9 +126,16 @@ async function joinOnce(
   const cpuBefore = cpuByProcess();
   // PEER_SYNC='{"pageSize":5000}': catch-up tuning for experiments (defaults otherwise).
   const sync = process.env.PEER_SYNC === undefined ? undefined : JSON.parse(process.env.PEER_SYNC);
+  const spec = part === undefined ? undefined : { prefixes: part.prefixes };
   const joined = page.evaluate(
-    ([b, s]) => (globalThis as unknown as PageApi).mittsyncBench.join(b as string, 'bench-join', s as never),
-    [bucket, sync] as const,
+    ([b, s, p]) =>
+      (globalThis as unknown as PageApi).mittsyncBench.join(
+        b as string,
+        'bench-join',
+        s as never,
+        p as never,
+      ),
+    [bucket, sync, spec] as const,
   );
   const worker = await workerSession(browser);
   // PEER_PROFILE=FILE: a CPU profile of the worker during the join (open it in DevTools).
@@ -131,13 +157,19 @@ async function joinOnce(
     console.error(log.join('\n'));
     console.error(`CPU during the join: ${cpuDelta(cpuBefore, cpuByProcess())}`);
   }
-  const sample = Array.from({ length: 200 }, (_, i) => benchKey(Math.floor((i * n) / 200)));
+  const first = part?.first ?? 0;
+  const count = part?.keys ?? n;
+  const sample = Array.from({ length: 200 }, (_, i) => benchKey(first + Math.floor((i * count) / 200)));
+  // A part's join must hold none of the rest: one key past it is checked too.
+  const outside = part === undefined || first + count >= n ? [] : [benchKey(first + count)];
   const got = await page.evaluate(
     ([b, keys]) => (globalThis as unknown as PageApi).mittsyncBench.getMany(b as string, keys as string[]),
-    [bucket, sample] as const,
+    [bucket, [...sample, ...outside]] as const,
   );
-  const missing = got.filter((v) => v === undefined).length;
+  const missing = got.slice(0, sample.length).filter((v) => v === undefined).length;
   if (missing > 0) throw new Error(`${missing} of ${sample.length} sampled keys missing after the join`);
+  if (got.slice(sample.length).some((v) => v !== undefined))
+    throw new Error('the join of a part of the bucket holds a key outside it');
   await page.evaluate(() => (globalThis as unknown as PageApi).mittsyncBench.close());
   return { ms: Math.round(ms), heapMb: Math.round(peak / 2 ** 20) };
 }
