@@ -46,6 +46,7 @@ export type {
   AckMsg,
   AuthedMsg,
   AuthMsg,
+  CkptMsg,
   ClientMessage,
   DeliverMsg,
   ErrorMsg,
@@ -76,6 +77,7 @@ export {
   SUBPROTOCOL,
   SUBSCRIPTION_POLICIES,
 } from './protocol';
+export { PURGED_SLOTS, PurgedKeys, purgedSlot } from './purged-keys';
 export type {
   AckLevel,
   ChangeListener,
@@ -88,6 +90,20 @@ export type {
   Write,
 } from './replica';
 export { Replica } from './replica';
+export type { GcDecision, GcInput, ReplicaRecord, ReplicaView } from './replicas';
+export { collectBound, resumeReset } from './replicas';
+export type {
+  BucketControl,
+  ReplicationDirection,
+  ReplicationPrincipal,
+  ReplicationRule,
+} from './replication-control';
+export {
+  defaultControl,
+  patchControl,
+  replicationAllowed,
+  replicationRefused,
+} from './replication-control';
 export type { SqlDriver, SqlValue } from './sql';
 export type { BucketMeta, ReplicaStorage, ScanQuery, StorageBatch, StoredIdentity } from './storage';
 export type { Transport, TransportHandlers } from './transport';

@@ -33,6 +33,7 @@ const REFUSED_PUSH: ReadonlySet<string> = new Set([
   'ORIGIN_MISMATCH',
   'BAD_MESSAGE',
   'READ_ONLY',
+  'REPLICATION_REFUSED',
 ]);
 
 /**

@@ -17,6 +17,10 @@ import {
 export interface ScopeClaim {
   read: string[];
   write: string[];
+  /** Groups the subject belongs to, for the admin control's `group:<name>` allow/deny entries. */
+  groups?: string[];
+  /** Admin scope: the token may call `/v1/admin/...` (list, inspect, control, reset buckets). */
+  admin?: boolean;
 }
 
 /** Claims a relay token carries: `sub` is the replicaId it is bound to. */
@@ -33,6 +37,10 @@ export interface Principal {
   readonly expiresAt: number;
   canRead(bucket: string): boolean;
   canWrite(bucket: string): boolean;
+  /** The token's groups (claim `mittsync.groups`). */
+  readonly groups?: readonly string[];
+  /** True for an admin-scoped token (claim `mittsync.admin: true`). */
+  readonly admin?: boolean;
 }
 
 /** How tokens are verified. Exactly one of `secret` and `jwks`. */
@@ -119,6 +127,9 @@ export function principalFromClaims(payload: JWTPayload): Principal {
     throw new MittsyncError('UNAUTHENTICATED', 'token claim mittsync must be an object { read, write }');
   }
   const c = (claim ?? {}) as Record<string, unknown>;
+  const groups = readGroups(c.groups);
+  if (c.admin !== undefined && typeof c.admin !== 'boolean')
+    throw new MittsyncError('UNAUTHENTICATED', 'token claim mittsync.admin must be a boolean');
   const read = cachedScope(readPatterns(c.read, 'read'));
   const write = cachedScope(readPatterns(c.write, 'write'));
   return {
@@ -127,7 +138,26 @@ export function principalFromClaims(payload: JWTPayload): Principal {
     // Default deny: no pattern, no access. Bucket names are validated before these run.
     canRead: (bucket) => isBucketName(bucket) && (read?.test(bucket) ?? false),
     canWrite: (bucket) => isBucketName(bucket) && (write?.test(bucket) ?? false),
+    ...(groups.length === 0 ? {} : { groups }),
+    ...(c.admin === true ? { admin: true } : {}),
   };
+}
+
+const GROUP_RE = /^[A-Za-z0-9_.:@-]{1,128}$/;
+
+function readGroups(x: unknown): string[] {
+  if (x === undefined) return [];
+  if (
+    !Array.isArray(x) ||
+    x.length > MAX_PATTERNS ||
+    !x.every((g) => typeof g === 'string' && GROUP_RE.test(g))
+  ) {
+    throw new MittsyncError(
+      'UNAUTHENTICATED',
+      `token claim mittsync.groups must be an array of at most ${MAX_PATTERNS} names of [A-Za-z0-9_.:@-]`,
+    );
+  }
+  return x as string[];
 }
 
 function secretKey(secret: string | Uint8Array): Uint8Array {
@@ -211,12 +241,20 @@ export async function signToken(
     sub: string;
     read?: string[];
     write?: string[];
+    groups?: string[];
+    admin?: boolean;
     ttlS?: number;
     audience?: string;
     issuer?: string;
   },
 ): Promise<string> {
-  let jwt = new SignJWT({ mittsync: { read: claims.read ?? [], write: claims.write ?? [] } })
+  const scope: ScopeClaim = {
+    read: claims.read ?? [],
+    write: claims.write ?? [],
+    ...(claims.groups === undefined ? {} : { groups: claims.groups }),
+    ...(claims.admin === true ? { admin: true } : {}),
+  };
+  let jwt = new SignJWT({ mittsync: scope })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setSubject(claims.sub)
     .setIssuedAt()

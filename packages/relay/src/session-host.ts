@@ -37,6 +37,8 @@ export interface SessionSnapshot {
   subscribed: boolean;
   /** The subscription's policy when it is not `replica` (a woken host must still refuse its pushes). */
   policy?: SubscriptionPolicy;
+  /** The token's groups, when it has any (admin allow/deny lists). */
+  groups?: string[];
 }
 
 /** What the relay needs of an accepted WebSocket, whatever the runtime. */

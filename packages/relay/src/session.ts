@@ -38,6 +38,10 @@ class RelayConn implements HostConnection {
     return this.session.canWrite(this.bucket);
   }
 
+  get groups(): readonly string[] {
+    return this.session.groups;
+  }
+
   send(msg: ServerMessage): void {
     // The host dropped this subscription (slow consumer, storage reload): the client resumes.
     if (this.subscribed && (msg.type === 'resync' || msg.type === 'reset')) {
@@ -69,6 +73,7 @@ function pinnedPrincipal(snap: SessionSnapshot): Principal {
     expiresAt: snap.expiresAt,
     canRead: (b) => snap.read && b === snap.bucket,
     canWrite: (b) => snap.write && b === snap.bucket,
+    ...(snap.groups === undefined ? {} : { groups: snap.groups }),
   };
 }
 
@@ -160,6 +165,7 @@ export class Session implements SocketHandler, HostedSession {
       write: p.canWrite(b),
       subscribed: conn?.subscribed === true,
       ...(policy === 'replica' ? {} : { policy }),
+      ...(p.groups === undefined || p.groups.length === 0 ? {} : { groups: [...p.groups] }),
     };
   }
 
@@ -304,6 +310,11 @@ export class Session implements SocketHandler, HostedSession {
     );
   }
 
+  /** @internal The current token's groups (admin allow/deny lists). */
+  get groups(): readonly string[] {
+    return this.principal.groups ?? [];
+  }
+
   /** @internal Whether the socket's current token may write `bucket`. */
   canWrite(bucket: string): boolean {
     return this.principal.canWrite(bucket);
@@ -415,6 +426,16 @@ export class Session implements SocketHandler, HostedSession {
         const page = this.relay.page(msg.bucket, msg);
         // Columns when asked for over a binary socket: they have no JSON form.
         this.send(msg.cols === true && this.format === 'msgpack' ? pageByColumns(page) : page);
+        return;
+      }
+      case 'ckpt': {
+        if (!p.canRead(msg.bucket)) {
+          this.forbidden(msg.bucket, 'read');
+          return;
+        }
+        const conn = this.conn(msg.bucket);
+        if (conn === undefined) return;
+        this.relay.host(msg.bucket).checkpoint(conn, msg);
         return;
       }
       case 'markerReply': {

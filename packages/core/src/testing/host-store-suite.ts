@@ -2,6 +2,7 @@ import { describe } from 'vitest';
 import { contentTests } from './host-store-contents';
 import { durabilityTests } from './host-store-durability';
 import type { HostStoreSetup } from './host-store-fixtures';
+import { replicaStoreTests } from './host-store-replicas';
 
 /**
  * The acceptance suite every {@link HostStore} runs (memory; SQLite on a file through
@@ -18,5 +19,6 @@ export function runHostStoreTests(name: string, setup: HostStoreSetup): void {
   describe(`HostStore contract: ${name}`, () => {
     contentTests(setup);
     durabilityTests(setup);
+    replicaStoreTests(setup);
   });
 }
