@@ -20,7 +20,12 @@ import type {
   WireLimits,
 } from './protocol';
 import type { ReplicaView } from './replicas';
-import { type BucketControl, replicationRefused } from './replication-control';
+import {
+  type BucketControl,
+  type ReplicationDirection,
+  type ReplicationPrincipal,
+  replicationRefused,
+} from './replication-control';
 import { utf8Length } from './utf8';
 import { DEFAULT_LIMITS, measureValue } from './validate';
 
@@ -420,6 +425,11 @@ export class BucketHost {
   /** Every replica this bucket has served, with its checkpoint and whether it is connected. */
   replicaList(): ReplicaView[] {
     return this.replicas.list();
+  }
+
+  /** Whether the admin control lets `p` replicate `dir` (out: subscriptions and pages; in: pushes). */
+  allows(dir: ReplicationDirection, p: ReplicationPrincipal): boolean {
+    return this.replicas.allows(dir, p);
   }
 
   /** The admin control of replication in and out. */

@@ -8,6 +8,7 @@ import {
   MittsyncError,
   type PageReqMsg,
   type PushMsg,
+  replicationRefused,
   type ServerMessage,
   SUBPROTOCOL,
   toMittsyncError,
@@ -16,10 +17,11 @@ import {
 import { type Context, Hono } from 'hono';
 import { compress } from 'hono/compress';
 import { cors } from 'hono/cors';
+import { installAdminRoutes } from './admin-routes';
 import { bearerToken, type Principal } from './auth';
 import { DEV_TOKEN_PATH, type DevModeOptions, installDevTokenRoute } from './dev-token';
 import { TokenBucket, WindowCounter } from './limits';
-import type { Relay } from './relay';
+import type { BucketSummary, Relay } from './relay';
 import type { RelaySocket, SocketHandler } from './session-host';
 
 /**
@@ -71,6 +73,11 @@ export interface RelayAppOptions {
    * would gzip twice).
    */
   compression?: 'app' | 'runtime';
+  /**
+   * Lists buckets for `GET /v1/admin/buckets` where the relay cannot enumerate its storage
+   * (the edge Worker: a registry object, then each bucket's object).
+   */
+  listBuckets?: (req: Request, after: string | undefined, limit: number) => Promise<BucketSummary[]>;
 }
 
 /** Where the versioned routes live. */
@@ -85,6 +92,7 @@ export function httpStatus(code: ErrorCode): number {
       return 401;
     case 'FORBIDDEN':
     case 'ORIGIN_MISMATCH':
+    case 'REPLICATION_REFUSED':
       return 403;
     case 'FRAME_TOO_LARGE':
       return 413;
@@ -222,6 +230,12 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
   };
 
   const principal = (c: Context): Promise<Principal> => relay.auth.verify(credential(c));
+
+  /** The admin control of `bucket` (checked where the bucket is hosted, never when forwarding). */
+  const checkReplication = (bucket: string, dir: 'in' | 'out', who: Principal): void => {
+    if (!relay.host(bucket).allows(dir, { subject: who.replicaId, groups: who.groups ?? [] }))
+      throw replicationRefused(bucket, dir);
+  };
 
   /** Counts an API request against its address; refuses new work while shutting down. */
   const admit = (c: Context): void => {
@@ -380,6 +394,7 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
             flight.release();
             return c.body(null, 499 as 200);
           }
+          checkReplication(req.bucket, 'out', who);
           const page = relay.page(req.bucket, req, q.epoch);
           bytes = json ? utf8.encode(JSON.stringify(page)) : encodeFrame(page);
         } finally {
@@ -428,6 +443,7 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
         );
       }
       chargeOps(c, msg.ops.length);
+      checkReplication(bucket, 'in', who);
       const ack = await relay.push(bucket, who.replicaId, msg);
       return reply(c, ack);
     } catch (e) {
@@ -452,6 +468,15 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
       }
     });
   }
+
+  installAdminRoutes(app, {
+    relay,
+    admit,
+    principal,
+    fail: (c, e) => fail(c, e, true),
+    ...(opts.forward === undefined ? {} : { forward: opts.forward }),
+    ...(opts.listBuckets === undefined ? {} : { listBuckets: opts.listBuckets }),
+  });
 
   if (opts.dev !== undefined)
     installDevTokenRoute(app, opts.dev, relay.env.random, (c, e) => fail(c, e, true));

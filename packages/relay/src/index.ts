@@ -15,6 +15,8 @@
  * On Node, `startNodeRelay` from `@mittsync/relay/node` does all of this.
  */
 
+export type { AdminRouteContext, BucketDetail } from './admin-routes';
+export { ADMIN_PREFIX, bucketDetail } from './admin-routes';
 export type { RelayAppOptions, UpgradeWebSocket } from './app';
 export { createRelayApp } from './app';
 export type { Authenticator, AuthOptions, Principal, RelayTokenClaims, ScopeClaim } from './auth';
@@ -24,7 +26,7 @@ export { DEFAULT_RELAY_LIMITS } from './limits';
 export type { MetricGauges, RelayMetrics } from './metrics';
 export type { HttpPageFetcherOptions } from './page-fetcher';
 export { createHttpPageFetcher } from './page-fetcher';
-export type { HostStoreProvider, LogLevel, RelayLog, RelayOptions } from './relay';
+export type { BucketSummary, HostStoreProvider, LogLevel, RelayLog, RelayOptions } from './relay';
 export { Relay, sqlStores } from './relay';
 export type { RelaySocket, SocketHandler } from './session-host';
 export { SqlHostStore } from './sql-host-store';

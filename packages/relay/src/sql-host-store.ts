@@ -61,6 +61,41 @@ const rowToPackedEntry = (r: EntryRow): Entry => rawToPackedEntry([r.key, r.hlc,
 
 const COLS = `${KEY_TEXT} AS key, hlc, seq, deleted, value`;
 
+/**
+ * Buckets of a relay database in name order after `after`, with their sizes (admin API).
+ * Counts walk the seq index of each bucket listed: an admin query, not a hot path.
+ */
+export function sqlBucketSummaries(
+  sql: SqlDriver,
+  after: string | undefined,
+  limit: number,
+): {
+  bucket: string;
+  epoch: string | null;
+  head: number;
+  entries: number;
+  tombstones: number;
+  replicas: number;
+}[] {
+  ensureSchema(sql);
+  return sql.exec<{
+    bucket: string;
+    epoch: string | null;
+    head: number;
+    entries: number;
+    tombstones: number;
+    replicas: number;
+  }>(
+    `SELECT name AS bucket, epoch, head,
+       (SELECT count(*) FROM entries e WHERE e.b = buckets.id) AS entries,
+       (SELECT count(*) FROM entries e INDEXED BY entries_by_seq WHERE e.b = buckets.id AND e.deleted = 1) AS tombstones,
+       (SELECT count(*) FROM replicas r WHERE r.b = buckets.id) AS replicas
+     FROM buckets WHERE name > ? ORDER BY name LIMIT ?`,
+    after ?? '',
+    limit,
+  );
+}
+
 /** The sort key below every key (keys are never empty). */
 const BEFORE_ALL: Uint8Array = new Uint8Array(0);
 

@@ -4,6 +4,7 @@ import { keyOrderTests } from './relay-conformance-key-order';
 import { policyTests } from './relay-conformance-policy';
 import { protocolTests } from './relay-conformance-protocol';
 import { replicaTests, restartTests } from './relay-conformance-replica';
+import { replicaSetTests } from './relay-conformance-replicas';
 import type { RelaySetup, RelayUnderTest } from './relay-harness';
 
 /**
@@ -37,6 +38,7 @@ export function runRelayConformanceTests(setup: RelaySetup): void {
     authTests(ctx);
     replicaTests(ctx);
     policyTests(ctx);
+    replicaSetTests(ctx);
     restartTests(ctx);
   });
 }

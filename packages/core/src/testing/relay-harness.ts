@@ -13,6 +13,10 @@ export interface TokenRequest {
   write?: string[];
   /** Lifetime in seconds (default one hour); negative for an already expired token. */
   ttlS?: number;
+  /** Token groups (claim `mittsync.groups`), for the admin control's allow/deny lists. */
+  groups?: string[];
+  /** An admin-scoped token (claim `mittsync.admin`), for `/v1/admin/...`. */
+  admin?: boolean;
 }
 
 /**

@@ -21,12 +21,14 @@ runRelayConformanceTests(async () => {
     createSocket: createNodeSocket,
     // Restarting disposes workerd: its sockets drop without a close frame, as in a crash.
     restartCloseCode: 1006,
-    makeToken: ({ sub, read, write, ttlS }) =>
+    makeToken: ({ sub, read, write, ttlS, groups, admin }) =>
       signToken(secret, {
         sub,
         ...(read === undefined ? {} : { read }),
         ...(write === undefined ? {} : { write }),
         ...(ttlS === undefined ? {} : { ttlS }),
+        ...(groups === undefined ? {} : { groups }),
+        ...(admin === undefined ? {} : { admin }),
       }),
     restart: async () => {
       await relay.close();

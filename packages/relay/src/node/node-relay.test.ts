@@ -18,12 +18,14 @@ runRelayConformanceTests(async () => {
     httpUrl: relay.httpUrl,
     createSocket: createNodeSocket,
     tombstoneRetainOps: 100,
-    makeToken: ({ sub, read, write, ttlS }) =>
+    makeToken: ({ sub, read, write, ttlS, groups, admin }) =>
       signToken(secret, {
         sub,
         ...(read === undefined ? {} : { read }),
         ...(write === undefined ? {} : { write }),
         ...(ttlS === undefined ? {} : { ttlS }),
+        ...(groups === undefined ? {} : { groups }),
+        ...(admin === undefined ? {} : { admin }),
       }),
     restart: async () => {
       await relay.close();
