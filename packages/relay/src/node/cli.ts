@@ -6,6 +6,7 @@ import { startNodeRelay } from './server';
 
 const USAGE = `usage: mittsync relay [options]
        mittsync edge [options]    the edge relay on workerd (mittsync edge --help)
+       mittsync admin <command>   the admin API: buckets, replicas, control, reset (mittsync admin --help)
 
   --port <n>            TCP port (default 8787; 0 picks a free one)
   --host <addr>         interface to listen on (default 127.0.0.1; 0.0.0.0 for remote clients)
@@ -22,8 +23,10 @@ const USAGE = `usage: mittsync relay [options]
   --cors <origin>       allow this browser origin to call the HTTP API (repeatable; * for any)
   --allow-query-token   also accept tokens in URLs (?token=), which get logged: old clients only
   --limit <name=value>  override a limit (repeatable): ${RELAY_LIMIT_NAMES.join(', ')}
-  --tombstone-retain <n> keep tombstones for at least n seqs (default 100000)
-  --tombstone-retain-ms <ms> ...and at least this long (default 30 days)
+  --tombstone-retain <n> hard cap: purge tombstones n seqs behind the head even if a replica
+                        has not acknowledged them (default: none)
+  --tombstone-retain-ms <ms> retention: a replica silent this long stops holding tombstones
+                        (default 30 days)
   --max-resident <n>    bucket hosts kept in memory (default 1000)
   --flush-timeout <ms>  state flush wait for writers (default 5000)
 `;
@@ -46,6 +49,10 @@ export async function main(argv: string[]): Promise<void> {
     // Loaded only when asked for: Miniflare and esbuild are development tools.
     const { edgeMain } = await import('./edge-cli');
     return edgeMain(argv.slice(1));
+  }
+  if (argv[0] === 'admin') {
+    const { adminMain } = await import('./admin-cli');
+    process.exit(await adminMain(argv.slice(1)));
   }
   const { values, positionals } = parseArgs({
     args: argv,
