@@ -82,7 +82,8 @@ export function bucketDetail(relay: Relay, bucket: string): BucketDetail {
  * - `PUT  /v1/admin/buckets/<bucket>/control`: patch replication in/out (`enabled`, `allow`, `deny`);
  * - `POST /v1/admin/buckets/<bucket>/reset`: a new epoch (every replica re-joins).
  *
- * `<bucket>` is one path segment (`encodeURIComponent`). Answers are JSON.
+ * `<bucket>` is one path segment (`encodeURIComponent`). Answers are JSON. Besides, for any
+ * token that may read the bucket: `GET /v1/buckets/<bucket>/replicas` (`{ bucket, head, replicas }`).
  */
 export function installAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
   const { relay } = ctx;
@@ -125,6 +126,24 @@ export function installAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
         return ctx.fail(c, e);
       }
     };
+
+  // Readers see where a bucket's replicas are (ids, policies, checkpoints): the demo's inspector.
+  // Nothing a reader does not already see in ops' origins, plus their progress.
+  app.get(`/v1/buckets/:bucket/replicas`, async (c) => {
+    try {
+      ctx.admit(c);
+      const who = await ctx.principal(c);
+      const bucket = c.req.param('bucket');
+      if (!isBucketName(bucket)) throw new MittsyncError('BAD_MESSAGE', 'not a bucket name');
+      if (!who.canRead(bucket))
+        throw new MittsyncError('FORBIDDEN', `token does not allow read access to bucket ${bucket}`);
+      if (ctx.forward !== undefined) return await ctx.forward(bucket, c.req.raw);
+      const replicas = relay.host(bucket).replicaList();
+      return c.json({ bucket, head: relay.host(bucket).state.head, replicas });
+    } catch (e) {
+      return ctx.fail(c, e);
+    }
+  });
 
   app.get(
     `${ADMIN_PREFIX}/buckets/:bucket`,

@@ -108,7 +108,7 @@ class EdgeSocket implements RelaySocket {
 function bucketOfPath(path: string): string | undefined {
   const m =
     /^\/v1\/admin\/buckets\/([^/]+)(?:\/.*)?$/.exec(path) ??
-    /^\/v1\/(?:sync|buckets)\/([^/]+(?:\/[^/]+)*?)(?:\/(?:pages|ops|metrics))?$/.exec(path);
+    /^\/v1\/(?:sync|buckets)\/([^/]+(?:\/[^/]+)*?)(?:\/(?:pages|ops|metrics|replicas))?$/.exec(path);
   if (m?.[1] === undefined) return undefined;
   try {
     return decodeURIComponent(m[1]);
