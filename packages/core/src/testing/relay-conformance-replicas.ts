@@ -121,6 +121,20 @@ export function replicaSetTests(ctx: { relay: RelayUnderTest }): void {
         after = list.json.next as string;
       }
       expect(found).toMatchObject({ bucket, head: 5, entries: 5, replicas: 2 });
+      // A reader of the bucket sees the same list (the demo's inspector).
+      const reader = await ctx.relay.makeToken({ sub: uniq('reader'), read: [bucket] });
+      const listed = await fetch(`${ctx.relay.httpUrl}/v1/buckets/${encodeURIComponent(bucket)}/replicas`, {
+        headers: { authorization: `Bearer ${reader}`, accept: 'application/json' },
+      });
+      expect(listed.status).toBe(200);
+      const body = (await listed.json()) as { head: number; replicas: ReplicaJson[] };
+      expect(body.head).toBe(5);
+      expect(body.replicas.map((x) => x.replicaId).sort()).toEqual([a.replicaId, r.replicaId].sort());
+      const outsider = await ctx.relay.makeToken({ sub: uniq('other'), read: ['elsewhere'] });
+      const refused = await fetch(`${ctx.relay.httpUrl}/v1/buckets/${encodeURIComponent(bucket)}/replicas`, {
+        headers: { authorization: `Bearer ${outsider}`, accept: 'application/json' },
+      });
+      expect(refused.status).toBe(403);
       await Promise.all([a.close(), r.close()]);
     });
 
