@@ -100,7 +100,7 @@ describe('distributed tombstone GC', () => {
     t.write('a', 'y', 'set');
     t.ckpt('a');
     expect(t.store.countTombstones()).toBe(0);
-    expect(t.host.replicaList().find((r) => r.replicaId === 'gone')).toMatchObject({ dropped: true });
+    expect(t.host.replicas.list().find((r) => r.replicaId === 'gone')).toMatchObject({ dropped: true });
     expect(t.sub('gone', 1, 3)).toMatchObject({ type: 'reset', subId: 3, reason: 'retention' });
     // A dropped replica whose checkpoint needs nothing purged still resumes.
     expect(t.sub('gone', 2, 4)).toMatchObject({ type: 'subscribed', subId: 4 });

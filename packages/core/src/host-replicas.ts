@@ -79,7 +79,7 @@ export class HostReplicas {
       lastSeen: this.env.now(),
       ...(spec === undefined ? {} : { spec }),
     };
-    this.put(rec);
+    this.recordOnly(() => this.put(rec));
     this.connect(replicaId);
   }
 
@@ -97,7 +97,20 @@ export class HostReplicas {
     }
     this.connected.delete(replicaId);
     const rec = this.records.get(replicaId);
-    if (rec !== undefined) this.put({ ...rec, lastSeen: this.env.now() });
+    if (rec !== undefined) this.recordOnly(() => this.put({ ...rec, lastSeen: this.env.now() }));
+  }
+
+  /**
+   * Writes a record whose loss is safe: an unregistered replica holds no tombstones back and
+   * is reset if it resumes needing a purged one. A storage failure here must not fail a
+   * subscription or a socket's teardown.
+   */
+  private recordOnly(fn: () => void): void {
+    try {
+      this.store.transaction(fn);
+    } catch {
+      // See above: without the record the GC only purges less, or resets.
+    }
   }
 
   /**

@@ -19,13 +19,7 @@ import type {
   SubscriptionPolicy,
   WireLimits,
 } from './protocol';
-import type { ReplicaView } from './replicas';
-import {
-  type BucketControl,
-  type ReplicationDirection,
-  type ReplicationPrincipal,
-  replicationRefused,
-} from './replication-control';
+import { replicationRefused } from './replication-control';
 import { utf8Length } from './utf8';
 import { DEFAULT_LIMITS, measureValue } from './validate';
 
@@ -123,8 +117,11 @@ export class BucketHost {
   private readonly env: Env;
   private readonly limits: WireLimits;
   private readonly flushTimeoutMs: number;
-  /** Replica records, tombstone GC, purged keys and admin control (host-replicas.ts). */
-  private readonly replicas: HostReplicas;
+  /**
+   * Where the bucket's replicas are (records, the admin API's list), the tombstone GC they
+   * drive, the purged-key record and the admin control of replication (host-replicas.ts).
+   */
+  readonly replicas: HostReplicas;
   private readonly maxBacklog: number;
   private readonly maxPageBytes: number;
   private readonly parts: number;
@@ -201,15 +198,8 @@ export class BucketHost {
       }
     }
     if (this.subscribers.has(conn.id)) this.replicas.disconnect(conn.replicaId);
-    this.store.transaction(() =>
-      this.replicas.subscribed(
-        conn.replicaId,
-        msg.since,
-        m.head,
-        msg.policy ?? 'replica',
-        (msg as { spec?: unknown }).spec,
-      ),
-    );
+    const spec = (msg as { spec?: unknown }).spec;
+    this.replicas.subscribed(conn.replicaId, msg.since, m.head, msg.policy ?? 'replica', spec);
     this.subscribers.set(conn.id, conn);
     const splits =
       msg.since === 0 && this.store.count() >= this.splitMin ? this.store.splitKeys(this.parts) : [];
@@ -251,8 +241,7 @@ export class BucketHost {
 
   /** Forgets a connection: on unsub or disconnect. Flushes waiting on it give up on it. */
   unsubscribe(conn: HostConnection): void {
-    if (this.subscribers.delete(conn.id))
-      this.store.transaction(() => this.replicas.disconnect(conn.replicaId));
+    if (this.subscribers.delete(conn.id)) this.replicas.disconnect(conn.replicaId);
     this.policies.delete(conn.id);
     for (const f of [...this.flushes.values()]) {
       if (f.joiner.id === conn.id) {
@@ -422,29 +411,6 @@ export class BucketHost {
     }
   }
 
-  /** Every replica this bucket has served, with its checkpoint and whether it is connected. */
-  replicaList(): ReplicaView[] {
-    return this.replicas.list();
-  }
-
-  /** Whether the admin control lets `p` replicate `dir` (out: subscriptions and pages; in: pushes). */
-  allows(dir: ReplicationDirection, p: ReplicationPrincipal): boolean {
-    return this.replicas.allows(dir, p);
-  }
-
-  /** The admin control of replication in and out. */
-  get control(): BucketControl {
-    return this.replicas.control;
-  }
-
-  /**
-   * Replaces the admin control. Live subscriptions stay: with `in` refused their pushes get
-   * `REPLICATION_REFUSED` (they are read-only from now on); `out` applies to new subscriptions.
-   */
-  setControl(control: BucketControl): void {
-    this.replicas.setControl(control);
-  }
-
   /**
    * Resets the bucket to a new epoch (admin): entries and reception counters stay, every
    * replica re-joins (live subscribers get `reset` now, others when they resume) and registers
@@ -465,7 +431,7 @@ export class BucketHost {
     return meta.epoch;
   }
 
-  /** Entries held, tombstones among them (admin API; a count of tombstones walks the index). */
+  /** Entries held, tombstones among them (admin API). */
   sizes(): { entries: number; tombstones: number } {
     return { entries: this.store.count(), tombstones: this.store.countTombstones() };
   }

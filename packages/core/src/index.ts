@@ -77,6 +77,7 @@ export {
   SUBPROTOCOL,
   SUBSCRIPTION_POLICIES,
 } from './protocol';
+export type { HostReplicas } from './host-replicas';
 export { PURGED_SLOTS, PurgedKeys, purgedSlot } from './purged-keys';
 export type {
   AckLevel,

@@ -59,7 +59,7 @@ function bucketParam(c: Context): string {
 export function bucketDetail(relay: Relay, bucket: string): BucketDetail {
   const host = relay.host(bucket);
   const m = host.state;
-  const replicaList = host.replicaList();
+  const replicaList = host.replicas.list();
   return {
     bucket,
     epoch: m.epoch,
@@ -68,7 +68,7 @@ export function bucketDetail(relay: Relay, bucket: string): BucketDetail {
     replicas: replicaList.length,
     horizon: m.horizon,
     gcUpTo: m.gcUpTo ?? 0,
-    control: host.control,
+    control: host.replicas.control,
     replicaList,
   };
 }
@@ -138,7 +138,7 @@ export function installAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
       if (!who.canRead(bucket))
         throw new MittsyncError('FORBIDDEN', `token does not allow read access to bucket ${bucket}`);
       if (ctx.forward !== undefined) return await ctx.forward(bucket, c.req.raw);
-      const replicas = relay.host(bucket).replicaList();
+      const replicas = relay.host(bucket).replicas.list();
       return c.json({ bucket, head: relay.host(bucket).state.head, replicas });
     } catch (e) {
       return ctx.fail(c, e);
@@ -157,7 +157,7 @@ export function installAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
       if (!isReplicaId(id)) throw new MittsyncError('BAD_MESSAGE', 'not a replicaId');
       const r = relay
         .host(bucket)
-        .replicaList()
+        .replicas.list()
         .find((x) => x.replicaId === id);
       if (r === undefined)
         return c.json({ type: 'error', code: 'BAD_MESSAGE', message: `no replica ${id} in ${bucket}` }, 404);
@@ -177,8 +177,8 @@ export function installAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
         throw new MittsyncError('BAD_MESSAGE', 'body must be JSON { out?, in? }', { cause: e });
       }
       const host = relay.host(bucket);
-      const control = patchControl(host.control, patch);
-      host.setControl(control);
+      const control = patchControl(host.replicas.control, patch);
+      host.replicas.setControl(control);
       relay.log('info', 'bucket control changed', { bucket, control });
       return c.json({ bucket, control });
     }),

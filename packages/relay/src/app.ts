@@ -233,7 +233,7 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
 
   /** The admin control of `bucket` (checked where the bucket is hosted, never when forwarding). */
   const checkReplication = (bucket: string, dir: 'in' | 'out', who: Principal): void => {
-    if (!relay.host(bucket).allows(dir, { subject: who.replicaId, groups: who.groups ?? [] }))
+    if (!relay.host(bucket).replicas.allows(dir, { subject: who.replicaId, groups: who.groups ?? [] }))
       throw replicationRefused(bucket, dir);
   };
 
