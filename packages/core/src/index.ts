@@ -32,6 +32,7 @@ export type { Hlc } from './hlc';
 export { isReplicaId } from './hlc';
 export type { BucketHostOptions, HostConnection } from './host';
 export { BucketHost, DEFAULT_PAGE_BYTES, MAX_PAGE_ENTRIES } from './host';
+export type { HostReplicas } from './host-replicas';
 export type { HostMeta, HostStore } from './host-store';
 export { MemoryHostStore } from './host-store';
 export { MemoryReplicaStorage } from './memory-storage';
@@ -77,7 +78,6 @@ export {
   SUBPROTOCOL,
   SUBSCRIPTION_POLICIES,
 } from './protocol';
-export type { HostReplicas } from './host-replicas';
 export { PURGED_SLOTS, PurgedKeys, purgedSlot } from './purged-keys';
 export type {
   AckLevel,
