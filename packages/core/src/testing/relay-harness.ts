@@ -211,6 +211,11 @@ export interface AckedWriters {
   written: Set<string>;
   /** Keys whose write the relay acknowledged (`ack: 'relay'` resolved). */
   acked: Set<string>;
+  /**
+   * Keys the writers deleted later: absent at the end, or a tombstone (the relay purges
+   * tombstones once every replica has acknowledged them).
+   */
+  deleted: Set<string>;
   /** Stops writing and waits for the loops to end (acks still in flight may land later). */
   stop(): Promise<void>;
 }
@@ -223,6 +228,7 @@ export interface AckedWriters {
 export function startAckedWriters(replicas: readonly Replica[], bucket: string): AckedWriters {
   const written = new Set<string>();
   const acked = new Set<string>();
+  const deleted = new Set<string>();
   let running = true;
   const loops = replicas.map(async (w, i) => {
     for (let n = 0; running; n++) {
@@ -238,13 +244,17 @@ export function startAckedWriters(replicas: readonly Replica[], bucket: string):
         },
         () => undefined,
       );
-      if (n % 10 === 5) void w.del(bucket, `w${i}-${n - 5}-0`).catch(() => undefined);
+      if (n % 10 === 5) {
+        deleted.add(`w${i}-${n - 5}-0`);
+        void w.del(bucket, `w${i}-${n - 5}-0`).catch(() => undefined);
+      }
       await sleep(10);
     }
   });
   return {
     written,
     acked,
+    deleted,
     stop: async () => {
       running = false;
       await Promise.all(loops);
