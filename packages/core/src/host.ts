@@ -406,8 +406,9 @@ export class BucketHost {
       });
       this.meta = meta;
     } catch (e) {
+      // Without `bucket`: a replica takes a bucket's errors as refusals of its pushes.
       const err = toMittsyncError(e);
-      conn.send({ type: 'error', code: err.code, message: err.message, bucket: this.bucket });
+      conn.send({ type: 'error', code: err.code, message: `${this.bucket}: ${err.message}` });
     }
   }
 
