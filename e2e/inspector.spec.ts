@@ -55,6 +55,12 @@ test('a device that only receives: its inspector follows live writes, and only l
     })
     .toBe(head);
   await expect(ui.getByTestId('mitt')).toHaveText('empty');
+  // Where the bucket's replicas are, as the relay knows them: this device and the writer.
+  const replicas = ui.getByTestId('replicas');
+  await expect(replicas).toContainText('(this device)', { timeout: 15_000 });
+  await expect
+    .poll(() => replicas.locator('li.good').count(), { message: 'both devices listed as connected' })
+    .toBeGreaterThanOrEqual(2);
   expect((await receiver.bucketStatus())?.mitt).toEqual({ ops: 0, bytes: 0 });
   expect((await receiver.bucketStatus())?.pending).toBe(0);
   await expectConverged(relay, bucket, [writer, receiver]);

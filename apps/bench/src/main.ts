@@ -30,6 +30,7 @@ async function loadMetrics(): Promise<Metric[]> {
   // Metrics of other packages are optional modules: a package that is not built yet is skipped.
   for (const mod of [
     './metrics/relay',
+    './metrics/tombstones',
     './metrics/floors',
     './metrics/peer',
     './metrics/edge',

@@ -61,6 +61,16 @@ function specText(spec: NonNullable<BucketStatus['spec']>): string {
   return parts.join('; ');
 }
 
+/** One replica of a bucket as the relay knows it (`GET /v1/buckets/<bucket>/replicas`). */
+export interface RelayReplica {
+  replicaId: string;
+  policy: string;
+  acked: number;
+  lastSeen: number;
+  connected: boolean;
+  dropped?: boolean;
+}
+
 /** One line of the inspector's event log. */
 export interface LogLine {
   at: Date;
@@ -81,6 +91,8 @@ export class Inspector {
   private readonly lines: LogLine[] = [];
   private last: ClientStatus | null = null;
   private frame = 0;
+  /** Each bucket's replicas as the relay last listed them, or why they could not be listed. */
+  private readonly replicas = new Map<string, RelayReplica[] | string>();
 
   constructor(private readonly info: { db: string; offlineByUser: () => boolean; actions: HTMLElement[] }) {
     this.element = el('aside', 'inspector');
@@ -110,6 +122,12 @@ export class Inspector {
     // Every status is diffed (a short phase must still be logged); drawing waits for a frame.
     this.diff(this.last, s);
     this.last = s;
+    this.refresh();
+  }
+
+  /** The relay's list of `bucket`'s replicas (or why it could not be read). */
+  setReplicas(bucket: string, replicas: RelayReplica[] | string): void {
+    this.replicas.set(bucket, replicas);
     this.refresh();
   }
 
@@ -215,7 +233,32 @@ export class Inspector {
       b.lastError === null ? undefined : 'bad',
     );
     card.append(dl);
+    const reps = this.replicas.get(b.bucket);
+    if (reps !== undefined) card.append(...this.replicaList(reps));
     return card;
+  }
+
+  /** Where the bucket's replicas are: the relay's records (id, policy, acknowledged checkpoint). */
+  private replicaList(reps: RelayReplica[] | string): HTMLElement[] {
+    const list = el('ul', 'replicas');
+    list.dataset.testid = 'replicas';
+    if (typeof reps === 'string') list.append(el('li', 'muted', reps));
+    for (const r of typeof reps === 'string' ? [] : reps) {
+      const state = r.connected
+        ? 'connected'
+        : r.dropped === true
+          ? 'dropped (silent past retention)'
+          : 'offline';
+      const me = r.replicaId === this.last?.replicaId ? ' (this device)' : '';
+      const li = el(
+        'li',
+        r.connected ? 'good' : 'muted',
+        `${r.replicaId.slice(0, 12)}${me} · ${r.policy} · acked ${fmt.format(r.acked)} · ${state}`,
+      );
+      li.title = `last seen ${new Date(r.lastSeen).toLocaleString()}`;
+      list.append(li);
+    }
+    return [el('h4', undefined, 'Replicas on the relay'), list];
   }
 }
 

@@ -1,7 +1,7 @@
 import { type Bucket, type ClientStatus, createClient, devToken } from '@mittsync/peer';
 import './style.css';
 import { readConfig, urlWith } from './config';
-import { Inspector } from './inspector';
+import { Inspector, type RelayReplica } from './inspector';
 import { type Item, jiggle, seedItem, skuKey } from './inventory';
 import { LoadGenerator } from './load';
 import { TableModel } from './table-model';
@@ -12,14 +12,15 @@ const SEED_ROWS = 100_000;
 const SEED_BATCH = 2_000;
 
 const cfg = readConfig();
+const getToken = devToken(
+  location.origin,
+  cfg.rows === undefined ? {} : { prefixes: { [cfg.bucket]: [cfg.rows] } },
+);
 const client = createClient({
   relay: cfg.relay,
   // The relay that serves the demo hands out dev tokens (`--dev`), even when the sync socket
   // goes elsewhere (the tests' fault proxy).
-  getToken: devToken(
-    location.origin,
-    cfg.rows === undefined ? {} : { prefixes: { [cfg.bucket]: [cfg.rows] } },
-  ),
+  getToken,
   name: cfg.db,
   hosting: cfg.hosting,
   ...(cfg.pageSize === undefined && cfg.parallel === undefined
@@ -202,6 +203,32 @@ function openBucket(): Bucket<Item> {
   );
   return b;
 }
+
+let replicaToken: { token: string; at: number } | undefined;
+
+/** Every few seconds, the relay's list of the bucket's replicas for the inspector. */
+async function pollReplicas(): Promise<void> {
+  const id = status?.replicaId;
+  if (id !== undefined && id !== '' && status?.connection === 'open' && !offline) {
+    try {
+      if (replicaToken === undefined || Date.now() - replicaToken.at > 10 * 60_000)
+        replicaToken = { token: await getToken({ replicaId: id }), at: Date.now() };
+      const token = replicaToken.token;
+      const res = await fetch(`${location.origin}/v1/buckets/${encodeURIComponent(cfg.bucket)}/replicas`, {
+        headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+      });
+      const body = (await res.json()) as { replicas?: RelayReplica[]; message?: string };
+      inspector.setReplicas(
+        cfg.bucket,
+        body.replicas ?? `relay answered ${res.status}: ${body.message ?? ''}`,
+      );
+    } catch (e) {
+      inspector.setReplicas(cfg.bucket, `could not list replicas: ${String(e)}`);
+    }
+  }
+  setTimeout(() => void pollReplicas(), 5_000);
+}
+void pollReplicas();
 
 function showStatus(s: ClientStatus): void {
   status = s;

@@ -52,6 +52,18 @@ export const ERROR_CODES = [
    * by the replica and by the relay (the op is consumed and rejected in the ack).
    */
   'OUTSIDE_SPEC',
+  /**
+   * A write to a key the relay does not hold, at or below the HLC of a tombstone the relay
+   * purged from that key's slot: the relay cannot tell whether the key was deleted after the
+   * write, so it refuses it rather than resurrect or silently drop it. The write's promise
+   * rejects with it; write the value again (with a fresh HLC) if it should exist.
+   */
+  'TOMBSTONE_PURGED',
+  /**
+   * An administrator forbade replication of the bucket in this direction for this principal:
+   * out (subscriptions and pages) or in (pushes). A refused push leaves its ops in the outbox.
+   */
+  'REPLICATION_REFUSED',
   'STORAGE_QUOTA',
   'STORAGE_LOST',
   'STORAGE_UNAVAILABLE',

@@ -3,6 +3,8 @@ import type { ColumnParts } from './columns';
 import type { Hlc } from './hlc';
 import type { Entry } from './model';
 import type { packedEntry } from './packed';
+import type { ReplicaRecord } from './replicas';
+import type { BucketControl } from './replication-control';
 import { upperBound } from './search';
 
 /** Durable state of one bucket on the relay, besides its entries. */
@@ -17,6 +19,11 @@ export interface HostMeta {
   purgedHlc: Hlc;
   /** Checksum of the live entries at `head`. */
   sum: Checksum;
+  /**
+   * Every tombstone with a seq at or below this has been purged (the distributed GC's
+   * progress; absent or 0 before the first collection).
+   */
+  gcUpTo?: number;
 }
 
 /**
@@ -62,6 +69,25 @@ export interface HostStore {
    * greatest HLC ('' if none).
    */
   purgeTombstones(upTo: number, olderThan: Hlc): { purged: number; maxHlc: Hlc };
+  /**
+   * Deletes up to `limit` tombstones with `after < seq <= upTo`, lowest seqs first, and returns
+   * them (the distributed GC records their keys before forgetting them).
+   */
+  takeTombstones(after: number, upTo: number, limit: number): Entry[];
+  /** Number of tombstones held. */
+  countTombstones(): number;
+  /** Every replica the bucket has served (see {@link ReplicaRecord}). */
+  listReplicas(): ReplicaRecord[];
+  /** Inserts or replaces a replica's record. */
+  putReplica(record: ReplicaRecord): void;
+  /** Forgets every replica record (a bucket reset to a new epoch). */
+  clearReplicas(): void;
+  /** The purged-key record: per key slot, the greatest purged tombstone HLC. */
+  loadPurgedSlots(): [slot: number, hlc: Hlc][];
+  savePurgedSlot(slot: number, hlc: Hlc): void;
+  /** The bucket's admin control, if one was ever set. */
+  loadControl(): BucketControl | undefined;
+  saveControl(control: BucketControl): void;
 }
 
 /** An in-memory {@link HostStore}; transactions roll back by undo log. */
@@ -69,6 +95,9 @@ export class MemoryHostStore implements HostStore {
   private meta: HostMeta | undefined;
   private readonly entries = new Map<string, Entry>();
   private readonly received = new Map<string, number>();
+  private replicas = new Map<string, ReplicaRecord>();
+  private readonly slots = new Map<number, Hlc>();
+  private control: BucketControl | undefined;
   private sorted: string[] | null = null;
   private undo: (() => void)[] | null = null;
 
@@ -178,6 +207,73 @@ export class MemoryHostStore implements HostStore {
     }
     if (purged > 0) this.sorted = null;
     return { purged, maxHlc };
+  }
+
+  takeTombstones(after: number, upTo: number, limit: number): Entry[] {
+    const found: Entry[] = [];
+    for (const e of this.entries.values()) if (e.deleted && e.seq > after && e.seq <= upTo) found.push(e);
+    found.sort((a, b) => a.seq - b.seq);
+    const out = found.slice(0, limit);
+    for (const e of out) {
+      this.entries.delete(e.key);
+      this.undo?.push(() => this.entries.set(e.key, e));
+    }
+    if (out.length > 0) this.sorted = null;
+    return out;
+  }
+
+  countTombstones(): number {
+    let n = 0;
+    for (const e of this.entries.values()) if (e.deleted) n++;
+    return n;
+  }
+
+  listReplicas(): ReplicaRecord[] {
+    return [...this.replicas.values()].map((r) => ({ ...r }));
+  }
+
+  putReplica(record: ReplicaRecord): void {
+    const prev = this.replicas.get(record.replicaId);
+    this.undo?.push(() => {
+      if (prev === undefined) this.replicas.delete(record.replicaId);
+      else this.replicas.set(record.replicaId, prev);
+    });
+    this.replicas.set(record.replicaId, { ...record });
+  }
+
+  clearReplicas(): void {
+    const prev = this.replicas;
+    this.undo?.push(() => {
+      this.replicas = prev;
+    });
+    this.replicas = new Map();
+  }
+
+  loadPurgedSlots(): [number, Hlc][] {
+    return [...this.slots];
+  }
+
+  savePurgedSlot(slot: number, hlc: Hlc): void {
+    const prev = this.slots.get(slot);
+    this.undo?.push(() => {
+      if (prev === undefined) this.slots.delete(slot);
+      else this.slots.set(slot, prev);
+    });
+    this.slots.set(slot, hlc);
+  }
+
+  loadControl(): BucketControl | undefined {
+    return this.control === undefined
+      ? undefined
+      : (JSON.parse(JSON.stringify(this.control)) as BucketControl);
+  }
+
+  saveControl(control: BucketControl): void {
+    const prev = this.control;
+    this.undo?.push(() => {
+      this.control = prev;
+    });
+    this.control = JSON.parse(JSON.stringify(control)) as BucketControl;
   }
 
   /** Every entry, for tests and the simulator. */

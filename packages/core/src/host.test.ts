@@ -140,7 +140,8 @@ describe('BucketHost', () => {
     );
     for (let i = 3; i <= 8; i++)
       host.push('rA', { type: 'push', bucket: 'b', ops: [set('rA', i, `k${i}`, NOW - 8 + i)] }, a);
-    expect(host.state.horizon).toBeGreaterThan(2);
+    // The horizon is the greatest seq of a purged tombstone: x's delete, at seq 2.
+    expect(host.state.horizon).toBe(2);
     const r = conn('rR');
     host.subscribe(r, {
       type: 'sub',
@@ -155,6 +156,16 @@ describe('BucketHost', () => {
     ]);
     host.subscribe(r, { type: 'sub', bucket: 'b', since: 5, epoch: 'other', flush: false, subId: 8 });
     expect(r.inbox[1]).toMatchObject({ type: 'reset', reason: 'epoch' });
+    // A checkpoint at the purged tombstone needs nothing purged: it resumes.
+    host.subscribe(r, {
+      type: 'sub',
+      bucket: 'b',
+      since: 2,
+      epoch: host.state.epoch,
+      flush: false,
+      subId: 9,
+    });
+    expect(r.inbox[2]).toMatchObject({ type: 'subscribed', subId: 9 });
   });
 
   it('scenario 14: deleted data never resurrects after its tombstone is purged', () => {
@@ -165,12 +176,17 @@ describe('BucketHost', () => {
       host.push('rA', { type: 'push', bucket: 'b', ops: [set('rA', i, `k${i}`, NOW - 5 + i)] }, a);
     expect(store.getEntry('gone')).toBeUndefined(); // purged
     // A replica offline since before the delete pushes an old write to that key:
-    host.push(
+    // It cannot be decided (the key's delete was forgotten): refused, not turned into a delete.
+    const ack = host.push(
       'rO',
       { type: 'push', bucket: 'b', ops: [set('rO', 1, 'gone', NOW - 100, 'zombie')] },
       conn('rO'),
     );
-    expect(store.getEntry('gone')).toMatchObject({ deleted: true });
+    expect(ack).toMatchObject({ upTo: 1, rejected: [{ originSeq: 1, code: 'TOMBSTONE_PURGED' }] });
+    expect(store.getEntry('gone')).toBeUndefined();
+    // A write newer than every purged tombstone of its slot is accepted.
+    host.push('rO', { type: 'push', bucket: 'b', ops: [set('rO', 2, 'gone', NOW, 'back')] }, conn('rO'));
+    expect(store.getEntry('gone')).toMatchObject({ value: 'back' });
   });
 
   it("re-announces a tombstone that beat a set, so the set's writer converges on it", () => {

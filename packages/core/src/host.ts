@@ -3,12 +3,14 @@ import { PageSizer, readColumnPage } from './column-page';
 import { type Env, randomId } from './env';
 import { MittsyncError, toMittsyncError } from './errors';
 import { hlcNode, hlcWall } from './hlc';
+import { HostReplicas } from './host-replicas';
 import { projectEntry, SpecSums, scanSpans, specDeliver } from './host-spec';
 import type { HostMeta, HostStore } from './host-store';
 import { type Entry, type Op, opToEntry, type SeqOp, versionOf } from './model';
 import { packedValueOf } from './packed';
 import type {
   AckMsg,
+  CkptMsg,
   FlushedMsg,
   MarkerReplyMsg,
   PageMsg,
@@ -19,6 +21,7 @@ import type {
   SubscriptionPolicy,
   WireLimits,
 } from './protocol';
+import { replicationRefused } from './replication-control';
 import { checkPushedValue, type VersionedSchema } from './schema';
 import {
   mergeProjected,
@@ -61,6 +64,8 @@ export interface HostConnection {
    * `replica` take part in state flushes.
    */
   readonly canWrite: boolean;
+  /** The token's groups, for the admin control's allow/deny lists (`group:<name>`). */
+  readonly groups?: readonly string[];
   send(msg: ServerMessage): void;
   /** Bytes or frames queued towards the client; past `maxBacklog` it is dropped as slow. */
   backlog?(): number;
@@ -73,12 +78,16 @@ export interface BucketHostOptions {
   limits?: WireLimits;
   /** How long a state flush waits for writers' counters before giving up on them. */
   flushTimeoutMs?: number;
-  /** Tombstones are kept for at least this many seqs after their write... */
+  /**
+   * Optional hard cap: tombstones more than this many seqs behind the head are purged even if
+   * a live replica has not acknowledged them (it is reset if it resumes needing one). Default:
+   * no cap; tombstones go once every live replica has acknowledged a checkpoint past them.
+   */
   tombstoneRetainOps?: number;
   /**
-   * ...and at least this long (by their HLC). A write older than a purged tombstone to a key
-   * the relay no longer holds is taken as deleted, so this also bounds how old an offline
-   * write may be and still create a key. Default 30 days.
+   * The retention period: a replica silent (not connected, no `ckpt`) longer than this is
+   * dropped from the replicas that hold tombstones back, and reset with reason `retention`
+   * if it resumes needing a purged one. Default 30 days.
    */
   tombstoneRetainMs?: number;
   /** Outbound backlog (as reported by `HostConnection.backlog`) past which a subscriber is dropped. */
@@ -124,8 +133,11 @@ export class BucketHost {
   private readonly env: Env;
   private readonly limits: WireLimits;
   private readonly flushTimeoutMs: number;
-  private readonly retain: number;
-  private readonly retainMs: number;
+  /**
+   * Where the bucket's replicas are (records, the admin API's list), the tombstone GC they
+   * drive, the purged-key record and the admin control of replication (host-replicas.ts).
+   */
+  readonly replicas: HostReplicas;
   private readonly maxBacklog: number;
   private readonly maxPageBytes: number;
   /** The bucket's mean page entry size, for pages read by column. */
@@ -150,8 +162,6 @@ export class BucketHost {
     this.env = opts.env;
     this.limits = opts.limits ?? DEFAULT_LIMITS;
     this.flushTimeoutMs = opts.flushTimeoutMs ?? 5_000;
-    this.retain = opts.tombstoneRetainOps ?? 100_000;
-    this.retainMs = opts.tombstoneRetainMs ?? 30 * 24 * 3600 * 1000;
     this.maxBacklog = opts.maxBacklog ?? Number.POSITIVE_INFINITY;
     this.maxPageBytes = opts.maxPageBytes ?? DEFAULT_PAGE_BYTES;
     this.parts = opts.downloadParts ?? 4;
@@ -169,6 +179,12 @@ export class BucketHost {
       };
       this.store.transaction(() => this.store.saveMeta(this.meta));
     } else this.meta = loaded;
+    this.replicas = new HostReplicas(
+      this.store,
+      this.env,
+      opts.tombstoneRetainMs ?? 30 * 24 * 3600 * 1000,
+      opts.tombstoneRetainOps,
+    );
   }
 
   /** Current epoch, head seq and checksum (for tests, metrics and health). */
@@ -191,6 +207,11 @@ export class BucketHost {
    */
   subscribe(conn: HostConnection, msg: SubMsg): void {
     const m = this.meta;
+    if (!this.replicas.allows('out', { subject: conn.replicaId, groups: conn.groups ?? [] })) {
+      const err = replicationRefused(this.bucket, 'out');
+      conn.send({ type: 'error', code: err.code, message: err.message, bucket: this.bucket });
+      return;
+    }
     // Remembered even when the answer is `reset`: the connection said what it is.
     this.setPolicy(conn, msg.policy);
     this.setSpec(conn, msg.spec);
@@ -198,18 +219,18 @@ export class BucketHost {
       const reason =
         msg.epoch !== m.epoch
           ? 'epoch'
-          : msg.since < m.horizon
-            ? 'horizon'
-            : msg.since > m.head
-              ? 'ahead'
-              : undefined;
+          : msg.since > m.head
+            ? 'ahead'
+            : this.replicas.resetReason(conn.replicaId, msg.since, m.horizon);
       if (reason !== undefined) {
         conn.send({ type: 'reset', bucket: this.bucket, subId: msg.subId, epoch: m.epoch, reason });
         return;
       }
     }
-    this.subscribers.set(conn.id, conn);
+    if (this.subscribers.has(conn.id)) this.replicas.disconnect(conn.replicaId);
     const spec = msg.spec;
+    this.replicas.subscribed(conn.replicaId, msg.since, m.head, msg.policy ?? 'replica', spec);
+    this.subscribers.set(conn.id, conn);
     // A spec's download is split by its own entries' quantiles, not the bucket's.
     const splits =
       msg.since !== 0
@@ -241,6 +262,7 @@ export class BucketHost {
    * before, and whose client has every op up to the head it was last sent.
    */
   resubscribe(conn: HostConnection, policy?: SubscriptionPolicy, spec?: ReplicationSpec): void {
+    if (!this.subscribers.has(conn.id)) this.replicas.connect(conn.replicaId);
     this.subscribers.set(conn.id, conn);
     this.setPolicy(conn, policy);
     this.setSpec(conn, spec);
@@ -273,7 +295,7 @@ export class BucketHost {
 
   /** Forgets a connection: on unsub or disconnect. Flushes waiting on it give up on it. */
   unsubscribe(conn: HostConnection): void {
-    this.subscribers.delete(conn.id);
+    if (this.subscribers.delete(conn.id)) this.replicas.disconnect(conn.replicaId);
     this.policies.delete(conn.id);
     this.setSpec(conn, undefined);
     for (const f of [...this.flushes.values()]) {
@@ -321,6 +343,15 @@ export class BucketHost {
       });
       return ack;
     }
+    if (
+      conn !== undefined &&
+      !this.replicas.allows('in', { subject: replicaId, groups: conn.groups ?? [] })
+    ) {
+      // Like a readOnly subscription: nothing consumed, the connection stays.
+      const err = replicationRefused(this.bucket, 'in');
+      conn.send({ type: 'error', code: err.code, message: err.message, bucket: this.bucket });
+      return { type: 'ack', bucket: this.bucket, upTo: this.store.getReceived(replicaId) };
+    }
     const started = this.env.now();
     const now = started;
     let high = this.store.getReceived(replicaId);
@@ -356,11 +387,13 @@ export class BucketHost {
             continue;
           }
           const applied = this.applyOp(op, meta, spec?.fields);
-          if (applied !== undefined) accepted.push(applied);
+          if (applied instanceof MittsyncError)
+            rejected.push({ originSeq: op.originSeq, code: applied.code, message: applied.message });
+          else if (applied !== undefined) accepted.push(applied);
         }
         if (high !== this.store.getReceived(replicaId)) this.store.setReceived(replicaId, high);
-        if (accepted.length > 0) this.maybePurge(meta);
-        if (accepted.length > 0 || meta.horizon !== before.horizon) this.store.saveMeta(meta);
+        const collected = accepted.length > 0 && this.replicas.collect(meta);
+        if (accepted.length > 0 || collected) this.store.saveMeta(meta);
       });
     } catch (e) {
       const err = toMittsyncError(e);
@@ -396,8 +429,12 @@ export class BucketHost {
     return undefined;
   }
 
-  /** LWW-applies one op inside the open transaction; returns it with its seq if it changed state. */
-  private applyOp(op: Op, meta: HostMeta, fields?: readonly string[]): SeqOp | undefined {
+  /**
+   * LWW-applies one op inside the open transaction; returns it with its seq if it changed
+   * state, or the error that refuses it. A write through a projection (`fields`) changes only
+   * those fields of the stored value.
+   */
+  private applyOp(op: Op, meta: HostMeta, fields?: readonly string[]): SeqOp | MittsyncError | undefined {
     const cur = this.store.getEntry(op.key);
     let eff: Op = op;
     if (fields !== undefined && op.kind === 'set') {
@@ -419,10 +456,11 @@ export class BucketHost {
       } else {
         return undefined; // loses to a live value (its writer will receive it) or is the same write
       }
-    } else if (op.hlc <= meta.purgedHlc) {
-      // The key may have been deleted by a tombstone we purged: the write must not resurrect
-      // it. Record a tombstone at the purged horizon so every replica converges on "absent".
-      eff = { origin: hlcNode(meta.purgedHlc), originSeq: 0, key: op.key, kind: 'del', hlc: meta.purgedHlc };
+    } else {
+      // The key may have been deleted by a tombstone we purged: the write must neither
+      // resurrect it nor be dropped silently. Refused (its writer re-joins and drops it).
+      const refused = this.replicas.checkAbsent(this.bucket, op);
+      if (refused !== undefined) return refused;
     }
     const seq = ++meta.head;
     const entry = opToEntry(eff, seq);
@@ -432,14 +470,48 @@ export class BucketHost {
     return out;
   }
 
-  private maybePurge(meta: HostMeta): void {
-    if (meta.head - meta.horizon < 2 * this.retain) return;
-    const upTo = meta.head - this.retain;
-    // An HLC prefix: every HLC with a smaller wall time sorts below it.
-    const wall = Math.max(0, Math.floor(this.env.now() - this.retainMs));
-    const { maxHlc } = this.store.purgeTombstones(upTo, wall.toString(16).padStart(12, '0'));
-    meta.horizon = upTo;
-    if (maxHlc > meta.purgedHlc) meta.purgedHlc = maxHlc;
+  /**
+   * A replica's durable checkpoint (`ckpt`): recorded, and tombstones every live replica has
+   * now passed are purged. A seq past the head answers `BAD_MESSAGE`.
+   */
+  checkpoint(conn: Pick<HostConnection, 'replicaId' | 'send'>, msg: CkptMsg): void {
+    try {
+      const meta: HostMeta = { ...this.meta, sum: { ...this.meta.sum } };
+      this.store.transaction(() => {
+        if (this.replicas.checkpoint(conn.replicaId, msg.seq, meta.head) && this.replicas.collect(meta))
+          this.store.saveMeta(meta);
+      });
+      this.meta = meta;
+    } catch (e) {
+      // Without `bucket`: a replica takes a bucket's errors as refusals of its pushes.
+      const err = toMittsyncError(e);
+      conn.send({ type: 'error', code: err.code, message: `${this.bucket}: ${err.message}` });
+    }
+  }
+
+  /**
+   * Resets the bucket to a new epoch (admin): entries and reception counters stay, every
+   * replica re-joins (live subscribers get `reset` now, others when they resume) and registers
+   * again.
+   */
+  resetEpoch(): string {
+    const meta: HostMeta = { ...this.meta, sum: { ...this.meta.sum }, epoch: randomId(this.env.random, 12) };
+    this.store.transaction(() => {
+      this.store.saveMeta(meta);
+      this.replicas.clear();
+    });
+    this.meta = meta;
+    for (const conn of [...this.subscribers.values()]) {
+      this.subscribers.delete(conn.id);
+      this.policies.delete(conn.id);
+      conn.send({ type: 'reset', bucket: this.bucket, subId: -1, epoch: meta.epoch, reason: 'epoch' });
+    }
+    return meta.epoch;
+  }
+
+  /** Entries held, tombstones among them (admin API). */
+  sizes(): { entries: number; tombstones: number } {
+    return { entries: this.store.count(), tombstones: this.store.countTombstones() };
   }
 
   private fanOut(ops: SeqOp[]): void {

@@ -34,6 +34,7 @@ export type { Hlc } from './hlc';
 export { isReplicaId } from './hlc';
 export type { BucketHostOptions, HostConnection } from './host';
 export { BucketHost, DEFAULT_PAGE_BYTES, MAX_PAGE_ENTRIES } from './host';
+export type { HostReplicas } from './host-replicas';
 export type { HostMeta, HostStore } from './host-store';
 export { MemoryHostStore } from './host-store';
 export { MemoryReplicaStorage } from './memory-storage';
@@ -48,6 +49,7 @@ export type {
   AckMsg,
   AuthedMsg,
   AuthMsg,
+  CkptMsg,
   ClientMessage,
   DeliverMsg,
   ErrorMsg,
@@ -78,6 +80,7 @@ export {
   SUBPROTOCOL,
   SUBSCRIPTION_POLICIES,
 } from './protocol';
+export { PURGED_SLOTS, PurgedKeys, purgedSlot } from './purged-keys';
 export type {
   AckLevel,
   BucketOptions,
@@ -93,6 +96,20 @@ export type {
 export { Replica } from './replica';
 export type { HandleHost, TypedRow, TypedTransaction, TypedWriteOptions } from './replica-bucket';
 export { ReplicaBucket } from './replica-bucket';
+export type { GcDecision, GcInput, ReplicaRecord, ReplicaView } from './replicas';
+export { collectBound, resumeReset } from './replicas';
+export type {
+  BucketControl,
+  ReplicationDirection,
+  ReplicationPrincipal,
+  ReplicationRule,
+} from './replication-control';
+export {
+  defaultControl,
+  patchControl,
+  replicationAllowed,
+  replicationRefused,
+} from './replication-control';
 // Typed buckets: Standard Schema validators, versions and migrations.
 export type {
   MaybePromise,

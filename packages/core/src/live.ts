@@ -18,6 +18,8 @@ export interface LiveContext
   tryFinish(b: BucketState, cu: CatchUp): void;
   /** Forgets the checkpoint and re-joins (the stored state diverged from the relay's). */
   rejoin(b: BucketState): void;
+  /** A ready bucket's checkpoint was durably moved (reported to the relay as `ckpt`). */
+  checkpointed?(b: BucketState): void;
 }
 
 export interface LiveOptions {
@@ -146,6 +148,7 @@ export class LiveStream {
     if (maxHlc !== '') ctx.clock.observe(maxHlc);
     await ctx.storage.commit({ bucket: b.name, puts, meta, clock: ctx.clock.last() });
     b.meta = meta;
+    if (meta.ready && patch?.checkpoint !== undefined) ctx.checkpointed?.(b);
     if (b.catchUp?.fresh) keep(b.catchUp, puts, this.opts.bounds.maxKept);
     ctx.emitChange(b.name, puts, 'remote');
   }

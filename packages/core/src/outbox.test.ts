@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { BucketState } from './bucket-state';
 import { MittsyncError } from './errors';
 import type { Op } from './model';
-import { Outbox, type OutboxOptions } from './outbox';
+import { Outbox, type OutboxOptions, REFUSED_RETRY_MS } from './outbox';
 import type { AckMsg, PushMsg } from './protocol';
 import { type FakeSync, fakeSync, freshBucket, localOp, settle } from './testing/sync-fakes';
 import { DEFAULT_LIMITS } from './validate';
@@ -165,6 +165,25 @@ describe('Outbox', () => {
     outbox.pump(b);
     expect(frames()).toEqual([[1, 2]]);
     expect(b.outbox).toHaveLength(4); // kept: a new token may let them through
+  });
+
+  it('after REPLICATION_REFUSED, tries again while subscribed: pushing resumes once allowed', async () => {
+    const { f, outbox, b, frames } = await rig(2, { pushBatch: 2 });
+    b.subscribedOk = true;
+    outbox.release(b);
+    const w = outcome(outbox.whenAcknowledged(b, 2));
+    outbox.onError(b, new MittsyncError('REPLICATION_REFUSED', 'in is off'));
+    await settle();
+    expect(w.value).toBe('REPLICATION_REFUSED');
+    expect(b.canPush).toBe(false);
+    await f.run(REFUSED_RETRY_MS);
+    expect(frames()).toEqual([
+      [1, 2],
+      [1, 2],
+    ]);
+    outbox.onAck(b, ack(2));
+    await settle();
+    expect(b.outbox).toHaveLength(0);
   });
 
   it('an error that does not refuse a push leaves the writes waiting', async () => {

@@ -33,7 +33,14 @@ const REFUSED_PUSH: ReadonlySet<string> = new Set([
   'ORIGIN_MISMATCH',
   'BAD_MESSAGE',
   'READ_ONLY',
+  'REPLICATION_REFUSED',
 ]);
+
+/**
+ * After an administrator refused replication in (`REPLICATION_REFUSED`), pushing is tried
+ * again this often while subscribed: switching `in` back on needs no reconnect.
+ */
+export const REFUSED_RETRY_MS = 30_000;
 
 /**
  * The push side of every bucket: sends the unacknowledged local ops (`BucketState.outbox`, in
@@ -129,6 +136,15 @@ export class Outbox {
     b.canPush = false;
     this.ctx.env.clearTimeout(b.ackTimer);
     b.ackTimer = undefined;
+    if (err.code === 'REPLICATION_REFUSED') {
+      this.ctx.env.setTimeout(() => {
+        // Still refused, the next push gets the same error and lands here again.
+        if (b.canPush || !b.subscribedOk || !this.ctx.isOpen()) return;
+        b.canPush = true;
+        b.sentUpTo = b.ackedUpTo;
+        this.pump(b);
+      }, REFUSED_RETRY_MS);
+    }
   }
 
   onAck(b: BucketState, msg: AckMsg): void {

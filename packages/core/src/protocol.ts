@@ -157,6 +157,20 @@ export interface PingMsg {
   id: number;
 }
 
+/**
+ * The replica has durably stored every op of the bucket up to `seq` (its checkpoint). Sent
+ * after the checkpoint advances, at most about once a second per bucket, and once after a
+ * subscription is ready. The relay keeps it as the replica's acknowledged checkpoint: a
+ * tombstone is purged once every live replica acknowledged a seq at or past it. Valid with
+ * read access to the bucket, subscribed or not (a detached `copy` reports too); a seq past the
+ * bucket's head is refused with `BAD_MESSAGE`.
+ */
+export interface CkptMsg {
+  type: 'ckpt';
+  bucket: string;
+  seq: number;
+}
+
 export type ClientMessage =
   | HelloMsg
   | AuthMsg
@@ -166,7 +180,8 @@ export type ClientMessage =
   | PageReqMsg
   | MarkerReplyMsg
   | PingMsg
-  | RecvMsg;
+  | RecvMsg
+  | CkptMsg;
 
 // ---------------------------------------------------------------------------------------------
 // Relay -> replica
@@ -230,7 +245,12 @@ export interface ResetMsg {
   /** Echo of `sub.subId`, or -1 when the reset answers a page request. */
   subId: number;
   epoch: string;
-  reason: 'epoch' | 'horizon' | 'ahead';
+  /**
+   * `epoch`: the bucket's log changed; `horizon`: a tombstone newer than the checkpoint was
+   * purged; `retention`: the same, for a replica that was silent longer than the retention
+   * period and so no longer held tombstones back; `ahead`: the checkpoint is past the head.
+   */
+  reason: 'epoch' | 'horizon' | 'retention' | 'ahead';
 }
 
 /** Live ops, in seq order, with the bucket checksum after the last of them. */

@@ -7,6 +7,7 @@ import {
   type ReadyInfo,
 } from './bucket-state';
 import { CatchUpRunner } from './catch-up';
+import { CheckpointReporter } from './checkpoint-report';
 import { type ConnectionState, RelayConnection } from './connection';
 import { backoffDelay, type Env, randomId, systemEnv } from './env';
 import { MittsyncError, toMittsyncError } from './errors';
@@ -86,6 +87,8 @@ export class Replica {
   private readonly backoff: { baseMs: number; capMs: number };
   private readonly catchUp: CatchUpRunner;
   private readonly live: LiveStream;
+  /** Reports durable checkpoints to the relay (`ckpt`), for its tombstone GC. */
+  private readonly ckpts: CheckpointReporter;
   private readonly outbox: Outbox;
   private readonly pages: PageRequests;
   private readonly writes: LocalWriteContext;
@@ -134,6 +137,7 @@ export class Replica {
     };
     const rejoin = (b: BucketState) => this.catchUp.rejoin(b);
     this.pages = new PageRequests(env, ctx.send, requestTimeoutMs);
+    this.ckpts = new CheckpointReporter(env, ctx.send, ctx.isOpen);
     this.outbox = new Outbox(
       { ...ctx, limits: () => this.limits, rejoin },
       {
@@ -148,6 +152,7 @@ export class Replica {
         resubscribe: (b) => this.catchUp.subscribe(b),
         tryFinish: (b, cu) => this.catchUp.tryFinish(b, cu),
         rejoin,
+        checkpointed: (b) => this.ckpts.note(b.name, b.meta.checkpoint),
       },
       { bounds, gapTimeoutMs: opts.gapTimeoutMs ?? 1_000 },
     );
@@ -529,6 +534,7 @@ export class Replica {
 
   /** The connection dropped: requests fail, subscriptions end, pushes wait for the next one. */
   private onDisconnect(): void {
+    this.ckpts.reset();
     this.pages.rejectAll(new MittsyncError('CLOSED', 'connection closed'));
     for (const b of this.buckets.values()) {
       clearTimers(b, this.env);

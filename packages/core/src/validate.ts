@@ -205,6 +205,10 @@ export function validateClientMessage(x: unknown, limits: WireLimits = DEFAULT_L
     case 'recv':
       if (!isCount(x.bytes)) bad('recv.bytes must be a non-negative integer');
       return { type: 'recv', bytes: x.bytes };
+    case 'ckpt':
+      checkBucket(x.bucket);
+      if (!isCount(x.seq)) bad('ckpt.seq must be a non-negative integer');
+      return { type: 'ckpt', bucket: x.bucket, seq: x.seq };
     default:
       return bad(`unknown message type ${JSON.stringify(x.type)?.slice(0, 40)}`);
   }

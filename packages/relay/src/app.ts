@@ -8,6 +8,7 @@ import {
   MittsyncError,
   type PageReqMsg,
   type PushMsg,
+  replicationRefused,
   type ServerMessage,
   SUBPROTOCOL,
   scopeSpec,
@@ -18,10 +19,11 @@ import {
 import { type Context, Hono } from 'hono';
 import { compress } from 'hono/compress';
 import { cors } from 'hono/cors';
+import { installAdminRoutes } from './admin-routes';
 import { bearerToken, type Principal } from './auth';
 import { DEV_TOKEN_PATH, type DevModeOptions, installDevTokenRoute } from './dev-token';
 import { TokenBucket, WindowCounter } from './limits';
-import type { Relay } from './relay';
+import type { BucketSummary, Relay } from './relay';
 import type { RelaySocket, SocketHandler } from './session-host';
 
 /**
@@ -73,6 +75,11 @@ export interface RelayAppOptions {
    * would gzip twice).
    */
   compression?: 'app' | 'runtime';
+  /**
+   * Lists buckets for `GET /v1/admin/buckets` where the relay cannot enumerate its storage
+   * (the edge Worker: a registry object, then each bucket's object).
+   */
+  listBuckets?: (req: Request, after: string | undefined, limit: number) => Promise<BucketSummary[]>;
 }
 
 /** Where the versioned routes live. */
@@ -87,6 +94,7 @@ export function httpStatus(code: ErrorCode): number {
       return 401;
     case 'FORBIDDEN':
     case 'ORIGIN_MISMATCH':
+    case 'REPLICATION_REFUSED':
       return 403;
     case 'NOT_FOUND':
       return 404;
@@ -237,6 +245,12 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
   };
 
   const principal = (c: Context): Promise<Principal> => relay.auth.verify(credential(c));
+
+  /** The admin control of `bucket` (checked where the bucket is hosted, never when forwarding). */
+  const checkReplication = (bucket: string, dir: 'in' | 'out', who: Principal): void => {
+    if (!relay.host(bucket).replicas.allows(dir, { subject: who.replicaId, groups: who.groups ?? [] }))
+      throw replicationRefused(bucket, dir);
+  };
 
   /** Counts an API request against its address; refuses new work while shutting down. */
   const admit = (c: Context): void => {
@@ -401,6 +415,7 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
             flight.release();
             return c.body(null, 499 as 200);
           }
+          checkReplication(req.bucket, 'out', who);
           // Columns have no JSON form: a JSON answer is by entry, whatever the request asked.
           const { cols, ...byEntry } = req;
           const page = relay.page(req.bucket, json ? byEntry : req, q.epoch, spec);
@@ -451,6 +466,7 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
         );
       }
       chargeOps(c, msg.ops.length);
+      checkReplication(bucket, 'in', who);
       const ack = await relay.push(bucket, who.replicaId, msg, undefined, who.keyPrefixes?.(bucket));
       return reply(c, ack);
     } catch (e) {
@@ -492,6 +508,15 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
       }
     });
   }
+
+  installAdminRoutes(app, {
+    relay,
+    admit,
+    principal,
+    fail: (c, e) => fail(c, e, true),
+    ...(opts.forward === undefined ? {} : { forward: opts.forward }),
+    ...(opts.listBuckets === undefined ? {} : { listBuckets: opts.listBuckets }),
+  });
 
   if (opts.dev !== undefined)
     installDevTokenRoute(app, opts.dev, relay.env.random, (c, e) => fail(c, e, true));

@@ -23,6 +23,10 @@ export interface ScopeClaim {
    * several match gets the union of their prefixes.
    */
   prefixes?: Record<string, string[]>;
+  /** Groups the subject belongs to, for the admin control's `group:<name>` allow/deny entries. */
+  groups?: string[];
+  /** Admin scope: the token may call `/v1/admin/...` (list, inspect, control, reset buckets). */
+  admin?: boolean;
 }
 
 /** Claims a relay token carries: `sub` is the replicaId it is bound to. */
@@ -44,6 +48,10 @@ export interface Principal {
    * Subscriptions get at most these keys and pushes outside them are refused per op.
    */
   keyPrefixes?(bucket: string): readonly string[] | undefined;
+  /** The token's groups (claim `mittsync.groups`). */
+  readonly groups?: readonly string[];
+  /** True for an admin-scoped token (claim `mittsync.admin: true`). */
+  readonly admin?: boolean;
 }
 
 /** How tokens are verified. Exactly one of `secret` and `jwks`. */
@@ -130,6 +138,9 @@ export function principalFromClaims(payload: JWTPayload): Principal {
     throw new MittsyncError('UNAUTHENTICATED', 'token claim mittsync must be an object { read, write }');
   }
   const c = (claim ?? {}) as Record<string, unknown>;
+  const groups = readGroups(c.groups);
+  if (c.admin !== undefined && typeof c.admin !== 'boolean')
+    throw new MittsyncError('UNAUTHENTICATED', 'token claim mittsync.admin must be a boolean');
   const read = cachedScope(readPatterns(c.read, 'read'));
   const write = cachedScope(readPatterns(c.write, 'write'));
   const prefixes = readPrefixScopes(c.prefixes);
@@ -139,6 +150,8 @@ export function principalFromClaims(payload: JWTPayload): Principal {
     // Default deny: no pattern, no access. Bucket names are validated before these run.
     canRead: (bucket) => isBucketName(bucket) && (read?.test(bucket) ?? false),
     canWrite: (bucket) => isBucketName(bucket) && (write?.test(bucket) ?? false),
+    ...(groups.length === 0 ? {} : { groups }),
+    ...(c.admin === true ? { admin: true } : {}),
     ...(prefixes === undefined ? {} : { keyPrefixes: prefixes }),
   };
 }
@@ -174,6 +187,23 @@ function readPrefixScopes(x: unknown): ((bucket: string) => readonly string[] | 
     for (const r of rules) if (r.re.test(bucket)) out = [...(out ?? []), ...r.prefixes];
     return out;
   };
+}
+
+const GROUP_RE = /^[A-Za-z0-9_.:@-]{1,128}$/;
+
+function readGroups(x: unknown): string[] {
+  if (x === undefined) return [];
+  if (
+    !Array.isArray(x) ||
+    x.length > MAX_PATTERNS ||
+    !x.every((g) => typeof g === 'string' && GROUP_RE.test(g))
+  ) {
+    throw new MittsyncError(
+      'UNAUTHENTICATED',
+      `token claim mittsync.groups must be an array of at most ${MAX_PATTERNS} names of [A-Za-z0-9_.:@-]`,
+    );
+  }
+  return x as string[];
 }
 
 function secretKey(secret: string | Uint8Array): Uint8Array {
@@ -259,12 +289,19 @@ export async function signToken(
     write?: string[];
     /** Key prefixes per bucket pattern (see {@link ScopeClaim.prefixes}). */
     prefixes?: Record<string, string[]>;
+    groups?: string[];
+    admin?: boolean;
     ttlS?: number;
     audience?: string;
     issuer?: string;
   },
 ): Promise<string> {
-  const scope: ScopeClaim = { read: claims.read ?? [], write: claims.write ?? [] };
+  const scope: ScopeClaim = {
+    read: claims.read ?? [],
+    write: claims.write ?? [],
+    ...(claims.groups === undefined ? {} : { groups: claims.groups }),
+    ...(claims.admin === true ? { admin: true } : {}),
+  };
   if (claims.prefixes !== undefined) scope.prefixes = claims.prefixes;
   let jwt = new SignJWT({ mittsync: scope })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })

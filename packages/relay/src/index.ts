@@ -17,6 +17,8 @@
  * @module @mittsync/relay
  */
 
+export type { AdminRouteContext, BucketDetail } from './admin-routes';
+export { ADMIN_PREFIX, bucketDetail } from './admin-routes';
 export type { RelayAppOptions, UpgradeWebSocket } from './app';
 export { createRelayApp } from './app';
 export type { Authenticator, AuthOptions, Principal, RelayTokenClaims, ScopeClaim } from './auth';
@@ -26,7 +28,14 @@ export { DEFAULT_RELAY_LIMITS } from './limits';
 export type { MetricGauges, RelayMetrics } from './metrics';
 export type { HttpPageFetcherOptions } from './page-fetcher';
 export { createHttpPageFetcher } from './page-fetcher';
-export type { BucketInfo, HostStoreProvider, LogLevel, RelayLog, RelayOptions } from './relay';
+export type {
+  BucketInfo,
+  BucketSummary,
+  HostStoreProvider,
+  LogLevel,
+  RelayLog,
+  RelayOptions,
+} from './relay';
 export { Relay, sqlStores } from './relay';
 export type { RelaySocket, SocketHandler } from './session-host';
 export { SqlHostStore } from './sql-host-store';

@@ -35,7 +35,19 @@ import type {
   SessionSnapshot,
   SocketHandler,
 } from './session-host';
-import { SqlHostStore } from './sql-host-store';
+import { SqlHostStore, sqlBucketSummaries } from './sql-host-store';
+
+/** One bucket as `GET /v1/admin/buckets` lists it. */
+export interface BucketSummary {
+  bucket: string;
+  epoch: string | null;
+  head: number;
+  /** Entries held, tombstones included. */
+  entries: number;
+  tombstones: number;
+  /** Replica records (every replica served and not forgotten by a reset). */
+  replicas: number;
+}
 
 /** Where bucket hosts keep their state, and the transaction a group commit runs in. */
 export interface HostStoreProvider {
@@ -44,6 +56,11 @@ export interface HostStoreProvider {
   /** Runs `fn` in one transaction covering every store of this provider; nested calls must nest. */
   transaction<T>(fn: () => T): T;
   close?(): void;
+  /**
+   * Buckets in name order after `after`, with their sizes (admin API). Absent where storage
+   * cannot be enumerated (one Durable Object per bucket).
+   */
+  summaries?(after: string | undefined, limit: number): BucketSummary[];
 }
 
 /** A {@link HostStoreProvider} over one SQL database holding every bucket. */
@@ -52,6 +69,7 @@ export function sqlStores(sql: SqlDriver & { close?(): void }): HostStoreProvide
     open: (bucket) => new SqlHostStore(sql, bucket),
     transaction: (fn) => sql.transaction(fn),
     close: () => sql.close?.(),
+    summaries: (after, limit) => sqlBucketSummaries(sql, after, limit),
   };
 }
 
@@ -264,6 +282,15 @@ export class Relay implements SessionHost {
     // Never the host being handed out: its caller is about to subscribe to or push through it.
     if (this.deferred === null) this.evict(bucket);
     return host;
+  }
+
+  /** Buckets with their sizes, for the admin API (where the storage can list them). */
+  bucketSummaries(after: string | undefined, limit: number): BucketSummary[] {
+    const list = this.stores.summaries;
+    if (list === undefined) {
+      throw new MittsyncError('INTERNAL', 'this relay cannot list its buckets (no bucket registry)');
+    }
+    return list.call(this.stores, after, limit);
   }
 
   /** The host of `bucket` if resident, without loading it. */

@@ -42,6 +42,8 @@ export interface SessionSnapshot {
   spec?: ReplicationSpec;
   /** The token's key prefixes for the bucket, when it limits them. */
   prefixes?: string[];
+  /** The token's groups, when it has any (admin allow/deny lists). */
+  groups?: string[];
 }
 
 /** What the relay needs of an accepted WebSocket, whatever the runtime. */

@@ -43,6 +43,10 @@ class RelayConn implements HostConnection {
     return this.session.canWrite(this.bucket);
   }
 
+  get groups(): readonly string[] {
+    return this.session.groups;
+  }
+
   send(msg: ServerMessage): void {
     // The host dropped this subscription (slow consumer, storage reload): the client resumes.
     if (this.subscribed && (msg.type === 'resync' || msg.type === 'reset')) {
@@ -75,6 +79,7 @@ function pinnedPrincipal(snap: SessionSnapshot): Principal {
     canRead: (b) => snap.read && b === snap.bucket,
     canWrite: (b) => snap.write && b === snap.bucket,
     ...(snap.prefixes === undefined ? {} : { keyPrefixes: () => snap.prefixes }),
+    ...(snap.groups === undefined ? {} : { groups: snap.groups }),
   };
 }
 
@@ -170,6 +175,7 @@ export class Session implements SocketHandler, HostedSession {
       ...(policy === 'replica' ? {} : { policy }),
       ...(spec === undefined ? {} : { spec }),
       ...(prefixes === undefined ? {} : { prefixes: [...prefixes] }),
+      ...(p.groups === undefined || p.groups.length === 0 ? {} : { groups: [...p.groups] }),
     };
   }
 
@@ -322,6 +328,11 @@ export class Session implements SocketHandler, HostedSession {
     return restrictsKeys(spec) && specWithinPrefixes(spec, prefixes);
   }
 
+  /** @internal The current token's groups (admin allow/deny lists). */
+  get groups(): readonly string[] {
+    return this.principal.groups ?? [];
+  }
+
   /** @internal Whether the socket's current token may write `bucket`. */
   canWrite(bucket: string): boolean {
     return this.principal.canWrite(bucket);
@@ -464,6 +475,16 @@ export class Session implements SocketHandler, HostedSession {
         const { cols, ...byEntry } = msg;
         const page = this.relay.page(msg.bucket, binary ? msg : byEntry, undefined, spec);
         this.send(cols === true && binary ? pageByColumns(page) : page);
+        return;
+      }
+      case 'ckpt': {
+        if (!p.canRead(msg.bucket)) {
+          this.forbidden(msg.bucket, 'read');
+          return;
+        }
+        const conn = this.conn(msg.bucket);
+        if (conn === undefined) return;
+        this.relay.host(msg.bucket).checkpoint(conn, msg);
         return;
       }
       case 'markerReply': {

@@ -1,4 +1,14 @@
-import type { Entry, Hlc, HostMeta, HostStore, SqlDriver, SqlValue } from '@mittsync/core';
+import type {
+  BucketControl,
+  Entry,
+  Hlc,
+  HostMeta,
+  HostStore,
+  ReplicaRecord,
+  SqlDriver,
+  SqlValue,
+  SubscriptionPolicy,
+} from '@mittsync/core';
 import { decodeValue, encodeValueView, MittsyncError, packedEntry } from '@mittsync/core';
 import { type ColumnParts, keysAscend } from '@mittsync/core/columns';
 import { SortKeyWriter, sortKey, sortKeyIsNotUtf8 } from './sort-key';
@@ -21,6 +31,16 @@ interface BucketRow extends Record<string, unknown> {
   sum_count: number;
   sum_a: number;
   sum_b: number;
+  gc_up_to: number;
+}
+
+interface ReplicaRow extends Record<string, unknown> {
+  replica_id: string;
+  policy: string;
+  spec: string | null;
+  acked: number;
+  last_seen: number;
+  dropped: number;
 }
 
 function rowToEntry(r: EntryRow): Entry {
@@ -99,6 +119,41 @@ function consistent(p: ColumnParts & { n: number }): boolean {
   );
 }
 
+/**
+ * Buckets of a relay database in name order after `after`, with their sizes (admin API).
+ * Counts walk the seq index of each bucket listed: an admin query, not a hot path.
+ */
+export function sqlBucketSummaries(
+  sql: SqlDriver,
+  after: string | undefined,
+  limit: number,
+): {
+  bucket: string;
+  epoch: string | null;
+  head: number;
+  entries: number;
+  tombstones: number;
+  replicas: number;
+}[] {
+  ensureSchema(sql);
+  return sql.exec<{
+    bucket: string;
+    epoch: string | null;
+    head: number;
+    entries: number;
+    tombstones: number;
+    replicas: number;
+  }>(
+    `SELECT name AS bucket, epoch, head,
+       (SELECT count(*) FROM entries e WHERE e.b = buckets.id) AS entries,
+       (SELECT count(*) FROM entries e INDEXED BY entries_by_seq WHERE e.b = buckets.id AND e.deleted = 1) AS tombstones,
+       (SELECT count(*) FROM replicas r WHERE r.b = buckets.id) AS replicas
+     FROM buckets WHERE name > ? ORDER BY name LIMIT ?`,
+    after ?? '',
+    limit,
+  );
+}
+
 /** The sort key below every key (keys are never empty). */
 const BEFORE_ALL: Uint8Array = new Uint8Array(0);
 
@@ -147,12 +202,13 @@ export class SqlHostStore implements HostStore {
       horizon: r.horizon,
       purgedHlc: r.purged_hlc,
       sum: { count: r.sum_count, a: r.sum_a, b: r.sum_b },
+      ...(r.gc_up_to > 0 ? { gcUpTo: r.gc_up_to } : {}),
     };
   }
 
   saveMeta(meta: HostMeta): void {
     this.sql.exec(
-      'UPDATE buckets SET epoch = ?, head = ?, horizon = ?, purged_hlc = ?, sum_count = ?, sum_a = ?, sum_b = ? WHERE id = ?',
+      'UPDATE buckets SET epoch = ?, head = ?, horizon = ?, purged_hlc = ?, sum_count = ?, sum_a = ?, sum_b = ?, gc_up_to = ? WHERE id = ?',
       meta.epoch,
       meta.head,
       meta.horizon,
@@ -160,6 +216,7 @@ export class SqlHostStore implements HostStore {
       meta.sum.count,
       meta.sum.a,
       meta.sum.b,
+      meta.gcUpTo ?? 0,
       this.b,
     );
     this.head = meta.head;
@@ -369,5 +426,96 @@ export class SqlHostStore implements HostStore {
     if (purged > 0) this.sql.exec(`DELETE FROM entries ${where}`, this.b, upTo, olderThan);
     this.countCache = undefined;
     return { purged, maxHlc: r?.h ?? '' };
+  }
+
+  takeTombstones(after: number, upTo: number, limit: number): Entry[] {
+    const rows = this.sql.exec<EntryRow>(
+      `SELECT ${COLS} FROM entries INDEXED BY entries_by_seq WHERE b = ? AND seq > ? AND seq <= ? AND deleted = 1 ORDER BY seq LIMIT ?`,
+      this.b,
+      after,
+      upTo,
+      limit,
+    );
+    const last = rows[rows.length - 1];
+    if (last === undefined) return [];
+    this.sql.exec(
+      'DELETE FROM entries WHERE b = ? AND seq > ? AND seq <= ? AND deleted = 1',
+      this.b,
+      after,
+      last.seq,
+    );
+    this.countCache = undefined;
+    return rows.map(rowToEntry);
+  }
+
+  countTombstones(): number {
+    const r = this.sql.exec<{ n: number }>(
+      'SELECT count(*) AS n FROM entries INDEXED BY entries_by_seq WHERE b = ? AND deleted = 1',
+      this.b,
+    )[0];
+    return r?.n ?? 0;
+  }
+
+  listReplicas(): ReplicaRecord[] {
+    return this.sql
+      .exec<ReplicaRow>(
+        'SELECT replica_id, policy, spec, acked, last_seen, dropped FROM replicas WHERE b = ? ORDER BY replica_id',
+        this.b,
+      )
+      .map((r) => ({
+        replicaId: r.replica_id,
+        policy: r.policy as SubscriptionPolicy,
+        acked: r.acked,
+        lastSeen: r.last_seen,
+        ...(r.spec === null ? {} : { spec: JSON.parse(r.spec) as unknown }),
+        ...(r.dropped ? { dropped: true } : {}),
+      }));
+  }
+
+  putReplica(record: ReplicaRecord): void {
+    this.sql.exec(
+      `INSERT INTO replicas (b, replica_id, policy, spec, acked, last_seen, dropped) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (b, replica_id) DO UPDATE SET policy = excluded.policy, spec = excluded.spec,
+         acked = excluded.acked, last_seen = excluded.last_seen, dropped = excluded.dropped`,
+      this.b,
+      record.replicaId,
+      record.policy,
+      record.spec === undefined ? null : JSON.stringify(record.spec),
+      record.acked,
+      record.lastSeen,
+      record.dropped === true ? 1 : 0,
+    );
+  }
+
+  clearReplicas(): void {
+    this.sql.exec('DELETE FROM replicas WHERE b = ?', this.b);
+  }
+
+  loadPurgedSlots(): [number, Hlc][] {
+    return this.sql
+      .exec<{ slot: number; hlc: string }>('SELECT slot, hlc FROM purged_slots WHERE b = ?', this.b)
+      .map((r) => [r.slot, r.hlc]);
+  }
+
+  savePurgedSlot(slot: number, hlc: Hlc): void {
+    this.sql.exec(
+      `INSERT INTO purged_slots (b, slot, hlc) VALUES (?, ?, ?)
+       ON CONFLICT (b, slot) DO UPDATE SET hlc = excluded.hlc`,
+      this.b,
+      slot,
+      hlc,
+    );
+  }
+
+  loadControl(): BucketControl | undefined {
+    const r = this.sql.exec<{ control: string | null }>(
+      'SELECT control FROM buckets WHERE id = ?',
+      this.b,
+    )[0];
+    return r?.control == null ? undefined : (JSON.parse(r.control) as BucketControl);
+  }
+
+  saveControl(control: BucketControl): void {
+    this.sql.exec('UPDATE buckets SET control = ? WHERE id = ?', JSON.stringify(control), this.b);
   }
 }

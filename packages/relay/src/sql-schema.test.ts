@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Entry, encodeValueView, type HostMeta, type SqlDriver } from '@mittsync/core';
+import { type Entry, encodeValueView, type HostMeta, PURGED_SLOTS, type SqlDriver } from '@mittsync/core';
 import { encodeHlc, keyOrder } from '@mittsync/core/model';
 import { allHostEntries } from '@mittsync/core/testing';
 import { Packr } from 'msgpackr';
@@ -123,8 +123,16 @@ describe('relay SQL schema', () => {
     ]);
     const driver = new SqliteDriver(path);
     const store = new SqlHostStore(driver, 'b');
-    expect(driver.exec(`SELECT value FROM meta WHERE name = 'schema_version'`)).toEqual([{ value: '3' }]);
+    expect(driver.exec(`SELECT value FROM meta WHERE name = 'schema_version'`)).toEqual([
+      { value: String(SCHEMA_VERSION) },
+    ]);
     expect(store.loadMeta()).toEqual(metaOf(big, 'epoch-b'));
+    // Schema 3 kept only the greatest purged HLC: every key slot of the purged-key record gets
+    // it, so no write older than it to an absent key is wrongly accepted.
+    const slots = store.loadPurgedSlots();
+    expect(slots.length).toBe(PURGED_SLOTS);
+    expect(new Set(slots.map(([, h]) => h))).toEqual(new Set([metaOf(big, 'x').purgedHlc]));
+    expect(store.listReplicas()).toEqual([]);
     expect(store.getReceived('w1')).toBe(big.length);
     expect(store.count()).toBe(big.length);
     // Every entry, values and tombstones, read back in core's key order.

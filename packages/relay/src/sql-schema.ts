@@ -1,4 +1,4 @@
-import { MittsyncError, type SqlDriver } from '@mittsync/core';
+import { MittsyncError, PURGED_SLOTS, type SqlDriver } from '@mittsync/core';
 import { SortKeyWriter, sortKeyIsNotUtf8 } from './sort-key';
 
 /**
@@ -38,6 +38,26 @@ const ENTRIES_BY_SEQ = `CREATE INDEX IF NOT EXISTS entries_by_seq ON entries (b,
 
 const META = `CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)`;
 
+/** The replicas each bucket has served (core `ReplicaRecord`); `spec` is JSON text. */
+const REPLICAS = `CREATE TABLE IF NOT EXISTS replicas (
+    b INTEGER NOT NULL,
+    replica_id TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    spec TEXT,
+    acked INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    dropped INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (b, replica_id)
+  ) WITHOUT ROWID`;
+
+/** The purged-key record (core `PurgedKeys`): per key slot, the greatest purged tombstone HLC. */
+const PURGED_SLOTS_TABLE = `CREATE TABLE IF NOT EXISTS purged_slots (
+    b INTEGER NOT NULL,
+    slot INTEGER NOT NULL,
+    hlc TEXT NOT NULL,
+    PRIMARY KEY (b, slot)
+  ) WITHOUT ROWID`;
+
 /**
  * The relay's tables. One database holds every bucket (`b` is the bucket's row id), so a group
  * commit spanning many buckets is one transaction and one fsync, the number of open files does
@@ -55,7 +75,9 @@ const SCHEMA = [
     purged_hlc TEXT NOT NULL DEFAULT '',
     sum_count INTEGER NOT NULL DEFAULT 0,
     sum_a INTEGER NOT NULL DEFAULT 0,
-    sum_b INTEGER NOT NULL DEFAULT 0
+    sum_b INTEGER NOT NULL DEFAULT 0,
+    gc_up_to INTEGER NOT NULL DEFAULT 0,
+    control TEXT
   )`,
   entriesTable('entries'),
   // Covers resumes ("changed since"), tombstone purges, and the key filter of ranged resumes.
@@ -66,10 +88,12 @@ const SCHEMA = [
     origin_seq INTEGER NOT NULL,
     PRIMARY KEY (b, origin)
   ) WITHOUT ROWID`,
+  REPLICAS,
+  PURGED_SLOTS_TABLE,
 ];
 
 /** Bumped when the tables change incompatibly; a newer database is refused, not misread. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /** Entries read per query while a migration copies them into the new table. */
 export const MIGRATION_BATCH_ROWS = 500;
@@ -122,6 +146,23 @@ function toVersion3(sql: SqlDriver): void {
   sql.exec('ALTER TABLE entries_next RENAME TO entries');
 }
 
+/**
+ * Schema 4 adds the replica records, the purged-key slots and the bucket's GC progress and
+ * admin control. A bucket that purged tombstones under schema 3 only kept their greatest HLC
+ * (`purged_hlc`), not their keys: every slot gets it, so no old write is wrongly accepted.
+ */
+function toVersion4(sql: SqlDriver): void {
+  sql.exec('ALTER TABLE buckets ADD COLUMN gc_up_to INTEGER NOT NULL DEFAULT 0');
+  sql.exec('ALTER TABLE buckets ADD COLUMN control TEXT');
+  sql.exec(PURGED_SLOTS_TABLE);
+  sql.exec(
+    `INSERT INTO purged_slots (b, slot, hlc)
+     WITH RECURSIVE s(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < ?)
+     SELECT buckets.id, s.n, buckets.purged_hlc FROM buckets, s WHERE buckets.purged_hlc != ''`,
+    PURGED_SLOTS - 1,
+  );
+}
+
 const prepared = new WeakSet<SqlDriver>();
 
 /**
@@ -134,13 +175,14 @@ export function ensureSchema(sql: SqlDriver): void {
     sql.exec(META);
     const rows = sql.exec<{ value: string }>(`SELECT value FROM meta WHERE name = 'schema_version'`);
     const found = rows[0] === undefined ? undefined : Number(rows[0].value);
-    if (found !== undefined && found !== SCHEMA_VERSION && found !== 1 && found !== 2) {
+    if (found !== undefined && found !== SCHEMA_VERSION && found !== 1 && found !== 2 && found !== 3) {
       throw new MittsyncError(
         'STORAGE_UNAVAILABLE',
         `relay database has schema version ${found}; this relay understands ${SCHEMA_VERSION}`,
       );
     }
     if (found === 1 || found === 2) toVersion3(sql);
+    if (found !== undefined && found < 4) toVersion4(sql);
     for (const stmt of SCHEMA) sql.exec(stmt);
     if (found === undefined)
       sql.exec(`INSERT INTO meta (name, value) VALUES ('schema_version', ?)`, String(SCHEMA_VERSION));

@@ -238,6 +238,9 @@ export class SimRelay {
       case 'markerReply':
         this.host(msg.bucket).markerReply(this.conn(link, msg.bucket), msg);
         return;
+      case 'ckpt':
+        this.host(msg.bucket).checkpoint(this.conn(link, msg.bucket), msg);
+        return;
     }
   }
 }

@@ -8,6 +8,7 @@ import { type ReplicationSpec, specCovers } from '../spec';
 import type { BucketMeta, ReplicaStorage, ScanQuery, StorageBatch, StoredIdentity } from '../storage';
 import { NO_FAULTS, SimRelay, SimTransport } from './network';
 import { prng, Scheduler } from './scheduler';
+import { planSilence } from './silence';
 
 /** Outcome of one simulated run. */
 export interface SimResult {
@@ -23,6 +24,14 @@ export interface SimResult {
     /** Live spec changes that took effect. */
     specChanges: number;
   };
+  /** With {@link SimOptions.silence}: nodes silenced past retention, and `retention` resets sent. */
+  silence?: { silenced: number; retentionResets: number };
+}
+
+/** Optional scenarios of a run, each in a module of its own. */
+export interface SimOptions {
+  /** Replicas going silent past the retention period (silence.ts). */
+  silence?: boolean;
 }
 
 /** A storage wrapper that goes silent when its process "crashes": nothing after that lands. */
@@ -119,6 +128,7 @@ export async function runSeed(
   seed: number,
   settle: () => Promise<void>,
   debug?: { log: (...args: unknown[]) => void; node?: string },
+  options: SimOptions = {},
 ): Promise<SimResult> {
   const log = debug?.log ?? (() => undefined);
   const rnd = prng(seed);
@@ -135,12 +145,16 @@ export async function runSeed(
     random: prng(seed ^ 0x5eed),
   };
   const smallHorizon = rnd() < 0.4;
+  // Its own random stream: runs without the option draw exactly what they drew before.
+  const silence = options.silence === true ? planSilence(prng(seed ^ 0x5113)) : undefined;
   const relay = new SimRelay(sched, relayEnv, prng(seed ^ 0xfa17), {
     flushTimeoutMs: 400,
     tombstoneRetainOps: smallHorizon ? between(4, 30) : 1_000_000,
     tombstoneRetainMs: smallHorizon ? between(0, 3_000) : 1_000_000,
     splitMinEntries: between(2, 12),
+    ...silence?.hostOptions,
   });
+  silence?.observe(relay);
   const allBuckets = rnd() < 0.5 ? ['a'] : ['a', 'b'];
   // Specs and policies draw from their own stream, so adding them left the other draws alone.
   const srnd = prng(seed ^ 0x5bec);
@@ -198,7 +212,7 @@ export async function runSeed(
 
   const start = async (n: Node): Promise<void> => {
     log(sched.now, 'start', n.name, n.replica !== null, n.starting);
-    if (n.replica !== null || n.starting) return;
+    if (n.replica !== null || n.starting || silence?.holds(n.index, quiet) === true) return;
     n.starting = true;
     const gen = ++n.gen;
     const storage = new CrashableStorage(n.memory, n.index % 2 === 0);
@@ -387,6 +401,7 @@ export async function runSeed(
   for (const n of nodes) if (n.index === 0 || rnd() < 0.6) void start(n);
 
   const chaosMs = between(2_000, 6_000);
+  silence?.schedule(sched, chaosMs, nodes.length, (i) => crash(nodes[i] as Node));
   const faults = {
     drop: rnd() * 0.03,
     dup: rnd() * 0.05,
@@ -509,7 +524,12 @@ export async function runSeed(
   }
   if (relay.invalidFrames.length > 0) violations.push(`relay saw invalid frames: ${relay.invalidFrames[0]}`);
   for (const n of nodes) crash(n);
-  return { seed, violations: [...new Set(violations)], stats };
+  return {
+    seed,
+    violations: [...new Set(violations)],
+    stats,
+    ...(silence === undefined ? {} : { silence: { ...silence.stats } }),
+  };
 }
 
 function diffEntries(a: Entry[], b: Entry[]): string | null {

@@ -3,6 +3,7 @@ import { columnTests } from './host-store-columns';
 import { contentTests } from './host-store-contents';
 import { durabilityTests } from './host-store-durability';
 import type { HostStoreSetup } from './host-store-fixtures';
+import { replicaStoreTests } from './host-store-replicas';
 
 /**
  * The acceptance suite every {@link HostStore} runs (memory; SQLite on a file through
@@ -20,5 +21,6 @@ export function runHostStoreTests(name: string, setup: HostStoreSetup): void {
     contentTests(setup);
     columnTests(setup);
     durabilityTests(setup);
+    replicaStoreTests(setup);
   });
 }

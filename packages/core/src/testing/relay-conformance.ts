@@ -4,6 +4,7 @@ import { keyOrderTests } from './relay-conformance-key-order';
 import { policyTests } from './relay-conformance-policy';
 import { protocolTests } from './relay-conformance-protocol';
 import { replicaTests, restartTests } from './relay-conformance-replica';
+import { replicaSetTests } from './relay-conformance-replicas';
 import { specTests } from './relay-conformance-spec';
 import type { RelaySetup, RelayUnderTest } from './relay-harness';
 
@@ -39,6 +40,7 @@ export function runRelayConformanceTests(setup: RelaySetup): void {
     replicaTests(ctx);
     policyTests(ctx);
     specTests(ctx);
+    replicaSetTests(ctx);
     restartTests(ctx);
   });
 }

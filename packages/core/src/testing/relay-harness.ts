@@ -15,6 +15,10 @@ export interface TokenRequest {
   ttlS?: number;
   /** Key prefixes per bucket pattern (row-level scopes), when the token limits keys. */
   prefixes?: Record<string, string[]>;
+  /** Token groups (claim `mittsync.groups`), for the admin control's allow/deny lists. */
+  groups?: string[];
+  /** An admin-scoped token (claim `mittsync.admin`), for `/v1/admin/...`. */
+  admin?: boolean;
 }
 
 /**
@@ -216,6 +220,11 @@ export interface AckedWriters {
   written: Set<string>;
   /** Keys whose write the relay acknowledged (`ack: 'relay'` resolved). */
   acked: Set<string>;
+  /**
+   * Keys the writers deleted later: absent at the end, or a tombstone (the relay purges
+   * tombstones once every replica has acknowledged them).
+   */
+  deleted: Set<string>;
   /** Stops writing and waits for the loops to end (acks still in flight may land later). */
   stop(): Promise<void>;
 }
@@ -228,6 +237,7 @@ export interface AckedWriters {
 export function startAckedWriters(replicas: readonly Replica[], bucket: string): AckedWriters {
   const written = new Set<string>();
   const acked = new Set<string>();
+  const deleted = new Set<string>();
   let running = true;
   const loops = replicas.map(async (w, i) => {
     for (let n = 0; running; n++) {
@@ -243,13 +253,17 @@ export function startAckedWriters(replicas: readonly Replica[], bucket: string):
         },
         () => undefined,
       );
-      if (n % 10 === 5) void w.del(bucket, `w${i}-${n - 5}-0`).catch(() => undefined);
+      if (n % 10 === 5) {
+        deleted.add(`w${i}-${n - 5}-0`);
+        void w.del(bucket, `w${i}-${n - 5}-0`).catch(() => undefined);
+      }
       await sleep(10);
     }
   });
   return {
     written,
     acked,
+    deleted,
     stop: async () => {
       running = false;
       await Promise.all(loops);

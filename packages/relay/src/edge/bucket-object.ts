@@ -7,6 +7,7 @@ import { SqlHostStore } from '../sql-host-store';
 import { ensureSchema } from '../sql-schema';
 import { AlarmTimers } from './alarm-env';
 import { type EdgeEnv, edgeConfig } from './config';
+import { REGISTRY_PATH, registerBucket, serveRegistry } from './registry';
 import { relaySchemas } from './schemas';
 import { DurableSqlDriver } from './sql-driver';
 import {
@@ -106,7 +107,9 @@ class EdgeSocket implements RelaySocket {
 
 /** The bucket a request is for, from its path (`/v1/sync/<b>`, `/v1/buckets/<b>/...`). */
 function bucketOfPath(path: string): string | undefined {
-  const m = /^\/v1\/(?:sync|buckets)\/([^/]+(?:\/[^/]+)*?)(?:\/(?:pages|ops|metrics|info))?$/.exec(path);
+  const m =
+    /^\/v1\/admin\/buckets\/([^/]+)(?:\/.*)?$/.exec(path) ??
+    /^\/v1\/(?:sync|buckets)\/([^/]+(?:\/[^/]+)*?)(?:\/(?:pages|ops|metrics|info|replicas))?$/.exec(path);
   if (m?.[1] === undefined) return undefined;
   try {
     return decodeURIComponent(m[1]);
@@ -135,10 +138,13 @@ export class BucketObject {
   /** Sessions rebuilt from attachments when this instance started (a wake from hibernation). */
   readonly restored: number;
 
+  private readonly buckets: EdgeEnv['BUCKETS'];
+
   constructor(
     private readonly ctx: DurableObjectStateLike,
     env: EdgeEnv,
   ) {
+    this.buckets = env.BUCKETS;
     const config = edgeConfig(env);
     this.timers = new AlarmTimers(ctx.storage, (e) =>
       console.error('timer failed', e instanceof Error ? e.message : String(e)),
@@ -210,16 +216,22 @@ export class BucketObject {
 
   async fetch(request: Request): Promise<Response> {
     const url = new URL(request.url);
+    if (url.pathname.startsWith(REGISTRY_PATH)) return serveRegistry(this.driver, request);
     const bucket = bucketOfPath(url.pathname);
     if (bucket !== undefined && url.pathname.startsWith(`${API_PREFIX}/`)) {
-      if (this.bucketName === undefined) this.bucketName = bucket;
-      else if (bucket !== this.bucketName) {
+      if (this.bucketName === undefined) {
+        this.bucketName = bucket;
+        // Workers cannot list objects: the registry object learns of this one now.
+        await registerBucket(this.buckets, bucket).catch((e: unknown) =>
+          console.error('bucket registry', e instanceof Error ? e.message : String(e)),
+        );
+      } else if (bucket !== this.bucketName) {
         // The Worker routes by idFromName(bucket): another bucket here is a routing bug.
         const err = new MittsyncError('INTERNAL', `object of bucket ${this.bucketName} asked for ${bucket}`);
         return Response.json({ type: 'error', code: err.code, message: err.message }, { status: 500 });
       }
     }
-    if (url.pathname.endsWith('/metrics')) {
+    if (url.pathname.endsWith('/metrics') && !url.pathname.startsWith(`${API_PREFIX}/admin/`)) {
       return new Response(this.relay.metrics.render(), {
         headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' },
       });

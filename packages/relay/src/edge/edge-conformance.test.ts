@@ -21,13 +21,15 @@ runRelayConformanceTests(async () => {
     createSocket: createNodeSocket,
     // Restarting disposes workerd: its sockets drop without a close frame, as in a crash.
     restartCloseCode: 1006,
-    makeToken: ({ sub, read, write, ttlS, prefixes }) =>
+    makeToken: ({ sub, read, write, ttlS, prefixes, groups, admin }) =>
       signToken(secret, {
         sub,
         ...(read === undefined ? {} : { read }),
         ...(write === undefined ? {} : { write }),
         ...(ttlS === undefined ? {} : { ttlS }),
         ...(prefixes === undefined ? {} : { prefixes }),
+        ...(groups === undefined ? {} : { groups }),
+        ...(admin === undefined ? {} : { admin }),
       }),
     restart: async () => {
       await relay.close();

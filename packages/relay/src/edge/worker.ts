@@ -4,6 +4,7 @@ import { API_PREFIX, createRelayApp } from '../app';
 import { Relay } from '../relay';
 import { BucketObject } from './bucket-object';
 import { devRegistry, type EdgeEnv, edgeConfig } from './config';
+import { listEdgeBuckets } from './registry';
 import { closeQuietly, inboundFrame, switchingProtocols, webSocketPair } from './workers-api';
 
 export { setRelaySchemas } from './schemas';
@@ -57,6 +58,7 @@ function buildApp(env: EdgeEnv): Hono {
     },
     clientAddress: (c) => c.req.header('cf-connecting-ip'),
     compression: 'runtime',
+    listBuckets: (req, after, limit) => listEdgeBuckets(env.BUCKETS, req, after, limit),
     ...(config.corsOrigins === undefined ? {} : { corsOrigins: config.corsOrigins }),
     ...(config.dev === undefined
       ? {}

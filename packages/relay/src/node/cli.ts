@@ -46,7 +46,11 @@ export function buildProgram(): Command {
     .description('Mittsync: run a relay, and export, import or inspect buckets through one')
     .showSuggestionAfterError()
     .exitOverride()
-    .configureOutput({ outputError: (str, write) => write(`mittsync: ${str.replace(/^error: /, '')}`) });
+    .configureOutput({ outputError: (str, write) => write(`mittsync: ${str.replace(/^error: /, '')}`) })
+    .addHelpText(
+      'after',
+      '\nAdmin API (an admin-scoped token): mittsync admin buckets|bucket|replica|set|allow|deny|reset (mittsync admin --help)',
+    );
 
   program
     .command('relay')
@@ -79,8 +83,14 @@ export function buildProgram(): Command {
     )
     .option('--allow-query-token', 'also accept tokens in URLs (?token=), which get logged: old clients only')
     .option('--limit <name=value>', `override a limit (repeatable): ${RELAY_LIMIT_NAMES.join(', ')}`, collect)
-    .option('--tombstone-retain <n>', 'keep tombstones for at least n seqs (default 100000)')
-    .option('--tombstone-retain-ms <ms>', '...and at least this long (default 30 days)')
+    .option(
+      '--tombstone-retain <n>',
+      'hard cap: purge tombstones n seqs behind the head even if a replica has not acknowledged them (default: none)',
+    )
+    .option(
+      '--tombstone-retain-ms <ms>',
+      'retention: a replica silent this long stops holding tombstones (default 30 days)',
+    )
     .option('--max-resident <n>', 'bucket hosts kept in memory (default 1000)')
     .option('--flush-timeout <ms>', 'state flush wait for writers (default 5000)')
     .option(
@@ -229,6 +239,11 @@ export function buildProgram(): Command {
  * resolve once the relay has shut down after SIGTERM or SIGINT.
  */
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'admin') {
+    // The admin API's commands parse their own arguments (mittsync admin --help).
+    const { adminMain } = await import('./admin-cli');
+    return adminMain(argv.slice(1));
+  }
   const program = buildProgram();
   const command = argv.find((a) => !a.startsWith('-')) ?? '';
   const prefix = ['relay', 'edge', 'export', 'import', 'inspect'].includes(command)

@@ -18,13 +18,15 @@ runRelayConformanceTests(async () => {
     httpUrl: relay.httpUrl,
     createSocket: createNodeSocket,
     tombstoneRetainOps: 100,
-    makeToken: ({ sub, read, write, ttlS, prefixes }) =>
+    makeToken: ({ sub, read, write, ttlS, prefixes, groups, admin }) =>
       signToken(secret, {
         sub,
         ...(read === undefined ? {} : { read }),
         ...(write === undefined ? {} : { write }),
         ...(ttlS === undefined ? {} : { ttlS }),
         ...(prefixes === undefined ? {} : { prefixes }),
+        ...(groups === undefined ? {} : { groups }),
+        ...(admin === undefined ? {} : { admin }),
       }),
     restart: async () => {
       await relay.close();
