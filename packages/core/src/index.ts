@@ -19,8 +19,8 @@
 export type { BucketStatus, Phase, ReadyInfo } from './bucket-state';
 // The data model.
 export type { Checksum } from './checksum';
-export type { WireFormat } from './codec';
-export { decodeFrame, encodeFrame, pageByColumns } from './codec';
+export type { EncodeOptions, WireFormat } from './codec';
+export { decodeFrame, encodeFrame, PACKED_OPS, pageByColumns } from './codec';
 // Contracts a runtime implements, and the implementations core ships.
 export type { ColumnRange, EntryColumns } from './columns';
 export type { Env } from './env';

@@ -6,6 +6,7 @@ import {
   type HelloMsg,
   type HostConnection,
   isBucketName,
+  PACKED_OPS,
   PROTOCOL_VERSION,
   pageByColumns,
   type ServerMessage,
@@ -90,6 +91,8 @@ export interface SessionOptions {
 export class Session implements SocketHandler, HostedSession {
   private phase: 'hello' | 'open' | 'closed' = 'hello';
   private format: WireFormat = 'msgpack';
+  /** The client reads packed ops (`hello.packOps`, binary sockets only): delivers go packed. */
+  private packOps = false;
   private readonly conns = new Map<string, RelayConn>();
   private readonly rate: TokenBucket;
   private timer: unknown;
@@ -119,6 +122,7 @@ export class Session implements SocketHandler, HostedSession {
   static restore(relay: SessionHost, socket: RelaySocket, snap: SessionSnapshot): Session {
     const s = new Session(relay, socket, snap.id, pinnedPrincipal(snap), { bucket: snap.bucket });
     s.format = snap.format;
+    s.packOps = snap.packOps === true;
     if (snap.open) {
       s.phase = 'open';
       relay.env.clearTimeout(s.timer);
@@ -154,6 +158,7 @@ export class Session implements SocketHandler, HostedSession {
       bucket: b,
       open: this.phase === 'open',
       format: this.format,
+      ...(this.packOps ? { packOps: true as const } : {}),
       replicaId: p.replicaId,
       expiresAt: p.expiresAt,
       read: p.canRead(b),
@@ -255,6 +260,8 @@ export class Session implements SocketHandler, HostedSession {
     this.phase = 'open';
     env.clearTimeout(this.timer);
     this.armExpiry();
+    const binary = this.format === 'msgpack';
+    this.packOps = binary && hello.packOps === PACKED_OPS;
     const route = this.relay.route;
     this.send({
       type: 'welcome',
@@ -263,6 +270,7 @@ export class Session implements SocketHandler, HostedSession {
       limits: wireLimits(this.relay.limits),
       ...(route?.socketPerBucket === true ? { socketPerBucket: true } : {}),
       ...(route?.recvEvery === undefined ? {} : { recvEvery: route.recvEvery }),
+      ...(binary ? { packOps: PACKED_OPS } : {}),
     });
     this.remember();
   }
@@ -477,7 +485,7 @@ export class Session implements SocketHandler, HostedSession {
 
   /** Sends a message in this socket's wire format (after the open group commit, if any). */
   send(msg: ServerMessage): void {
-    if (this.phase !== 'closed') this.relay.sendTo(this, msg, this.format);
+    if (this.phase !== 'closed') this.relay.sendTo(this, msg, this.format, this.packOps);
   }
 
   private error(code: ErrorCode, message: string, bucket?: string, reqId?: number): void {
