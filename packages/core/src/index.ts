@@ -38,6 +38,7 @@ export { MemoryReplicaStorage } from './memory-storage';
 export type { MittBounds } from './mitt';
 export { DEFAULT_MITT_BOUNDS } from './mitt';
 export type { Entry, Op, SeqOp, Value, Version } from './model';
+export { packOps, unpackOps } from './op-pack';
 export { packedEntry } from './packed';
 export type { FetchLike, HttpPageFetcherOptions } from './page-fetcher';
 export { createHttpPageFetcher } from './page-fetcher';
