@@ -79,6 +79,7 @@ export {
 } from './protocol';
 export type {
   AckLevel,
+  ApplyingListener,
   ChangeListener,
   ChangeSource,
   ConnectionState,

@@ -96,6 +96,14 @@ export interface OpenBucketOptions {
 
 export type ChangeListener = (bucket: string, entries: readonly Entry[], source: ChangeSource) => void;
 
+/**
+ * Live entries from the relay that won against storage and are being committed: `committed`
+ * resolves true once they are stored (their change event follows), false if the commit
+ * failed (the bucket then resumes from its durable checkpoint and applies them again, or
+ * what superseded them).
+ */
+export type ApplyingListener = (bucket: string, entries: readonly Entry[], committed: Promise<boolean>) => void;
+
 export interface ReplicaStatus {
   replicaId: string;
   connection: ConnectionState;
@@ -137,6 +145,9 @@ export class Replica {
   private readonly buckets = new Map<string, BucketState>();
   private readonly opening = new Map<string, Promise<BucketState>>();
   private readonly changeListeners = new Map<ChangeListener, ((bucket: string) => boolean) | undefined>();
+  private readonly applyingListeners = new Map<ApplyingListener, ((bucket: string) => boolean) | undefined>();
+  /** Commits of live entries announced to applying listeners, per bucket: reads wait for them. */
+  private readonly applying = new Map<string, Set<Promise<boolean>>>();
   private readonly statusListeners = new Set<(s: ReplicaStatus) => void>();
   private readonly readyListeners = new Set<(info: ReadyInfo) => void>();
   private limits: WireLimits = DEFAULT_LIMITS;
@@ -170,6 +181,7 @@ export class Replica {
       send: (msg) => this.conn.send(msg),
       isOpen: () => this.conn.state === 'open',
       emitChange: (bucket, changed, source) => this.emitChange(bucket, changed, source),
+      emitApplying: (bucket, entries, committed) => this.emitApplying(bucket, entries, committed),
       emitStatus: () => this.emitStatus(),
       fail: (b, err) => this.fail(b, err),
       serial: (fn) => this.serial(fn),
@@ -358,19 +370,31 @@ export class Replica {
 
   /** The live entry at `key`, or undefined (absent or deleted). */
   async get(bucket: string, key: string): Promise<Entry | undefined> {
+    await this.stored(bucket);
     const [e] = await this.storage.getEntries(bucket, [key]);
     return e === undefined || e.deleted ? undefined : e;
   }
 
   /** Live entries at `keys`, in order. */
   async getMany(bucket: string, keys: readonly string[]): Promise<(Entry | undefined)[]> {
+    await this.stored(bucket);
     const out = await this.storage.getEntries(bucket, keys);
     return out.map((e) => (e === undefined || e.deleted ? undefined : e));
   }
 
   /** Live entries by prefix or range, in key order. */
-  scan(bucket: string, query: ScanQuery): Promise<Entry[]> {
+  async scan(bucket: string, query: ScanQuery): Promise<Entry[]> {
+    await this.stored(bucket);
     return this.storage.scan(bucket, query);
+  }
+
+  /**
+   * Waits for the commits of live entries already announced to applying listeners: a read
+   * sees whatever a view was shown. Nothing to wait for without such listeners.
+   */
+  private async stored(bucket: string): Promise<void> {
+    const pending = this.applying.get(bucket);
+    if (pending !== undefined) await Promise.all(pending);
   }
 
   /**
@@ -394,6 +418,18 @@ export class Replica {
   onChange(listener: ChangeListener, wants?: (bucket: string) => boolean): () => void {
     this.changeListeners.set(listener, wants);
     return () => this.changeListeners.delete(listener);
+  }
+
+  /**
+   * Listens to live entries as soon as they won against storage, while their commit runs (a
+   * storage round trip before {@link onChange} hears of them): for views that show remote
+   * changes at once. Their change event follows once they are stored; reads (`get`, `scan`)
+   * made after this event wait for that commit, so they never miss what a view showed. The
+   * checkpoint moves only with the commit. Returns the unsubscribe function.
+   */
+  onApplying(listener: ApplyingListener, wants?: (bucket: string) => boolean): () => void {
+    this.applyingListeners.set(listener, wants);
+    return () => this.applyingListeners.delete(listener);
   }
 
   /** Called each time a bucket completes a catch-up (join or resume). */
@@ -480,6 +516,32 @@ export class Replica {
       if (wants !== undefined && !wants(bucket)) continue;
       entries ??= (changed as () => readonly Entry[])();
       if (entries.length > 0) l(bucket, entries, source);
+    }
+  }
+
+  private emitApplying(bucket: string, entries: readonly Entry[], committed: Promise<void>): void {
+    let settled: Promise<boolean> | undefined;
+    for (const [l, wants] of this.applyingListeners) {
+      if (wants !== undefined && !wants(bucket)) continue;
+      if (settled === undefined) {
+        const done = committed.then(
+          () => true,
+          () => false,
+        );
+        settled = done;
+        let pending = this.applying.get(bucket);
+        if (pending === undefined) {
+          pending = new Set();
+          this.applying.set(bucket, pending);
+        }
+        const set = pending;
+        set.add(done);
+        void done.then(() => {
+          set.delete(done);
+          if (set.size === 0 && this.applying.get(bucket) === set) this.applying.delete(bucket);
+        });
+      }
+      l(bucket, entries, settled);
     }
   }
 

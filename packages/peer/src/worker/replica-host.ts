@@ -203,6 +203,13 @@ export class ReplicaHost {
         (bucket, entries, source) => this.hub.onChange(bucket, entries, source),
         (bucket) => this.hub.watches(bucket),
       ),
+      // Live queries show remote changes while IndexedDB commits them (an IndexedDB round
+      // trip sooner); the committed change that follows finds the page up to date. Snapshots
+      // read through the replica, which waits for those commits: no gap between the two.
+      replica.onApplying(
+        (bucket, entries) => this.hub.onChange(bucket, entries, 'remote'),
+        (bucket) => this.hub.watches(bucket),
+      ),
       replica.onStatus(() => this.hub.status((tab) => this.status(tab))),
       replica.onReady((info) => {
         if (this.resnapOnReady.delete(info.bucket)) void this.hub.resnap(info.bucket).catch(() => undefined);
