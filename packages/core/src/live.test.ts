@@ -119,7 +119,11 @@ describe('LiveStream', () => {
     const emit = r.f.emitApplying;
     r.f.emitApplying = (bucket, entries, committed) => {
       // What storage held when the entries were announced.
-      seen.push([entries.map((e) => e.key), storedValues(r.f.storage), r.f.storage.peekMeta('b').meta?.checkpoint ?? -1]);
+      seen.push([
+        entries.map((e) => e.key),
+        storedValues(r.f.storage),
+        r.f.storage.peekMeta('b').meta?.checkpoint ?? -1,
+      ]);
       emit(bucket, entries, committed);
     };
     r.deliver(seqOp(1, 'a', 5, 'older'), seqOp(2, 'b', 2, 'y'));

@@ -152,7 +152,7 @@ describe('Replica', () => {
     const r = await h.open('rR', { storage });
     await r.replica.openBucket('b');
     await h.run(100);
-    let release = () => undefined as void;
+    let release: () => void = () => undefined;
     storage.gate = new Promise<void>((resolve) => {
       release = resolve;
     });

@@ -102,7 +102,11 @@ export type ChangeListener = (bucket: string, entries: readonly Entry[], source:
  * failed (the bucket then resumes from its durable checkpoint and applies them again, or
  * what superseded them).
  */
-export type ApplyingListener = (bucket: string, entries: readonly Entry[], committed: Promise<boolean>) => void;
+export type ApplyingListener = (
+  bucket: string,
+  entries: readonly Entry[],
+  committed: Promise<boolean>,
+) => void;
 
 export interface ReplicaStatus {
   replicaId: string;
