@@ -229,20 +229,24 @@ class Reader {
   }
 }
 
-const HEX_WALL = '000000000000';
-const HEX_COUNTER = '0000';
-
-/** Hex of counters below 256 with their padding: most counters are small. */
-const SMALL_COUNTERS = Array.from({ length: 256 }, (_, c) => c.toString(16).padStart(4, '0'));
+/** Two hex digits of each byte value: HLC strings are built from these (decoding's hot spot). */
+const HEX2 = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+const hex6 = (n: number) => (HEX2[n >>> 16] as string) + HEX2[(n >>> 8) & 0xff] + HEX2[n & 0xff];
+/** The upper 24 bits of the last wall time made hex: nearby ops share them (4.6 hours). */
+let lastHigh = -1;
+let lastHighHex = '';
 
 function hlcOf(wall: number, counter: number, node: string): string {
   if (!Number.isSafeInteger(wall) || wall < 0 || wall > MAX_WALL)
     throw new MittsyncError('BAD_HLC', `packed ops: HLC wall time ${wall} is not an integer in [0, 2^48)`);
   if (counter > MAX_COUNTER)
     throw new MittsyncError('BAD_HLC', `packed ops: HLC counter ${counter} is over ${MAX_COUNTER}`);
-  const w = wall.toString(16);
-  const c = SMALL_COUNTERS[counter] ?? HEX_COUNTER.slice(counter.toString(16).length) + counter.toString(16);
-  return HEX_WALL.slice(w.length) + w + c + node;
+  const high = Math.floor(wall / 0x1000000);
+  if (high !== lastHigh) {
+    lastHigh = high;
+    lastHighHex = hex6(high);
+  }
+  return lastHighHex + hex6(wall - high * 0x1000000) + HEX2[counter >>> 8] + HEX2[counter & 0xff] + node;
 }
 
 /**
