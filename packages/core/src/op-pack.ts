@@ -28,7 +28,8 @@ import { encodeValueView, msgpack } from './value-codec';
  *     [varint origin index] [zigzag originSeq - expected] [varint seq - expected]
  *     zigzag wall - previous op's wall (the first: from 0), [varint counter]
  *     [prev: zigzag wall - prev wall, varint node index, [varint counter]]
- *     varint key length, key (UTF-8), then the value (one MessagePack value) unless del
+ *     varint key length, key (UTF-8)
+ *   then the values of the set ops, in order, back to back (each one MessagePack value)
  * ```
  * Encoding gives up (`undefined`: the caller sends tuples) on anything this cannot say
  * exactly: an HLC whose node is not the op's origin, a set op without a value, a key with no
@@ -148,6 +149,7 @@ export function packOps(ops: readonly (Op | SeqOp)[], withSeqs: boolean): Uint8A
     for (let i = 0; i < id.length; i++) w.byte(id.charCodeAt(i));
   }
   const lastOriginSeq = new Map<string, number>();
+  const vals = new Writer(64 * ops.length + 16);
   let origin = '';
   let wall = 0;
   lastSeq = 0;
@@ -168,8 +170,7 @@ export function packOps(ops: readonly (Op | SeqOp)[], withSeqs: boolean): Uint8A
       if (prev !== null && prev.counter !== 0) flags |= F_PREV_COUNTER;
     }
     const keyBytes = utf8Length(op.key);
-    const value = op.kind === 'del' ? undefined : encodeValueView(op.value as Value);
-    w.ensure(48 + keyBytes + (value?.length ?? 0));
+    w.ensure(48 + keyBytes);
     w.byte(flags);
     if (flags & F_ORIGIN) {
       w.varint(dict.get(op.origin) as number);
@@ -189,11 +190,17 @@ export function packOps(ops: readonly (Op | SeqOp)[], withSeqs: boolean): Uint8A
     w.varint(keyBytes);
     if (writeUtf8(w.buf, w.pos, op.key) < 0) return undefined; // no UTF-8 form
     w.pos += keyBytes;
-    if (value !== undefined) {
-      w.buf.set(value, w.pos);
-      w.pos += value.length;
+    if (op.kind !== 'del') {
+      const value = encodeValueView(op.value as Value);
+      vals.ensure(value.length);
+      vals.buf.set(value, vals.pos);
+      vals.pos += value.length;
     }
   }
+  // The values, back to back after every op's head: one decoder call reads them all.
+  w.ensure(vals.pos);
+  w.buf.set(vals.buf.subarray(0, vals.pos), w.pos);
+  w.pos += vals.pos;
   return w.buf.slice(0, w.pos);
 }
 
@@ -283,6 +290,7 @@ export function unpackOps(bytes: Uint8Array, withSeqs: boolean): Op[] | SeqOp[] 
   };
   const lastOriginSeq: number[] = dict.map(() => 0);
   const ops: SeqOp[] = [];
+  const sets: SeqOp[] = [];
   let at = -1; // the current origin's dictionary index
   let wall = 0;
   let seq = 0;
@@ -322,28 +330,36 @@ export function unpackOps(bytes: Uint8Array, withSeqs: boolean): Op[] | SeqOp[] 
       throw new MittsyncError('BAD_MESSAGE', `packed ops: the key at byte ${r.pos} is not well-formed UTF-8`);
     const key = textAt(bytes, r.pos, keyEnd);
     r.pos = keyEnd;
-    let value: Value | undefined;
-    if (!(flags & F_DEL)) {
-      const end = valueEnd(bytes, r.pos, bytes.length);
-      if (end < 0) malformed(`value of op ${i} is truncated or malformed`);
-      try {
-        value = msgpack.unpack(bytes.subarray(r.pos, end)) as Value;
-      } catch (cause) {
-        throw new MittsyncError('BAD_FRAME', `packed ops: value of op ${i} could not be decoded`, { cause });
-      }
-      r.pos = end;
-    }
-    // One shape per kind of frame, as the tuples decode to.
+    // One shape per kind of frame, as the tuples decode to; values are filled in below.
     const op: SeqOp =
       flags & F_DEL
         ? ({ origin, originSeq, key, kind: 'del', hlc } as SeqOp)
-        : ({ origin, originSeq, key, kind: 'set', hlc, value } as SeqOp);
+        : ({ origin, originSeq, key, kind: 'set', hlc, value: null } as SeqOp);
+    if (!(flags & F_DEL)) sets.push(op);
     if (withSeqs) {
       op.seq = seq;
       if (prev !== undefined) op.prev = prev;
     }
     ops.push(op);
   }
-  if (r.pos !== bytes.length) malformed('bytes left over after the last op');
+  // The values of the set ops, back to back: each exactly one MessagePack value (its strings
+  // well-formed UTF-8, no extension types), nothing left over, then decoded in one call.
+  let pos = r.pos;
+  for (let i = 0; i < sets.length; i++) {
+    const end = valueEnd(bytes, pos, bytes.length);
+    if (end < 0) malformed(`value ${i} is truncated or malformed`);
+    pos = end;
+  }
+  if (pos !== bytes.length) malformed('bytes left over after the last value');
+  if (sets.length > 0) {
+    let values: unknown[];
+    try {
+      values = msgpack.unpackMultiple(bytes.subarray(r.pos)) as unknown[];
+    } catch (cause) {
+      throw new MittsyncError('BAD_FRAME', 'packed ops: values could not be decoded', { cause });
+    }
+    if (values.length !== sets.length) malformed('values do not match the set ops');
+    for (let i = 0; i < sets.length; i++) (sets[i] as SeqOp).value = values[i] as Value;
+  }
   return ops;
 }
