@@ -15,6 +15,7 @@
  * ```
  */
 
+export type { ApplyingListener } from './applying';
 // The replica, for applications.
 export type { BucketStatus, Phase, ReadyInfo } from './bucket-state';
 // The data model.
@@ -79,7 +80,6 @@ export {
 } from './protocol';
 export type {
   AckLevel,
-  ApplyingListener,
   ChangeListener,
   ChangeSource,
   ConnectionState,

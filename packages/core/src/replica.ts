@@ -1,3 +1,4 @@
+import { ApplyingCommits, type ApplyingListener } from './applying';
 import {
   type BucketState,
   type BucketStatus,
@@ -96,18 +97,6 @@ export interface OpenBucketOptions {
 
 export type ChangeListener = (bucket: string, entries: readonly Entry[], source: ChangeSource) => void;
 
-/**
- * Live entries from the relay that won against storage and are being committed: `committed`
- * resolves true once they are stored (their change event follows), false if the commit
- * failed (the bucket then resumes from its durable checkpoint and applies them again, or
- * what superseded them).
- */
-export type ApplyingListener = (
-  bucket: string,
-  entries: readonly Entry[],
-  committed: Promise<boolean>,
-) => void;
-
 export interface ReplicaStatus {
   replicaId: string;
   connection: ConnectionState;
@@ -149,9 +138,8 @@ export class Replica {
   private readonly buckets = new Map<string, BucketState>();
   private readonly opening = new Map<string, Promise<BucketState>>();
   private readonly changeListeners = new Map<ChangeListener, ((bucket: string) => boolean) | undefined>();
-  private readonly applyingListeners = new Map<ApplyingListener, ((bucket: string) => boolean) | undefined>();
-  /** Commits of live entries announced to applying listeners, per bucket: reads wait for them. */
-  private readonly applying = new Map<string, Set<Promise<boolean>>>();
+  /** Applying listeners and the commits announced to them (reads wait for those). */
+  private readonly applying = new ApplyingCommits();
   private readonly statusListeners = new Set<(s: ReplicaStatus) => void>();
   private readonly readyListeners = new Set<(info: ReadyInfo) => void>();
   private limits: WireLimits = DEFAULT_LIMITS;
@@ -185,7 +173,7 @@ export class Replica {
       send: (msg) => this.conn.send(msg),
       isOpen: () => this.conn.state === 'open',
       emitChange: (bucket, changed, source) => this.emitChange(bucket, changed, source),
-      emitApplying: (bucket, entries, committed) => this.emitApplying(bucket, entries, committed),
+      emitApplying: (bucket, entries, committed) => this.applying.emit(bucket, entries, committed),
       emitStatus: () => this.emitStatus(),
       fail: (b, err) => this.fail(b, err),
       serial: (fn) => this.serial(fn),
@@ -374,31 +362,22 @@ export class Replica {
 
   /** The live entry at `key`, or undefined (absent or deleted). */
   async get(bucket: string, key: string): Promise<Entry | undefined> {
-    await this.stored(bucket);
+    await this.applying.settled(bucket);
     const [e] = await this.storage.getEntries(bucket, [key]);
     return e === undefined || e.deleted ? undefined : e;
   }
 
   /** Live entries at `keys`, in order. */
   async getMany(bucket: string, keys: readonly string[]): Promise<(Entry | undefined)[]> {
-    await this.stored(bucket);
+    await this.applying.settled(bucket);
     const out = await this.storage.getEntries(bucket, keys);
     return out.map((e) => (e === undefined || e.deleted ? undefined : e));
   }
 
   /** Live entries by prefix or range, in key order. */
   async scan(bucket: string, query: ScanQuery): Promise<Entry[]> {
-    await this.stored(bucket);
+    await this.applying.settled(bucket);
     return this.storage.scan(bucket, query);
-  }
-
-  /**
-   * Waits for the commits of live entries already announced to applying listeners: a read
-   * sees whatever a view was shown. Nothing to wait for without such listeners.
-   */
-  private async stored(bucket: string): Promise<void> {
-    const pending = this.applying.get(bucket);
-    if (pending !== undefined) await Promise.all(pending);
   }
 
   /**
@@ -432,8 +411,7 @@ export class Replica {
    * checkpoint moves only with the commit. Returns the unsubscribe function.
    */
   onApplying(listener: ApplyingListener, wants?: (bucket: string) => boolean): () => void {
-    this.applyingListeners.set(listener, wants);
-    return () => this.applyingListeners.delete(listener);
+    return this.applying.on(listener, wants);
   }
 
   /** Called each time a bucket completes a catch-up (join or resume). */
@@ -520,32 +498,6 @@ export class Replica {
       if (wants !== undefined && !wants(bucket)) continue;
       entries ??= (changed as () => readonly Entry[])();
       if (entries.length > 0) l(bucket, entries, source);
-    }
-  }
-
-  private emitApplying(bucket: string, entries: readonly Entry[], committed: Promise<void>): void {
-    let settled: Promise<boolean> | undefined;
-    for (const [l, wants] of this.applyingListeners) {
-      if (wants !== undefined && !wants(bucket)) continue;
-      if (settled === undefined) {
-        const done = committed.then(
-          () => true,
-          () => false,
-        );
-        settled = done;
-        let pending = this.applying.get(bucket);
-        if (pending === undefined) {
-          pending = new Set();
-          this.applying.set(bucket, pending);
-        }
-        const set = pending;
-        set.add(done);
-        void done.then(() => {
-          set.delete(done);
-          if (set.size === 0 && this.applying.get(bucket) === set) this.applying.delete(bucket);
-        });
-      }
-      l(bucket, entries, settled);
     }
   }
 
