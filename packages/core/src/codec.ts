@@ -2,6 +2,7 @@ import { columnsOf, decodeColumns, type EntryColumns, encodeColumns } from './co
 import { MittsyncError } from './errors';
 import { checkFrameStrings } from './frame-strings';
 import { type Entry, type Version, versionOf } from './model';
+import { PACKED_OPS, packOps, unpackOps } from './op-pack';
 import { decodePageFrame, encodePageFrame, packedValueOf } from './packed';
 import type { ServerMessage } from './protocol';
 import { isUtf8 } from './utf8';
@@ -13,7 +14,9 @@ import { msgpack } from './value-codec';
  * extension would shrink frames further, but its structures live across frames, which breaks
  * as soon as one frame is dropped or two senders share a decoder.) The bulk of any frame is
  * its ops or entries, so those travel as positional tuples instead of keyed maps: that is
- * where records would have saved bytes. JSON is available as a debug format. Frames and the
+ * where records would have saved bytes; between peers that negotiated it, the ops of `deliver`
+ * and `push` go packed in one binary field instead (`op-pack.ts`: a tenth of the tuples' bytes
+ * beyond key and value). JSON is available as a debug format. Frames and the
  * values inside them share one MessagePack configuration (`msgpack`, in `value-codec.ts`).
  */
 
@@ -70,10 +73,12 @@ function tupleToEntry(t: unknown): unknown {
     : { key: t[0], hlc: t[1], seq: t[2], value: t[4] };
 }
 
-function compact(msg: unknown): unknown {
+function compact(msg: unknown, packed: boolean): unknown {
   const m = msg as Obj;
-  if ((m.type === 'deliver' || m.type === 'push') && Array.isArray(m.ops))
-    return { ...m, ops: m.ops.map(opToTuple) };
+  if ((m.type === 'deliver' || m.type === 'push') && Array.isArray(m.ops)) {
+    const bin = packed ? packOps(m.ops, m.type === 'deliver') : undefined;
+    return { ...m, ops: bin ?? m.ops.map(opToTuple) };
+  }
   if (m.type === 'page' && Array.isArray(m.entries)) return { ...m, entries: m.entries.map(entryToTuple) };
   return msg;
 }
@@ -81,8 +86,10 @@ function compact(msg: unknown): unknown {
 function expand(msg: unknown): unknown {
   if (typeof msg !== 'object' || msg === null) return msg;
   const m = msg as Obj;
-  if ((m.type === 'deliver' || m.type === 'push') && Array.isArray(m.ops)) m.ops = m.ops.map(tupleToOp);
-  else if (m.type === 'page' && Array.isArray(m.entries)) {
+  if (m.type === 'deliver' || m.type === 'push') {
+    if (Array.isArray(m.ops)) m.ops = m.ops.map(tupleToOp);
+    else if (m.ops instanceof Uint8Array) m.ops = unpackOps(m.ops, m.type === 'deliver');
+  } else if (m.type === 'page' && Array.isArray(m.entries)) {
     m.entries = m.entries.map(tupleToEntry);
     if (m.cols instanceof Uint8Array) m.cols = decodeColumns(m.cols);
   }
@@ -91,8 +98,23 @@ function expand(msg: unknown): unknown {
 
 const isMapHeader = (b: number | undefined) => b !== undefined && b >= 0x80 && b <= 0x8f;
 
+/** How {@link encodeFrame} may write a frame, beyond its format. */
+export interface EncodeOptions {
+  /**
+   * Pack the ops of `deliver` and `push` frames (`op-pack.ts`) when the format is msgpack:
+   * only for a peer that said it reads them (`hello.packOps` / `welcome.packOps`).
+   */
+  packOps?: boolean;
+}
+
+export { PACKED_OPS };
+
 /** Encodes a message into one frame. */
-export function encodeFrame(msg: unknown, format: WireFormat = 'msgpack'): Uint8Array {
+export function encodeFrame(
+  msg: unknown,
+  format: WireFormat = 'msgpack',
+  opts: EncodeOptions = {},
+): Uint8Array {
   const m = msg as Obj;
   if (m.type === 'page' && m.cols !== undefined) {
     // Columns travel as one binary field (see `encodeColumns`): there is no JSON form.
@@ -111,7 +133,7 @@ export function encodeFrame(msg: unknown, format: WireFormat = 'msgpack'): Uint8
     )
       return encodePageFrame({ ...m, entries: null }, entries);
   }
-  const wire = compact(msg);
+  const wire = compact(msg, format === 'msgpack' && opts.packOps === true);
   if (format === 'json') return new TextEncoder().encode(JSON.stringify(wire));
   return msgpack.pack(wire);
 }

@@ -19,10 +19,21 @@ import { isUtf8 } from './utf8';
  * then fails the frame with `BAD_FRAME`.
  */
 export function checkFrameStrings(b: Uint8Array): void {
-  const n = b.length;
-  let pos = 0;
+  valueEnd(b, 0, b.length);
+}
+
+/**
+ * Walks the one MessagePack value at `b[start]`, checking its strings as
+ * {@link checkFrameStrings} does, and returns where it ends: how a frame that carries values
+ * back to back (packed ops, `op-pack.ts`) finds each one's bytes. Returns -1 when the value
+ * does not end by `limit` or has a structure the walk cannot follow (a reserved byte).
+ */
+export function valueEnd(b: Uint8Array, start: number, limit: number): number {
+  const n = limit;
+  let pos = start;
   let pending = 1; // values still to walk (containers add their elements)
-  while (pending > 0 && pos < n) {
+  while (pending > 0) {
+    if (pos >= n) return -1;
     pending--;
     const t = b[pos++] as number;
     let skip = 0; // bytes of payload to jump over
@@ -33,8 +44,9 @@ export function checkFrameStrings(b: Uint8Array): void {
     else if (t <= 0xbf) str = t - 0xa0;
     else
       switch (t) {
-        case 0xc0:
         case 0xc1: // reserved: msgpackr refuses it
+          return -1;
+        case 0xc0:
         case 0xc2:
         case 0xc3:
           break;
@@ -103,11 +115,12 @@ export function checkFrameStrings(b: Uint8Array): void {
       }
     if (str >= 0) {
       const end = pos + str;
-      if (end > n) return; // truncated: msgpackr reports it
+      if (end > n) return -1; // truncated: msgpackr reports it
       if (!isUtf8(b, pos, end)) refuse(`a string at byte ${pos} is not well-formed UTF-8`);
       pos = end;
     } else pos += skip;
   }
+  return pos > n ? -1 : pos;
 }
 
 function readU16(b: Uint8Array, at: number): number {

@@ -17,12 +17,13 @@
  * @module @mittsync/core
  */
 
+export type { ApplyingListener } from './applying';
 // The replica, for applications.
 export type { BucketStatus, Phase, ReadyInfo } from './bucket-state';
 // The data model.
 export type { Checksum } from './checksum';
-export type { WireFormat } from './codec';
-export { decodeFrame, encodeFrame, pageByColumns } from './codec';
+export type { EncodeOptions, WireFormat } from './codec';
+export { decodeFrame, encodeFrame, PACKED_OPS, pageByColumns } from './codec';
 // Contracts a runtime implements, and the implementations core ships.
 export type { ColumnRange, EntryColumns } from './columns';
 export type { Env } from './env';
@@ -41,6 +42,7 @@ export { MemoryReplicaStorage } from './memory-storage';
 export type { MittBounds } from './mitt';
 export { DEFAULT_MITT_BOUNDS } from './mitt';
 export type { Entry, Op, SeqOp, Value, Version } from './model';
+export { packOps, unpackOps } from './op-pack';
 export { packedEntry } from './packed';
 export type { FetchLike, HttpPageFetcherOptions } from './page-fetcher';
 export { createHttpPageFetcher } from './page-fetcher';

@@ -38,6 +38,8 @@ async function rig(
   const live = new LiveStream(
     {
       ...f,
+      // Late-bound, so a test can wrap it.
+      emitApplying: (bucket, entries, committed) => f.emitApplying(bucket, entries, committed),
       resubscribe: (x) => calls.push(`resubscribe ${x.name}`),
       tryFinish: (x, cu) => calls.push(`tryFinish ${x.name} ${x.catchUp === cu}`),
       rejoin: (x) => calls.push(`rejoin ${x.name}`),
@@ -103,6 +105,34 @@ describe('LiveStream', () => {
     expect(r.f.storage.peekMeta('b').meta?.checkpoint).toBe(2);
     expect(r.b.verified).toBe(1);
     expect(r.f.changes.map((c) => [c.source, c.entries.map((e) => e.key)])).toEqual([['remote', ['a', 'b']]]);
+  });
+
+  it('announces the winners while their commit runs, before storage or the checkpoint has them', async () => {
+    const r = await rig({ stored: [entry('a', 9, 'newer')] });
+    // A store whose commits take a while, as IndexedDB's do (the memory store's are instant).
+    const commit = r.f.storage.commit.bind(r.f.storage);
+    r.f.storage.commit = async (batch) => {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      return commit(batch);
+    };
+    const seen: [string[], Record<string, unknown>, number][] = [];
+    const emit = r.f.emitApplying;
+    r.f.emitApplying = (bucket, entries, committed) => {
+      // What storage held when the entries were announced.
+      seen.push([
+        entries.map((e) => e.key),
+        storedValues(r.f.storage),
+        r.f.storage.peekMeta('b').meta?.checkpoint ?? -1,
+      ]);
+      emit(bucket, entries, committed);
+    };
+    r.deliver(seqOp(1, 'a', 5, 'older'), seqOp(2, 'b', 2, 'y'));
+    await settle();
+    expect(seen).toEqual([[['b'], { a: 'newer' }, 0]]);
+    await r.f.applying[0]?.committed;
+    expect(storedValues(r.f.storage)).toEqual({ a: 'newer', b: 'y' });
+    expect(r.f.storage.peekMeta('b').meta?.checkpoint).toBe(2);
+    expect(r.f.changes.map((c) => c.entries)).toEqual(r.f.applying.map((a) => a.entries));
   });
 
   it('does not overwrite a stored entry with an older live op, and still advances the checkpoint', async () => {

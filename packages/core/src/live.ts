@@ -11,7 +11,10 @@ import type { SyncContext } from './sync-context';
 
 /** What the live stream needs from its owner and from catch-up. */
 export interface LiveContext
-  extends Pick<SyncContext, 'env' | 'storage' | 'clock' | 'emitChange' | 'emitStatus' | 'fail' | 'syncTask'> {
+  extends Pick<
+    SyncContext,
+    'env' | 'storage' | 'clock' | 'emitChange' | 'emitApplying' | 'emitStatus' | 'fail' | 'syncTask'
+  > {
   /** Subscribes again (a gap in the stream persisted or overflowed; a resume recovers it). */
   resubscribe(b: BucketState): void;
   /** Lets the catch-up in progress finish if the stream now covers its cut. */
@@ -146,7 +149,11 @@ export class LiveStream {
       puts.push(e);
     });
     if (maxHlc !== '') ctx.clock.observe(maxHlc);
-    await ctx.storage.commit({ bucket: b.name, puts, meta, clock: ctx.clock.last() });
+    const commit = ctx.storage.commit({ bucket: b.name, puts, meta, clock: ctx.clock.last() });
+    // Views may show what won now, a storage round trip sooner; the checkpoint still moves
+    // only with this commit, and reads wait for it (see `Replica.onApplying`).
+    if (puts.length > 0) ctx.emitApplying(b.name, puts, commit);
+    await commit;
     b.meta = meta;
     if (meta.ready && patch?.checkpoint !== undefined) ctx.checkpointed?.(b);
     if (b.catchUp?.fresh) keep(b.catchUp, puts, this.opts.bounds.maxKept);

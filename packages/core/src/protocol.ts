@@ -35,6 +35,11 @@ export interface HelloMsg {
   v: number;
   /** The client's replicaId; must match the token's subject. */
   replicaId: string;
+  /**
+   * The packed-ops layout (`PACKED_OPS`) the client reads: a relay that knows it sends this
+   * socket's `deliver` ops packed (binary sockets only). Others ignore it.
+   */
+  packOps?: number;
 }
 
 /**
@@ -211,6 +216,11 @@ export interface WelcomeMsg {
   socketPerBucket?: boolean;
   /** Report received bytes with `recv` every this many bytes (see {@link RecvMsg}). */
   recvEvery?: number;
+  /**
+   * The packed-ops layout (`PACKED_OPS`) the relay reads in `push` (binary sockets only); it
+   * also sends packed `deliver` ops when the hello asked for them. Absent: tuples only.
+   */
+  packOps?: number;
 }
 
 /** The subscription is live: every op with `seq >= from` will be delivered, in order. */

@@ -137,6 +137,64 @@ describe('Replica', () => {
     expect(r.storage.peekMeta('b').meta?.checkpoint).toBe(h.relay.hosts.get('b')?.state.head);
   });
 
+  it('tells applying listeners of live entries before they are stored; reads made then wait for them', async () => {
+    const h = new Harness(settle);
+    const w = await h.open('rW');
+    /** Commits held until released, as a slow IndexedDB transaction would be. */
+    class SlowStorage extends MemoryReplicaStorage {
+      gate: Promise<void> | null = null;
+      override async commit(batch: Parameters<MemoryReplicaStorage['commit']>[0]): Promise<void> {
+        if (this.gate !== null) await this.gate;
+        return super.commit(batch);
+      }
+    }
+    const storage = new SlowStorage();
+    const r = await h.open('rR', { storage });
+    await r.replica.openBucket('b');
+    await h.run(100);
+    let release: () => void = () => undefined;
+    storage.gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const events: string[] = [];
+    let read: Promise<unknown> | undefined;
+    let committed: Promise<boolean> | undefined;
+    r.replica.onApplying((bucket, entries, done) => {
+      events.push(`applying ${bucket} ${entries.map((e) => e.key)}`);
+      committed = done;
+      read = r.replica.get('b', 'k').then((e) => events.push(`read ${e?.value}`));
+    });
+    r.replica.onChange((_b, entries) => events.push(`change ${entries.map((e) => e.key)}`));
+    const before = r.storage.peekMeta('b').meta?.checkpoint;
+    await w.replica.put('b', 'k', 7);
+    await h.run(50);
+    expect(events).toEqual(['applying b k']);
+    expect(storage.peek('b').get('k')).toBeUndefined();
+    expect(r.storage.peekMeta('b').meta?.checkpoint).toBe(before);
+    release();
+    expect(await committed).toBe(true);
+    await read;
+    expect(events).toEqual(['applying b k', 'change k', 'read 7']);
+    expect(r.storage.peekMeta('b').meta?.checkpoint).toBe(h.relay.hosts.get('b')?.state.head);
+  });
+
+  it('tells applying listeners that a failed commit did not store their entries, and recovers them', async () => {
+    const h = new Harness(settle);
+    const w = await h.open('rW');
+    const r = await h.open('rR');
+    await r.replica.openBucket('b');
+    await h.run(100);
+    const outcomes: Promise<boolean>[] = [];
+    r.replica.onApplying((_b, _e, done) => outcomes.push(done));
+    r.storage.failNextCommits = 1;
+    await w.replica.put('b', 'k', 1);
+    await h.run(50);
+    expect(await outcomes[0]).toBe(false);
+    await r.replica.get('b', 'k'); // a read does not hang on a failed commit
+    await h.run(2_000); // resumed from the durable checkpoint
+    expect((await r.replica.get('b', 'k'))?.value).toBe(1);
+  });
+
   it('tells status listeners the checkpoint each live delivery advances it to', async () => {
     const h = new Harness(settle);
     const w = await h.open('rW');

@@ -1,3 +1,4 @@
+import { ApplyingCommits, type ApplyingListener } from './applying';
 import {
   type BucketState,
   type BucketStatus,
@@ -95,6 +96,8 @@ export class Replica {
   private readonly buckets = new Map<string, BucketState>();
   private readonly opening = new Map<string, Promise<BucketState>>();
   private readonly changeListeners = new Map<ChangeListener, ((bucket: string) => boolean) | undefined>();
+  /** Applying listeners and the commits announced to them (reads wait for those). */
+  private readonly applying = new ApplyingCommits();
   private readonly statusListeners = new Set<(s: ReplicaStatus) => void>();
   private readonly readyListeners = new Set<(info: ReadyInfo) => void>();
   /** Schemas of typed handles (`bucket()`), reported in their buckets' status. */
@@ -130,6 +133,7 @@ export class Replica {
       send: (msg) => this.conn.send(msg),
       isOpen: () => this.conn.state === 'open',
       emitChange: (bucket, changed, source) => this.emitChange(bucket, changed, source),
+      emitApplying: (bucket, entries, committed) => this.applying.emit(bucket, entries, committed),
       emitStatus: () => this.emitStatus(),
       fail: (b, err) => this.fail(b, err),
       serial: (fn) => this.serial(fn),
@@ -377,18 +381,21 @@ export class Replica {
 
   /** The live entry at `key`, or undefined (absent or deleted). */
   async get(bucket: string, key: string): Promise<Entry | undefined> {
+    await this.applying.settled(bucket);
     const [e] = await this.storage.getEntries(bucket, [key]);
     return e === undefined || e.deleted ? undefined : e;
   }
 
   /** Live entries at `keys`, in order. */
   async getMany(bucket: string, keys: readonly string[]): Promise<(Entry | undefined)[]> {
+    await this.applying.settled(bucket);
     const out = await this.storage.getEntries(bucket, keys);
     return out.map((e) => (e === undefined || e.deleted ? undefined : e));
   }
 
   /** Live entries by prefix or range, in key order. */
-  scan(bucket: string, query: ScanQuery): Promise<Entry[]> {
+  async scan(bucket: string, query: ScanQuery): Promise<Entry[]> {
+    await this.applying.settled(bucket);
     return this.storage.scan(bucket, query);
   }
 
@@ -413,6 +420,17 @@ export class Replica {
   onChange(listener: ChangeListener, wants?: (bucket: string) => boolean): () => void {
     this.changeListeners.set(listener, wants);
     return () => this.changeListeners.delete(listener);
+  }
+
+  /**
+   * Listens to live entries as soon as they won against storage, while their commit runs (a
+   * storage round trip before {@link onChange} hears of them): for views that show remote
+   * changes at once. Their change event follows once they are stored; reads (`get`, `scan`)
+   * made after this event wait for that commit, so they never miss what a view showed. The
+   * checkpoint moves only with the commit. Returns the unsubscribe function.
+   */
+  onApplying(listener: ApplyingListener, wants?: (bucket: string) => boolean): () => void {
+    return this.applying.on(listener, wants);
   }
 
   /** Called each time a bucket completes a catch-up (join or resume). */

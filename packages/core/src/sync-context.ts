@@ -32,6 +32,11 @@ export interface SyncContext {
     changed: readonly Entry[] | (() => readonly Entry[]),
     source: ChangeSource,
   ): void;
+  /**
+   * Tells applying listeners about live entries that won and whose commit just started
+   * (`committed` is that commit), before they are stored.
+   */
+  emitApplying(bucket: string, entries: readonly Entry[], committed: Promise<void>): void;
   /** Tells status listeners that something shown in the status changed. */
   emitStatus(): void;
   /** Records an error on the bucket's status (it keeps syncing). */

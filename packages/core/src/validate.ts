@@ -131,6 +131,8 @@ export function validateClientMessage(x: unknown, limits: WireLimits = DEFAULT_L
     case 'hello':
       if (!isCount(x.v)) bad('hello.v must be a protocol version');
       if (!isReplicaId(x.replicaId)) bad('hello.replicaId must be 1-64 chars of [A-Za-z0-9_-]');
+      // An unknown packOps layout is no error: the relay just does not pack for this client.
+      if (isCount(x.packOps)) return { type: 'hello', v: x.v, replicaId: x.replicaId, packOps: x.packOps };
       return { type: 'hello', v: x.v, replicaId: x.replicaId };
     case 'auth':
       if (typeof x.token !== 'string' || x.token.length === 0 || x.token.length > MAX_TOKEN_CHARS)
@@ -247,6 +249,7 @@ export function validateServerMessage(x: unknown): ServerMessage {
       if (m.socketPerBucket !== undefined && typeof m.socketPerBucket !== 'boolean') bad('malformed welcome');
       if (m.recvEvery !== undefined && (!isCount(m.recvEvery) || m.recvEvery < 1024))
         bad('malformed welcome');
+      if (m.packOps !== undefined && !isCount(m.packOps)) bad('malformed welcome');
       return m;
     case 'authed':
       if (!isCount(m.expiresAt)) bad('malformed authed');

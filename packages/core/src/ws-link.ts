@@ -1,4 +1,4 @@
-import { decodeFrame, encodeFrame, type WireFormat } from './codec';
+import { decodeFrame, encodeFrame, PACKED_OPS, type WireFormat } from './codec';
 import type { Env } from './env';
 import { MittsyncError } from './errors';
 import { BEARER_SUBPROTOCOL_PREFIX, type ClientMessage, type ServerMessage, SUBPROTOCOL } from './protocol';
@@ -156,9 +156,12 @@ export interface OutboundFrame {
   bytes: number;
 }
 
-/** Encodes `msg` for the wire in `format` (JSON goes as a text frame, so the relay answers in JSON too). */
-export function outboundFrame(msg: ClientMessage, format: WireFormat): OutboundFrame {
-  const frame = encodeFrame(msg, format);
+/**
+ * Encodes `msg` for the wire in `format` (JSON goes as a text frame, so the relay answers in
+ * JSON too). `packOps`: the relay's welcome said it reads packed pushes.
+ */
+export function outboundFrame(msg: ClientMessage, format: WireFormat, packOps = false): OutboundFrame {
+  const frame = encodeFrame(msg, format, { packOps });
   return { data: format === 'json' ? new TextDecoder().decode(frame) : frame, bytes: frame.byteLength };
 }
 
@@ -224,6 +227,8 @@ export class WebSocketLink {
   /** Sent a malformed frame: ignore the rest until its close comes. */
   private failed = false;
   private readonly flow = new RecvCounter();
+  /** The relay's welcome said it reads packed pushes (see `op-pack.ts`). */
+  private packOps = false;
 
   /** Throws when the socket cannot be created (no WebSocket, a token no subprotocol can carry). */
   constructor(
@@ -257,7 +262,11 @@ export class WebSocketLink {
 
   /** Sends when open; drops the message otherwise (the protocol recovers). */
   send(msg: ClientMessage): void {
-    if (this.isOpen) this.ws.send(outboundFrame(msg, this.opts.format).data);
+    if (!this.isOpen) return;
+    // Packed ops are this link's business: the hello offers to read them on a binary socket.
+    const out =
+      msg.type === 'hello' && this.opts.format === 'msgpack' ? { ...msg, packOps: PACKED_OPS } : msg;
+    this.ws.send(outboundFrame(out, this.opts.format, this.packOps).data);
   }
 
   /** Sends a frame encoded earlier (by {@link outboundFrame}) when open. */
@@ -300,7 +309,10 @@ export class WebSocketLink {
       this.ws.close(4000, 'malformed frame from relay');
       return;
     }
-    if (msg.type === 'welcome') this.flow.welcome(msg);
+    if (msg.type === 'welcome') {
+      this.flow.welcome(msg);
+      this.packOps = msg.packOps === PACKED_OPS && this.opts.format === 'msgpack';
+    }
     this.events.message(msg);
     if (!this.isOpen) return;
     const bytes = this.flow.due();

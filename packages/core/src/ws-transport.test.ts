@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeFrame, encodeFrame, pageByColumns, type WireFormat } from './codec';
+import { decodeFrame, encodeFrame, PACKED_OPS, pageByColumns, type WireFormat } from './codec';
 import type { Env } from './env';
 import type { MittsyncError } from './errors';
 import { BucketHost, type HostConnection } from './host';
@@ -18,6 +18,7 @@ import { Replica } from './replica';
 import { Scheduler } from './sim/scheduler';
 import { localOp } from './testing/sync-fakes';
 import { DEFAULT_LIMITS, validateClientMessage } from './validate';
+import { msgpack } from './value-codec';
 import { jwtExpiresAt, type WebSocketLike, WebSocketTransport } from './ws-transport';
 
 const b64url = (x: unknown): string =>
@@ -68,7 +69,11 @@ class FakeSocket implements WebSocketLike {
     return new TextEncoder().encode(text).byteLength;
   }
 
+  /** Every frame sent, as it went on the wire. */
+  readonly raw: (Uint8Array | string)[] = [];
+
   send(data: Uint8Array | string): void {
+    this.raw.push(data);
     this.sent.push(
       typeof data === 'string' ? decodeFrame(new TextEncoder().encode(data), 'json') : decodeFrame(data),
     );
@@ -223,6 +228,8 @@ describe('WebSocketTransport', () => {
 const SYNC_URL = 'ws://relay.test/v1/sync';
 const FAR_S = START_S + 3600;
 const HELLO: HelloMsg = { type: 'hello', v: PROTOCOL_VERSION, replicaId: 'rA' };
+/** The hello as a binary socket carries it: the link offers to read packed ops. */
+const HELLO_WIRE = { ...HELLO, packOps: PACKED_OPS };
 
 const welcome = (extra: Partial<WelcomeMsg> = {}): WelcomeMsg => ({
   type: 'welcome',
@@ -281,7 +288,7 @@ describe('WebSocketTransport on a relay that carries every bucket on one socket'
     transport.send({ type: 'ping', id: 1 });
     await settle();
     expect(sockets).toHaveLength(1);
-    expect(root.sent).toEqual([HELLO, sub('team:x/y'), { type: 'ping', id: 1 }]);
+    expect(root.sent).toEqual([HELLO_WIRE, sub('team:x/y'), { type: 'ping', id: 1 }]);
     expect(messages).toEqual([welcome()]);
     expect(root.closedWith).toBeUndefined();
     root.drop(1012, 'restarting');
@@ -316,10 +323,10 @@ describe('WebSocketTransport on a relay with a socket per bucket', () => {
     const s = await socketAt(`${SYNC_URL}/b`);
     transport.send({ type: 'pageReq', bucket: 'b', reqId: 4, since: 0, limit: 10 });
     s.open();
-    expect(s.sent).toEqual([HELLO]);
+    expect(s.sent).toEqual([HELLO_WIRE]);
     s.receive(welcome({ relayTime: START + 1 }));
     expect(s.sent).toEqual([
-      HELLO,
+      HELLO_WIRE,
       sub('b'),
       push,
       { type: 'pageReq', bucket: 'b', reqId: 4, since: 0, limit: 10 },
@@ -342,7 +349,7 @@ describe('WebSocketTransport on a relay with a socket per bucket', () => {
     const s = await socketAt(`${SYNC_URL}/b`);
     s.open();
     s.receive(welcome());
-    expect(s.sent).toEqual([HELLO, sub('b'), push(1), push(2)]);
+    expect(s.sent).toEqual([HELLO_WIRE, sub('b'), push(1), push(2)]);
     transport.send(push(3)); // welcomed: sent as it comes
     expect(s.sent.at(-1)).toEqual(push(3));
   });
@@ -372,7 +379,7 @@ describe('WebSocketTransport on a relay with a socket per bucket', () => {
     expect(again).not.toBe(a);
     again.open();
     again.receive(welcome());
-    expect(again.sent).toEqual([HELLO, sub('a', 2)]);
+    expect(again.sent).toEqual([HELLO_WIRE, sub('a', 2)]);
   });
 
   it('answers a ping with one pong merging every bucket socket, once all of them answered', async () => {
@@ -416,7 +423,7 @@ describe('WebSocketTransport on a relay with a socket per bucket', () => {
     expect(b.sent.at(-1)).toEqual({ type: 'auth', token: fresh });
     c.open();
     c.receive(welcome());
-    expect(c.sent).toEqual([HELLO, sub('c'), { type: 'auth', token: fresh }]);
+    expect(c.sent).toEqual([HELLO_WIRE, sub('c'), { type: 'auth', token: fresh }]);
     a.receive({ type: 'authed', expiresAt: (FAR_S + 3600) * 1000 });
     b.receive({ type: 'error', code: 'UNAUTHENTICATED', message: 'bad token' });
     expect(messages.slice(1)).toEqual([{ type: 'error', code: 'UNAUTHENTICATED', message: 'bad token' }]);
@@ -528,7 +535,7 @@ describe('WebSocketTransport on a relay with a socket per bucket', () => {
     root.receive(welcome());
     transport.send(sub('a', 3));
     await settle();
-    expect(root.sent).toEqual([HELLO, sub('a', 3)]);
+    expect(root.sent).toEqual([HELLO_WIRE, sub('a', 3)]);
     expect(root.closedWith).toBeUndefined();
     expect(sockets).toHaveLength(4);
   });
@@ -837,5 +844,51 @@ describe('WebSocketTransport under a real Replica', () => {
     for (const r of bSocket.reports) expect(bSocket.sentTotals).toContain(r);
     await a.close();
     await b.close();
+  });
+});
+
+describe('WebSocketTransport packed ops', () => {
+  const push: PushMsg = {
+    type: 'push',
+    bucket: 'b',
+    ops: [localOp(1, 'k1', { a: 1 }), localOp(2, 'k2', 'v')],
+  };
+  /** The `ops` field of the last frame `s` sent, as MessagePack decodes it (before expanding). */
+  const lastOpsField = (s: FakeSocket): unknown => {
+    const last = s.raw.at(-1);
+    if (!(last instanceof Uint8Array)) throw new Error('no binary frame');
+    return (msgpack.unpack(last) as { ops: unknown }).ops;
+  };
+
+  for (const [welcomed, packed] of [
+    [{ packOps: PACKED_OPS }, true],
+    [{}, false],
+    [{ packOps: PACKED_OPS + 1 }, false],
+  ] as const) {
+    it(`sends pushes ${packed ? 'packed' : 'as tuples'} after a welcome with ${JSON.stringify(welcomed)}`, async () => {
+      const { transport, sockets } = setup({ token: jwt('rA', FAR_S) });
+      await settle();
+      const s = sockets[0] as FakeSocket;
+      s.open();
+      transport.send(HELLO);
+      expect(s.sent).toEqual([HELLO_WIRE]);
+      s.receive(welcome(welcomed));
+      transport.send(push);
+      expect(lastOpsField(s) instanceof Uint8Array).toBe(packed);
+      expect(s.sent.at(-1)).toEqual(push);
+    });
+  }
+
+  it('neither offers nor sends packed ops over a JSON socket', async () => {
+    const { transport, sockets } = setup({ token: jwt('rA', FAR_S), format: 'json' });
+    await settle();
+    const s = sockets[0] as FakeSocket;
+    s.open();
+    transport.send(HELLO);
+    expect(s.sent).toEqual([HELLO]);
+    s.receive(welcome({ packOps: PACKED_OPS }));
+    transport.send(push);
+    expect(typeof s.raw.at(-1)).toBe('string');
+    expect(s.sent.at(-1)).toEqual(push);
   });
 });

@@ -199,7 +199,7 @@ export class Relay implements SessionHost {
   private deferred: Outgoing[] | null = null;
   private nextSession = 1;
   private lastMsg: ServerMessage | undefined;
-  private lastFrames: { msgpack?: Uint8Array; json?: string } = {};
+  private lastFrames: { msgpack?: Uint8Array; packed?: Uint8Array; json?: string } = {};
   private closedFlag = false;
 
   constructor(opts: RelayOptions) {
@@ -542,7 +542,7 @@ export class Relay implements SessionHost {
   }
 
   /** Encodes once per message: a delivery fanned out to many sockets shares its frame. */
-  private encode(msg: ServerMessage, format: WireFormat): Uint8Array | string {
+  private encode(msg: ServerMessage, format: WireFormat, packOps: boolean): Uint8Array | string {
     if (msg !== this.lastMsg) {
       this.lastMsg = msg;
       this.lastFrames = {};
@@ -551,13 +551,18 @@ export class Relay implements SessionHost {
       this.lastFrames.json ??= new TextDecoder().decode(encodeFrame(msg, 'json'));
       return this.lastFrames.json;
     }
+    // Only delivers differ when packed: everything else shares the plain frame.
+    if (packOps && msg.type === 'deliver') {
+      this.lastFrames.packed ??= encodeFrame(msg, 'msgpack', { packOps: true });
+      return this.lastFrames.packed;
+    }
     this.lastFrames.msgpack ??= encodeFrame(msg);
     return this.lastFrames.msgpack;
   }
 
   /** @internal Sends a message to a session's socket, after the open commit if there is one. */
-  sendTo(session: HostedSession, msg: ServerMessage, format: WireFormat): void {
-    const frame = this.encode(msg, format);
+  sendTo(session: HostedSession, msg: ServerMessage, format: WireFormat, packOps = false): void {
+    const frame = this.encode(msg, format, packOps);
     if (this.deferred !== null) this.deferred.push({ session, frame, msg });
     else this.flushOutgoing({ session, frame, msg });
   }

@@ -31,6 +31,8 @@ export interface SessionSnapshot {
   bucket: string;
   open: boolean;
   format: WireFormat;
+  /** The client reads packed ops (`hello.packOps`). */
+  packOps?: true;
   replicaId: string;
   expiresAt: number;
   read: boolean;
@@ -156,7 +158,7 @@ export interface SessionHost {
    * Sends `msg` on `session`'s socket in its wire format, after any open commit so a client
    * never sees a delivery before the commit it depends on. Frames keep their order per socket.
    */
-  sendTo(session: HostedSession, msg: ServerMessage, format: WireFormat): void;
+  sendTo(session: HostedSession, msg: ServerMessage, format: WireFormat, packOps?: boolean): void;
   /** Closes `session`'s socket, after the frames already sent to it. */
   closeSocket(session: HostedSession, code: number, reason: string): void;
   /** `session` ended: the host drops it (and whatever it keeps for its socket). */

@@ -6,6 +6,7 @@ import {
   type HelloMsg,
   type HostConnection,
   isBucketName,
+  PACKED_OPS,
   PROTOCOL_VERSION,
   pageByColumns,
   pageSpec,
@@ -101,6 +102,8 @@ export interface SessionOptions {
 export class Session implements SocketHandler, HostedSession {
   private phase: 'hello' | 'open' | 'closed' = 'hello';
   private format: WireFormat = 'msgpack';
+  /** The client reads packed ops (`hello.packOps`, binary sockets only): delivers go packed. */
+  private packOps = false;
   private readonly conns = new Map<string, RelayConn>();
   private readonly rate: TokenBucket;
   private timer: unknown;
@@ -130,6 +133,7 @@ export class Session implements SocketHandler, HostedSession {
   static restore(relay: SessionHost, socket: RelaySocket, snap: SessionSnapshot): Session {
     const s = new Session(relay, socket, snap.id, pinnedPrincipal(snap), { bucket: snap.bucket });
     s.format = snap.format;
+    s.packOps = snap.packOps === true;
     if (snap.open) {
       s.phase = 'open';
       relay.env.clearTimeout(s.timer);
@@ -167,6 +171,7 @@ export class Session implements SocketHandler, HostedSession {
       bucket: b,
       open: this.phase === 'open',
       format: this.format,
+      ...(this.packOps ? { packOps: true as const } : {}),
       replicaId: p.replicaId,
       expiresAt: p.expiresAt,
       read: p.canRead(b),
@@ -271,6 +276,8 @@ export class Session implements SocketHandler, HostedSession {
     this.phase = 'open';
     env.clearTimeout(this.timer);
     this.armExpiry();
+    const binary = this.format === 'msgpack';
+    this.packOps = binary && hello.packOps === PACKED_OPS;
     const route = this.relay.route;
     this.send({
       type: 'welcome',
@@ -279,6 +286,7 @@ export class Session implements SocketHandler, HostedSession {
       limits: wireLimits(this.relay.limits),
       ...(route?.socketPerBucket === true ? { socketPerBucket: true } : {}),
       ...(route?.recvEvery === undefined ? {} : { recvEvery: route.recvEvery }),
+      ...(binary ? { packOps: PACKED_OPS } : {}),
     });
     this.remember();
   }
@@ -547,7 +555,7 @@ export class Session implements SocketHandler, HostedSession {
 
   /** Sends a message in this socket's wire format (after the open group commit, if any). */
   send(msg: ServerMessage): void {
-    if (this.phase !== 'closed') this.relay.sendTo(this, msg, this.format);
+    if (this.phase !== 'closed') this.relay.sendTo(this, msg, this.format, this.packOps);
   }
 
   private error(code: ErrorCode, message: string, bucket?: string, reqId?: number): void {

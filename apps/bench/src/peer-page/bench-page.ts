@@ -91,6 +91,9 @@ const api = {
   /** What {@link observe} recorded so far. */
   observed: () => seen.slice(),
 
+  /** How much sooner than their commits live queries got remote changes (see `DebugInfo.earlyMs`). */
+  earlyMs: async () => (await (current as Client).debug()).earlyMs,
+
   /** Opens a stored database and answers a first query: ms from createClient to the answer. */
   async coldStart(bucket: string, name: string) {
     const t0 = performance.now();

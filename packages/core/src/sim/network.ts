@@ -138,9 +138,10 @@ export class SimRelay {
     if (verdict === 'dup') this.transmit(link, () => this.handle(link, msg));
   }
 
-  private toClient(link: Link, msg: ServerMessage): void {
-    const verdict = this.filter?.('out', msg, link.replicaId) ?? 'pass';
+  private toClient(link: Link, sent: ServerMessage): void {
+    const verdict = this.filter?.('out', sent, link.replicaId) ?? 'pass';
     if (verdict === 'drop') return;
+    const msg = sent.type === 'deliver' ? (throughPackedOps(sent) as ServerMessage) : sent;
     this.transmit(link, () => link.handlers.message(validateServerMessage(msg)));
     if (verdict === 'dup') this.transmit(link, () => link.handlers.message(validateServerMessage(msg)));
   }
@@ -182,7 +183,7 @@ export class SimRelay {
   private handle(link: Link, raw: ClientMessage): void {
     let msg: ClientMessage;
     try {
-      msg = validateClientMessage(raw, this.limits);
+      msg = validateClientMessage(raw.type === 'push' ? throughPackedOps(raw) : raw, this.limits);
     } catch (e) {
       this.invalidFrames.push(String(e));
       return;
@@ -243,6 +244,14 @@ export class SimRelay {
         return;
     }
   }
+}
+
+/**
+ * A deliver or push as the other side reads it over a binary socket that negotiated packed
+ * ops: through the real codec, so every simulated op runs the packed path end to end.
+ */
+function throughPackedOps(msg: ServerMessage | ClientMessage): unknown {
+  return decodeFrame(encodeFrame(msg, 'msgpack', { packOps: true }));
 }
 
 /** The replica side of a simulated link. */

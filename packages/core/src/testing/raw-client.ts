@@ -1,5 +1,5 @@
 import { Packr } from 'msgpackr';
-import { decodeFrame, encodeFrame } from '../codec';
+import { decodeFrame, encodeFrame, PACKED_OPS } from '../codec';
 import type { ErrorCode } from '../errors';
 import { encodeHlc } from '../hlc';
 import type { Op } from '../model';
@@ -81,6 +81,11 @@ export class RawClient {
   readonly received: ServerMessage[] = [];
   /** Frames that did not decode or validate. */
   malformed = 0;
+  /** `deliver` frames that came with packed ops (see `op-pack.ts`), and with tuples. */
+  readonly delivers = { packed: 0, tuples: 0 };
+  /** Said `hello.packOps` and was welcomed with it: pushes go packed. */
+  private packOps = false;
+  private helloExtra: { packOps?: number } = {};
   /** Resolves with the close code and reason. */
   readonly closed: Promise<{ code: number; reason: string }>;
   private originSeq = 0;
@@ -129,6 +134,11 @@ export class RawClient {
       try {
         if (frame === undefined) throw new Error('unsupported frame type');
         msg = validateServerMessage(decodeFrame(frame.bytes, frame.text ? 'json' : 'msgpack'));
+        if (msg.type === 'deliver') {
+          const ops = frame.text ? undefined : (plain.unpack(frame.bytes) as { ops?: unknown }).ops;
+          if (ops instanceof Uint8Array) this.delivers.packed++;
+          else this.delivers.tuples++;
+        }
       } catch {
         this.malformed++;
         return;
@@ -181,7 +191,9 @@ export class RawClient {
     r.sockets.set(bucket, made);
     this.attach(ws, made);
     const onopen = () =>
-      ws.send(encodeFrame({ type: 'hello', v: PROTOCOL_VERSION, replicaId: this.replicaId }));
+      ws.send(
+        encodeFrame({ type: 'hello', v: PROTOCOL_VERSION, replicaId: this.replicaId, ...this.helloExtra }),
+      );
     ws.onopen = onopen;
     return made;
   }
@@ -252,15 +264,21 @@ export class RawClient {
     });
   }
 
-  /** Connects and completes the handshake. */
+  /**
+   * Connects and completes the handshake; `packOps` offers to read packed ops, and sends
+   * pushes packed when the relay's welcome says it reads them.
+   */
   static async open(
     target: SocketTarget,
     token: string,
     replicaId: string,
+    opts: { packOps?: boolean } = {},
   ): Promise<{ client: RawClient; welcome: WelcomeMsg }> {
     const client = await RawClient.connect(target, { token, replicaId });
-    client.send({ type: 'hello', v: PROTOCOL_VERSION, replicaId });
+    if (opts.packOps === true) client.helloExtra = { packOps: PACKED_OPS };
+    client.send({ type: 'hello', v: PROTOCOL_VERSION, replicaId, ...client.helloExtra });
     const welcome = await client.next('welcome');
+    client.packOps = opts.packOps === true && welcome.packOps === PACKED_OPS;
     if (welcome.socketPerBucket === true) client.routed = { target, token, sockets: new Map() };
     return { client, welcome };
   }
@@ -276,7 +294,10 @@ export class RawClient {
       this.pingAll(msg.id as number);
       return;
     }
-    const frame = typeof msg === 'string' || msg instanceof Uint8Array ? msg : encodeFrame(msg);
+    const frame =
+      typeof msg === 'string' || msg instanceof Uint8Array
+        ? msg
+        : encodeFrame(msg, 'msgpack', { packOps: this.packOps });
     this.route(
       typeof msg === 'object' && !(msg instanceof Uint8Array)
         ? (msg as { bucket?: unknown }).bucket

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { encodeFrame } from '../codec';
+import { encodeFrame, PACKED_OPS } from '../codec';
 import { columnEntries, type EntryColumns } from '../columns';
+import { packOps } from '../op-pack';
 import { PROTOCOL_VERSION } from '../protocol';
 import { RawClient } from './raw-client';
 import { type RelayUnderTest, rawClient, sleep, uniq } from './relay-harness';
@@ -42,6 +43,56 @@ export function protocolTests(ctx: { relay: RelayUnderTest }): void {
       expect(d.sum.count).toBe(2); // k0 and k2 live
       a.close();
       b.close();
+    });
+
+    it('sends packed delivers to a client that asks for them, tuples to others, and reads packed pushes', async () => {
+      const bucket = uniq('packed');
+      const sub = uniq('pk');
+      const token = await ctx.relay.makeToken({ sub, read: ['*'], write: ['*'] });
+      const { client: a, welcome } = await RawClient.open(ctx.relay, token, sub, { packOps: true });
+      expect(welcome.packOps).toBe(PACKED_OPS);
+      const b = await rawClient(ctx.relay);
+      for (const c of [a, b]) {
+        c.send({ type: 'sub', bucket, since: 0, flush: false, subId: 1 });
+        await c.next('subscribed');
+      }
+      const ops = [a.op('k1', { x: [1, 'two'] }), a.op('k2', 'é日😀'), a.op('k1', null, 'del')];
+      a.send({ type: 'push', bucket, ops }); // packed: the welcome said the relay reads them
+      expect((await a.next('ack')).upTo).toBe(3);
+      const [da, db] = [await a.next('deliver'), await b.next('deliver')];
+      expect(a.delivers).toEqual({ packed: 1, tuples: 0 });
+      expect(b.delivers).toEqual({ packed: 0, tuples: 1 });
+      expect(da).toEqual(db);
+      expect(da.ops.map((o) => [o.key, o.kind, o.value, o.seq, o.originSeq, o.hlc])).toEqual(
+        ops.map((o, i) => [o.key, o.kind, o.value, i + 1, o.originSeq, o.hlc]),
+      );
+      expect(da.ops[2]?.prev).toEqual({ hlc: ops[0]?.hlc });
+      a.close();
+      b.close();
+    });
+
+    it('refuses malformed packed pushes with typed errors and keeps serving the socket', async () => {
+      const c = await rawClient(ctx.relay);
+      const bucket = uniq('badpack');
+      const good = packOps([c.op('kk', 'v')], false) as Uint8Array;
+      const badKey = good.slice();
+      badKey[good.length - 4] = 0xff; // the key's first byte (then 'k', then the value 'v')
+      const cases: [Uint8Array, string][] = [
+        [good.slice(0, good.length - 1), 'BAD_FRAME'], // truncated
+        [new Uint8Array([...good, 7]), 'BAD_FRAME'], // bytes left over
+        [badKey, 'BAD_MESSAGE'],
+        [new Uint8Array([99, ...good.slice(1)]), 'BAD_FRAME'], // unknown layout
+      ];
+      for (const [ops, code] of cases) {
+        c.sendRaw({ type: 'push', bucket, ops });
+        expect((await c.next('error')).code).toBe(code);
+        c.resumeAt(0);
+      }
+      c.send({ type: 'ping', id: 9 });
+      expect((await c.next('pong')).id).toBe(9);
+      c.send({ type: 'pageReq', bucket, reqId: 2, since: 0, limit: 10 });
+      expect((await c.next('page')).entries).toEqual([]);
+      c.close();
     });
 
     it('acks cumulatively and applies a re-pushed op once (dedupe by origin and originSeq)', async () => {

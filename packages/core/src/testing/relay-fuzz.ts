@@ -4,6 +4,7 @@ import { decodeFrame, encodeFrame } from '../codec';
 import { isErrorCode } from '../errors';
 import { encodeHlc } from '../hlc';
 import type { Op } from '../model';
+import { packOps } from '../op-pack';
 import { CLOSE_CODES, type ClientMessage, PROTOCOL_VERSION, type WireLimits } from '../protocol';
 import { validateClientMessage } from '../validate';
 import { RawClient } from './raw-client';
@@ -77,7 +78,7 @@ const arbWeird = fc.oneof(
 );
 
 type Part =
-  | { kind: 'push'; ops: { key: string; del: boolean; value: unknown }[] }
+  | { kind: 'push'; ops: { key: string; del: boolean; value: unknown }[]; packed: boolean }
   | { kind: 'valid'; msg: 'sub' | 'unsub' | 'pageReq' | 'markerReply' | 'ping' | 'hello' | 'subAgain' }
   | { kind: 'field'; base: 'push' | 'sub' | 'pageReq' | 'op'; field: string; value: unknown }
   | { kind: 'unknownType'; type: string }
@@ -87,6 +88,8 @@ type Part =
       at: number;
       bits: number;
       bad: number;
+      /** Mutate a push whose ops are packed (`op-pack.ts`) rather than tuples. */
+      packed: boolean;
     }
   | { kind: 'bytes'; bytes: Uint8Array }
   | { kind: 'deep'; depth: number }
@@ -102,6 +105,7 @@ const arbPart: fc.Arbitrary<Part> = fc.oneof(
         minLength: 1,
         maxLength: 3,
       }),
+      packed: fc.boolean(),
     }),
   },
   fc.record({
@@ -144,6 +148,7 @@ const arbPart: fc.Arbitrary<Part> = fc.oneof(
       at: fc.nat(),
       bits: fc.integer({ min: 1, max: 255 }),
       bad: fc.nat({ max: INVALID_UTF8.length - 1 }),
+      packed: fc.boolean(),
     }),
   },
   fc.record({ kind: fc.constant('bytes' as const), bytes: fc.uint8Array({ maxLength: 48 }) }),
@@ -193,7 +198,7 @@ class Fuzzed {
     switch (part.kind) {
       case 'push': {
         const ops = part.ops.map((o) => this.op(o.key, o.del, o.value, ++this.seq));
-        return encodeFrame({ type: 'push', bucket: b, ops });
+        return encodeFrame({ type: 'push', bucket: b, ops }, 'msgpack', { packOps: part.packed });
       }
       case 'valid': {
         const m: Record<string, Record<string, unknown>> = {
@@ -224,7 +229,15 @@ class Fuzzed {
       case 'unknownType':
         return encodeFrame({ ...base(), type: part.type });
       case 'mutate': {
-        const bytes = new Uint8Array(encodeFrame(base()));
+        if (part.packed && part.how === 'utf8') {
+          // Invalid UTF-8 as the packed key `k1` (its length 2, then 6B 31), inside the binary field.
+          const ops = packOps([this.op('k1', false, 1) as unknown as Op], false) as Uint8Array;
+          const k = ops.findIndex((x, i) => x === 2 && ops[i + 1] === 0x6b && ops[i + 2] === 0x31);
+          const bad = INVALID_UTF8[part.bad] as number[];
+          const mutated = new Uint8Array([...ops.subarray(0, k), bad.length, ...bad, ...ops.subarray(k + 3)]);
+          return encodeFrame({ type: 'push', bucket: b, ops: mutated });
+        }
+        const bytes = new Uint8Array(encodeFrame(base(), 'msgpack', { packOps: part.packed }));
         const at = part.at % bytes.length;
         if (part.how === 'truncate') return bytes.slice(0, at);
         if (part.how === 'append') return new Uint8Array([...bytes, part.bits]);
@@ -289,7 +302,8 @@ async function oneRun(relay: RelayUnderTest, script: Script, bucket: string): Pr
   for (let i = 0; i < 2; i++) {
     const sub = uniq('fz');
     const token = await relay.makeToken({ sub, read: ['*'], write: ['*'] });
-    const { client, welcome } = await RawClient.open(relay, token, sub);
+    // One client reads delivers packed, the other as tuples.
+    const { client, welcome } = await RawClient.open(relay, token, sub, { packOps: i === 0 });
     clients.push(new Fuzzed(client, bucket, welcome.limits));
   }
   let pre: RawClient | undefined;

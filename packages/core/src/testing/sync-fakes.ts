@@ -51,6 +51,8 @@ export interface FakeSync extends SyncContext {
   /** Frames sent, in order. */
   readonly sent: ClientMessage[];
   readonly changes: { bucket: string; entries: readonly Entry[]; source: ChangeSource }[];
+  /** Live entries announced while their commit ran, with that commit. */
+  readonly applying: { bucket: string; entries: readonly Entry[]; committed: Promise<void> }[];
   readonly errors: { bucket: string; code: string }[];
   /** Sync tasks that threw. */
   readonly failedTasks: unknown[];
@@ -82,6 +84,7 @@ export function fakeSync(storage: ReplicaStorage = new MemoryReplicaStorage()): 
     sched,
     sent: [],
     changes: [],
+    applying: [],
     errors: [],
     failedTasks: [],
     statuses: 0,
@@ -93,6 +96,9 @@ export function fakeSync(storage: ReplicaStorage = new MemoryReplicaStorage()): 
     emitChange: (bucket, changed, source) => {
       const entries = typeof changed === 'function' ? changed() : changed;
       if (entries.length > 0) f.changes.push({ bucket, entries, source });
+    },
+    emitApplying: (bucket, entries, committed) => {
+      f.applying.push({ bucket, entries, committed });
     },
     emitStatus: () => {
       f.statuses++;

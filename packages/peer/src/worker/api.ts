@@ -117,6 +117,11 @@ export interface DebugInfo {
   storage: StorageStats | null;
   /** Start-up milestones of the worker, wall-clock ms (see marks.ts). */
   marks: Record<string, number>;
+  /**
+   * How many ms before their IndexedDB commit ended live queries were given remote changes
+   * (`Replica.onApplying`), for the last few thousand commits.
+   */
+  earlyMs: number[];
 }
 
 /** What each request resolves with. */

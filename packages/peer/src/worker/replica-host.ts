@@ -18,6 +18,8 @@ import { mark, startupMarks } from './marks';
 import { type EventSink, toTuple, WatchHub } from './watchers';
 
 const REQUEST_TIMEOUT_MS = 15_000;
+/** Samples of {@link DebugInfo.earlyMs} kept. */
+const EARLY_SAMPLES = 4096;
 
 /** Fetches a token for the replica (a page's `getToken`, called through comlink). */
 export type TokenSource = (replicaId: string) => Promise<string>;
@@ -68,6 +70,8 @@ export class ReplicaHost {
   private readonly tabs = new Map<string, TabState>();
   private readonly buckets = new Set<string>();
   private readonly hub: WatchHub;
+  /** See {@link DebugInfo.earlyMs}. */
+  private readonly earlyMs: number[] = [];
   private readonly resnapOnReady = new Set<string>();
   private error: { code: string; message: string } | null = null;
   private offStatus: (() => void)[] = [];
@@ -202,6 +206,21 @@ export class ReplicaHost {
     this.offStatus = [
       replica.onChange(
         (bucket, entries, source) => this.hub.onChange(bucket, entries, source),
+        (bucket) => this.hub.watches(bucket),
+      ),
+      // Live queries show remote changes while IndexedDB commits them (an IndexedDB round
+      // trip sooner); the committed change that follows finds the page up to date. Snapshots
+      // read through the replica, which waits for those commits: no gap between the two.
+      replica.onApplying(
+        (bucket, entries, committed) => {
+          this.hub.onChange(bucket, entries, 'remote');
+          const t0 = performance.now();
+          void committed.then((ok) => {
+            if (!ok) return;
+            if (this.earlyMs.length >= EARLY_SAMPLES) this.earlyMs.shift();
+            this.earlyMs.push(performance.now() - t0);
+          });
+        },
         (bucket) => this.hub.watches(bucket),
       ),
       replica.onStatus(() => this.hub.status((tab) => this.status(tab))),
@@ -388,6 +407,7 @@ export class ReplicaHost {
       watchers: this.hub.size,
       storage: inner instanceof IdbReplicaStorage ? { ...inner.stats } : null,
       marks: startupMarks(),
+      earlyMs: this.earlyMs.slice(),
     };
   }
 }

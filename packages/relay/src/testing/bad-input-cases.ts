@@ -1,4 +1,4 @@
-import { CLOSE_CODES, type ErrorCode, encodeFrame, type Replica } from '@mittsync/core';
+import { CLOSE_CODES, type ErrorCode, encodeFrame, packOps, type Replica } from '@mittsync/core';
 import { encodeHlc } from '@mittsync/core/model';
 import {
   eventually,
@@ -233,6 +233,44 @@ export function runBadInputTests(name: string, setup: () => Promise<BadInputRela
       expect(counts.KEY_TOO_LARGE).toBeGreaterThan(800);
       expect(counts.VALUE_TOO_LARGE).toBeGreaterThan(800);
       expect(counts.TOO_MANY_OPS! + counts.KEY_TOO_LARGE! + counts.VALUE_TOO_LARGE!).toBe(2450);
+    });
+
+    it('answers 500 malformed or oversized packed pushes with a typed error each', async () => {
+      const c = keep(await rawClient(relay));
+      const rand = prng(20261206);
+      const frames: Record<string, unknown>[] = [];
+      const expected: Record<string, number> = {};
+      for (let n = 0; n < 500; n++) {
+        const op = c.op(`k${n}`, { n });
+        const kind = n % 5;
+        let ops: Uint8Array;
+        let code: ErrorCode = 'BAD_FRAME';
+        if (kind === 0) {
+          const whole = packOps([op, c.op(`j${n}`, n)], false) as Uint8Array;
+          ops = whole.slice(0, Math.floor(rand() * whole.length)); // truncated anywhere
+        } else if (kind === 1) ops = new Uint8Array([...(packOps([op], false) as Uint8Array), 0x01]);
+        else if (kind === 2) {
+          const key = `\u00e9${n}`;
+          ops = packOps([{ ...op, key }], false) as Uint8Array;
+          const len = key.length + 1; // é is two bytes
+          const at = ops.findIndex((x, i) => x === len && ops[i + 1] === 0xc3 && ops[i + 2] === 0xa9);
+          ops[at + 2] = 0x41; // C3 41: a lenient decoder reads it as another key
+          code = 'BAD_MESSAGE';
+        } else if (kind === 3) {
+          ops = packOps(
+            Array.from({ length: 101 }, () => op),
+            false,
+          ) as Uint8Array;
+          code = 'TOO_MANY_OPS';
+        } else {
+          ops = packOps([{ ...op, key: 'k'.repeat(600) }], false) as Uint8Array;
+          code = 'KEY_TOO_LARGE';
+        }
+        expected[code] = (expected[code] ?? 0) + 1;
+        frames.push({ type: 'push', bucket: 'big', ops });
+      }
+      sent += frames.length;
+      expect(tally(await expectErrors(c, frames))).toEqual(expected);
     });
 
     it('rejects 50 ops stamped a day ahead with CLOCK_DRIFT in their acks', async () => {

@@ -112,12 +112,21 @@ export function writeObserveBrowser(quick: boolean): Promise<ObserveResult> {
           bucket,
         );
         await settle();
-        return await browserObserveLoop(
+        const result = await browserObserveLoop(
           page,
           quick,
           (key, i) => writer.put(bucket, key, { i, at: Date.now() }),
           () => page.evaluate(() => (globalThis as unknown as PageApi).mittsyncBench.observed()),
         );
+        if (process.env.PEER_DEBUG) {
+          // The IndexedDB commits live queries no longer wait for (Replica.onApplying).
+          const early = await page.evaluate(() => (globalThis as unknown as PageApi).mittsyncBench.earlyMs());
+          early.sort((x, y) => x - y);
+          console.error(
+            `live queries ahead of their commits: p50 ${percentile(early, 0.5).toFixed(2)} ms, p99 ${percentile(early, 0.99).toFixed(2)} ms over ${early.length} commits`,
+          );
+        }
+        return result;
       } finally {
         await writer.close();
       }
