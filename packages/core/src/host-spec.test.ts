@@ -76,3 +76,30 @@ describe("a host's checksums of specs", () => {
     );
   });
 });
+
+describe('a stale sub', () => {
+  it('is ignored once a newer one arrived on the connection: the newer spec and policy stay', () => {
+    const host = new BucketHost({ bucket: 'b', store: new MemoryHostStore(), env });
+    const c = conn('r1');
+    const spec: ReplicationSpec = { prefixes: ['k1'] };
+    host.subscribe(c, {
+      type: 'sub',
+      bucket: 'b',
+      since: 0,
+      flush: false,
+      subId: 10,
+      spec,
+      policy: 'readOnly',
+    });
+    // The whole-bucket `sub` the replica sent just before, arriving late.
+    host.subscribe(c, { type: 'sub', bucket: 'b', since: 0, flush: false, subId: 9 });
+    expect(c.inbox.map((m) => (m as SubscribedMsg).subId)).toEqual([10]);
+    expect(host.specOf(c)).toEqual(spec);
+    // A duplicate of the newest is answered again; after an unsub, any subId starts afresh.
+    host.subscribe(c, { type: 'sub', bucket: 'b', since: 0, flush: false, subId: 10, spec });
+    host.unsubscribe(c);
+    host.subscribe(c, { type: 'sub', bucket: 'b', since: 0, flush: false, subId: 2 });
+    expect(c.inbox.map((m) => (m as SubscribedMsg).subId)).toEqual([10, 10, 2]);
+    expect(host.specOf(c)).toBeUndefined();
+  });
+});

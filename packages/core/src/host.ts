@@ -151,6 +151,8 @@ export class BucketHost {
   /** Policy of each connection whose last `sub` asked for one other than `replica`. */
   private readonly policies = new Map<string, Exclude<SubscriptionPolicy, 'replica'>>();
   private readonly flushes = new Map<string, PendingFlush>();
+  /** The newest `sub.subId` each connection sent (an older one arriving later is stale). */
+  private readonly lastSubIds = new Map<string, number>();
   /** Replication spec of each connection whose last `sub` carried one (see host-spec.ts). */
   private readonly specs = new Map<string, ReplicationSpec>();
   private readonly specSums: SpecSums;
@@ -212,6 +214,13 @@ export class BucketHost {
       conn.send({ type: 'error', code: err.code, message: err.message, bucket: this.bucket });
       return;
     }
+    // A socket is ordered, but a relay may see an older `sub` after a newer one (a frame
+    // re-sent, or the simulator's reordering): the replica ignores the answer to a stale subId,
+    // so applying its policy and spec here would leave the relay serving what the replica no
+    // longer asked for. subIds only grow on a connection.
+    const last = this.lastSubIds.get(conn.id);
+    if (last !== undefined && msg.subId < last) return;
+    this.lastSubIds.set(conn.id, msg.subId);
     // Remembered even when the answer is `reset`: the connection said what it is.
     this.setPolicy(conn, msg.policy);
     this.setSpec(conn, msg.spec);
@@ -297,6 +306,7 @@ export class BucketHost {
   unsubscribe(conn: HostConnection): void {
     if (this.subscribers.delete(conn.id)) this.replicas.disconnect(conn.replicaId);
     this.policies.delete(conn.id);
+    this.lastSubIds.delete(conn.id);
     this.setSpec(conn, undefined);
     for (const f of [...this.flushes.values()]) {
       if (f.joiner.id === conn.id) {

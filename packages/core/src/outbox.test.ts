@@ -146,6 +146,8 @@ describe('Outbox', () => {
 
   it('an ack that rejects some ops fails those writes with the relay code, resolves the rest, and re-joins', async () => {
     const { f, outbox, b, rejoined } = await rig(3);
+    b.meta = { ...b.meta, ready: true, checkpoint: 5 };
+    await f.storage.commit({ bucket: 'b', meta: b.meta });
     outbox.release(b);
     const w = [1, 2, 3].map((s) => outcome(outbox.whenAcknowledged(b, s)));
     outbox.onAck(b, ack(2, { rejected: [{ originSeq: 2, code: 'CLOCK_DRIFT', message: 'ahead' }] }));
@@ -153,6 +155,9 @@ describe('Outbox', () => {
     expect(w.map((x) => x.value)).toEqual(['resolved', 'CLOCK_DRIFT', 'pending']);
     expect(rejoined).toEqual(['b']);
     expect(f.errors).toEqual([{ bucket: 'b', code: 'CLOCK_DRIFT' }]);
+    // Stored with the dropped ops: a restart before the re-join ends re-joins, it does not
+    // resume holding the refused value.
+    expect(f.storage.peekMeta('b').meta).toMatchObject({ ready: false, checkpoint: 0 });
   });
 
   it('a refused push frame fails the writes in flight, not the unsent ones, and stops pushing', async () => {

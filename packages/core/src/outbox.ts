@@ -234,7 +234,15 @@ export class Outbox {
         ctx.fail(b, new MittsyncError(first.code as MittsyncError['code'], first.message));
     }
     try {
-      await ctx.storage.commit({ bucket: b.name, outboxAckUpTo: upTo });
+      // Refused writes are still in storage, the relay holds something else: the bucket
+      // re-joins (onAck), and says so durably with the ops it drops, so a crash before the
+      // join ends re-joins again instead of resuming with the refused values.
+      const refused = rejected !== undefined && rejected.size > 0;
+      await ctx.storage.commit({
+        bucket: b.name,
+        outboxAckUpTo: upTo,
+        ...(refused ? { meta: { ...b.meta, ready: false, checkpoint: 0 } } : {}),
+      });
     } catch (e) {
       // Harmless: the ops stay stored and are re-pushed after a restart; the relay dedupes.
       ctx.fail(b, toMittsyncError(e, 'STORAGE_UNAVAILABLE'));

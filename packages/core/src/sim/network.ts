@@ -1,5 +1,6 @@
 import { decodeFrame, encodeFrame, pageByColumns } from '../codec';
 import type { Env } from '../env';
+import { toMittsyncError } from '../errors';
 import { BucketHost, type HostConnection } from '../host';
 import { MemoryHostStore } from '../host-store';
 import type { ClientMessage, ServerMessage, WireLimits } from '../protocol';
@@ -229,7 +230,23 @@ export class SimRelay {
       case 'pageReq': {
         // As the relay's session does: the subscription's spec, narrowed to the request's.
         const host = this.host(msg.bucket);
-        const page = host.page(msg, pageSpec(msg.spec, host.specOf(this.conn(link, msg.bucket))));
+        let spec: ReturnType<typeof pageSpec>;
+        try {
+          spec = pageSpec(msg.spec, host.specOf(this.conn(link, msg.bucket)));
+        } catch (e) {
+          // A page request that overtook its `sub` (the simulator reorders frames): refused,
+          // as the relay's session refuses it, and the replica asks again.
+          const err = toMittsyncError(e);
+          this.toClient(link, {
+            type: 'error',
+            code: err.code,
+            message: err.message,
+            bucket: msg.bucket,
+            reqId: msg.reqId,
+          });
+          return;
+        }
+        const page = host.page(msg, spec);
         // As the relay does: columns when asked for, through the real codec (packed and read
         // back, so every simulated join runs the column path end to end).
         const cols = msg.cols === true ? pageByColumns(page) : page;
