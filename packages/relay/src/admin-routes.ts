@@ -30,6 +30,8 @@ export interface AdminRouteContext {
   relay: Relay;
   admit(c: Context): void;
   principal(c: Context): Promise<Principal>;
+  /** A `/buckets/:bucket/...` request's bucket and token, which may read it. */
+  reader(c: Context): Promise<{ who: Principal; bucket: string }>;
   fail(c: Context, e: unknown): Response;
   /** Forwarding mode (the edge Worker): per-bucket admin requests go to the bucket's host. */
   forward?: (bucket: string, req: Request) => Promise<Response>;
@@ -131,12 +133,7 @@ export function installAdminRoutes(app: Hono, ctx: AdminRouteContext): void {
   // Nothing a reader does not already see in ops' origins, plus their progress.
   app.get(`/v1/buckets/:bucket/replicas`, async (c) => {
     try {
-      ctx.admit(c);
-      const who = await ctx.principal(c);
-      const bucket = c.req.param('bucket');
-      if (!isBucketName(bucket)) throw new MittsyncError('BAD_MESSAGE', 'not a bucket name');
-      if (!who.canRead(bucket))
-        throw new MittsyncError('FORBIDDEN', `token does not allow read access to bucket ${bucket}`);
+      const { bucket } = await ctx.reader(c);
       if (ctx.forward !== undefined) return await ctx.forward(bucket, c.req.raw);
       const replicas = relay.host(bucket).replicas.list();
       return c.json({ bucket, head: relay.host(bucket).state.head, replicas });

@@ -261,6 +261,17 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
     }
   };
 
+  /** A `/buckets/:bucket/...` request's bucket and token, admitted, the token able to read it. */
+  const reader = async (c: Context): Promise<{ who: Principal; bucket: string }> => {
+    admit(c);
+    const who = await principal(c);
+    const bucket = c.req.param('bucket') ?? '';
+    if (!isBucketName(bucket)) throw new MittsyncError('BAD_MESSAGE', 'not a bucket name');
+    if (!who.canRead(bucket))
+      throw new MittsyncError('FORBIDDEN', `token does not allow read access to bucket ${bucket}`);
+    return { who, bucket };
+  };
+
   const chargeOps = (c: Context, n: number): void => {
     const now = relay.env.now();
     const minute = Math.floor(now / 60_000);
@@ -478,12 +489,7 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
   // `mittsync inspect` prints and where `mittsync import` continues its originSeqs.
   app.get(`${API_PREFIX}/buckets/:bucket/info`, async (c) => {
     try {
-      admit(c);
-      const who = await principal(c);
-      const bucket = c.req.param('bucket');
-      if (!isBucketName(bucket)) throw new MittsyncError('BAD_MESSAGE', 'not a bucket name');
-      if (!who.canRead(bucket))
-        throw new MittsyncError('FORBIDDEN', `token does not allow read access to bucket ${bucket}`);
+      const { who, bucket } = await reader(c);
       if (opts.forward !== undefined) return await opts.forward(bucket, c.req.raw);
       return c.json(relay.info(bucket, who.replicaId), 200, { 'cache-control': 'no-store' });
     } catch (e) {
@@ -496,12 +502,7 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
     // One bucket's own metrics (Prometheus text from its host), for a token that may read it.
     app.get(`${API_PREFIX}/buckets/:bucket/metrics`, async (c) => {
       try {
-        admit(c);
-        const who = await principal(c);
-        const bucket = c.req.param('bucket');
-        if (!isBucketName(bucket)) throw new MittsyncError('BAD_MESSAGE', 'not a bucket name');
-        if (!who.canRead(bucket))
-          throw new MittsyncError('FORBIDDEN', `token does not allow read access to bucket ${bucket}`);
+        const { bucket } = await reader(c);
         return await forward(bucket, c.req.raw);
       } catch (e) {
         return fail(c, e);
@@ -513,6 +514,7 @@ export function createRelayApp(opts: RelayAppOptions): Hono {
     relay,
     admit,
     principal,
+    reader,
     fail: (c, e) => fail(c, e, true),
     ...(opts.forward === undefined ? {} : { forward: opts.forward }),
     ...(opts.listBuckets === undefined ? {} : { listBuckets: opts.listBuckets }),

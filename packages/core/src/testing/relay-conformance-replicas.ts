@@ -4,17 +4,12 @@ import { encodeHlc } from '../hlc';
 import type { Op } from '../model';
 import type { PageMsg } from '../protocol';
 import { purgedSlot } from '../purged-keys';
+import type { ReplicaView } from '../replicas';
 import type { RawClient } from './raw-client';
 import { eventually, openReplica, type RelayUnderTest, rawClient, relayEntries, uniq } from './relay-harness';
 
-interface ReplicaJson {
-  replicaId: string;
-  policy: string;
-  acked: number;
-  lastSeen: number;
-  connected: boolean;
-  dropped?: boolean;
-}
+/** A replica as the relay's JSON lists it. */
+type ReplicaJson = ReplicaView;
 
 interface BucketJson {
   bucket: string;
