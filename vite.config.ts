@@ -28,6 +28,12 @@ process.env.MITTSYNC_TEST_PAGE_ORIGIN = `http://localhost:${browserPort}`;
 const sources = {
   resolve: { conditions: ['source', ...defaultClientConditions] },
   ssr: { resolve: { conditions: ['source', ...defaultServerConditions], externalConditions: ['source'] } },
+  // Where vitest runs global setups (the relay the browser tests use).
+  environments: {
+    __vitest__: {
+      resolve: { conditions: ['source', ...defaultServerConditions], externalConditions: ['source'] },
+    },
+  },
 };
 
 // One vitest run covers every package; each project sees only its own environment.
