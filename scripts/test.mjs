@@ -2,7 +2,7 @@
 // The one test command (`npm test`): every step in order, stopping at the first failure.
 //   node scripts/test.mjs               all steps
 //   node scripts/test.mjs --skip-e2e    all but the Playwright end-to-end tests
-//   node scripts/test.mjs --only lint   one step (chromium, lint, typecheck, unit, pack, sim, e2e)
+//   node scripts/test.mjs --only lint   one step (chromium, lint, typecheck, docs, unit, pack, sim, e2e)
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -44,6 +44,11 @@ const steps = [
     },
   },
   { name: 'typecheck', title: 'TypeScript (tsc -b)', run: () => sh(bin('tsc'), ['-b']) },
+  {
+    name: 'docs',
+    title: 'API reference from the TSDoc comments (TypeDoc into docs/api, not committed)',
+    run: () => sh(bin('typedoc'), []),
+  },
   { name: 'unit', title: 'Vitest (all projects)', run: () => sh(bin('vitest'), ['run']) },
   {
     name: 'pack',
