@@ -1,4 +1,4 @@
-import type { BucketStatus, ClientStatus } from '@mittsync/peer';
+import type { BucketStatus, ClientStatus, ReplicaView } from '@mittsync/peer';
 
 function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -61,15 +61,8 @@ function specText(spec: NonNullable<BucketStatus['spec']>): string {
   return parts.join('; ');
 }
 
-/** One replica of a bucket as the relay knows it (`GET /v1/buckets/<bucket>/replicas`). */
-export interface RelayReplica {
-  replicaId: string;
-  policy: string;
-  acked: number;
-  lastSeen: number;
-  connected: boolean;
-  dropped?: boolean;
-}
+/** One replica of a bucket as the relay lists it (`GET /v1/buckets/<bucket>/replicas`). */
+export type RelayReplica = ReplicaView;
 
 /** One line of the inspector's event log. */
 export interface LogLine {

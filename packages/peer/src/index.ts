@@ -24,6 +24,7 @@ export type {
   Phase,
   ReadyInfo,
   ReplicationSpec,
+  ReplicaView,
   SchemaInput,
   SchemaLike,
   SchemaOutput,

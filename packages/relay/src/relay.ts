@@ -35,19 +35,9 @@ import type {
   SessionSnapshot,
   SocketHandler,
 } from './session-host';
-import { SqlHostStore, sqlBucketSummaries } from './sql-host-store';
+import { type BucketSummary, SqlHostStore, sqlBucketSummaries } from './sql-host-store';
 
-/** One bucket as `GET /v1/admin/buckets` lists it. */
-export interface BucketSummary {
-  bucket: string;
-  epoch: string | null;
-  head: number;
-  /** Entries held, tombstones included. */
-  entries: number;
-  tombstones: number;
-  /** Replica records (every replica served and not forgotten by a reset). */
-  replicas: number;
-}
+export type { BucketSummary };
 
 /** Where bucket hosts keep their state, and the transaction a group commit runs in. */
 export interface HostStoreProvider {

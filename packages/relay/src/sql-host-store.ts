@@ -119,6 +119,18 @@ function consistent(p: ColumnParts & { n: number }): boolean {
   );
 }
 
+/** One bucket as `GET /v1/admin/buckets` lists it. */
+export interface BucketSummary {
+  bucket: string;
+  epoch: string | null;
+  head: number;
+  /** Entries held, tombstones included. */
+  entries: number;
+  tombstones: number;
+  /** Replica records (every replica served and not forgotten by a reset). */
+  replicas: number;
+}
+
 /**
  * Buckets of a relay database in name order after `after`, with their sizes (admin API).
  * Counts walk the seq index of each bucket listed: an admin query, not a hot path.
@@ -127,23 +139,9 @@ export function sqlBucketSummaries(
   sql: SqlDriver,
   after: string | undefined,
   limit: number,
-): {
-  bucket: string;
-  epoch: string | null;
-  head: number;
-  entries: number;
-  tombstones: number;
-  replicas: number;
-}[] {
+): BucketSummary[] {
   ensureSchema(sql);
-  return sql.exec<{
-    bucket: string;
-    epoch: string | null;
-    head: number;
-    entries: number;
-    tombstones: number;
-    replicas: number;
-  }>(
+  return sql.exec<BucketSummary & Record<string, unknown>>(
     `SELECT name AS bucket, epoch, head,
        (SELECT count(*) FROM entries e WHERE e.b = buckets.id) AS entries,
        (SELECT count(*) FROM entries e INDEXED BY entries_by_seq WHERE e.b = buckets.id AND e.deleted = 1) AS tombstones,
