@@ -75,6 +75,8 @@ export function devToken(
   else if (u.protocol === 'wss:') u.protocol = 'https:';
   const base = u.origin;
   const held = new Map<string, string>();
+  // Opened now, while the worker starts, not when the first token is asked for.
+  void openTokenDb();
   const storeKey = (replicaId: string) => `${base} ${replicaId}`;
   return async ({ replicaId }) => {
     const proof = held.get(replicaId) ?? (await loadToken(storeKey(replicaId)));
@@ -98,7 +100,8 @@ export function devToken(
     if (typeof body?.token !== 'string')
       throw new MittsyncError('BAD_MESSAGE', 'dev token response has no token');
     held.set(replicaId, body.token);
-    await saveToken(storeKey(replicaId), body.token);
+    // Kept for the next session; this one has it in memory and need not wait for the write.
+    void saveToken(storeKey(replicaId), body.token);
     return body.token;
   };
 }

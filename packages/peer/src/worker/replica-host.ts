@@ -138,11 +138,14 @@ export class ReplicaHost {
 
   private async token(replicaId: string): Promise<string> {
     if (this.config.token !== undefined) return this.config.token;
+    mark('token asked');
     let last: unknown = new MittsyncError('UNAUTHENTICATED', 'no tab can provide a token');
     for (const tab of [...this.tabs.values()].reverse()) {
       if (tab.getToken === null) continue;
       try {
-        return await tab.getToken(replicaId);
+        const t = await tab.getToken(replicaId);
+        mark('token got');
+        return t;
       } catch (e) {
         last = e;
       }
