@@ -146,6 +146,49 @@ export function columnsOf(entries: readonly Entry[]): EntryColumns {
   return out;
 }
 
+/** `runs` (in key order, none overlapping) as one run in one buffer of the packed layout. */
+export function joinRuns(runs: readonly ColumnRange[]): EntryColumns {
+  let n = 0;
+  let keyLen = 0;
+  let hlcLen = 0;
+  let valLen = 0;
+  for (const { c, from, to } of runs) {
+    n += to - from;
+    keyLen += startIn(c.keyEnds, to) - startIn(c.keyEnds, from);
+    hlcLen += startIn(c.hlcEnds, to) - startIn(c.hlcEnds, from);
+    valLen += startIn(c.valEnds, to) - startIn(c.valEnds, from);
+  }
+  const buf = packedBuffer(n, keyLen, hlcLen, valLen);
+  const out = viewsOf(buf, n, keyLen, hlcLen, valLen);
+  let at = 0;
+  let kb = 0;
+  let hb = 0;
+  let vb = 0;
+  for (const { c, from, to } of runs) {
+    const k0 = startIn(c.keyEnds, from);
+    const h0 = startIn(c.hlcEnds, from);
+    const v0 = startIn(c.valEnds, from);
+    out.seqs.set(c.seqs.subarray(from, to), at);
+    for (let i = from; i < to; i++) {
+      out.keyEnds[at] = kb + (c.keyEnds[i] as number) - k0;
+      out.hlcEnds[at] = hb + (c.hlcEnds[i] as number) - h0;
+      out.valEnds[at] = vb + (c.valEnds[i] as number) - v0;
+      at++;
+    }
+    const k1 = startIn(c.keyEnds, to);
+    const h1 = startIn(c.hlcEnds, to);
+    const v1 = startIn(c.valEnds, to);
+    out.keyBytes.set(c.keyBytes.subarray(k0, k1), kb);
+    out.hlcBytes.set(c.hlcBytes.subarray(h0, h1), hb);
+    out.vals.set(c.vals.subarray(v0, v1), vb);
+    kb += k1 - k0;
+    hb += h1 - h0;
+    vb += v1 - v0;
+  }
+  packedOf.set(out, buf);
+  return out;
+}
+
 /**
  * A page's columns as a store reads them in bulk: each column's bytes back to back and each
  * entry's end in them (entry `i` starts where entry `i - 1` ends; a tombstone has no value

@@ -46,7 +46,18 @@ export interface HostStore {
    * The same as `scan`, for page frames only: a store that keeps values as MessagePack may
    * return {@link packedEntry}s, whose bytes go into the frame without being decoded.
    */
-  pageScan?(since: number, after: string | undefined, until: string | undefined, limit: number): Entry[];
+  pageScan?(
+    since: number,
+    after: string | undefined,
+    until: string | undefined,
+    limit: number,
+    /**
+     * About how many entries lie between `after` and `until`, when the caller knows (the page
+     * cache does): a store can then choose between walking that range and walking what
+     * changed since `since`, whichever is fewer.
+     */
+    span?: number,
+  ): Entry[];
   /**
    * What `pageScan` reads, by column and in bulk, for a page frame sent as columns: no object
    * per entry. `n` entries, at most `limit`. Undefined when the store cannot give this range

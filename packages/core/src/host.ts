@@ -1,5 +1,6 @@
 import { type Checksum, checksumReplace, emptyChecksum } from './checksum';
 import { PageSizer, readColumnPage } from './column-page';
+import { columnsOf, type EntryColumns } from './columns';
 import { type Env, randomId } from './env';
 import { MittsyncError, toMittsyncError } from './errors';
 import { hlcNode, hlcWall } from './hlc';
@@ -8,6 +9,7 @@ import { projectEntry, SpecSums, scanSpans, specDeliver } from './host-spec';
 import type { HostMeta, HostStore } from './host-store';
 import { type Entry, type Op, opToEntry, type SeqOp, versionOf } from './model';
 import { packedValueOf } from './packed';
+import { PageCache, PageCacheBudget } from './page-cache';
 import type {
   AckMsg,
   CkptMsg,
@@ -39,6 +41,18 @@ export const MAX_PAGE_ENTRIES = 10_000;
 
 /** Default byte budget of one page (see {@link BucketHostOptions.maxPageBytes}). */
 export const DEFAULT_PAGE_BYTES = 1024 * 1024;
+
+/** Default memory of a page cache (see {@link BucketHostOptions.pageCache}). */
+export const DEFAULT_PAGE_CACHE_BYTES = 32 * 1024 * 1024;
+
+/** `entries` by column; undefined for a key with no UTF-8 form (it goes as entries). */
+function columnsOrUndefined(entries: readonly Entry[]): EntryColumns | undefined {
+  try {
+    return columnsOf(entries);
+  } catch {
+    return undefined;
+  }
+}
 
 /** Entries read by a page's first scan: small enough that 64 values of the largest size stay a few MB. */
 const FIRST_SCAN = 64;
@@ -107,6 +121,13 @@ export interface BucketHostOptions {
    * as valid through it, else that op is refused with `INVALID_VALUE` (see `checkPushedValue`).
    */
   schema?: VersionedSchema;
+  /**
+   * Catch-up pages kept in memory for the next joins of a large bucket (see `page-cache.ts`),
+   * for buckets of at least `minEntries` entries (default `splitMinEntries`), within `budget`
+   * (the relay's, shared by its buckets), else within `maxBytes` of this bucket's own
+   * (default {@link DEFAULT_PAGE_CACHE_BYTES}; 0 turns the cache off).
+   */
+  pageCache?: { maxBytes?: number; minEntries?: number; budget?: PageCacheBudget };
   /** Observes every committed batch (metrics). */
   onCommit?: (info: { ops: number; applied: number; ms: number }) => void;
 }
@@ -144,6 +165,10 @@ export class BucketHost {
   private readonly pageSizer = new PageSizer();
   private readonly parts: number;
   private readonly splitMin: number;
+  private readonly pageCache: PageCache | undefined;
+  private readonly pageCacheMin: number;
+  /** The last {@link bucketSplits} and the bucket's size then. */
+  private splits: { keys: string[]; count: number } | undefined;
   private readonly onCommit: BucketHostOptions['onCommit'];
   private readonly schema: VersionedSchema | undefined;
   private meta: HostMeta;
@@ -168,6 +193,10 @@ export class BucketHost {
     this.maxPageBytes = opts.maxPageBytes ?? DEFAULT_PAGE_BYTES;
     this.parts = opts.downloadParts ?? 4;
     this.splitMin = opts.splitMinEntries ?? 20_000;
+    const budget =
+      opts.pageCache?.budget ?? new PageCacheBudget(opts.pageCache?.maxBytes ?? DEFAULT_PAGE_CACHE_BYTES);
+    this.pageCache = budget.maxBytes > 0 ? new PageCache(budget) : undefined;
+    this.pageCacheMin = opts.pageCache?.minEntries ?? this.splitMin;
     this.onCommit = opts.onCommit;
     this.specSums = new SpecSums(opts.store);
     const loaded = this.store.loadMeta();
@@ -246,9 +275,7 @@ export class BucketHost {
         ? []
         : spec !== undefined
           ? this.specSums.splitsOf(spec, this.parts, this.splitMin)
-          : this.store.count() >= this.splitMin
-            ? this.store.splitKeys(this.parts)
-            : [];
+          : this.bucketSplits();
     const flushId = msg.flush ? randomId(this.env.random, 10) : undefined;
     conn.send({
       type: 'subscribed',
@@ -263,6 +290,22 @@ export class BucketHost {
       ...(spec === undefined ? {} : { spec }),
     });
     if (flushId !== undefined) this.startFlush(conn, flushId);
+  }
+
+  /**
+   * Keys splitting the bucket into {@link parts} ranges of similar size for a join's parallel
+   * download. Finding them walks the bucket's key order (about 60 ms at 1M entries here), so
+   * they are kept while the bucket's size stays within a tenth of what it was: any keys
+   * split the download correctly, these only balance it.
+   */
+  private bucketSplits(): string[] {
+    const n = this.store.count();
+    if (n < this.splitMin) return [];
+    const kept = this.splits;
+    if (kept !== undefined && Math.abs(n - kept.count) * 10 <= kept.count) return kept.keys;
+    const keys = this.store.splitKeys(this.parts);
+    this.splits = { keys, count: n };
+    return keys;
   }
 
   /**
@@ -571,19 +614,40 @@ export class BucketHost {
           ? store.scan
           : (store.pageScan ?? store.scan);
     const budget = this.maxPageBytes;
-    if (req.cols === true && spans === undefined && fields === undefined) {
+    const byColumn = req.cols === true && spans === undefined && fields === undefined;
+    const colsPage = (cols: EntryColumns, next: string | null): PageMsg => ({
+      type: 'page',
+      bucket: this.bucket,
+      reqId: req.reqId,
+      entries: [],
+      cols,
+      next,
+      head: this.meta.head,
+    });
+    // A join of a whole large bucket: from (and into) the page cache.
+    const cache =
+      byColumn && req.since === 0 && this.pageCache !== undefined && store.count() >= this.pageCacheMin
+        ? this.pageCache
+        : undefined;
+    if (cache !== undefined) {
+      cache.checkHorizon(this.meta.horizon);
+      const hit = cache.serve(
+        {
+          head: this.meta.head,
+          changed: (since, a, u, n, span) =>
+            store.pageScan === undefined ? store.scan(since, a, u, n) : store.pageScan(since, a, u, n, span),
+        },
+        req.after,
+        req.until,
+        limit,
+      );
+      if (hit !== undefined) return colsPage(hit.cols, hit.next);
+    }
+    if (byColumn) {
       const fast = readColumnPage(this.store, req, limit, budget, this.pageSizer);
       if (fast !== undefined) {
-        const { cols, next } = fast;
-        return {
-          type: 'page',
-          bucket: this.bucket,
-          reqId: req.reqId,
-          entries: [],
-          cols,
-          next,
-          head: this.meta.head,
-        };
+        cache?.add(req.after, req.until, fast.cols, fast.next, this.meta.head);
+        return colsPage(fast.cols, fast.next);
       }
     }
     const entries: Entry[] = [];
@@ -614,12 +678,20 @@ export class BucketHost {
     }
     const last = entries[entries.length - 1];
     this.pageSizer.learn(bytes, entries.length);
+    const next = full && last !== undefined && last.key !== req.until ? last.key : null;
+    if (cache !== undefined) {
+      const cols = columnsOrUndefined(entries);
+      if (cols !== undefined) {
+        cache.add(req.after, req.until, cols, next, this.meta.head);
+        return colsPage(cols, next);
+      }
+    }
     return {
       type: 'page',
       bucket: this.bucket,
       reqId: req.reqId,
       entries,
-      next: full && last !== undefined && last.key !== req.until ? last.key : null,
+      next,
       head: this.meta.head,
     };
   }

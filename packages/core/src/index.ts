@@ -34,7 +34,7 @@ export { ERROR_CODES, isErrorCode, MittsyncError, toMittsyncError } from './erro
 export type { Hlc } from './hlc';
 export { isReplicaId } from './hlc';
 export type { BucketHostOptions, HostConnection } from './host';
-export { BucketHost, DEFAULT_PAGE_BYTES, MAX_PAGE_ENTRIES } from './host';
+export { BucketHost, DEFAULT_PAGE_BYTES, DEFAULT_PAGE_CACHE_BYTES, MAX_PAGE_ENTRIES } from './host';
 export type { HostReplicas } from './host-replicas';
 export type { HostMeta, HostStore } from './host-store';
 export { MemoryHostStore } from './host-store';
@@ -44,6 +44,7 @@ export { DEFAULT_MITT_BOUNDS } from './mitt';
 export type { Entry, Op, SeqOp, Value, Version } from './model';
 export { packOps, unpackOps } from './op-pack';
 export { packedEntry } from './packed';
+export { PageCacheBudget } from './page-cache';
 export type { FetchLike, HttpPageFetcherOptions } from './page-fetcher';
 export { createHttpPageFetcher } from './page-fetcher';
 // The wire protocol and its codec.

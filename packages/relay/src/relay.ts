@@ -6,6 +6,7 @@ import {
   type HostConnection,
   type HostStore,
   MittsyncError,
+  PageCacheBudget,
   type PageMsg,
   type PageReqMsg,
   type PushMsg,
@@ -36,6 +37,9 @@ import type {
   SocketHandler,
 } from './session-host';
 import { type BucketSummary, SqlHostStore, sqlBucketSummaries } from './sql-host-store';
+
+/** Default of {@link RelayOptions.pageCacheBytes}. */
+export const DEFAULT_RELAY_PAGE_CACHE_BYTES = 64 * 1024 * 1024;
 
 export type { BucketSummary };
 
@@ -71,6 +75,11 @@ export interface RelayOptions {
   auth: Authenticator;
   limits?: Partial<RelayLimits>;
   env?: Env;
+  /**
+   * Memory for catch-up pages kept to serve the next joins of large buckets, shared by all
+   * buckets (default 64 MB; 0 turns it off). See `PageCacheBudget` in core.
+   */
+  pageCacheBytes?: number;
   /** Bucket hosts kept in memory; idle ones past this are evicted, least recently used first. */
   maxResidentBuckets?: number;
   /** How long a state flush waits for writers before reporting them `missed`. */
@@ -177,6 +186,7 @@ export class Relay implements SessionHost {
     flushTimeoutMs?: number;
     tombstoneRetainOps?: number;
     tombstoneRetainMs?: number;
+    pageCache: { budget: PageCacheBudget };
   };
   private readonly schedule: (fn: () => void) => void;
   private readonly schemaOf: ((bucket: string) => VersionedSchema | undefined) | undefined;
@@ -208,6 +218,7 @@ export class Relay implements SessionHost {
       ...(opts.flushTimeoutMs === undefined ? {} : { flushTimeoutMs: opts.flushTimeoutMs }),
       ...(opts.tombstoneRetainOps === undefined ? {} : { tombstoneRetainOps: opts.tombstoneRetainOps }),
       ...(opts.tombstoneRetainMs === undefined ? {} : { tombstoneRetainMs: opts.tombstoneRetainMs }),
+      pageCache: { budget: new PageCacheBudget(opts.pageCacheBytes ?? DEFAULT_RELAY_PAGE_CACHE_BYTES) },
     };
     this.schedule = opts.schedule ?? defaultSchedule();
     this.schemaOf = relaySchemas(opts.schemas);

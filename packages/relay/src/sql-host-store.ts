@@ -286,10 +286,17 @@ export class SqlHostStore implements HostStore {
     return this.rows(since, after, until, limit).map(rowToEntry);
   }
 
-  pageScan(since: number, after: string | undefined, until: string | undefined, limit: number): Entry[] {
-    if (this.sql.execRaw === undefined) return this.rows(since, after, until, limit).map(rowToPackedEntry);
+  pageScan(
+    since: number,
+    after: string | undefined,
+    until: string | undefined,
+    limit: number,
+    span?: number,
+  ): Entry[] {
+    if (this.sql.execRaw === undefined)
+      return this.rows(since, after, until, limit, span).map(rowToPackedEntry);
     // Rows as arrays, no object each: a catch-up reads every entry this way.
-    const { sql, params } = this.pageQuery(since, after, until, limit);
+    const { sql, params } = this.pageQuery(since, after, until, limit, COLS, span);
     return this.sql.execRaw(sql, ...params).map(rawToPackedEntry);
   }
 
@@ -341,8 +348,9 @@ export class SqlHostStore implements HostStore {
     after: string | undefined,
     until: string | undefined,
     limit: number,
+    span?: number,
   ): EntryRow[] {
-    const { sql, params } = this.pageQuery(since, after, until, limit);
+    const { sql, params } = this.pageQuery(since, after, until, limit, COLS, span);
     return this.sql.exec<EntryRow>(sql, ...params);
   }
 
@@ -353,11 +361,16 @@ export class SqlHostStore implements HostStore {
     until: string | undefined,
     limit: number,
     cols = COLS,
+    span?: number,
   ): { sql: string; params: SqlValue[] } {
     // A resume asks for the few entries changed since its checkpoint: walk the seq index and
-    // sort those, instead of the whole bucket in key order. Joins walk the key order.
+    // sort those, instead of the whole bucket in key order. Joins walk the key order. A range
+    // of known size (`span`, a cached page) is walked by seq only when a tenth of that many
+    // changed in the whole bucket: each entry the seq walk visits costs about ten times what
+    // one of the range costs in key order (the page cache of a 100k join, 4,000-entry pages:
+    // ~2 ms a page by seq with 1,000 changed, 8-12 ms with 3,000, 0.7-1 ms in key order).
     const dirty = this.head - since;
-    const bySeq = since > 0 && dirty * 4 < this.count();
+    const bySeq = since > 0 && (span === undefined ? dirty * 4 < this.count() : dirty * 10 < span);
     const from = bySeq ? 'entries INDEXED BY entries_by_seq' : 'entries';
     // Bounds are sort keys (BLOBs): a TEXT bound would compare below every BLOB in SQLite.
     const lo = after === undefined ? BEFORE_ALL : sortKey(after);

@@ -65,6 +65,7 @@ export class SimRelay {
       tombstoneRetainOps: number;
       tombstoneRetainMs: number;
       splitMinEntries: number;
+      pageCache?: { maxBytes?: number };
       /** The buckets' schema, checked on every push (typed-bucket tests). */
       schema?: VersionedSchema;
     },

@@ -115,5 +115,44 @@ export function columnTests(setup: HostStoreSetup): void {
         if (cols) expect(byColumn).toBeGreaterThan(3);
       }
     });
+
+    it("serves a join from a host's page cache with the changes since on top, on this store", async () => {
+      const s = await setup.create();
+      const host = new BucketHost({ bucket: 'b', store: s, env: fixedEnv(), pageCache: { minEntries: 0 } });
+      const keys = Array.from({ length: 400 }, (_, i) => `key-${String(i).padStart(4, '0')}`);
+      for (let i = 0; i < keys.length; i += 100) host.push('w1', frame('w1', i + 1, keys.slice(i, i + 100)));
+      const join = (limit: number, until?: string): Entry[] => {
+        const got: Entry[] = [];
+        for (const [from, to] of [[undefined, until], ...(until === undefined ? [] : [[until, undefined]])]) {
+          let after = from;
+          for (let reqId = 1; ; reqId++) {
+            const page = host.page({
+              type: 'pageReq',
+              bucket: 'b',
+              reqId,
+              since: 0,
+              limit,
+              cols: true,
+              ...(after === undefined ? {} : { after }),
+              ...(to === undefined ? {} : { until: to }),
+            }) as PageMsg;
+            got.push(...(page.cols === undefined ? page.entries : columnEntries(page.cols)).map(plainEntry));
+            if (page.next === null) break;
+            after = page.next;
+          }
+        }
+        return got;
+      };
+      expect(join(64)).toEqual(s.scan(0, undefined, undefined, 1000));
+      // Updates, deletes and new keys after the first join, then joins with other page sizes.
+      host.push(
+        'w2',
+        frame('w2', 1, ['key-0003', 'key-0150', 'key-0151a', 'key-0399', 'zz'], { wall: 5000 }),
+      );
+      host.push('w2', frame('w2', 6, ['key-0010', 'key-0200'], { del: true, wall: 6000 }));
+      const want = s.scan(0, undefined, undefined, 1000);
+      expect(join(50, 'key-0201')).toEqual(want);
+      expect(join(1000)).toEqual(want);
+    });
   });
 }

@@ -19,6 +19,8 @@ import {
   webSocketPair,
 } from './workers-api';
 
+/** The page cache of a bucket object (see `RelayOptions.pageCacheBytes`). */
+const EDGE_PAGE_CACHE_BYTES = 32 * 1024 * 1024;
 /** What a socket's attachment holds: the session and the flow counters (under 2 KB, plus up to 8 KB of spec and key prefixes). */
 interface Attachment {
   s: SessionSnapshot;
@@ -165,6 +167,8 @@ export class BucketObject {
       limits: config.limits,
       env: this.timers,
       maxResidentBuckets: 1,
+      // One bucket in an isolate of 128 MB: its page cache takes at most a quarter of that.
+      pageCacheBytes: EDGE_PAGE_CACHE_BYTES,
       route: { recvEvery: config.recvEvery },
       ...(config.flushTimeoutMs === undefined ? {} : { flushTimeoutMs: config.flushTimeoutMs }),
       // Every frame of an event is handled before the commit, so frames that arrive together

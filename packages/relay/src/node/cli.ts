@@ -93,6 +93,7 @@ export function buildProgram(): Command {
     )
     .option('--max-resident <n>', 'bucket hosts kept in memory (default 1000)')
     .option('--flush-timeout <ms>', 'state flush wait for writers (default 5000)')
+    .option('--page-cache-mb <mb>', 'memory for catch-up pages kept for the next joins (default 64; 0: off)')
     .option(
       '--schema <file>',
       'an ES module exporting schemas by bucket pattern ({ "todo:*": schema }); pushes they refuse are rejected per op with INVALID_VALUE (docs/schemas.md)',
@@ -115,6 +116,7 @@ export function buildProgram(): Command {
     .option('--static <dir>', 'serve a built web app at / (Workers static assets)')
     .option('--limit <name=value>', `override a limit (repeatable): ${RELAY_LIMIT_NAMES.join(', ')}`, collect)
     .option('--flush-timeout <ms>', 'state flush wait for writers (default 5000)')
+    .option('--page-cache-mb <mb>', 'memory for catch-up pages kept for the next joins (default 64; 0: off)')
     .option(
       '--schema <file>',
       'a module exporting schemas by bucket pattern, bundled into the Worker (registered with setRelaySchemas; see docs/schemas.md)',

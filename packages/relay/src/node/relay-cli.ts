@@ -24,6 +24,7 @@ export interface RelayCommandOptions {
   tombstoneRetainMs?: string;
   maxResident?: string;
   flushTimeout?: string;
+  pageCacheMb?: string;
   schema?: string;
 }
 
@@ -46,6 +47,7 @@ export async function runRelay(o: RelayCommandOptions): Promise<void> {
     'tombstone-retain-ms': o.tombstoneRetainMs,
     'max-resident': o.maxResident,
     'flush-timeout': o.flushTimeout,
+    'page-cache-mb': o.pageCacheMb,
   };
   const limits = limitOptions(values.limit);
   for (const origin of values['dev-origin'] ?? []) {
@@ -71,6 +73,7 @@ export async function runRelay(o: RelayCommandOptions): Promise<void> {
   const tombstoneRetainMs = intOption(values['tombstone-retain-ms'], '--tombstone-retain-ms');
   const maxResidentBuckets = intOption(values['max-resident'], '--max-resident');
   const flushTimeoutMs = intOption(values['flush-timeout'], '--flush-timeout');
+  const pageCacheMb = intOption(values['page-cache-mb'], '--page-cache-mb');
   let relay: Awaited<ReturnType<typeof startNodeRelay>>;
   try {
     const schemas = values.schema === undefined ? undefined : await loadSchemaModule(values.schema);
@@ -94,6 +97,7 @@ export async function runRelay(o: RelayCommandOptions): Promise<void> {
       ...(tombstoneRetainMs === undefined ? {} : { tombstoneRetainMs }),
       ...(maxResidentBuckets === undefined ? {} : { maxResidentBuckets }),
       ...(flushTimeoutMs === undefined ? {} : { flushTimeoutMs }),
+      ...(pageCacheMb === undefined ? {} : { pageCacheMb }),
     });
   } catch (e) {
     fail(e instanceof MittsyncError || e instanceof Error ? e.message : String(e));

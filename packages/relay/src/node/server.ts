@@ -49,6 +49,8 @@ export interface NodeRelayOptions {
   synchronous?: 'FULL' | 'NORMAL';
   /** SQLite page cache in MB (default 64). */
   cacheMb?: number;
+  /** Memory for catch-up pages kept for the next joins of large buckets, in MB (default 64; 0: off). */
+  pageCacheMb?: number;
   env?: Env;
   log?: RelayLog;
   /** Schemas pushes are checked against, by bucket pattern (see `RelayOptions.schemas`). */
@@ -176,6 +178,7 @@ export async function startNodeRelay(opts: NodeRelayOptions = {}): Promise<NodeR
     ...(opts.flushTimeoutMs === undefined ? {} : { flushTimeoutMs: opts.flushTimeoutMs }),
     ...(opts.tombstoneRetainOps === undefined ? {} : { tombstoneRetainOps: opts.tombstoneRetainOps }),
     ...(opts.tombstoneRetainMs === undefined ? {} : { tombstoneRetainMs: opts.tombstoneRetainMs }),
+    ...(opts.pageCacheMb === undefined ? {} : { pageCacheBytes: Math.round(opts.pageCacheMb * 1024 * 1024) }),
     ...(opts.schemas === undefined ? {} : { schemas: opts.schemas }),
     log,
   });

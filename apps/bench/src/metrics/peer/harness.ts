@@ -59,7 +59,12 @@ export function startRelay(
       httpRequestsPerAddressPerMinute: 1_000_000,
       opsPerConnectionPerSecond: 10_000_000,
     },
-    args: ['--static', staticDir],
+    // PAGE_CACHE_MB=0: the relay without its page cache, for experiments (default otherwise).
+    args: [
+      '--static',
+      staticDir,
+      ...(process.env.PAGE_CACHE_MB === undefined ? [] : ['--page-cache-mb', process.env.PAGE_CACHE_MB]),
+    ],
     // RELAY_PROFILE=DIR: the relay writes a CPU profile there when it stops.
     ...(process.env.RELAY_PROFILE === undefined || opts.profile !== true
       ? {}

@@ -1,0 +1,170 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { columnEntries } from './columns';
+import type { Env } from './env';
+import { encodeHlc } from './hlc';
+import { BucketHost, type HostConnection } from './host';
+import { MemoryHostStore } from './host-store';
+import type { Entry, Op } from './model';
+import { MAX_OVERLAY } from './page-cache';
+import type { PageMsg, PageReqMsg } from './protocol';
+
+const NOW = 1_700_000_000_000;
+const env: Env = { now: () => NOW, setTimeout: () => 0, clearTimeout: () => undefined, random: () => 0.5 };
+const conn: HostConnection = { id: 'c', replicaId: 'rW', canWrite: true, send: () => undefined };
+
+/** A host whose store counts the reads that reach it. */
+function setup(cache: { maxBytes?: number; minEntries?: number } = { minEntries: 0 }) {
+  const store = new MemoryHostStore();
+  const reads = { n: 0, limits: [] as number[] };
+  const scan = store.scan.bind(store);
+  store.scan = (since, after, until, limit) => {
+    reads.n++;
+    reads.limits.push(limit);
+    return scan(since, after, until, limit);
+  };
+  const host = new BucketHost({ bucket: 'b', store, env, pageCache: cache });
+  let originSeq = 0;
+  let wall = NOW;
+  const write = (key: string, value: unknown = originSeq, deleted = false) => {
+    originSeq++;
+    wall++;
+    const op: Op = deleted
+      ? { origin: 'rW', originSeq, key, kind: 'del', hlc: encodeHlc(wall, 0, 'rW') }
+      : {
+          origin: 'rW',
+          originSeq,
+          key,
+          kind: 'set',
+          value: value as Op['value'],
+          hlc: encodeHlc(wall, 0, 'rW'),
+        };
+    host.push('rW', { type: 'push', bucket: 'b', ops: [op] }, conn);
+  };
+  return { host, store, reads, write };
+}
+
+const key = (i: number) => `k${String(i).padStart(4, '0')}`;
+
+/** A whole join's download: every range of `splits` paged through with `limit`. */
+function download(host: BucketHost, limit: number, splits: string[] = []): Entry[] {
+  const out: Entry[] = [];
+  const bounds = [undefined, ...splits];
+  for (let r = 0; r < bounds.length; r++) {
+    let after = bounds[r];
+    const until = splits[r];
+    for (;;) {
+      const req: PageReqMsg = {
+        type: 'pageReq',
+        bucket: 'b',
+        reqId: 1,
+        since: 0,
+        limit,
+        cols: true,
+        ...(after === undefined ? {} : { after }),
+        ...(until === undefined ? {} : { until }),
+      };
+      const p = host.page(req) as PageMsg;
+      expect(p.type).toBe('page');
+      const got = p.cols === undefined ? p.entries : columnEntries(p.cols);
+      expect(got.length).toBeLessThanOrEqual(limit);
+      out.push(...got);
+      if (p.next === null) break;
+      after = p.next;
+    }
+  }
+  return out;
+}
+
+/** What the store holds now, in key order. */
+const held = (store: MemoryHostStore): Entry[] => store.scan(0, undefined, undefined, 1e9);
+
+const plain = (es: Entry[]) =>
+  es.map((e) => [e.key, e.hlc, e.seq, e.deleted === true, e.deleted ? null : e.value]);
+
+describe('the page cache', () => {
+  it('serves the next join from memory, with the changes since on top', () => {
+    const { host, store, reads, write } = setup();
+    for (let i = 0; i < 300; i += 2) write(key(i), `v${i}`);
+    expect(plain(download(host, 40))).toEqual(plain(held(store)));
+    // Changes after the first join: an update, a delete, keys new in the middle and at the end.
+    write(key(10), 'changed');
+    write(key(20), undefined, true);
+    write(key(31), 'new');
+    write(key(999), 'last');
+    const want = plain(held(store));
+    reads.limits = [];
+    // Another page size and split: the cursors fall inside the segments read first.
+    const second = download(host, 25, [key(101), key(203)]);
+    expect(plain(second)).toEqual(want);
+    // Only reads of the entries changed since reach the store, one per page served.
+    expect(reads.limits.length).toBeGreaterThan(6);
+    expect(reads.limits.filter((l) => l !== MAX_OVERLAY + 1)).toEqual([]);
+  });
+
+  it('reads a segment again once more than MAX_OVERLAY of its entries changed', () => {
+    const { host, store, write } = setup();
+    for (let i = 0; i < 2 * MAX_OVERLAY; i++) write(key(i), i);
+    download(host, 4000);
+    for (let i = 0; i < MAX_OVERLAY + 10; i++) write(key(i), `again ${i}`);
+    expect(plain(download(host, 4000))).toEqual(plain(held(store)));
+    // Read again, the segment starts from the new state: a later join sees it too.
+    write(key(1), 'third');
+    expect(plain(download(host, 100))).toEqual(plain(held(store)));
+  });
+
+  it('forgets everything when collected tombstones move the horizon', () => {
+    const { host, store, write } = setup();
+    for (let i = 0; i < 50; i++) write(key(i), i);
+    write(key(7), undefined, true);
+    expect(plain(download(host, 10))).toEqual(plain(held(store)));
+    // A collection deletes the tombstone without a new seq: the cache must not serve it.
+    store.takeTombstones(0, host.state.head, 100);
+    (host as unknown as { meta: { horizon: number } }).meta.horizon = host.state.head;
+    const after = download(host, 10);
+    expect(after.some((e) => e.key === key(7))).toBe(false);
+    expect(plain(after)).toEqual(plain(held(store)));
+  });
+
+  it('keeps within its byte budget and still answers every page right', () => {
+    const { host, store, write } = setup({ maxBytes: 2_000, minEntries: 0 });
+    for (let i = 0; i < 400; i++) write(key(i), 'x'.repeat(20));
+    for (let round = 0; round < 3; round++) {
+      write(key(round * 7), round);
+      expect(plain(download(host, 30 + round * 11, [key(150)]))).toEqual(plain(held(store)));
+    }
+  });
+
+  it('is left out for buckets under minEntries, resumes, specs and entry pages', () => {
+    const { host, reads, write } = setup({ minEntries: 1_000 });
+    for (let i = 0; i < 100; i++) write(key(i), i);
+    download(host, 50);
+    const before = reads.n;
+    download(host, 50);
+    expect(reads.n - before).toBeGreaterThanOrEqual(2); // read again: nothing was kept
+  });
+
+  it('any mix of writes and joins downloads exactly what the store holds (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.record({ k: fc.integer({ min: 0, max: 120 }), del: fc.boolean() }),
+            fc.record({ join: fc.integer({ min: 1, max: 60 }), split: fc.integer({ min: 0, max: 120 }) }),
+          ),
+          { maxLength: 120 },
+        ),
+        fc.integer({ min: 300, max: 20_000 }),
+        (steps, maxBytes) => {
+          const { host, store, write } = setup({ maxBytes, minEntries: 0 });
+          for (const s of steps) {
+            if ('k' in s) write(key(s.k), s.k, s.del);
+            else expect(plain(download(host, s.join, [key(s.split)]))).toEqual(plain(held(store)));
+          }
+          expect(plain(download(host, 7))).toEqual(plain(held(store)));
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+});
