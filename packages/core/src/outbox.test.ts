@@ -160,6 +160,21 @@ describe('Outbox', () => {
     expect(f.storage.peekMeta('b').meta).toMatchObject({ ready: false, checkpoint: 0 });
   });
 
+  it('stores a refusal that comes in an ack a later one overtook, and re-joins', async () => {
+    const { f, outbox, b, rejoined } = await rig(3);
+    b.meta = { ...b.meta, ready: true, checkpoint: 5 };
+    await f.storage.commit({ bucket: 'b', meta: b.meta });
+    outbox.release(b);
+    outbox.onAck(b, ack(3));
+    await settle();
+    expect(f.storage.peekMeta('b').meta).toMatchObject({ ready: true, checkpoint: 5 });
+    // The ack of op 2, refused, arrives after the one of op 3 (simulator seed 6938).
+    outbox.onAck(b, ack(2, { rejected: [{ originSeq: 2, code: 'TOMBSTONE_PURGED', message: 'older' }] }));
+    await settle();
+    expect(rejoined).toEqual(['b']);
+    expect(f.storage.peekMeta('b').meta).toMatchObject({ ready: false, checkpoint: 0 });
+  });
+
   it('a refused push frame fails the writes in flight, not the unsent ones, and stops pushing', async () => {
     const { outbox, b, frames } = await rig(4, { pushBatch: 2, pushWindow: 2 });
     outbox.release(b);

@@ -152,6 +152,11 @@ export class Outbox {
     const rejected = new Map((msg.rejected ?? []).map((r) => [r.originSeq, r]));
     if (msg.upTo > b.ackedUpTo) {
       void this.ctx.serial(() => this.acknowledge(b, msg.upTo, rejected));
+    } else if (rejected.size > 0) {
+      // A later ack overtook this one (a relay that resends frames, or the simulator): the ops
+      // are acknowledged already, but the refusal must still be stored, or a crash before the
+      // re-join ends would resume with the refused values (simulator seeds 6645 and 6938).
+      void this.ctx.serial(() => this.storeRefusal(b));
     }
     if (msg.gap) b.sentUpTo = Math.max(b.ackedUpTo, msg.upTo);
     if (b.sentUpTo < msg.upTo) b.sentUpTo = msg.upTo;
@@ -204,6 +209,15 @@ export class Outbox {
     b.outbox = renumbered;
     b.meta = meta;
     b.ackedUpTo = b.sentUpTo = received;
+  }
+
+  /** Stores that the bucket must re-join (its stored state holds writes the relay refused). */
+  private async storeRefusal(b: BucketState): Promise<void> {
+    try {
+      await this.ctx.storage.commit({ bucket: b.name, meta: { ...b.meta, ready: false, checkpoint: 0 } });
+    } catch (e) {
+      this.ctx.fail(b, toMittsyncError(e, 'STORAGE_UNAVAILABLE'));
+    }
   }
 
   /** Drops acknowledged ops from the outbox (memory, then storage) and settles their waiters. */
