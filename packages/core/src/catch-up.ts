@@ -175,9 +175,6 @@ export class CatchUpRunner {
         }
       }, this.opts.requestTimeoutMs);
     }
-    // A join's first pages download while the reset below commits: their merges are sync
-    // tasks too, so they run after it, as they must (they read what it keeps).
-    if (since === 0) this.pumpRanges(b, cu);
     ctx.syncTask(b, async () => {
       if (b.catchUp !== cu) return;
       // Ops already committed by the relay (their ack was lost) count as acknowledged.
