@@ -17,7 +17,35 @@ import {
 export interface JoinResult {
   ms: number;
   heapMb: number;
+  /** CPU ms each process spent during the join (median over the joins). */
+  cpu: JoinCpu;
 }
+
+/**
+ * CPU ms during a join, from /proc (10 ms ticks): the relay process, the joining tab's renderer
+ * (the page and its SharedWorker, where the worker does the work) and the browser process
+ * (network, IndexedDB's backend).
+ */
+export interface JoinCpu {
+  relay: number;
+  renderer: number;
+  browser: number;
+}
+
+/** {@link JoinCpu} of the change from `before` to `after` (see `cpuByProcess`). */
+function joinCpu(before: Map<string, number>, after: Map<string, number>): JoinCpu {
+  const ms = (match: (kind: string) => boolean) =>
+    Math.round(
+      1000 * [...after].filter(([k]) => match(k)).reduce((t, [k, v]) => t + v - (before.get(k) ?? 0), 0),
+    );
+  return {
+    relay: ms((k) => k === 'relay'),
+    renderer: ms((k) => k === 'chromium renderer'),
+    browser: ms((k) => k === 'chromium browser'),
+  };
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 /**
  * A part of the bench bucket to join instead of the whole: the keys under `prefixes`, which
@@ -53,6 +81,7 @@ export async function joinBucket(
     const stopWriter = await backgroundWriter(relay, bucket, n, 500);
     try {
       const times: number[] = [];
+      const cpus: JoinCpu[] = [];
       let heapMb = 0;
       for (let run = 0; run < runs; run++) {
         // Each join is a new device: a browser on a new, empty profile directory, so IndexedDB
@@ -63,6 +92,7 @@ export async function joinBucket(
           const r = await joinOnce(context, relay, bucket, n, part);
           if (process.env.PEER_DEBUG) console.error(`IndexedDB on disk: ${idbFiles(dir)}`);
           times.push(r.ms);
+          cpus.push(r.cpu);
           heapMb = Math.max(heapMb, r.heapMb);
         } finally {
           await context.close();
@@ -70,8 +100,12 @@ export async function joinBucket(
         }
       }
       if (process.env.PEER_DEBUG && runs > 1) console.error(`join runs: ${times.join(', ')} ms`);
-      times.sort((a, b) => a - b);
-      return { ms: times[Math.floor(times.length / 2)] as number, heapMb };
+      const cpu = {
+        relay: median(cpus.map((c) => c.relay)),
+        renderer: median(cpus.map((c) => c.renderer)),
+        browser: median(cpus.map((c) => c.browser)),
+      };
+      return { ms: median(times), heapMb, cpu };
     } finally {
       await stopWriter();
     }
@@ -153,9 +187,10 @@ async function joinOnce(
     writeFileSync(profile, JSON.stringify(r?.profile ?? null));
   }
   await worker.detach();
+  const cpuAfter = cpuByProcess();
   if (process.env.PEER_DEBUG) {
     console.error(log.join('\n'));
-    console.error(`CPU during the join: ${cpuDelta(cpuBefore, cpuByProcess())}`);
+    console.error(`CPU during the join: ${cpuDelta(cpuBefore, cpuAfter)}`);
   }
   const first = part?.first ?? 0;
   const count = part?.keys ?? n;
@@ -171,8 +206,15 @@ async function joinOnce(
   if (got.slice(sample.length).some((v) => v !== undefined))
     throw new Error('the join of a part of the bucket holds a key outside it');
   await page.evaluate(() => (globalThis as unknown as PageApi).mittsyncBench.close());
-  return { ms: Math.round(ms), heapMb: Math.round(peak / 2 ** 20) };
+  return { ms: Math.round(ms), heapMb: Math.round(peak / 2 ** 20), cpu: joinCpu(cpuBefore, cpuAfter) };
 }
+
+let joins100k: Promise<JoinResult> | undefined;
+/** The joins of join_100k_ms (run once, for the metrics that read them). */
+export const join100k = (quick: boolean) => {
+  joins100k ??= joinBucket(quick ? 20_000 : 100_000, quick ? 1 : 5);
+  return joins100k;
+};
 
 let join1m: Promise<JoinResult> | undefined;
 export const joinMillion = (quick: boolean) => {
