@@ -178,7 +178,7 @@ export class CatchUpRunner {
     ctx.syncTask(b, async () => {
       if (b.catchUp !== cu) return;
       // Ops already committed by the relay (their ack was lost) count as acknowledged.
-      await ctx.outbox.reconcile(b, msg.epoch, msg.received);
+      await ctx.outbox.reconcile(b, msg.epoch, msg.received, msg.rejected);
       if (since === 0) {
         // A join starts from nothing but our own unacknowledged writes.
         const keepKeys = [...new Set(b.outbox.map((op) => op.key))];

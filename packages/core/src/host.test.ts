@@ -187,6 +187,17 @@ describe('BucketHost', () => {
     // A write newer than every purged tombstone of its slot is accepted.
     host.push('rO', { type: 'push', bucket: 'b', ops: [set('rO', 2, 'gone', NOW, 'back')] }, conn('rO'));
     expect(store.getEntry('gone')).toMatchObject({ value: 'back' });
+    // The refusal is repeated when the replica subscribes again: its ack may have been lost
+    // with its connection, and `received` alone would make the op look accepted.
+    const again = conn('rO');
+    host.subscribe(again, { type: 'sub', bucket: 'b', since: 0, flush: false, subId: 1 });
+    expect(again.inbox.find((m) => m.type === 'subscribed')).toMatchObject({
+      received: 2,
+      rejected: [{ originSeq: 1, code: 'TOMBSTONE_PURGED' }],
+    });
+    const other = conn('rA');
+    host.subscribe(other, { type: 'sub', bucket: 'b', since: 0, flush: false, subId: 1 });
+    expect(other.inbox.find((m) => m.type === 'subscribed')).not.toHaveProperty('rejected');
   });
 
   it("re-announces a tombstone that beat a set, so the set's writer converges on it", () => {

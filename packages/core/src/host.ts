@@ -10,18 +10,20 @@ import type { HostMeta, HostStore } from './host-store';
 import { type Entry, type Op, opToEntry, type SeqOp, versionOf } from './model';
 import { packedValueOf } from './packed';
 import { PageCache, PageCacheBudget } from './page-cache';
-import type {
-  AckMsg,
-  CkptMsg,
-  FlushedMsg,
-  MarkerReplyMsg,
-  PageMsg,
-  PageReqMsg,
-  PushMsg,
-  ServerMessage,
-  SubMsg,
-  SubscriptionPolicy,
-  WireLimits,
+import {
+  type AckMsg,
+  type CkptMsg,
+  type FlushedMsg,
+  MAX_REMEMBERED_REFUSALS,
+  type MarkerReplyMsg,
+  type PageMsg,
+  type PageReqMsg,
+  type PushMsg,
+  type RejectedOp,
+  type ServerMessage,
+  type SubMsg,
+  type SubscriptionPolicy,
+  type WireLimits,
 } from './protocol';
 import { replicationRefused } from './replication-control';
 import { checkPushedValue, type VersionedSchema } from './schema';
@@ -167,6 +169,8 @@ export class BucketHost {
   private readonly splitMin: number;
   private readonly pageCache: PageCache | undefined;
   private readonly pageCacheMin: number;
+  /** Replicas' latest refused ops, by replica (see {@link rememberRefusals}). */
+  private readonly refusals = new Map<string, RejectedOp[]>();
   /** The last {@link bucketSplits} and the bucket's size then. */
   private splits: { keys: string[]; count: number } | undefined;
   private readonly onCommit: BucketHostOptions['onCommit'];
@@ -277,6 +281,7 @@ export class BucketHost {
           ? this.specSums.splitsOf(spec, this.parts, this.splitMin)
           : this.bucketSplits();
     const flushId = msg.flush ? randomId(this.env.random, 10) : undefined;
+    const refused = this.refusals.get(conn.replicaId);
     conn.send({
       type: 'subscribed',
       bucket: this.bucket,
@@ -284,6 +289,7 @@ export class BucketHost {
       epoch: m.epoch,
       from: m.head + 1,
       received: this.store.getReceived(conn.replicaId),
+      ...(refused === undefined ? {} : { rejected: refused }),
       sum: spec === undefined ? { ...m.sum } : this.specSums.sumOf(spec),
       splits,
       ...(flushId === undefined ? {} : { flushId }),
@@ -458,12 +464,32 @@ export class BucketHost {
     this.meta = meta;
     this.onCommit?.({ ops: msg.ops.length, applied: accepted.length, ms: this.env.now() - started });
     const ack: AckMsg = { type: 'ack', bucket: this.bucket, upTo: high, seq: meta.head };
-    if (rejected.length > 0) ack.rejected = rejected;
+    if (rejected.length > 0) {
+      ack.rejected = rejected;
+      this.rememberRefusals(replicaId, rejected);
+    }
     if (gap) ack.gap = true;
     conn?.send(ack);
     if (accepted.length > 0) this.fanOut(accepted);
     this.progressFlushes(replicaId, high);
     return ack;
+  }
+
+  /**
+   * Keeps `replicaId`'s latest refusals for its next `subscribed`: an ack lost with its
+   * connection would otherwise leave the replica taking a refused op for an accepted one once
+   * `received` covers it. In memory: a relay restarted meanwhile forgets them, and the
+   * replica's checksum check is then what finds the difference (and re-joins).
+   */
+  private rememberRefusals(replicaId: string, rejected: readonly RejectedOp[]): void {
+    const list = [...(this.refusals.get(replicaId) ?? []), ...rejected];
+    this.refusals.delete(replicaId);
+    this.refusals.set(replicaId, list.slice(-MAX_REMEMBERED_REFUSALS));
+    // Replicas that last had a refusal long ago go first.
+    for (const id of this.refusals.keys()) {
+      if (this.refusals.size <= MAX_REMEMBERED_REFUSALS) break;
+      this.refusals.delete(id);
+    }
   }
 
   /** Why an op cannot be applied (consumed, counted and rejected), or undefined. */

@@ -66,6 +66,7 @@ export type {
   PongMsg,
   PushMsg,
   RecvMsg,
+  RejectedOp,
   ResetMsg,
   ResyncMsg,
   ServerMessage,

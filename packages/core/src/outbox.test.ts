@@ -175,6 +175,36 @@ describe('Outbox', () => {
     expect(f.storage.peekMeta('b').meta).toMatchObject({ ready: false, checkpoint: 0 });
   });
 
+  it('takes a refusal whose ack was lost from the next subscribed, once', async () => {
+    const { f, outbox, b, rejoined } = await rig(3);
+    b.meta = { ...b.meta, ready: true, checkpoint: 5 };
+    await f.storage.commit({ bucket: 'b', meta: b.meta });
+    outbox.release(b);
+    const w = [1, 2, 3].map((s) => outcome(outbox.whenAcknowledged(b, s)));
+    // The connection broke before any ack; the relay refused op 2.
+    const refusal = { originSeq: 2, code: 'TOMBSTONE_PURGED' as const, message: 'older' };
+    await outbox.reconcile(b, 'e1', 3, [refusal]);
+    await settle();
+    expect(w.map((x) => x.value)).toEqual(['resolved', 'TOMBSTONE_PURGED', 'resolved']);
+    expect(rejoined).toEqual(['b']);
+    expect(f.storage.peekMeta('b').meta).toMatchObject({ ready: false, checkpoint: 0, refusedUpTo: 2 });
+    // The relay repeats it when the re-join subscribes: old news, no second re-join.
+    b.meta = { ...b.meta, ready: true, checkpoint: 9 };
+    await outbox.reconcile(b, 'e1', 3, [refusal]);
+    expect(rejoined).toEqual(['b']);
+  });
+
+  it('takes a refusal of an op a later ack already acknowledged from the next subscribed', async () => {
+    const { f, outbox, b, rejoined } = await rig(3);
+    b.meta = { ...b.meta, ready: true, checkpoint: 5 };
+    outbox.release(b);
+    outbox.onAck(b, ack(3)); // the ack refusing op 2 never came
+    await settle();
+    await outbox.reconcile(b, 'e1', 3, [{ originSeq: 2, code: 'TOMBSTONE_PURGED', message: 'older' }]);
+    expect(rejoined).toEqual(['b']);
+    expect(f.storage.peekMeta('b').meta).toMatchObject({ ready: false, checkpoint: 0, refusedUpTo: 2 });
+  });
+
   it('a refused push frame fails the writes in flight, not the unsent ones, and stops pushing', async () => {
     const { outbox, b, frames } = await rig(4, { pushBatch: 2, pushWindow: 2 });
     outbox.release(b);

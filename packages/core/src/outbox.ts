@@ -1,7 +1,7 @@
 import type { BucketState } from './bucket-state';
 import { MittsyncError, toMittsyncError } from './errors';
 import type { Op } from './model';
-import type { AckMsg, WireLimits } from './protocol';
+import type { AckMsg, RejectedOp, WireLimits } from './protocol';
 import { type BucketMeta, policyOf } from './storage';
 import type { SyncContext } from './sync-context';
 
@@ -163,6 +163,7 @@ export class Outbox {
     if (rejected.size > 0) {
       // The relay refused some of our writes; our stored state has them, the relay's not.
       // Re-join to take the relay's state (pending writes are kept).
+      noteRefused(b, rejected.keys());
       this.ctx.rejoin(b);
       return;
     }
@@ -176,10 +177,30 @@ export class Outbox {
    * from an older backup) is authoritative: ops it lacks are renumbered to follow its counter,
    * since pushing them with their old numbers would leave a gap it can never fill.
    */
-  async reconcile(b: BucketState, epoch: string, received: number): Promise<void> {
+  async reconcile(
+    b: BucketState,
+    epoch: string,
+    received: number,
+    rejected: readonly RejectedOp[] = [],
+  ): Promise<void> {
     const known = b.meta.counterEpoch;
     if (known === null || known === epoch) {
-      if (received > b.ackedUpTo) await this.acknowledge(b, received, undefined);
+      // The relay repeats its latest refusals of our ops: one whose ack was lost with a
+      // connection, or came after a later ack, is news (we took that op as accepted).
+      const news = rejected.filter((r) => r.originSeq > (b.meta.refusedUpTo ?? 0) && r.originSeq <= received);
+      const ready = b.meta.ready;
+      if (news.length > 0)
+        noteRefused(
+          b,
+          news.map((r) => r.originSeq),
+        );
+      if (received > b.ackedUpTo) {
+        const refused = new Map(news.filter((r) => r.originSeq > b.ackedUpTo).map((r) => [r.originSeq, r]));
+        await this.acknowledge(b, received, refused);
+        if (news.length > refused.size) await this.storeRefusal(b);
+      } else if (news.length > 0) await this.storeRefusal(b);
+      // A resume would keep the refused values (a join drops them with their ops): re-join.
+      if (news.length > 0 && ready) this.ctx.rejoin(b);
       if (received >= b.meta.nextOriginSeq) {
         // The relay has more of our ops than we remember issuing (our storage went back in
         // time): continue after its counter so no number is used twice.
@@ -203,7 +224,8 @@ export class Outbox {
     const meta: BucketMeta = {
       ...b.meta,
       nextOriginSeq: received + 1 + renumbered.length,
-      ...(epoch === undefined ? {} : { counterEpoch: epoch }),
+      // Numbers of a new epoch start over: refusals counted in the old one say nothing of them.
+      ...(epoch === undefined ? {} : { counterEpoch: epoch, refusedUpTo: 0 }),
     };
     await this.ctx.storage.commit({ bucket: b.name, outboxReplace: renumbered, meta });
     b.outbox = renumbered;
@@ -264,4 +286,11 @@ export class Outbox {
     this.pump(b);
     ctx.emitStatus();
   }
+}
+
+/** Remembers (in `b.meta`, stored with the next meta write) the refusals acted on. */
+function noteRefused(b: BucketState, originSeqs: Iterable<number>): void {
+  let top = b.meta.refusedUpTo ?? 0;
+  for (const seq of originSeqs) if (seq > top) top = seq;
+  if (top > (b.meta.refusedUpTo ?? 0)) b.meta = { ...b.meta, refusedUpTo: top };
 }

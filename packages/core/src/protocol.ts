@@ -235,6 +235,12 @@ export interface SubscribedMsg {
   from: number;
   /** The relay's reception counter for this replica: highest originSeq it accepted. */
   received: number;
+  /**
+   * The replica's latest ops the relay refused (at most {@link MAX_REMEMBERED_REFUSALS}), as
+   * their ack said: an ack lost with a broken connection must not turn a refusal into an
+   * acceptance when `received` acknowledges the op.
+   */
+  rejected?: RejectedOp[];
   /** Checksum of the bucket at seq `from - 1`. */
   sum: Checksum;
   /** Key split points for parallel range downloads (may be empty). */
@@ -293,6 +299,16 @@ export interface PageMsg {
   head?: number;
 }
 
+/** An op the relay consumed (it counts for `received`) but did not apply, and why. */
+export interface RejectedOp {
+  originSeq: number;
+  code: ErrorCode;
+  message: string;
+}
+
+/** How many of a replica's latest refused ops a bucket's relay remembers for `subscribed`. */
+export const MAX_REMEMBERED_REFUSALS = 64;
+
 /** Cumulative acknowledgement: every op of this replica up to `upTo` is committed. */
 export interface AckMsg {
   type: 'ack';
@@ -301,7 +317,7 @@ export interface AckMsg {
   /** The bucket's head seq after the commit: every op of this batch that changed state has a seq <= this. */
   seq?: number;
   /** Ops consumed but not applied, with the reason (the write's promise rejects with it). */
-  rejected?: { originSeq: number; code: ErrorCode; message: string }[];
+  rejected?: RejectedOp[];
   /** True when the frame skipped an originSeq: the sender must resend from `upTo + 1`. */
   gap?: boolean;
 }

@@ -33,6 +33,12 @@ export interface BucketMeta {
    * in full (the rest resumes from the checkpoint), and clears this when it is ready.
    */
   widen?: KeySpan[];
+  /**
+   * The highest originSeq among this replica's ops the relay refused that it has acted on
+   * (re-joined for): the relay repeats its latest refusals in `subscribed`, and those at or
+   * below this are old news.
+   */
+  refusedUpTo?: number;
 }
 
 /** The policy a stored meta records (`replica` when it predates policies). */

@@ -216,6 +216,15 @@ export function validateClientMessage(x: unknown, limits: WireLimits = DEFAULT_L
   }
 }
 
+/** A list of refused ops (`ack.rejected`, `subscribed.rejected`). */
+function checkRejected(x: unknown, what: string): void {
+  if (!Array.isArray(x)) bad(`malformed ${what}`);
+  for (const r of x) {
+    if (!isObject(r) || !isCount(r.originSeq) || !isErrorCode(r.code) || typeof r.message !== 'string')
+      bad(`malformed ${what}`);
+  }
+}
+
 function checkChecksum(x: unknown): void {
   if (!isObject(x) || !isCount(x.count) || !isCount(x.a) || !isCount(x.b)) bad('sum must be a checksum');
 }
@@ -266,6 +275,7 @@ export function validateServerMessage(x: unknown): ServerMessage {
         bad('malformed subscribed');
       checkChecksum(m.sum);
       if (!Array.isArray(m.splits)) bad('malformed subscribed.splits');
+      if (m.rejected !== undefined) checkRejected(m.rejected, 'subscribed.rejected');
       if (m.spec !== undefined) m.spec = validateSpec(m.spec, Number.MAX_SAFE_INTEGER);
       return m;
     case 'reset':
@@ -303,6 +313,7 @@ export function validateServerMessage(x: unknown): ServerMessage {
     case 'ack':
       checkBucket(m.bucket);
       if (!isCount(m.upTo)) bad('malformed ack');
+      if (m.rejected !== undefined) checkRejected(m.rejected, 'ack.rejected');
       return m;
     case 'marker':
       checkBucket(m.bucket);
