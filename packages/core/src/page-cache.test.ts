@@ -1,13 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { columnEntries } from './columns';
 import type { Env } from './env';
 import { encodeHlc } from './hlc';
 import { BucketHost, type HostConnection } from './host';
 import { MemoryHostStore } from './host-store';
 import type { Entry, Op } from './model';
 import { MAX_OVERLAY } from './page-cache';
-import type { PageMsg, PageReqMsg } from './protocol';
+import { pageEntries, pageRange } from './testing/host-store-fixtures';
 
 const NOW = 1_700_000_000_000;
 const env: Env = { now: () => NOW, setTimeout: () => 0, clearTimeout: () => undefined, random: () => 0.5 };
@@ -48,32 +47,10 @@ const key = (i: number) => `k${String(i).padStart(4, '0')}`;
 
 /** A whole join's download: every range of `splits` paged through with `limit`. */
 function download(host: BucketHost, limit: number, splits: string[] = []): Entry[] {
-  const out: Entry[] = [];
   const bounds = [undefined, ...splits];
-  for (let r = 0; r < bounds.length; r++) {
-    let after = bounds[r];
-    const until = splits[r];
-    for (;;) {
-      const req: PageReqMsg = {
-        type: 'pageReq',
-        bucket: 'b',
-        reqId: 1,
-        since: 0,
-        limit,
-        cols: true,
-        ...(after === undefined ? {} : { after }),
-        ...(until === undefined ? {} : { until }),
-      };
-      const p = host.page(req) as PageMsg;
-      expect(p.type).toBe('page');
-      const got = p.cols === undefined ? p.entries : columnEntries(p.cols);
-      expect(got.length).toBeLessThanOrEqual(limit);
-      out.push(...got);
-      if (p.next === null) break;
-      after = p.next;
-    }
-  }
-  return out;
+  const pages = bounds.flatMap((after, r) => pageRange(host, { limit, after, until: splits[r], cols: true }));
+  for (const p of pages) expect(pageEntries(p).length).toBeLessThanOrEqual(limit);
+  return pages.flatMap(pageEntries);
 }
 
 /** What the store holds now, in key order. */

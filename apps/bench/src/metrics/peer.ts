@@ -1,6 +1,6 @@
 import type { Metric } from '../metric';
 import { coldStart } from './peer/cold-start';
-import { idbFloor, join100k, joinBucket, joinMillion } from './peer/join';
+import { idbFloor, type JoinCpu, join100k, joinBucket, joinMillion } from './peer/join';
 import { liveQuery } from './peer/live-query';
 import { writeObserveBrowser } from './peer/observe';
 
@@ -11,6 +11,18 @@ import { writeObserveBrowser } from './peer/observe';
  * with `performance.now()`. The measurements live in `peer/` (join, cold start, live query),
  * on shared plumbing (`harness.ts`: page, relay, replicas; `browser.ts`; `trace.ts`).
  */
+
+/** The CPU time `process` spent during each of join_100k_ms's joins: `what` it is and does. */
+function joinCpuMetric(process: keyof JoinCpu, what: string): Metric {
+  return {
+    name: `join_100k_${process}_cpu_ms`,
+    quickName: `join_20k_${process}_cpu_ms`,
+    unit: 'ms',
+    description: `No target, for reading join_100k_ms: CPU time during each of join_100k_ms's joins (from /proc, 10 ms ticks; median of the 5) of ${what}`,
+    repetitions: { full: 5, quick: 1, of: 'joins' },
+    run: async ({ quick }) => (await join100k(quick)).cpu[process],
+  };
+}
 
 export const peerMetrics: Metric[] = [
   {
@@ -23,33 +35,18 @@ export const peerMetrics: Metric[] = [
     repetitions: { full: 5, quick: 1, of: 'joins' },
     run: async ({ quick }) => (await join100k(quick)).ms,
   },
-  {
-    name: 'join_100k_renderer_cpu_ms',
-    quickName: 'join_20k_renderer_cpu_ms',
-    unit: 'ms',
-    description:
-      "No target, for reading join_100k_ms: CPU time of the joining tab's renderer process (the page and the SharedWorker that downloads, decodes and stores) during each of join_100k_ms's joins, from /proc (10 ms ticks); median of the 5. Close to the join's own time, it says the worker's one thread bounds the join.",
-    repetitions: { full: 5, quick: 1, of: 'joins' },
-    run: async ({ quick }) => (await join100k(quick)).cpu.renderer,
-  },
-  {
-    name: 'join_100k_relay_cpu_ms',
-    quickName: 'join_20k_relay_cpu_ms',
-    unit: 'ms',
-    description:
-      "No target, for reading join_100k_ms: CPU time of the relay process during each of join_100k_ms's joins (serving the pages, and the writer's 500 ops/s), median of the 5. The relay's page cache serves these joins (the writer's own join filled it); `PAGE_CACHE_MB=0 npm run bench -- --only join_100k_relay_cpu_ms` measures the relay without it.",
-    repetitions: { full: 5, quick: 1, of: 'joins' },
-    run: async ({ quick }) => (await join100k(quick)).cpu.relay,
-  },
-  {
-    name: 'join_100k_browser_cpu_ms',
-    quickName: 'join_20k_browser_cpu_ms',
-    unit: 'ms',
-    description:
-      "No target, for reading join_100k_ms: CPU time of Chromium's browser process (network service, IndexedDB's backend writing LevelDB) during each of join_100k_ms's joins, median of the 5.",
-    repetitions: { full: 5, quick: 1, of: 'joins' },
-    run: async ({ quick }) => (await join100k(quick)).cpu.browser,
-  },
+  joinCpuMetric(
+    'renderer',
+    "the joining tab's renderer process (the page and the SharedWorker that downloads, decodes and stores). Close to the join's own time, it says the worker's one thread bounds the join.",
+  ),
+  joinCpuMetric(
+    'relay',
+    "the relay process (serving the pages, and the writer's 500 ops/s). The relay's page cache serves these joins (the writer's own join filled it); `PAGE_CACHE_MB=0 npm run bench -- --only join_100k_relay_cpu_ms` measures the relay without it.",
+  ),
+  joinCpuMetric(
+    'browser',
+    "Chromium's browser process (network service, IndexedDB's backend writing LevelDB).",
+  ),
   {
     name: 'join_1m_ms',
     quickName: 'join_200k_ms',

@@ -4,13 +4,14 @@ import { BucketHost, pageEntryBytes } from '../host';
 import type { HostStore } from '../host-store';
 import { type Entry, keyOrder } from '../model';
 import { plainEntry } from '../packed';
-import type { PageMsg } from '../protocol';
 import {
   commit,
   fixedEnv,
   frame,
   type HostStoreSetup,
   live,
+  pageEntries,
+  pageRange,
   shuffled,
   tomb,
   VALUES,
@@ -86,28 +87,16 @@ export function columnTests(setup: HostStoreSetup): void {
       );
       const want = s.scan(0, undefined, undefined, 1000);
       for (const cols of [false, true]) {
+        const pages = pageRange(host, { limit: 40, cols });
+        const byColumn = pages.filter((p) => p.cols !== undefined).length;
         const got: Entry[] = [];
-        let after: string | undefined;
-        let byColumn = 0;
-        for (let reqId = 1; ; reqId++) {
-          const page = host.page({
-            type: 'pageReq',
-            bucket: 'b',
-            reqId,
-            since: 0,
-            limit: 40,
-            ...(after === undefined ? {} : { after }),
-            ...(cols ? { cols: true as const } : {}),
-          }) as PageMsg;
-          const entries = page.cols === undefined ? page.entries : columnEntries(page.cols);
-          if (page.cols !== undefined) byColumn++;
+        for (const page of pages) {
+          const entries = pageEntries(page);
           expect(entries.length).toBeLessThanOrEqual(40);
           const bytes = entries.map(pageEntryBytes);
           // A page ends at the first entry past the budget.
           expect(bytes.slice(0, -1).reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(budget);
           got.push(...entries.map(plainEntry));
-          if (page.next === null) break;
-          after = page.next;
         }
         expect(got, cols ? 'by column' : 'by entry').toEqual(want);
         expect([...got].sort(keyOrder)).toEqual(got);
@@ -121,28 +110,11 @@ export function columnTests(setup: HostStoreSetup): void {
       const host = new BucketHost({ bucket: 'b', store: s, env: fixedEnv(), pageCache: { minEntries: 0 } });
       const keys = Array.from({ length: 400 }, (_, i) => `key-${String(i).padStart(4, '0')}`);
       for (let i = 0; i < keys.length; i += 100) host.push('w1', frame('w1', i + 1, keys.slice(i, i + 100)));
-      const join = (limit: number, until?: string): Entry[] => {
-        const got: Entry[] = [];
-        for (const [from, to] of [[undefined, until], ...(until === undefined ? [] : [[until, undefined]])]) {
-          let after = from;
-          for (let reqId = 1; ; reqId++) {
-            const page = host.page({
-              type: 'pageReq',
-              bucket: 'b',
-              reqId,
-              since: 0,
-              limit,
-              cols: true,
-              ...(after === undefined ? {} : { after }),
-              ...(to === undefined ? {} : { until: to }),
-            }) as PageMsg;
-            got.push(...(page.cols === undefined ? page.entries : columnEntries(page.cols)).map(plainEntry));
-            if (page.next === null) break;
-            after = page.next;
-          }
-        }
-        return got;
-      };
+      const join = (limit: number, until?: string): Entry[] =>
+        [
+          ...pageRange(host, { limit, until, cols: true }),
+          ...(until === undefined ? [] : pageRange(host, { limit, after: until, cols: true })),
+        ].flatMap((p) => pageEntries(p).map(plainEntry));
       expect(join(64)).toEqual(s.scan(0, undefined, undefined, 1000));
       // Updates, deletes and new keys after the first join, then joins with other page sizes.
       host.push(

@@ -1,8 +1,10 @@
+import { columnEntries } from '../columns';
 import type { Env } from '../env';
 import { encodeHlc, type Hlc } from '../hlc';
+import type { BucketHost } from '../host';
 import type { HostMeta, HostStore } from '../host-store';
 import { type Entry, keyOrder, type Op, type Value } from '../model';
-import type { PushMsg } from '../protocol';
+import type { PageMsg, PushMsg } from '../protocol';
 
 /**
  * How the HostStore suite gets stores. Setups may be async; the stores themselves are not.
@@ -137,3 +139,34 @@ export function frame(
   });
   return { type: 'push', bucket: 'b', ops };
 }
+
+/**
+ * Every page of one key range of a join's download from `host` (`after < key <= until`),
+ * following each page's `next`.
+ */
+export function pageRange(
+  host: BucketHost,
+  req: { limit: number; after?: string | undefined; until?: string | undefined; cols?: boolean },
+): PageMsg[] {
+  const pages: PageMsg[] = [];
+  let after = req.after;
+  for (let reqId = 1; ; reqId++) {
+    const page = host.page({
+      type: 'pageReq',
+      bucket: host.bucket,
+      reqId,
+      since: 0,
+      limit: req.limit,
+      ...(after === undefined ? {} : { after }),
+      ...(req.until === undefined ? {} : { until: req.until }),
+      ...(req.cols === true ? { cols: true as const } : {}),
+    }) as PageMsg;
+    pages.push(page);
+    if (page.next === null) return pages;
+    after = page.next;
+  }
+}
+
+/** A page's entries, whether it came by entry or by column. */
+export const pageEntries = (page: PageMsg): Entry[] =>
+  page.cols === undefined ? page.entries : columnEntries(page.cols);
