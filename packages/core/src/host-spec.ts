@@ -22,6 +22,8 @@ export function scanSpans(
   after: string | undefined,
   until: string | undefined,
   limit: number,
+  /** About how many entries the range holds, when known (see `HostStore.pageScan`). */
+  span?: number,
 ): Entry[] {
   const scan = packed ? (store.pageScan ?? store.scan) : store.scan;
   const out: Entry[] = [];
@@ -42,7 +44,7 @@ export function scanSpans(
     }
     const top = s.hi === undefined || (until !== undefined && until < s.hi) ? until : s.hi;
     // `top` is inclusive and a span's `hi` is not: ask for one more row and drop `hi` itself.
-    const got = scan.call(store, since, cursor, top, limit - out.length + 1);
+    const got = scan.call(store, since, cursor, top, limit - out.length + 1, span);
     for (const e of got) {
       if (s.hi !== undefined && e.key >= s.hi) break;
       out.push(e);

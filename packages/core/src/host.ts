@@ -9,7 +9,7 @@ import { projectEntry, SpecSums, scanSpans, specDeliver } from './host-spec';
 import type { HostMeta, HostStore } from './host-store';
 import { type Entry, type Op, opToEntry, type SeqOp, versionOf } from './model';
 import { packedValueOf } from './packed';
-import { PageCache, PageCacheBudget } from './page-cache';
+import { PageCacheBudget, PageCaches } from './page-cache';
 import {
   type AckMsg,
   type CkptMsg,
@@ -167,7 +167,7 @@ export class BucketHost {
   private readonly pageSizer = new PageSizer();
   private readonly parts: number;
   private readonly splitMin: number;
-  private readonly pageCache: PageCache | undefined;
+  private readonly pageCaches: PageCaches | undefined;
   private readonly pageCacheMin: number;
   /** Replicas' latest refused ops, by replica (see {@link rememberRefusals}). */
   private readonly refusals = new Map<string, RejectedOp[]>();
@@ -199,7 +199,7 @@ export class BucketHost {
     this.splitMin = opts.splitMinEntries ?? 20_000;
     const budget =
       opts.pageCache?.budget ?? new PageCacheBudget(opts.pageCache?.maxBytes ?? DEFAULT_PAGE_CACHE_BYTES);
-    this.pageCache = budget.maxBytes > 0 ? new PageCache(budget) : undefined;
+    this.pageCaches = budget.maxBytes > 0 ? new PageCaches(budget) : undefined;
     this.pageCacheMin = opts.pageCache?.minEntries ?? this.splitMin;
     this.onCommit = opts.onCommit;
     this.specSums = new SpecSums(opts.store);
@@ -634,8 +634,8 @@ export class BucketHost {
     const store = this.store;
     const scan =
       spans !== undefined
-        ? (since: number, a: string | undefined, u: string | undefined, n: number) =>
-            scanSpans(store, fields === undefined, spans, since, a, u, n)
+        ? (since: number, a: string | undefined, u: string | undefined, n: number, span?: number) =>
+            scanSpans(store, fields === undefined, spans, since, a, u, n, span)
         : fields !== undefined
           ? store.scan
           : (store.pageScan ?? store.scan);
@@ -650,10 +650,13 @@ export class BucketHost {
       next,
       head: this.meta.head,
     });
-    // A join of a whole large bucket: from (and into) the page cache.
+    // A join of a large bucket, or of a spec of one: from (and into) the view's page cache.
     const cache =
-      byColumn && req.since === 0 && this.pageCache !== undefined && store.count() >= this.pageCacheMin
-        ? this.pageCache
+      req.cols === true &&
+      req.since === 0 &&
+      this.pageCaches !== undefined &&
+      store.count() >= this.pageCacheMin
+        ? this.pageCaches.of(spans === undefined && fields === undefined ? '' : JSON.stringify(spec))
         : undefined;
     if (cache !== undefined) {
       cache.checkHorizon(this.meta.horizon);
@@ -661,7 +664,9 @@ export class BucketHost {
         {
           head: this.meta.head,
           changed: (since, a, u, n, span) =>
-            store.pageScan === undefined ? store.scan(since, a, u, n) : store.pageScan(since, a, u, n, span),
+            byColumn && store.pageScan !== undefined
+              ? store.pageScan(since, a, u, n, span)
+              : scan.call(store, since, a, u, n, span).map((e) => projectEntry(fields, e)),
         },
         req.after,
         req.until,

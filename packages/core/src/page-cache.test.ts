@@ -112,7 +112,32 @@ describe('the page cache', () => {
     }
   });
 
-  it('is left out for buckets under minEntries, resumes, specs and entry pages', () => {
+  it('keeps the pages of a replication spec apart, projected, with the changes since on top', () => {
+    const { host, store, reads, write } = setup();
+    for (let i = 0; i < 300; i++) write(key(i), { n: i, secret: `s${i}` });
+    const spec = { prefixes: ['k01', 'k02'], fields: ['n'] };
+    const want = () =>
+      plain(
+        held(store)
+          .filter((e) => e.key.startsWith('k01') || e.key.startsWith('k02'))
+          .map((e) => (e.deleted ? e : { ...e, value: { n: (e.value as { n: number }).n } })),
+      );
+    const join = (limit: number) =>
+      pageRange(host, { limit, cols: true, spec }).flatMap((p) => plain(pageEntries(p)));
+    expect(join(30)).toEqual(want());
+    expect(plain(download(host, 40))).toEqual(plain(held(store))); // the whole bucket: its own view
+    write(key(105), { n: -1, secret: 'x' });
+    write(key(150), undefined, true);
+    write(key(299), { n: -2, secret: 'y' }); // outside the spec
+    const expected = want();
+    reads.limits = [];
+    expect(join(17)).toEqual(expected);
+    // Only reads of what changed (MAX_OVERLAY + 1, and one more span by span): no page of 17.
+    expect(reads.limits.length).toBeGreaterThan(0);
+    expect(reads.limits.filter((l) => l <= MAX_OVERLAY)).toEqual([]);
+  });
+
+  it('is left out for buckets under minEntries', () => {
     const { host, reads, write } = setup({ minEntries: 1_000 });
     for (let i = 0; i < 100; i++) write(key(i), i);
     download(host, 50);

@@ -213,6 +213,33 @@ export class PageCache {
   }
 }
 
+/** How many views (the whole bucket, or a replication spec) of a bucket keep page caches. */
+export const MAX_CACHED_VIEWS = 8;
+
+/**
+ * A bucket's page caches, one per view its joins download: the whole bucket (`''`), or one
+ * replication spec (its JSON), the {@link MAX_CACHED_VIEWS} most recently joined.
+ */
+export class PageCaches {
+  private readonly views = new Map<string, PageCache>();
+
+  constructor(private readonly budget: PageCacheBudget) {}
+
+  /** The cache of `view`'s pages. */
+  of(view: string): PageCache {
+    let cache = this.views.get(view);
+    if (cache !== undefined) this.views.delete(view);
+    else cache = new PageCache(this.budget);
+    this.views.set(view, cache);
+    for (const [key, old] of this.views) {
+      if (this.views.size <= MAX_CACHED_VIEWS) break;
+      old.clear();
+      this.views.delete(key);
+    }
+    return cache;
+  }
+}
+
 /** Index of the first key of `c[from..]` that is `> key`. */
 function upperBoundIn(c: EntryColumns, key: string, from = 0): number {
   const i = lowerBoundIn(c, key, from);

@@ -61,7 +61,7 @@ export const peerMetrics: Metric[] = [
     quickName: 'join_spec_20k_of_200k_ms',
     unit: 'ms',
     description:
-      "The join of join_100k_ms, of a replication spec instead of a whole bucket: the prefix `k00` (keys 0-99,999: 10%) of a 1,000,000-key bucket, while the Node replica writes 500 ops/s across the whole bucket (90% of them outside the spec, which the relay leaves out of the join's stream); median of 5 joins. The relay computes a spec's checksum with one scan of its entries when its first subscriber comes and keeps it (the 8 most recent specs) after the last leaves, so the first join pays that scan (about +400 ms here) and the next four do not. Issue 21 asks for at most 1.2x join_100k_ms. --quick: prefixes `k000`, `k001` (20,000 keys) of 200,000, one join.",
+      "The join of join_100k_ms, of a replication spec instead of a whole bucket: the prefix `k00` (keys 0-99,999: 10%) of a 1,000,000-key bucket, while the Node replica writes 500 ops/s across the whole bucket (90% of them outside the spec, which the relay leaves out of the join's stream); median of 5 joins. The relay computes a spec's checksum with one scan of its entries when its first subscriber comes and keeps it (the 8 most recent specs) after the last leaves, and keeps the spec's pages in its page cache, so the first join pays that scan (about +400 ms here) and the reads of every page, and the next four do not. Issue 21 asks for at most 1.2x join_100k_ms. --quick: prefixes `k000`, `k001` (20,000 keys) of 200,000, one join.",
     repetitions: { full: 5, quick: 1, of: 'joins' },
     run: async ({ quick }) =>
       (

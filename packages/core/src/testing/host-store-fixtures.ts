@@ -5,6 +5,7 @@ import type { BucketHost } from '../host';
 import type { HostMeta, HostStore } from '../host-store';
 import { type Entry, keyOrder, type Op, type Value } from '../model';
 import type { PageMsg, PushMsg } from '../protocol';
+import type { ReplicationSpec } from '../spec';
 
 /**
  * How the HostStore suite gets stores. Setups may be async; the stores themselves are not.
@@ -146,21 +147,31 @@ export function frame(
  */
 export function pageRange(
   host: BucketHost,
-  req: { limit: number; after?: string | undefined; until?: string | undefined; cols?: boolean },
+  req: {
+    limit: number;
+    after?: string | undefined;
+    until?: string | undefined;
+    cols?: boolean;
+    /** The subscription's spec (the relay passes it with every page). */
+    spec?: ReplicationSpec;
+  },
 ): PageMsg[] {
   const pages: PageMsg[] = [];
   let after = req.after;
   for (let reqId = 1; ; reqId++) {
-    const page = host.page({
-      type: 'pageReq',
-      bucket: host.bucket,
-      reqId,
-      since: 0,
-      limit: req.limit,
-      ...(after === undefined ? {} : { after }),
-      ...(req.until === undefined ? {} : { until: req.until }),
-      ...(req.cols === true ? { cols: true as const } : {}),
-    }) as PageMsg;
+    const page = host.page(
+      {
+        type: 'pageReq',
+        bucket: host.bucket,
+        reqId,
+        since: 0,
+        limit: req.limit,
+        ...(after === undefined ? {} : { after }),
+        ...(req.until === undefined ? {} : { until: req.until }),
+        ...(req.cols === true ? { cols: true as const } : {}),
+      },
+      req.spec,
+    ) as PageMsg;
     pages.push(page);
     if (page.next === null) return pages;
     after = page.next;
