@@ -1,14 +1,12 @@
 import { type Checksum, checksumReplace, emptyChecksum } from './checksum';
-import { PageSizer, readColumnPage } from './column-page';
-import { columnsOf, type EntryColumns } from './columns';
 import { type Env, randomId } from './env';
 import { MittsyncError, toMittsyncError } from './errors';
 import { hlcNode, hlcWall } from './hlc';
+import { PageServer } from './host-pages';
 import { HostReplicas } from './host-replicas';
-import { projectEntry, SpecSums, scanSpans, specDeliver } from './host-spec';
+import { SpecSums, specDeliver } from './host-spec';
 import type { HostMeta, HostStore } from './host-store';
 import { type Entry, type Op, opToEntry, type SeqOp, versionOf } from './model';
-import { packedValueOf } from './packed';
 import { PageCacheBudget, PageCaches } from './page-cache';
 import {
   type AckMsg,
@@ -27,47 +25,16 @@ import {
 } from './protocol';
 import { replicationRefused } from './replication-control';
 import { checkPushedValue, type VersionedSchema } from './schema';
-import {
-  mergeProjected,
-  outsideSpec,
-  type ReplicationSpec,
-  restrictsKeys,
-  spansCover,
-  specSpans,
-} from './spec';
-import { utf8Length } from './utf8';
-import { DEFAULT_LIMITS, measureValue } from './validate';
+import { mergeProjected, outsideSpec, type ReplicationSpec, spansCover, specSpans } from './spec';
+import { DEFAULT_LIMITS } from './validate';
 
-/** Most entries one page holds, whatever its request asks for. */
-export const MAX_PAGE_ENTRIES = 10_000;
+export { MAX_PAGE_ENTRIES, pageEntryBytes } from './host-pages';
 
 /** Default byte budget of one page (see {@link BucketHostOptions.maxPageBytes}). */
 export const DEFAULT_PAGE_BYTES = 1024 * 1024;
 
 /** Default memory of a page cache (see {@link BucketHostOptions.pageCache}). */
 export const DEFAULT_PAGE_CACHE_BYTES = 32 * 1024 * 1024;
-
-/** `entries` by column; undefined for a key with no UTF-8 form (it goes as entries). */
-function columnsOrUndefined(entries: readonly Entry[]): EntryColumns | undefined {
-  try {
-    return columnsOf(entries);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Entries read by a page's first scan: small enough that 64 values of the largest size stay a few MB. */
-const FIRST_SCAN = 64;
-
-/**
- * About the bytes `e` takes in a page frame: its key, HLC, seq and value. A packed value counts
- * its MessagePack bytes; a plain one is measured as validation measures ops.
- */
-export function pageEntryBytes(e: Entry): number {
-  const packed = packedValueOf(e);
-  const value = packed !== undefined ? packed.byteLength : e.value === undefined ? 1 : measureValue(e.value);
-  return utf8Length(e.key) + e.hlc.length + value + 24;
-}
 
 /** One replica's connection to one bucket, as the host sees it. */
 export interface HostConnection {
@@ -162,13 +129,10 @@ export class BucketHost {
    */
   readonly replicas: HostReplicas;
   private readonly maxBacklog: number;
-  private readonly maxPageBytes: number;
-  /** The bucket's mean page entry size, for pages read by column. */
-  private readonly pageSizer = new PageSizer();
   private readonly parts: number;
   private readonly splitMin: number;
-  private readonly pageCaches: PageCaches | undefined;
-  private readonly pageCacheMin: number;
+  /** Catch-up pages (host-pages.ts). */
+  private readonly pages: PageServer;
   /** Replicas' latest refused ops, by replica (see {@link rememberRefusals}). */
   private readonly refusals = new Map<string, RejectedOp[]>();
   /** The last {@link bucketSplits} and the bucket's size then. */
@@ -194,13 +158,18 @@ export class BucketHost {
     this.limits = opts.limits ?? DEFAULT_LIMITS;
     this.flushTimeoutMs = opts.flushTimeoutMs ?? 5_000;
     this.maxBacklog = opts.maxBacklog ?? Number.POSITIVE_INFINITY;
-    this.maxPageBytes = opts.maxPageBytes ?? DEFAULT_PAGE_BYTES;
     this.parts = opts.downloadParts ?? 4;
     this.splitMin = opts.splitMinEntries ?? 20_000;
     const budget =
       opts.pageCache?.budget ?? new PageCacheBudget(opts.pageCache?.maxBytes ?? DEFAULT_PAGE_CACHE_BYTES);
-    this.pageCaches = budget.maxBytes > 0 ? new PageCaches(budget) : undefined;
-    this.pageCacheMin = opts.pageCache?.minEntries ?? this.splitMin;
+    this.pages = new PageServer({
+      bucket: this.bucket,
+      store: this.store,
+      maxPageBytes: opts.maxPageBytes ?? DEFAULT_PAGE_BYTES,
+      caches: budget.maxBytes > 0 ? new PageCaches(budget) : undefined,
+      cacheMin: opts.pageCache?.minEntries ?? this.splitMin,
+      meta: () => this.meta,
+    });
     this.onCommit = opts.onCommit;
     this.specSums = new SpecSums(opts.store);
     const loaded = this.store.loadMeta();
@@ -624,107 +593,7 @@ export class BucketHost {
    * With a `spec`, only its keys are read (span by span) and values are projected.
    */
   page(req: PageReqMsg, spec?: ReplicationSpec): PageMsg | ServerMessage {
-    if (req.since > 0 && req.since < this.meta.horizon) {
-      // Tombstones the caller needs were purged during its download: it must start over.
-      return { type: 'reset', bucket: this.bucket, subId: -1, epoch: this.meta.epoch, reason: 'horizon' };
-    }
-    const limit = Math.min(req.limit, MAX_PAGE_ENTRIES);
-    const fields = spec?.fields;
-    const spans = restrictsKeys(spec) ? specSpans(spec) : undefined;
-    const store = this.store;
-    const scan =
-      spans !== undefined
-        ? (since: number, a: string | undefined, u: string | undefined, n: number, span?: number) =>
-            scanSpans(store, fields === undefined, spans, since, a, u, n, span)
-        : fields !== undefined
-          ? store.scan
-          : (store.pageScan ?? store.scan);
-    const budget = this.maxPageBytes;
-    const byColumn = req.cols === true && spans === undefined && fields === undefined;
-    const colsPage = (cols: EntryColumns, next: string | null): PageMsg => ({
-      type: 'page',
-      bucket: this.bucket,
-      reqId: req.reqId,
-      entries: [],
-      cols,
-      next,
-      head: this.meta.head,
-    });
-    // A join of a large bucket, or of a spec of one: from (and into) the view's page cache.
-    const cache =
-      req.cols === true &&
-      req.since === 0 &&
-      this.pageCaches !== undefined &&
-      store.count() >= this.pageCacheMin
-        ? this.pageCaches.of(spans === undefined && fields === undefined ? '' : JSON.stringify(spec))
-        : undefined;
-    if (cache !== undefined) {
-      cache.checkHorizon(this.meta.horizon);
-      const hit = cache.serve(
-        {
-          head: this.meta.head,
-          changed: (since, a, u, n, span) =>
-            byColumn && store.pageScan !== undefined
-              ? store.pageScan(since, a, u, n, span)
-              : scan.call(store, since, a, u, n, span).map((e) => projectEntry(fields, e)),
-        },
-        req.after,
-        req.until,
-        limit,
-      );
-      if (hit !== undefined) return colsPage(hit.cols, hit.next);
-    }
-    if (byColumn) {
-      const fast = readColumnPage(this.store, req, limit, budget, this.pageSizer);
-      if (fast !== undefined) {
-        cache?.add(req.after, req.until, fast.cols, fast.next, this.meta.head);
-        return colsPage(fast.cols, fast.next);
-      }
-    }
-    const entries: Entry[] = [];
-    let bytes = 0;
-    let full = false;
-    let after = req.after;
-    // Reading `limit` rows of large values at once would hold megabytes (and the event loop)
-    // only to drop most of them: read a few first, then as many as the rest of the budget
-    // holds at the mean size seen so far.
-    let want = Number.isFinite(budget) ? Math.min(limit, FIRST_SCAN) : limit;
-    for (;;) {
-      const got = scan.call(this.store, req.since, after, req.until, want);
-      for (const raw of got) {
-        const e = projectEntry(fields, raw);
-        entries.push(e);
-        bytes += pageEntryBytes(e);
-        if (bytes > budget) break;
-      }
-      const last = entries[entries.length - 1];
-      if (bytes > budget || entries.length >= limit) {
-        full = true;
-        break;
-      }
-      if (got.length < want || last === undefined) break;
-      after = last.key;
-      const mean = bytes / entries.length;
-      want = Math.min(limit - entries.length, Math.max(FIRST_SCAN, Math.ceil((budget - bytes) / mean) + 1));
-    }
-    const last = entries[entries.length - 1];
-    this.pageSizer.learn(bytes, entries.length);
-    const next = full && last !== undefined && last.key !== req.until ? last.key : null;
-    if (cache !== undefined) {
-      const cols = columnsOrUndefined(entries);
-      if (cols !== undefined) {
-        cache.add(req.after, req.until, cols, next, this.meta.head);
-        return colsPage(cols, next);
-      }
-    }
-    return {
-      type: 'page',
-      bucket: this.bucket,
-      reqId: req.reqId,
-      entries,
-      next,
-      head: this.meta.head,
-    };
+    return this.pages.page(req, spec);
   }
 
   // -------------------------------------------------------------------------------------------
