@@ -54,3 +54,9 @@ export class NotMeasured extends Error {
 export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? Number.NaN;
 }
+
+/** The median of `xs` (any order): the upper one of an even count, as `percentile` takes it. */
+export function median(xs: readonly number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return percentile(sorted, 0.5);
+}

@@ -189,15 +189,12 @@ export class Outbox {
       // connection, or came after a later ack, is news (we took that op as accepted).
       const news = rejected.filter((r) => r.originSeq > (b.meta.refusedUpTo ?? 0) && r.originSeq <= received);
       const ready = b.meta.ready;
-      if (news.length > 0)
-        noteRefused(
-          b,
-          news.map((r) => r.originSeq),
-        );
+      const seqs = news.map((r) => r.originSeq);
+      if (news.length > 0) noteRefused(b, seqs);
       if (received > b.ackedUpTo) {
         const refused = new Map(news.filter((r) => r.originSeq > b.ackedUpTo).map((r) => [r.originSeq, r]));
-        await this.acknowledge(b, received, refused);
-        if (news.length > refused.size) await this.storeRefusal(b);
+        // One commit: the acknowledgement, and the re-join mark whenever any op was refused.
+        await this.acknowledge(b, received, refused, news.length > 0);
       } else if (news.length > 0) await this.storeRefusal(b);
       // A resume would keep the refused values (a join drops them with their ops): re-join.
       if (news.length > 0 && ready) this.ctx.rejoin(b);
@@ -247,6 +244,8 @@ export class Outbox {
     b: BucketState,
     upTo: number,
     rejected: Map<number, { code: string; message: string }> | undefined,
+    /** Store the re-join mark even if none of these ops is refused (an acknowledged one was). */
+    refusedEarlier = false,
   ): Promise<void> {
     if (upTo <= b.ackedUpTo) return;
     const ctx = this.ctx;
@@ -273,7 +272,7 @@ export class Outbox {
       // Refused writes are still in storage, the relay holds something else: the bucket
       // re-joins (onAck), and says so durably with the ops it drops, so a crash before the
       // join ends re-joins again instead of resuming with the refused values.
-      const refused = rejected !== undefined && rejected.size > 0;
+      const refused = refusedEarlier || (rejected !== undefined && rejected.size > 0);
       await ctx.storage.commit({
         bucket: b.name,
         outboxAckUpTo: upTo,

@@ -3,7 +3,7 @@ import { decodeFrame, MemoryReplicaStorage, Replica } from '@mittsync/core';
 import { signToken } from '@mittsync/relay';
 import { spawnRelayProcess, WebSocketTransport } from '@mittsync/relay/node';
 import { fillBucket, nodeSocketTarget, RawClient, rssMb, startPageAttack } from '@mittsync/relay/testing';
-import { type Metric, percentile } from '../metric';
+import { type Metric, median, percentile } from '../metric';
 
 /**
  * Relay benchmarks. Each starts the real relay CLI as a child process on a fresh data
@@ -61,7 +61,7 @@ async function ingest(quick: boolean): Promise<number> {
       await relay.stop();
     }
   }
-  return runs.sort((a, b) => a - b)[Math.floor(runs.length / 2)] as number;
+  return median(runs);
 }
 
 /** {@link ingest} against the relay at `url` (bucket `ingest`). */

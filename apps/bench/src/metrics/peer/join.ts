@@ -2,6 +2,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BrowserContext } from 'playwright';
+import { median } from '../../metric';
 import { benchKey } from '../../peer-page/data';
 import { cpuByProcess, cpuDelta, launchProfile, sampleWorkerHeap, settle, workerSession } from './browser';
 import {
@@ -44,8 +45,6 @@ function joinCpu(before: Map<string, number>, after: Map<string, number>): JoinC
     browser: ms((k) => k === 'chromium browser'),
   };
 }
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 /**
  * A part of the bench bucket to join instead of the whole: the keys under `prefixes`, which
