@@ -112,6 +112,28 @@ describe('the page cache', () => {
     }
   });
 
+  it('keeps the first part of a view larger than its budget for every next join', () => {
+    const { host, store, reads, write } = setup({ maxBytes: 8_000, minEntries: 0 });
+    for (let i = 0; i < 300; i++) write(key(i), 'x'.repeat(20));
+    const first = reads.n;
+    expect(plain(download(host, 30))).toEqual(plain(held(store)));
+    const readFirst = reads.n - first;
+    // Least recently used first would drop each segment just before this join reads it.
+    for (let round = 0; round < 3; round++) {
+      const before = reads.n;
+      expect(plain(download(host, 30))).toEqual(plain(held(store)));
+      expect(reads.n - before).toBeLessThan(readFirst - 2);
+    }
+    // Another view still takes room: its second join is served from memory.
+    const spec = { prefixes: ['k02'] };
+    const join = () => pageRange(host, { limit: 30, cols: true, spec }).flatMap((p) => plain(pageEntries(p)));
+    const want = plain(held(store).filter((e) => e.key.startsWith('k02')));
+    expect(join()).toEqual(want);
+    const before = reads.n;
+    expect(join()).toEqual(want);
+    expect(reads.n).toBe(before);
+  });
+
   it('keeps the pages of a replication spec apart, projected, with the changes since on top', () => {
     const { host, store, reads, write } = setup();
     for (let i = 0; i < 300; i++) write(key(i), { n: i, secret: `s${i}` });

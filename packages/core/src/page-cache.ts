@@ -55,9 +55,17 @@ const minEnd = (a: string | undefined, b: string | undefined): string | undefine
   a === undefined ? b : b === undefined ? a : a < b ? a : b;
 
 /**
- * The memory the page caches of a relay's buckets share: segments past `maxBytes` are
- * dropped, least recently used first, whichever bucket holds them. A relay keeps hundreds of
+ * The memory the page caches of a relay's buckets share: past `maxBytes`, segments are
+ * dropped least recently used first, whichever bucket holds them. A relay keeps hundreds of
  * bucket hosts; their caches together stay within one budget.
+ *
+ * A cache never drops its own segments to make room for another of its own: a join reads its
+ * view's key space once, in order, so in a view larger than the budget plain LRU would drop
+ * each segment just before the next join needs it, and serve nothing (a 1,000,000-key bucket
+ * is about 150 MB of segments; the default budget is 64 MB). This way the first part the
+ * budget holds stays, and every join of the view is served that part from memory. Other views
+ * and buckets still take the room of least recently used segments, so a view nobody joins any
+ * more gives way to those joined now.
  */
 export class PageCacheBudget {
   private used = 0;
@@ -71,14 +79,27 @@ export class PageCacheBudget {
     return this.used;
   }
 
-  admit(seg: Segment, owner: PageCache): void {
-    this.lru.set(seg, owner);
-    this.used += seg.bytes;
+  /**
+   * Takes `seg` into `owner`, dropping other caches' least recently used segments as room is
+   * needed; false (and nothing dropped) when only `owner`'s own segments could make room.
+   */
+  admit(seg: Segment, owner: PageCache): boolean {
+    let over = this.used + seg.bytes - this.maxBytes;
+    const victims: [Segment, PageCache][] = [];
     for (const [old, cache] of this.lru) {
-      if (this.used <= this.maxBytes) break;
+      if (over <= 0) break;
+      if (cache === owner) continue;
+      victims.push([old, cache]);
+      over -= old.bytes;
+    }
+    if (over > 0) return false;
+    for (const [old, cache] of victims) {
       cache.forget(old);
       this.release(old);
     }
+    this.lru.set(seg, owner);
+    this.used += seg.bytes;
+    return true;
   }
 
   touch(seg: Segment): void {
@@ -198,8 +219,7 @@ export class PageCache {
       if (startsBeforeEnd && endsAfterStart) this.drop(s);
     }
     const seg: Segment = { after, end, cols, readSeq, bytes };
-    this.segs.add(seg);
-    this.budget.admit(seg, this);
+    if (this.budget.admit(seg, this)) this.segs.add(seg);
   }
 
   /** Drops `seg` from this cache only (the budget let it go). */
