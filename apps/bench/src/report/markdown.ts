@@ -171,6 +171,59 @@ function charts(report: Report, find: (n: string) => MetricResult | undefined): 
   };
 }
 
+/** The joins whose CPU the run measured, with the metric of their total CPU. */
+const CPU_OF_JOIN: [join: string, cpu: string][] = [
+  ['join_100k_ms', 'join_100k_total_cpu_ms'],
+  ['join_1m_ms', 'join_1m_total_cpu_ms'],
+];
+
+/**
+ * The CPU each join's processes used, divided by the machine's cores: the least wall time
+ * that much work can take here, however well it overlaps. Set against the targets on the
+ * join, it tells a target that needs less CPU from one that needs better overlap.
+ */
+function cpuBounds(report: Report, find: (n: string) => MetricResult | undefined): string[] {
+  const cores = report.machine.cores;
+  const rows: string[][] = [];
+  for (const [joinName, cpuName] of CPU_OF_JOIN) {
+    const join = find(joinName);
+    const cpu = find(cpuName);
+    if (join?.value == null || cpu?.value == null) continue;
+    const least = cpu.value / cores;
+    for (const t of report.targets.filter((x) => x.metric === joinName && x.limit !== undefined)) {
+      const limit = t.limit as number;
+      rows.push([
+        code(join.name),
+        `${formatValue(join.value)} ms`,
+        `${formatValue(cpu.value)} ms`,
+        `${formatValue(Math.round(least))} ms`,
+        `${t.text}: ${formatValue(limit)} ms`,
+        least > limit ? '**yes**: less CPU needed' : 'no',
+      ]);
+    }
+  }
+  if (rows.length === 0) return [];
+  return [
+    '',
+    '### What bounds the joins',
+    '',
+    `A join's processes (the relay and Chromium's) used this much CPU; on ${cores} cores it cannot take less wall time than that divided by ${cores}, however well they overlap. Where that alone is above a target, the target needs less CPU, not more overlap.`,
+    '',
+    ...table(
+      [
+        'join',
+        'measured',
+        'CPU (relay + Chromium)',
+        `CPU / ${cores} cores`,
+        'target',
+        'CPU bound above target',
+      ],
+      'lrrrll',
+      rows,
+    ),
+  ];
+}
+
 /** Writes BENCHMARKS.md into `rootDir` and the charts into `resultsDir`. */
 export function writeMarkdown(report: Report, rootDir: string, resultsDir: string): void {
   const byCanonical = new Map(report.metrics.map((m) => [m.canonical, m]));
@@ -272,6 +325,7 @@ export function writeMarkdown(report: Report, rootDir: string, resultsDir: strin
       ]),
     ),
   );
+  out.push(...cpuBounds(report, find));
   const older = report.metrics.flatMap((m) =>
     m.targets.filter((t) => t.source === 'metric').map((t) => ({ name: m.name, t })),
   );
@@ -322,7 +376,7 @@ export function writeMarkdown(report: Report, rootDir: string, resultsDir: strin
     "- **Same data**: keys `k0000000`..., values of about 100 bytes as JSON (`{ name, qty, rev, note }`), one key set per op. Yjs holds them in one `Y.Map` (`map.set(key, value)`, the value stored whole); Automerge in one document mapping each key to an `ImmutableString` of the value's JSON (one op per key, its cheapest form; nested maps would cost about 5 ops per key).",
     "- **Servers**: the stock y-websocket server (`@y/websocket-server`'s `setupWSConnection` on `ws`) and an automerge-repo `Repo` on its `WebSocketServerAdapter`, each in a child process, both in memory (the stock set-ups); our relay writes every op to SQLite (WAL, `synchronous=FULL`) before it acknowledges it, so it does strictly more work per op.",
     "- **Joined** means the same for all three: every key is there, every write the writer made before the join started is included, and all of it is committed to IndexedDB. Ours: the bucket is ready (its state flush makes ready include every write a connected device made before the join; the ready flag commits with the last data); afterwards 200 sampled keys are read back. Yjs: all keys in the map, the writer's clock at the join's start reached, y-indexeddb's `whenSynced`, and a transaction queued after every update it stored has completed; afterwards the stored updates, merged, must hold all keys and the writer's clock. Automerge: all keys in the document, the writer's heads at the join's start included, `repo.flush()` done; afterwards a repo on that database alone must find all of it. The checks after the clock stops are stricter for Yjs and Automerge than for ours.",
-    "- **Server memory**: the Yjs and Automerge servers hold the whole document in memory and answer a join from it. Our relay reads SQLite, and keeps the pages of a large bucket's joins (whole, or by replication spec) in a bounded page cache (`--page-cache-mb`, 64 MB by default) for the next joins, reading back from SQLite only the entries changed since; the writer's own join fills it before the browsers join (the first of join_spec_100k_of_1m_ms's joins fills the spec's). The 1,000,000-key bucket does not fit in it: its join is read from SQLite.",
+    "- **Server memory**: the Yjs and Automerge servers hold the whole document in memory and answer a join from it. Our relay reads SQLite, and keeps the pages of a large bucket's joins (whole, or by replication spec) in a bounded page cache (`--page-cache-mb`, 64 MB by default) for the next joins, reading back from SQLite only the entries changed since; the writer's own join fills it before the browsers join (the first of join_spec_100k_of_1m_ms's joins fills the spec's). The 1,000,000-key bucket does not fit in it: its join is served the part the cache holds (the first part the writer's join read, about 40%) from memory and the rest from SQLite.",
     "- **Writers**: a Node client of each system (our `Replica`, y-websocket with `ws`, an automerge-repo `Repo`), in sync with the document before the joins, writing 5 random existing keys per transaction or change every 10 ms (500 ops/s). Automerge's writer cannot keep that rate on a 100,000-key document; it is not given a lighter workload, its achieved rate is reported instead.",
     '- **Browsers**: each join in a freshly launched Chromium on an empty profile directory (IndexedDB on disk), timed once its start-up CPU has settled; cold starts reopen the same profile in new browsers.',
     "- **Write to observe** in a browser is timed across two clocks (Node's and the page's `performance.timeOrigin + performance.now()`), lined up from the fastest of 200 Playwright round trips before and after the run.",

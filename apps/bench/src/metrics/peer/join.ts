@@ -31,6 +31,8 @@ export interface JoinCpu {
   relay: number;
   renderer: number;
   browser: number;
+  /** The relay and every Chromium process together. */
+  total: number;
 }
 
 /** {@link JoinCpu} of the change from `before` to `after` (see `cpuByProcess`). */
@@ -43,6 +45,7 @@ function joinCpu(before: Map<string, number>, after: Map<string, number>): JoinC
     relay: ms((k) => k === 'relay'),
     renderer: ms((k) => k === 'chromium renderer'),
     browser: ms((k) => k === 'chromium browser'),
+    total: ms((k) => k === 'relay' || k.startsWith('chromium')),
   };
 }
 
@@ -103,6 +106,7 @@ export async function joinBucket(
         relay: median(cpus.map((c) => c.relay)),
         renderer: median(cpus.map((c) => c.renderer)),
         browser: median(cpus.map((c) => c.browser)),
+        total: median(cpus.map((c) => c.total)),
       };
       return { ms: median(times), heapMb, cpu };
     } finally {
