@@ -15,11 +15,12 @@ const conn: HostConnection = { id: 'c', replicaId: 'rW', canWrite: true, send: (
 /** A host whose store counts the reads that reach it. */
 function setup(cache: { maxBytes?: number; minEntries?: number } = { minEntries: 0 }) {
   const store = new MemoryHostStore();
-  const reads = { n: 0, limits: [] as number[] };
+  const reads = { n: 0, limits: [] as number[], since: [] as number[] };
   const scan = store.scan.bind(store);
   store.scan = (since, after, until, limit) => {
     reads.n++;
     reads.limits.push(limit);
+    reads.since.push(since);
     return scan(since, after, until, limit);
   };
   const host = new BucketHost({ bucket: 'b', store, env, pageCache: cache });
@@ -77,6 +78,31 @@ describe('the page cache', () => {
     // Only reads of the entries changed since reach the store, one per page served.
     expect(reads.limits.length).toBeGreaterThan(6);
     expect(reads.limits.filter((l) => l !== MAX_OVERLAY + 1)).toEqual([]);
+  });
+
+  it('keeps a served page with its changes on top as the segment: the next join reads back less', () => {
+    const { host, store, reads, write } = setup();
+    for (let i = 0; i < 300; i++) write(key(i), i);
+    download(host, 40);
+    const first = host.state.head;
+    write(key(5), 'a');
+    write(key(250), undefined, true);
+    write(key(1000), 'new at the end');
+    expect(plain(download(host, 40))).toEqual(plain(held(store)));
+    const second = host.state.head;
+    write(key(6), 'b');
+    reads.since = [];
+    reads.limits = [];
+    expect(plain(download(host, 40))).toEqual(plain(held(store)));
+    // Only the changes after the second join are read back, not those since the first.
+    const overlays = reads.since.filter((_, i) => reads.limits[i] === MAX_OVERLAY + 1);
+    expect(overlays.length).toBeGreaterThan(3);
+    expect(overlays.filter((s) => s < second)).toEqual([]);
+    expect(first).toBeLessThan(second);
+    // Nothing changed since: nothing to read back.
+    reads.limits = [];
+    expect(plain(download(host, 40))).toEqual(plain(held(store)));
+    expect(reads.limits.filter((l) => l === MAX_OVERLAY + 1)).toEqual([]);
   });
 
   it('reads a segment again once more than MAX_OVERLAY of its entries changed', () => {

@@ -50,6 +50,10 @@ export interface CachedPage {
  */
 export const MAX_OVERLAY = 256;
 
+/** What a segment of `cols` counts against the budget. */
+const segmentBytes = (cols: EntryColumns): number =>
+  cols.keyBytes.length + cols.hlcBytes.length + cols.vals.length + 20 * columnSize(cols);
+
 /** The lower of two upper bounds (undefined is +infinity). */
 const minEnd = (a: string | undefined, b: string | undefined): string | undefined =>
   a === undefined ? b : b === undefined ? a : a < b ? a : b;
@@ -102,6 +106,12 @@ export class PageCacheBudget {
     return true;
   }
 
+  /** `seg` now holds `bytes` (refreshed in place); the next admission makes room if need be. */
+  resize(seg: Segment, bytes: number): void {
+    if (this.lru.has(seg)) this.used += bytes - seg.bytes;
+    seg.bytes = bytes;
+  }
+
   touch(seg: Segment): void {
     const owner = this.lru.get(seg);
     if (owner === undefined) return;
@@ -122,9 +132,10 @@ export class PageCacheBudget {
  * The cache holds segments of the key space as they were read, each with the seq it was read
  * at. A page served from a segment takes on top the entries changed since then (the store's
  * range read by seq), so it is as current as a page read now: the join protocol's guarantee
- * ("a page holds every change committed before it was read") stays as it was. A segment with
- * more than {@link MAX_OVERLAY} changes in the part served is read again; tombstone collection
- * (which deletes rows without a new seq) empties the cache.
+ * ("a page holds every change committed before it was read") stays as it was. A page that is a
+ * whole segment with changes on top replaces the segment, as of the bucket's head; a segment
+ * with more than {@link MAX_OVERLAY} changes in the part served is read again; tombstone
+ * collection (which deletes rows without a new seq) empties the cache.
  *
  * A request whose cursor falls inside a segment is served from there, up to the segment's end,
  * so joins whose page sizes differ still meet the segments the first join read. Memory is
@@ -193,9 +204,19 @@ export class PageCache {
       const last = cut[cut.length - 1] as ColumnRange;
       return { cols: joinRuns(cut), next: keyAt(last.c, last.to - 1) };
     }
+    const cols = joinRuns(runs);
+    if (after === seg.after && upTo === seg.end) {
+      // The page is the whole segment as of now: it takes the segment's place, so the next
+      // join reads back only what changes after this one (not everything since the first).
+      if (changed.length > 0) {
+        this.budget.resize(seg, segmentBytes(cols));
+        seg.cols = cols;
+      }
+      seg.readSeq = src.head;
+    }
     // The segment's end is where the next page of the range starts, unless the range ends first.
     const next = upTo === until ? null : (upTo as string);
-    return { cols: joinRuns(runs), next };
+    return { cols, next };
   }
 
   /**
@@ -210,7 +231,7 @@ export class PageCache {
     readSeq: number,
   ): void {
     const end = next ?? until;
-    const bytes = cols.keyBytes.length + cols.hlcBytes.length + cols.vals.length + 20 * columnSize(cols);
+    const bytes = segmentBytes(cols);
     if (bytes > this.budget.maxBytes) return;
     for (const s of this.segs) {
       // Overlapping: (s.after, s.end] meets (after, end].
