@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type EdgeRelay, startEdgeRelay } from '@mittsync/relay/node';
 import type { Metric } from '../metric';
+import { freePort, profileIsolate } from './inspector';
 import { joinBucket } from './peer/join';
 import { BENCH_SECRET, ingestAt, writeObserveLoop } from './relay';
 
@@ -67,13 +68,27 @@ export const edgeMetrics: Metric[] = [
     run: async ({ quick }) =>
       (
         await joinBucket(quick ? 20_000 : 100_000, quick ? 1 : 5, async (staticDir, opts) => {
+          // RELAY_PROFILE=DIR: a CPU profile of workerd's isolate (the Worker and its objects).
+          const inspectorPort = opts?.profile === true ? await freePort() : undefined;
           const relay = await startEdgeRelay({
             ...(opts?.data === undefined ? {} : { persist: opts.data }),
             devSecret: randomBytes(32).toString('hex'),
             staticDir,
             limits: LIMITS,
+            ...(inspectorPort === undefined ? {} : { inspectorPort }),
           });
-          return { url: relay.url, httpUrl: relay.httpUrl, stop: relay.close };
+          const profiling =
+            inspectorPort === undefined || process.env.RELAY_PROFILE === undefined
+              ? undefined
+              : await profileIsolate(inspectorPort, process.env.RELAY_PROFILE);
+          return {
+            url: relay.url,
+            httpUrl: relay.httpUrl,
+            stop: async () => {
+              await profiling?.();
+              await relay.close();
+            },
+          };
         })
       ).ms,
   },

@@ -96,6 +96,11 @@ export interface EdgeRelayOptions {
   /** A bundle built before (default: build one now). */
   bundle?: string;
   /**
+   * Opens workerd's V8 inspector on this loopback port (DevTools, or a CPU profile of the
+   * Worker and its objects: they run in one isolate).
+   */
+  inspectorPort?: number;
+  /**
    * A module exporting schemas by bucket pattern (default export or `schemas`), bundled into
    * the Worker and registered with `setRelaySchemas` (ignored with `bundle`).
    */
@@ -148,6 +153,7 @@ export async function startEdgeRelay(opts: EdgeRelayOptions = {}): Promise<EdgeR
     cf: false,
     host: '127.0.0.1',
     port: opts.port ?? 0,
+    ...(opts.inspectorPort === undefined ? {} : { inspectorPort: opts.inspectorPort }),
     ...(log === undefined
       ? { log: new Log(LogLevel.NONE) }
       : {

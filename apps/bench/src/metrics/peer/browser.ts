@@ -32,7 +32,7 @@ export async function launchProfile(dir: string): Promise<BrowserContext> {
 
 /**
  * CPU seconds used so far by the relay and by Chromium's processes, by kind (Linux /proc;
- * for PEER_DEBUG breakdowns and {@link settle}). Kinds: `relay`, and `chromium <--type=>`
+ * for PEER_DEBUG breakdowns and {@link settle}). Kinds: `relay`, `workerd` (the edge relay), and `chromium <--type=>`
  * (browser, renderer, utility, gpu-process...; `(browser UI)` for the browser's own WebUI
  * renderer). With `PEER_DEBUG=threads`, each renderer thread as well.
  */
@@ -49,6 +49,7 @@ export function cpuByProcess(threads = process.env.PEER_DEBUG === 'threads'): Ma
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
       let kind: string | undefined;
       if (cmd.includes('mittsync.mjs relay')) kind = 'relay';
+      else if (/\bworkerd\b/.test(cmd)) kind = 'workerd';
       else if (/chrom/i.test(cmd)) {
         kind = `chromium ${/--type=(\S+)/.exec(cmd)?.[1] ?? 'browser'}`;
         // New headless is the whole browser: its own UI (WebUI) runs in renderers too.

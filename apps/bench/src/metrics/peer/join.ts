@@ -45,7 +45,7 @@ function joinCpu(before: Map<string, number>, after: Map<string, number>): JoinC
     relay: ms((k) => k === 'relay'),
     renderer: ms((k) => k === 'chromium renderer'),
     browser: ms((k) => k === 'chromium browser'),
-    total: ms((k) => k === 'relay' || k.startsWith('chromium')),
+    total: ms((k) => k === 'relay' || k === 'workerd' || k.startsWith('chromium')),
   };
 }
 
