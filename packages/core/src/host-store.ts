@@ -3,6 +3,7 @@ import type { ColumnParts } from './columns';
 import type { Hlc } from './hlc';
 import type { Entry } from './model';
 import type { packedEntry } from './packed';
+import type { RejectedOp } from './protocol';
 import type { ReplicaRecord } from './replicas';
 import type { BucketControl } from './replication-control';
 import { upperBound } from './search';
@@ -40,6 +41,13 @@ export interface HostStore {
   /** Reception counter: highest originSeq accepted from `origin` (0 if none). */
   getReceived(origin: string): number;
   setReceived(origin: string, originSeq: number): void;
+  /**
+   * The latest of `origin`'s ops the bucket refused (at most `MAX_REMEMBERED_REFUSALS`),
+   * oldest first, as their acks said; kept with the reception counter, so a relay restarted
+   * since still tells a replica whose ack was lost (`subscribed.rejected`).
+   */
+  getRefused(origin: string): RejectedOp[];
+  setRefused(origin: string, refused: readonly RejectedOp[]): void;
   /** Entries with `seq > since` and `after < key <= until`, in key order, at most `limit`. */
   scan(since: number, after: string | undefined, until: string | undefined, limit: number): Entry[];
   /**
@@ -106,6 +114,7 @@ export class MemoryHostStore implements HostStore {
   private meta: HostMeta | undefined;
   private readonly entries = new Map<string, Entry>();
   private readonly received = new Map<string, number>();
+  private readonly refused = new Map<string, readonly RejectedOp[]>();
   private replicas = new Map<string, ReplicaRecord>();
   private readonly slots = new Map<number, Hlc>();
   private control: BucketControl | undefined;
@@ -171,6 +180,22 @@ export class MemoryHostStore implements HostStore {
       else this.received.set(origin, prev);
     });
     this.received.set(origin, originSeq);
+  }
+
+  getRefused(origin: string): RejectedOp[] {
+    return (this.refused.get(origin) ?? []).map((r) => ({ ...r }));
+  }
+
+  setRefused(origin: string, refused: readonly RejectedOp[]): void {
+    const prev = this.refused.get(origin);
+    this.undo?.push(() => {
+      if (prev === undefined) this.refused.delete(origin);
+      else this.refused.set(origin, prev);
+    });
+    this.refused.set(
+      origin,
+      refused.map((r) => ({ ...r })),
+    );
   }
 
   private sortedKeys(): string[] {

@@ -198,6 +198,20 @@ describe('BucketHost', () => {
     const other = conn('rA');
     host.subscribe(other, { type: 'sub', bucket: 'b', since: 0, flush: false, subId: 1 });
     expect(other.inbox.find((m) => m.type === 'subscribed')).not.toHaveProperty('rejected');
+    // A relay restarted since (a new host on the same store) still says it.
+    const env: Env = {
+      now: () => NOW,
+      setTimeout: () => 0,
+      clearTimeout: () => undefined,
+      random: () => 0.5,
+    };
+    const restarted = new BucketHost({ bucket: 'b', store, env, tombstoneRetainOps: 2 });
+    const later = conn('rO');
+    restarted.subscribe(later, { type: 'sub', bucket: 'b', since: 0, flush: false, subId: 2 });
+    expect(later.inbox.find((m) => m.type === 'subscribed')).toMatchObject({
+      received: 2,
+      rejected: [{ originSeq: 1, code: 'TOMBSTONE_PURGED' }],
+    });
   });
 
   it("re-announces a tombstone that beat a set, so the set's writer converges on it", () => {

@@ -133,8 +133,6 @@ export class BucketHost {
   private readonly splitMin: number;
   /** Catch-up pages (host-pages.ts). */
   private readonly pages: PageServer;
-  /** Replicas' latest refused ops, by replica (see {@link rememberRefusals}). */
-  private readonly refusals = new Map<string, RejectedOp[]>();
   /** The last {@link bucketSplits} and the bucket's size then. */
   private splits: { keys: string[]; count: number } | undefined;
   private readonly onCommit: BucketHostOptions['onCommit'];
@@ -250,7 +248,7 @@ export class BucketHost {
           ? this.specSums.splitsOf(spec, this.parts, this.splitMin)
           : this.bucketSplits();
     const flushId = msg.flush ? randomId(this.env.random, 10) : undefined;
-    const refused = this.refusals.get(conn.replicaId);
+    const refused = this.store.getRefused(conn.replicaId);
     conn.send({
       type: 'subscribed',
       bucket: this.bucket,
@@ -258,7 +256,7 @@ export class BucketHost {
       epoch: m.epoch,
       from: m.head + 1,
       received: this.store.getReceived(conn.replicaId),
-      ...(refused === undefined ? {} : { rejected: refused }),
+      ...(refused.length === 0 ? {} : { rejected: refused }),
       sum: spec === undefined ? { ...m.sum } : this.specSums.sumOf(spec),
       splits,
       ...(flushId === undefined ? {} : { flushId }),
@@ -420,6 +418,7 @@ export class BucketHost {
           else if (applied !== undefined) accepted.push(applied);
         }
         if (high !== this.store.getReceived(replicaId)) this.store.setReceived(replicaId, high);
+        if (rejected.length > 0) this.rememberRefusals(replicaId, rejected);
         const collected = accepted.length > 0 && this.replicas.collect(meta);
         if (accepted.length > 0 || collected) this.store.saveMeta(meta);
       });
@@ -433,10 +432,7 @@ export class BucketHost {
     this.meta = meta;
     this.onCommit?.({ ops: msg.ops.length, applied: accepted.length, ms: this.env.now() - started });
     const ack: AckMsg = { type: 'ack', bucket: this.bucket, upTo: high, seq: meta.head };
-    if (rejected.length > 0) {
-      ack.rejected = rejected;
-      this.rememberRefusals(replicaId, rejected);
-    }
+    if (rejected.length > 0) ack.rejected = rejected;
     if (gap) ack.gap = true;
     conn?.send(ack);
     if (accepted.length > 0) this.fanOut(accepted);
@@ -445,20 +441,13 @@ export class BucketHost {
   }
 
   /**
-   * Keeps `replicaId`'s latest refusals for its next `subscribed`: an ack lost with its
-   * connection would otherwise leave the replica taking a refused op for an accepted one once
-   * `received` covers it. In memory: a relay restarted meanwhile forgets them, and the
-   * replica's checksum check is then what finds the difference (and re-joins).
+   * Keeps `replicaId`'s latest refusals for its next `subscribed`, in the push's transaction:
+   * an ack lost with its connection would otherwise leave the replica taking a refused op for
+   * an accepted one once `received` covers it, and a relay restarted since would not know.
    */
   private rememberRefusals(replicaId: string, rejected: readonly RejectedOp[]): void {
-    const list = [...(this.refusals.get(replicaId) ?? []), ...rejected];
-    this.refusals.delete(replicaId);
-    this.refusals.set(replicaId, list.slice(-MAX_REMEMBERED_REFUSALS));
-    // Replicas that last had a refusal long ago go first.
-    for (const id of this.refusals.keys()) {
-      if (this.refusals.size <= MAX_REMEMBERED_REFUSALS) break;
-      this.refusals.delete(id);
-    }
+    const list = [...this.store.getRefused(replicaId), ...rejected];
+    this.store.setRefused(replicaId, list.slice(-MAX_REMEMBERED_REFUSALS));
   }
 
   /** Why an op cannot be applied (consumed, counted and rejected), or undefined. */

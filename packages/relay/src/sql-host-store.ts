@@ -4,12 +4,13 @@ import type {
   Hlc,
   HostMeta,
   HostStore,
+  RejectedOp,
   ReplicaRecord,
   SqlDriver,
   SqlValue,
   SubscriptionPolicy,
 } from '@mittsync/core';
-import { decodeValue, encodeValueView, MittsyncError, packedEntry } from '@mittsync/core';
+import { decodeValue, encodeValueView, isErrorCode, MittsyncError, packedEntry } from '@mittsync/core';
 import { type ColumnParts, keysAscend } from '@mittsync/core/columns';
 import { SortKeyWriter, sortKey, sortKeyIsNotUtf8 } from './sort-key';
 import { ensureSchema, KEY_TEXT } from './sql-schema';
@@ -166,6 +167,28 @@ const BEFORE_ALL: Uint8Array = new Uint8Array(0);
  * const host = new BucketHost({ bucket: 'todo:1', store: new SqlHostStore(driver, 'todo:1'), env });
  * ```
  */
+/**
+ * The refusals stored in `received.refused`; anything that does not read as them (a file
+ * edited by hand) reads as none: forgetting a refusal only leaves it to the checksum check.
+ */
+function parseRefused(json: string): RejectedOp[] {
+  let v: unknown;
+  try {
+    v = JSON.parse(json);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(v)) return [];
+  return v.filter(
+    (r): r is RejectedOp =>
+      typeof r === 'object' &&
+      r !== null &&
+      Number.isSafeInteger(r.originSeq) &&
+      isErrorCode(r.code) &&
+      typeof r.message === 'string',
+  );
+}
+
 export class SqlHostStore implements HostStore {
   private readonly b: number;
   /** Head and entry count as of the last meta write, for cheap `count` and query planning. */
@@ -279,6 +302,26 @@ export class SqlHostStore implements HostStore {
       this.b,
       origin,
       originSeq,
+    );
+  }
+
+  getRefused(origin: string): RejectedOp[] {
+    const r = this.sql.exec<{ refused: string | null }>(
+      'SELECT refused FROM received WHERE b = ? AND origin = ?',
+      this.b,
+      origin,
+    )[0];
+    return r?.refused == null ? [] : parseRefused(r.refused);
+  }
+
+  setRefused(origin: string, refused: readonly RejectedOp[]): void {
+    // The row has the origin's counter already (a refused op counts as received); else 0.
+    this.sql.exec(
+      `INSERT INTO received (b, origin, origin_seq, refused) VALUES (?, ?, 0, ?)
+       ON CONFLICT (b, origin) DO UPDATE SET refused = excluded.refused`,
+      this.b,
+      origin,
+      refused.length === 0 ? null : JSON.stringify(refused),
     );
   }
 

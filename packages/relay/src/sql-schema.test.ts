@@ -244,6 +244,29 @@ describe('relay SQL schema', () => {
     driver.close();
   });
 
+  it("converts a schema-4 database: each origin's refusals are kept beside its counter", () => {
+    const path = tempDb();
+    const d = new SqliteDriver(path);
+    const before = new SqlHostStore(d, 'b');
+    before.transaction(() => before.setReceived('w1', 12));
+    // Schema 4's received table, as a relay of that version left it.
+    d.exec('ALTER TABLE received DROP COLUMN refused');
+    d.exec(`UPDATE meta SET value = '4' WHERE name = 'schema_version'`);
+    d.close();
+    const driver = new SqliteDriver(path);
+    const store = new SqlHostStore(driver, 'b');
+    expect(driver.exec(`SELECT value FROM meta WHERE name = 'schema_version'`)).toEqual([{ value: '5' }]);
+    expect(store.getReceived('w1')).toBe(12);
+    expect(store.getRefused('w1')).toEqual([]);
+    const refusal = { originSeq: 12, code: 'CLOCK_DRIFT' as const, message: 'an hour ahead' };
+    store.transaction(() => store.setRefused('w1', [refusal]));
+    expect(store.getRefused('w1')).toEqual([refusal]);
+    // A value that does not read as refusals reads as none.
+    driver.exec(`UPDATE received SET refused = '{"not": "a list"}'`);
+    expect(store.getRefused('w1')).toEqual([]);
+    driver.close();
+  });
+
   it('refuses a database written by a newer schema, and a second relay on the same file', () => {
     const path = tempDb();
     const d = new SqliteDriver(path);

@@ -82,10 +82,12 @@ const SCHEMA = [
   entriesTable('entries'),
   // Covers resumes ("changed since"), tombstone purges, and the key filter of ranged resumes.
   ENTRIES_BY_SEQ,
+  // `refused`: JSON of the origin's latest refused ops (core `HostStore.getRefused`).
   `CREATE TABLE IF NOT EXISTS received (
     b INTEGER NOT NULL,
     origin TEXT NOT NULL,
     origin_seq INTEGER NOT NULL,
+    refused TEXT,
     PRIMARY KEY (b, origin)
   ) WITHOUT ROWID`,
   REPLICAS,
@@ -93,7 +95,7 @@ const SCHEMA = [
 ];
 
 /** Bumped when the tables change incompatibly; a newer database is refused, not misread. */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 /** Entries read per query while a migration copies them into the new table. */
 export const MIGRATION_BATCH_ROWS = 500;
@@ -163,6 +165,11 @@ function toVersion4(sql: SqlDriver): void {
   );
 }
 
+/** Schema 5 keeps each origin's latest refused ops beside its reception counter. */
+function toVersion5(sql: SqlDriver): void {
+  sql.exec('ALTER TABLE received ADD COLUMN refused TEXT');
+}
+
 const prepared = new WeakSet<SqlDriver>();
 
 /**
@@ -175,7 +182,7 @@ export function ensureSchema(sql: SqlDriver): void {
     sql.exec(META);
     const rows = sql.exec<{ value: string }>(`SELECT value FROM meta WHERE name = 'schema_version'`);
     const found = rows[0] === undefined ? undefined : Number(rows[0].value);
-    if (found !== undefined && found !== SCHEMA_VERSION && found !== 1 && found !== 2 && found !== 3) {
+    if (found !== undefined && (!Number.isInteger(found) || found < 1 || found > SCHEMA_VERSION)) {
       throw new MittsyncError(
         'STORAGE_UNAVAILABLE',
         `relay database has schema version ${found}; this relay understands ${SCHEMA_VERSION}`,
@@ -183,6 +190,7 @@ export function ensureSchema(sql: SqlDriver): void {
     }
     if (found === 1 || found === 2) toVersion3(sql);
     if (found !== undefined && found < 4) toVersion4(sql);
+    if (found !== undefined && found < 5) toVersion5(sql);
     for (const stmt of SCHEMA) sql.exec(stmt);
     if (found === undefined)
       sql.exec(`INSERT INTO meta (name, value) VALUES ('schema_version', ?)`, String(SCHEMA_VERSION));

@@ -290,5 +290,34 @@ export function contentTests(setup: HostStoreSetup): void {
       expect(s.getReceived('w2')).toBe(2);
       expect(s.getReceived('w3')).toBe(0);
     });
+
+    it("keeps an origin's latest refusals beside its counter, and rolls them back with it", async () => {
+      const s = await setup.create();
+      const drift = { originSeq: 3, code: 'CLOCK_DRIFT' as const, message: 'an hour ahead' };
+      const purged = { originSeq: 4, code: 'TOMBSTONE_PURGED' as const, message: 'older than a purge é😀' };
+      expect(s.getRefused('w1')).toEqual([]);
+      s.transaction(() => {
+        s.setReceived('w1', 4);
+        s.setRefused('w1', [drift, purged]);
+      });
+      expect(s.getRefused('w1')).toEqual([drift, purged]);
+      expect(s.getReceived('w1')).toBe(4);
+      expect(s.getRefused('w2')).toEqual([]);
+      // An origin refused before anything of it was counted keeps counter 0.
+      s.transaction(() => s.setRefused('w2', [drift]));
+      expect(s.getReceived('w2')).toBe(0);
+      expect(s.getRefused('w2')).toEqual([drift]);
+      // A later counter does not touch them; a failed transaction leaves them as they were.
+      s.transaction(() => s.setReceived('w1', 7));
+      expect(s.getRefused('w1')).toEqual([drift, purged]);
+      expect(() =>
+        s.transaction(() => {
+          s.setRefused('w1', [purged]);
+          throw new Error('rolled back');
+        }),
+      ).toThrow('rolled back');
+      expect(s.getRefused('w1')).toEqual([drift, purged]);
+      expect(s.getReceived('w1')).toBe(7);
+    });
   });
 }

@@ -289,6 +289,7 @@ describe('DurableSqlDriver on workerd (a SQLite-backed Durable Object)', () => {
     expect(outcomes.filter((o) => o.name.includes('pages by column'))).toHaveLength(4);
     expect(outcomes.some((o) => o.name.includes("host's page cache"))).toBe(true);
     expect(outcomes.some((o) => o.name.includes('reopening'))).toBe(true);
+    expect(outcomes.some((o) => o.name.includes('latest refusals'))).toBe(true);
     expect(outcomes.some((o) => o.name.includes('several buckets in one storage'))).toBe(true);
   });
 });
