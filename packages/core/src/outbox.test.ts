@@ -194,6 +194,19 @@ describe('Outbox', () => {
     expect(rejoined).toEqual(['b']);
   });
 
+  it('takes refusals of the counter epoch before a new one as old news', async () => {
+    const { f, outbox, b, rejoined } = await rig(3);
+    b.meta = { ...b.meta, ready: true, checkpoint: 5 };
+    await f.storage.commit({ bucket: 'b', meta: b.meta });
+    await outbox.reconcile(b, 'e1', 0);
+    // The bucket was reset to a new epoch; the relay still holds an old refusal of op 1.
+    const old = { originSeq: 1, code: 'TOMBSTONE_PURGED' as const, message: 'older' };
+    await outbox.reconcile(b, 'e2', 4, [old]);
+    await outbox.reconcile(b, 'e2', 4, [old]);
+    expect(rejoined).toEqual([]);
+    expect(f.storage.peekMeta('b').meta).toMatchObject({ counterEpoch: 'e2', refusedUpTo: 4, ready: true });
+  });
+
   it('takes a refusal of an op a later ack already acknowledged from the next subscribed', async () => {
     const { f, outbox, b, rejoined } = await rig(3);
     b.meta = { ...b.meta, ready: true, checkpoint: 5 };

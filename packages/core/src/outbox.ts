@@ -221,8 +221,9 @@ export class Outbox {
     const meta: BucketMeta = {
       ...b.meta,
       nextOriginSeq: received + 1 + renumbered.length,
-      // Numbers of a new epoch start over: refusals counted in the old one say nothing of them.
-      ...(epoch === undefined ? {} : { counterEpoch: epoch, refusedUpTo: 0 }),
+      // Numbers of a new epoch follow `received`: refusals the relay still holds of ours are
+      // of ops up to it, decided before (it keeps them across epochs, with its counter).
+      ...(epoch === undefined ? {} : { counterEpoch: epoch, refusedUpTo: received }),
     };
     await this.ctx.storage.commit({ bucket: b.name, outboxReplace: renumbered, meta });
     b.outbox = renumbered;

@@ -158,9 +158,13 @@ export class SimRelay {
     this.sched.setTimeout(() => link.handlers.close({ code: 1006 }), this.faults.latencyMs);
   }
 
-  /** Drops every connection (a relay restart; durable state stays). */
+  /**
+   * A relay restart: every connection drops and the bucket hosts go with the process (each is
+   * loaded again from its store on first use); durable state stays.
+   */
   restart(downForMs: number): void {
     for (const l of [...this.links.values()]) this.cut(l);
+    this.hosts.clear();
     this.up = false;
     this.sched.setTimeout(() => {
       this.up = true;
