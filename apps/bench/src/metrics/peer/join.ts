@@ -221,7 +221,7 @@ export const join100k = (quick: boolean) => {
 
 let join1m: Promise<JoinResult> | undefined;
 export const joinMillion = (quick: boolean) => {
-  join1m ??= joinBucket(quick ? 200_000 : 1_000_000);
+  join1m ??= joinBucket(quick ? 200_000 : 1_000_000, quick ? 1 : 3);
   return join1m;
 };
 
