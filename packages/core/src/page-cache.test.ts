@@ -5,7 +5,7 @@ import { encodeHlc } from './hlc';
 import { BucketHost, type HostConnection } from './host';
 import { MemoryHostStore } from './host-store';
 import type { Entry, Op } from './model';
-import { MAX_OVERLAY } from './page-cache';
+import { MAX_OVERLAY, PageCacheBudget } from './page-cache';
 import { pageEntries, pageRange } from './testing/host-store-fixtures';
 
 const NOW = 1_700_000_000_000;
@@ -13,7 +13,9 @@ const env: Env = { now: () => NOW, setTimeout: () => 0, clearTimeout: () => unde
 const conn: HostConnection = { id: 'c', replicaId: 'rW', canWrite: true, send: () => undefined };
 
 /** A host whose store counts the reads that reach it. */
-function setup(cache: { maxBytes?: number; minEntries?: number } = { minEntries: 0 }) {
+function setup(
+  cache: { maxBytes?: number; minEntries?: number; budget?: PageCacheBudget } = { minEntries: 0 },
+) {
   const store = new MemoryHostStore();
   const reads = { n: 0, limits: [] as number[], since: [] as number[] };
   const scan = store.scan.bind(store);
@@ -103,6 +105,25 @@ describe('the page cache', () => {
     reads.limits = [];
     expect(plain(download(host, 40))).toEqual(plain(held(store)));
     expect(reads.limits.filter((l) => l === MAX_OVERLAY + 1)).toEqual([]);
+  });
+
+  it('stays within its budget when segments taken from served pages grow', () => {
+    const fill = (budget: PageCacheBudget) => {
+      const rig = setup({ budget, minEntries: 0 });
+      for (let i = 0; i < 200; i += 2) rig.write(key(i), 'x'.repeat(20));
+      download(rig.host, 50);
+      return rig;
+    };
+    const probe = new PageCacheBudget(1e9);
+    fill(probe);
+    // A budget the first join fills exactly; then keys are added inside its segments.
+    const budget = new PageCacheBudget(probe.size);
+    const { host, store, write } = fill(budget);
+    expect(budget.size).toBe(probe.size);
+    for (let i = 1; i < 200; i += 8) write(key(i), 'y'.repeat(20));
+    // Pages larger than the segments: each is served whole and takes its segment's place.
+    expect(plain(download(host, 100))).toEqual(plain(held(store)));
+    expect(budget.size).toBeLessThanOrEqual(budget.maxBytes);
   });
 
   it('reads a segment again once more than MAX_OVERLAY of its entries changed', () => {
@@ -206,10 +227,12 @@ describe('the page cache', () => {
         ),
         fc.integer({ min: 300, max: 20_000 }),
         (steps, maxBytes) => {
-          const { host, store, write } = setup({ maxBytes, minEntries: 0 });
+          const budget = new PageCacheBudget(maxBytes);
+          const { host, store, write } = setup({ budget, minEntries: 0 });
           for (const s of steps) {
             if ('k' in s) write(key(s.k), s.k, s.del);
             else expect(plain(download(host, s.join, [key(s.split)]))).toEqual(plain(held(store)));
+            expect(budget.size).toBeLessThanOrEqual(maxBytes);
           }
           expect(plain(download(host, 7))).toEqual(plain(held(store)));
         },

@@ -106,7 +106,7 @@ export class PageCacheBudget {
     return true;
   }
 
-  /** `seg` now holds `bytes` (refreshed in place); the next admission makes room if need be. */
+  /** `seg` now holds `bytes` (refreshed in place). */
   resize(seg: Segment, bytes: number): void {
     if (this.lru.has(seg)) this.used += bytes - seg.bytes;
     seg.bytes = bytes;
@@ -213,6 +213,8 @@ export class PageCache {
         seg.cols = cols;
       }
       seg.readSeq = src.head;
+      // Grown past the budget (keys added in its range): it goes rather than the budget.
+      if (this.budget.size > this.budget.maxBytes) this.drop(seg);
     }
     // The segment's end is where the next page of the range starts, unless the range ends first.
     const next = upTo === until ? null : (upTo as string);
