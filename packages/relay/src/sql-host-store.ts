@@ -157,17 +157,6 @@ export function sqlBucketSummaries(
 const BEFORE_ALL: Uint8Array = new Uint8Array(0);
 
 /**
- * A {@link HostStore} over any {@link SqlDriver}: better-sqlite3 on Node, `ctx.storage.sql`
- * in a Durable Object. Every statement binds its parameters; bucket names and keys never
- * reach the SQL text. Keys are looked up, ordered and bounded by their sort key (sort-key.ts),
- * so every page is in core's key order (UTF-16 code units), whatever SQLite's TEXT order.
- *
- * @example
- * ```ts
- * const host = new BucketHost({ bucket: 'todo:1', store: new SqlHostStore(driver, 'todo:1'), env });
- * ```
- */
-/**
  * The refusals stored in `received.refused`; anything that does not read as them (a file
  * edited by hand) reads as none: forgetting a refusal only leaves it to the checksum check.
  */
@@ -189,6 +178,17 @@ function parseRefused(json: string): RejectedOp[] {
   );
 }
 
+/**
+ * A {@link HostStore} over any {@link SqlDriver}: better-sqlite3 on Node, `ctx.storage.sql`
+ * in a Durable Object. Every statement binds its parameters; bucket names and keys never
+ * reach the SQL text. Keys are looked up, ordered and bounded by their sort key (sort-key.ts),
+ * so every page is in core's key order (UTF-16 code units), whatever SQLite's TEXT order.
+ *
+ * @example
+ * ```ts
+ * const host = new BucketHost({ bucket: 'todo:1', store: new SqlHostStore(driver, 'todo:1'), env });
+ * ```
+ */
 export class SqlHostStore implements HostStore {
   private readonly b: number;
   /** Head and entry count as of the last meta write, for cheap `count` and query planning. */
