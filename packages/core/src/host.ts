@@ -133,6 +133,8 @@ export class BucketHost {
   private readonly splitMin: number;
   /** Catch-up pages (host-pages.ts). */
   private readonly pages: PageServer;
+  /** Each writer's greatest refused originSeq (0: none), as its stored refusals say. */
+  private readonly refusedTop = new Map<string, number>();
   /** The last {@link bucketSplits} and the bucket's size then. */
   private splits: { keys: string[]; count: number } | undefined;
   private readonly onCommit: BucketHostOptions['onCommit'];
@@ -433,6 +435,8 @@ export class BucketHost {
     this.onCommit?.({ ops: msg.ops.length, applied: accepted.length, ms: this.env.now() - started });
     const ack: AckMsg = { type: 'ack', bucket: this.bucket, upTo: high, seq: meta.head };
     if (rejected.length > 0) ack.rejected = rejected;
+    const refusedUpTo = this.refusedUpTo(replicaId);
+    if (refusedUpTo > 0) ack.refusedUpTo = refusedUpTo;
     if (gap) ack.gap = true;
     conn?.send(ack);
     if (accepted.length > 0) this.fanOut(accepted);
@@ -448,6 +452,18 @@ export class BucketHost {
   private rememberRefusals(replicaId: string, rejected: readonly RejectedOp[]): void {
     const list = [...this.store.getRefused(replicaId), ...rejected];
     this.store.setRefused(replicaId, list.slice(-MAX_REMEMBERED_REFUSALS));
+    // Taken back if the transaction rolls back: read from the store again next time.
+    this.refusedTop.delete(replicaId);
+  }
+
+  /** `replicaId`'s greatest refused originSeq (0: none), for its acks. */
+  private refusedUpTo(replicaId: string): number {
+    let top = this.refusedTop.get(replicaId);
+    if (top === undefined) {
+      top = this.store.getRefused(replicaId).at(-1)?.originSeq ?? 0;
+      this.refusedTop.set(replicaId, top);
+    }
+    return top;
   }
 
   /** Why an op cannot be applied (consumed, counted and rejected), or undefined. */

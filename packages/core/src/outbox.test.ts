@@ -175,6 +175,30 @@ describe('Outbox', () => {
     expect(f.storage.peekMeta('b').meta).toMatchObject({ ready: false, checkpoint: 0 });
   });
 
+  it('takes nothing from an ack that says of a refusal it does not list, and re-joins once', async () => {
+    const { f, outbox, b, rejoined } = await rig(3);
+    b.meta = { ...b.meta, ready: true, checkpoint: 5 };
+    await f.storage.commit({ bucket: 'b', meta: b.meta });
+    outbox.release(b);
+    const w = [1, 2, 3].map((s) => outcome(outbox.whenAcknowledged(b, s)));
+    // The ack refusing op 2 is late; the ack of op 3 overtakes it (simulator seed 7145).
+    outbox.onAck(b, ack(3, { refusedUpTo: 2 }));
+    outbox.onAck(b, ack(3, { refusedUpTo: 2 }));
+    await settle();
+    expect(w.map((x) => x.value)).toEqual(['pending', 'pending', 'pending']);
+    expect(rejoined).toEqual(['b']);
+    expect(f.storage.peekMeta('b').meta).toMatchObject({ ready: false, checkpoint: 0 });
+    b.meta = { ...b.meta, ready: false, checkpoint: 0 }; // as the re-join does
+    // The re-join's subscribed says which: op 2 is refused, the others accepted.
+    const refusal = { originSeq: 2, code: 'TOMBSTONE_PURGED' as const, message: 'older' };
+    await outbox.reconcile(b, 'e1', 3, [refusal]);
+    await settle();
+    expect(w.map((x) => x.value)).toEqual(['resolved', 'TOMBSTONE_PURGED', 'resolved']);
+    // From then on the same figure is known: acks are taken again.
+    outbox.onAck(b, ack(3, { refusedUpTo: 2 }));
+    expect(rejoined).toEqual(['b']);
+  });
+
   it('takes a refusal whose ack was lost from the next subscribed, once', async () => {
     const { f, outbox, b, rejoined } = await rig(3);
     b.meta = { ...b.meta, ready: true, checkpoint: 5 };

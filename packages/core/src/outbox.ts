@@ -51,6 +51,9 @@ export const REFUSED_RETRY_MS = 30_000;
  * (`hold` / `release`), so the relay has reported its counter first.
  */
 export class Outbox {
+  /** Per bucket, the greatest refusal an ack told of without listing it (re-joined for). */
+  private readonly unexplained = new WeakMap<BucketState, number>();
+
   constructor(
     private readonly ctx: OutboxContext,
     private readonly opts: OutboxOptions,
@@ -150,6 +153,18 @@ export class Outbox {
   onAck(b: BucketState, msg: AckMsg): void {
     if (msg.seq !== undefined && msg.seq > b.localAheadSeq) b.localAheadSeq = msg.seq;
     const rejected = new Map((msg.rejected ?? []).map((r) => [r.originSeq, r]));
+    const top = msg.refusedUpTo ?? 0;
+    if (top > (b.meta.refusedUpTo ?? 0) && !rejected.has(top)) {
+      // The relay refused an op of ours whose ack has not come (it is late, or was lost): take
+      // nothing from this ack, which could settle that op as accepted. The re-join's
+      // `subscribed` says which ops were refused; until it ends, a crash re-joins again.
+      if (top > (this.unexplained.get(b) ?? 0)) {
+        this.unexplained.set(b, top);
+        void this.ctx.serial(() => this.storeRefusal(b));
+        this.ctx.rejoin(b);
+      }
+      return;
+    }
     if (msg.upTo > b.ackedUpTo) {
       void this.ctx.serial(() => this.acknowledge(b, msg.upTo, rejected));
     } else if (rejected.size > 0) {

@@ -318,6 +318,12 @@ export interface AckMsg {
   seq?: number;
   /** Ops consumed but not applied, with the reason (the write's promise rejects with it). */
   rejected?: RejectedOp[];
+  /**
+   * The greatest originSeq of the replica's the relay has refused, when it refused any: an
+   * ack that overtook the one listing a refusal (or outlived it) tells the replica it missed
+   * one, and it learns which from the `subscribed` of a re-join.
+   */
+  refusedUpTo?: number;
   /** True when the frame skipped an originSeq: the sender must resend from `upTo + 1`. */
   gap?: boolean;
 }

@@ -312,7 +312,7 @@ export function validateServerMessage(x: unknown): ServerMessage {
       return m;
     case 'ack':
       checkBucket(m.bucket);
-      if (!isCount(m.upTo)) bad('malformed ack');
+      if (!isCount(m.upTo) || (m.refusedUpTo !== undefined && !isCount(m.refusedUpTo))) bad('malformed ack');
       if (m.rejected !== undefined) checkRejected(m.rejected, 'ack.rejected');
       return m;
     case 'marker':
