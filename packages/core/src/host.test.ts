@@ -184,9 +184,19 @@ describe('BucketHost', () => {
     );
     expect(ack).toMatchObject({ upTo: 1, rejected: [{ originSeq: 1, code: 'TOMBSTONE_PURGED' }] });
     expect(store.getEntry('gone')).toBeUndefined();
-    // A write newer than every purged tombstone of its slot is accepted.
-    host.push('rO', { type: 'push', bucket: 'b', ops: [set('rO', 2, 'gone', NOW, 'back')] }, conn('rO'));
+    // A write newer than every purged tombstone of its slot is accepted; its ack still says
+    // which op was refused last, for a replica that has not had that ack.
+    const next = host.push(
+      'rO',
+      { type: 'push', bucket: 'b', ops: [set('rO', 2, 'gone', NOW, 'back')] },
+      conn('rO'),
+    );
     expect(store.getEntry('gone')).toMatchObject({ value: 'back' });
+    expect(next).toMatchObject({ upTo: 2, refusedUpTo: 1 });
+    expect(next).not.toHaveProperty('rejected');
+    expect(
+      host.push('rA', { type: 'push', bucket: 'b', ops: [set('rA', 8, 'k8', NOW)] }, a),
+    ).not.toHaveProperty('refusedUpTo');
     // The refusal is repeated when the replica subscribes again: its ack may have been lost
     // with its connection, and `received` alone would make the op look accepted.
     const again = conn('rO');
