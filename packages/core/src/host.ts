@@ -434,7 +434,11 @@ export class BucketHost {
     this.meta = meta;
     this.onCommit?.({ ops: msg.ops.length, applied: accepted.length, ms: this.env.now() - started });
     const ack: AckMsg = { type: 'ack', bucket: this.bucket, upTo: high, seq: meta.head };
-    if (rejected.length > 0) ack.rejected = rejected;
+    if (rejected.length > 0) {
+      ack.rejected = rejected;
+      // Committed: the cache follows what rememberRefusals stored (ops refused in order).
+      this.refusedTop.set(replicaId, (rejected[rejected.length - 1] as RejectedOp).originSeq);
+    }
     const refusedUpTo = this.refusedUpTo(replicaId);
     if (refusedUpTo > 0) ack.refusedUpTo = refusedUpTo;
     if (gap) ack.gap = true;
@@ -452,8 +456,6 @@ export class BucketHost {
   private rememberRefusals(replicaId: string, rejected: readonly RejectedOp[]): void {
     const list = [...this.store.getRefused(replicaId), ...rejected];
     this.store.setRefused(replicaId, list.slice(-MAX_REMEMBERED_REFUSALS));
-    // Taken back if the transaction rolls back: read from the store again next time.
-    this.refusedTop.delete(replicaId);
   }
 
   /** `replicaId`'s greatest refused originSeq (0: none), for its acks. */
